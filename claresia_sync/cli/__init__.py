@@ -1,0 +1,49 @@
+"""The `claresia-sync` command line: one Typer app, one module per command group."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import typer
+
+from claresia_sync.errors import UserError
+
+app = typer.Typer(
+    name="claresia-sync",
+    help="Publish Claresia skills into Anthropic organisations and ingest their telemetry.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _register() -> None:
+    # Imported here so that each command group stays in its own module.
+    from claresia_sync.cli import catalog, transpile
+
+    catalog.register(app)
+    transpile.register(app)
+
+
+def main() -> None:
+    """Console entry point: exit 0 on success, non-zero with a one-line reason on stderr."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    _register()
+    try:
+        app(standalone_mode=False)
+    except UserError as exc:
+        print(f"claresia-sync: error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        print("claresia-sync: aborted", file=sys.stderr)
+        sys.exit(130)
+    except Exception as exc:  # click usage errors and the like
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
