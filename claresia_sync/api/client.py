@@ -1,0 +1,494 @@
+"""`OrgClient`: the one async client of the Anthropic organisation API (CONTRACT.md section 3).
+
+- The admin key is only `.reveal()`ed inside an `httpx2.Auth` flow that sets the header on the
+  outgoing request; it is never a default header of the (possibly shared) `httpx2.AsyncClient`,
+  and no error built here keeps a reference to an httpx2 request (whose headers hold the key).
+- Retries (tenacity): exponential backoff with full jitter, or the server's `retry-after`, for
+  429/500/502/503/504/529, connection errors and timeouts; a bounded number of attempts. Other
+  4xx answers fail at once.
+- Every attempt is counted by (method, route template, status) in a `CallCounter`, which can be
+  shared by many clients and read by a metrics exporter.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Generator, Iterable, Mapping
+from types import TracebackType
+from typing import Any, Self, TypeVar
+from urllib.parse import quote
+
+import httpx2
+from pydantic import BaseModel, ValidationError
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+from tenacity.wait import wait_base
+
+from claresia_sync.api.errors import (
+    APIConnectionError,
+    APIError,
+    APITimeoutError,
+    UnexpectedResponseError,
+    error_from_response,
+)
+from claresia_sync.api.models import (
+    AuditEvent,
+    Organization,
+    Page,
+    RbacGroup,
+    Skill,
+    SkillDeleted,
+    Workspace,
+)
+from claresia_sync.secrets import AdminKey
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://api.anthropic.com"
+ANTHROPIC_VERSION = "2023-06-01"
+SKILL_EVENT_TYPES = ("skill.invoked", "skill.failed")
+MAX_PAGE = 1000
+
+M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
+
+# Route templates: the label under which calls are counted, and the path they expand to.
+R_ME = "/v1/organizations/me"
+R_WORKSPACES = "/v1/organizations/workspaces"
+R_RBAC_GROUPS = "/v1/organizations/rbac_groups"
+R_SKILLS = "/v1/organizations/{org_id}/skills"
+R_SKILL = "/v1/organizations/{org_id}/skills/{skill_id}"
+R_SKILL_VERSIONS = "/v1/organizations/{org_id}/skills/{skill_id}/versions"
+R_SKILL_ACCESS = "/v1/organizations/{org_id}/skills/{skill_id}/access"
+R_AUDIT_LOGS = "/v1/organizations/{org_id}/audit_logs"
+
+
+class CallCounter:
+    """Attempts by (method, route template, status); status is the HTTP code, "timeout" or
+    "connection_error". Label-shaped so a Prometheus counter can be fed from `samples()`."""
+
+    def __init__(self) -> None:
+        self._counts: Counter[tuple[str, str, str]] = Counter()
+
+    def add(self, method: str, route: str, status: str) -> None:
+        self._counts[(method, route, status)] += 1
+
+    def samples(self) -> list[tuple[dict[str, str], int]]:
+        return [
+            ({"method": m, "route": r, "status": s}, n)
+            for (m, r, s), n in sorted(self._counts.items())
+        ]
+
+    def total(self, *, method: str | None = None, route: str | None = None) -> int:
+        return sum(
+            n
+            for (m, r, _), n in self._counts.items()
+            if (method is None or m == method) and (route is None or r == route)
+        )
+
+
+class _AdminKeyAuth(httpx2.Auth):
+    """Sets `x-api-key` on the outgoing request only; the key never sits on a shared client."""
+
+    def __init__(self, key: AdminKey) -> None:
+        self._key = key
+
+    def auth_flow(
+        self, request: httpx2.Request
+    ) -> Generator[httpx2.Request, httpx2.Response, None]:
+        request.headers["x-api-key"] = self._key.reveal().strip()
+        yield request
+
+    def __repr__(self) -> str:
+        return f"_AdminKeyAuth({self._key!r})"
+
+
+class _RetryAfterOrBackoff(wait_base):
+    """The server's `retry-after` if given (capped), else exponential backoff with jitter."""
+
+    def __init__(self, backoff: wait_base, cap: float) -> None:
+        self._backoff = backoff
+        self._cap = cap
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        outcome = retry_state.outcome
+        exc = outcome.exception() if outcome is not None else None
+        retry_after = getattr(exc, "retry_after", None)
+        if isinstance(retry_after, int | float) and retry_after >= 0:
+            return min(float(retry_after), self._cap)
+        return float(self._backoff(retry_state))
+
+
+def _is_retryable(exc: BaseException) -> bool:
+    return isinstance(exc, APIError) and exc.retryable
+
+
+def _parse_retry_after(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None  # an HTTP date: rare; fall back to backoff
+    return seconds if seconds >= 0 else None
+
+
+def make_http_pool(
+    *, max_connections: int = 50, max_keepalive: int = 20, timeout: float = 30.0
+) -> httpx2.AsyncClient:
+    """A connection pool to share between the `OrgClient`s of many tenants (close it yourself)."""
+    return httpx2.AsyncClient(
+        limits=httpx2.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_keepalive
+        ),
+        timeout=timeout,
+        follow_redirects=False,
+    )
+
+
+async def collect(items: AsyncIterator[T]) -> list[T]:
+    """All items of one of the client's iterators."""
+    return [item async for item in items]
+
+
+class OrgClient:
+    """One organisation's admin API, through one admin key. Use as an async context manager."""
+
+    def __init__(
+        self,
+        base_url: str,
+        key: AdminKey,
+        *,
+        max_attempts: int = 5,
+        timeout: float | httpx2.Timeout = 30.0,
+        http: httpx2.AsyncClient | None = None,
+        limits: httpx2.Limits | None = None,
+        backoff: float = 0.5,
+        backoff_max: float = 20.0,
+        retry_after_cap: float = 60.0,
+        counter: CallCounter | None = None,
+        sleep: Callable[[float], Any] | None = None,
+    ) -> None:
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        self.base_url = base_url.rstrip("/")
+        self._key_hint = str(key)
+        self._auth = _AdminKeyAuth(key)
+        self._timeout = timeout if isinstance(timeout, httpx2.Timeout) else httpx2.Timeout(timeout)
+        self._owns_http = http is None
+        self._http = http or httpx2.AsyncClient(
+            limits=limits or httpx2.Limits(max_connections=20, max_keepalive_connections=10),
+            timeout=self._timeout,
+        )
+        self.max_attempts = max_attempts
+        self._wait = _RetryAfterOrBackoff(
+            wait_random_exponential(multiplier=backoff, max=backoff_max), retry_after_cap
+        )
+        self._sleep = sleep
+        self.calls = counter or CallCounter()
+
+    def __repr__(self) -> str:
+        return f"OrgClient(base_url={self.base_url!r}, key={self._key_hint!r})"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._owns_http:
+            await self._http.aclose()
+
+    # -- transport ---------------------------------------------------------------------------
+
+    async def _request(
+        self,
+        method: str,
+        route: str,
+        path_params: Mapping[str, str] | None = None,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        json: Any = None,
+    ) -> Any:
+        """Decoded JSON body of a 2xx answer, with retries; raises an `APIError` otherwise."""
+        path = route.format_map({k: quote(v, safe="") for k, v in (path_params or {}).items()})
+        retrying_kw: dict[str, Any] = {}
+        if self._sleep is not None:
+            retrying_kw["sleep"] = self._sleep
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.max_attempts),
+            wait=self._wait,
+            retry=retry_if_exception(_is_retryable),
+            before_sleep=self._log_retry,
+            reraise=True,
+            **retrying_kw,
+        )
+        return await retrying(self._attempt, method, route, path, params, json)
+
+    async def _attempt(
+        self,
+        method: str,
+        route: str,
+        path: str,
+        params: Mapping[str, str | int] | None,
+        json: Any,
+    ) -> Any:
+        label = f"{method} {route}"
+        status, headers, body = await self._send(method, route, path, params, json)
+        request_id = headers.get("request-id")
+        if status >= 400:
+            raise error_from_response(
+                status,
+                body,
+                request_id=request_id,
+                route=label,
+                retry_after=_parse_retry_after(headers.get("retry-after")),
+            )
+        if body is None:
+            raise UnexpectedResponseError(
+                "answer without a JSON body", status=status, request_id=request_id, route=label
+            )
+        return body
+
+    async def _send(
+        self,
+        method: str,
+        route: str,
+        path: str,
+        params: Mapping[str, str | int] | None,
+        json: Any,
+    ) -> tuple[int, dict[str, str], Any]:
+        """One HTTP exchange, reduced to plain data so no httpx2 request (whose headers hold the
+        key) outlives it in an exception, its context or a traceback frame."""
+        label = f"{method} {route}"
+        failure: APIError | None = None
+        started = time.perf_counter()
+        try:
+            response = await self._http.request(
+                method,
+                self.base_url + path,
+                params=params,
+                json=json,
+                headers={"anthropic-version": ANTHROPIC_VERSION, "accept": "application/json"},
+                auth=self._auth,
+                timeout=self._timeout,
+            )
+        except httpx2.TimeoutException as exc:
+            failure = APITimeoutError(f"{type(exc).__name__}: no answer in time", route=label)
+        except httpx2.TransportError as exc:
+            failure = APIConnectionError(f"{type(exc).__name__}: {exc}", route=label)
+        if failure is not None:
+            # Raised outside the except block so the httpx2 exception is not its __context__.
+            self.calls.add(method, route, failure.type)
+            raise failure
+        status = response.status_code
+        headers = {
+            k: response.headers[k] for k in ("request-id", "retry-after") if k in response.headers
+        }
+        try:
+            body = response.json() if response.content else None
+        except ValueError:
+            body = None
+        del response
+        self.calls.add(method, route, str(status))
+        log.debug(
+            "%s %s -> %d in %.0f ms (request %s)",
+            method,
+            path,
+            status,
+            (time.perf_counter() - started) * 1000,
+            headers.get("request-id"),
+        )
+        return status, headers, body
+
+    def _log_retry(self, state: RetryCallState) -> None:
+        outcome = state.outcome
+        exc = outcome.exception() if outcome is not None else None
+        wait = state.upcoming_sleep
+        log.warning(
+            "retrying (attempt %d of %d, in %.2fs) after %s",
+            state.attempt_number + 1,
+            self.max_attempts,
+            wait,
+            exc,
+        )
+
+    @staticmethod
+    def _parse(model: type[M], body: Any, route: str) -> M:
+        try:
+            return model.model_validate(body)
+        except ValidationError as exc:
+            raise UnexpectedResponseError(
+                f"answer does not match {model.__name__}: {exc.error_count()} problem(s), first: "
+                f"{exc.errors()[0]['loc']} {exc.errors()[0]['msg']}",
+                status=200,
+                route=route,
+            ) from None
+
+    async def _page(
+        self,
+        model: type[M],
+        route: str,
+        path_params: Mapping[str, str] | None,
+        *,
+        limit: int,
+        after_id: str | None,
+        extra: Mapping[str, str] | None = None,
+    ) -> Page[M]:
+        params: dict[str, str | int] = {"limit": limit, **(extra or {})}
+        if after_id:
+            params["after_id"] = after_id
+        body = await self._request("GET", route, path_params, params=params)
+        return self._parse(Page[model], body, route)  # type: ignore[valid-type]
+
+    async def _all_pages(
+        self,
+        model: type[M],
+        route: str,
+        path_params: Mapping[str, str] | None = None,
+        *,
+        page_size: int,
+        extra: Mapping[str, str] | None = None,
+    ) -> AsyncIterator[M]:
+        after_id: str | None = None
+        while True:
+            page = await self._page(
+                model, route, path_params, limit=page_size, after_id=after_id, extra=extra
+            )
+            for item in page.data:
+                yield item
+            if not page.has_more:
+                return
+            if not page.last_id or page.last_id == after_id:
+                raise UnexpectedResponseError(
+                    "has_more is true but the page did not advance", status=200, route=route
+                )
+            after_id = page.last_id
+
+    # -- organisation ------------------------------------------------------------------------
+
+    async def get_organization(self) -> Organization:
+        return self._parse(Organization, await self._request("GET", R_ME), R_ME)
+
+    def list_workspaces(self, *, page_size: int = 100) -> AsyncIterator[Workspace]:
+        return self._all_pages(Workspace, R_WORKSPACES, page_size=page_size)
+
+    def list_rbac_groups(self, *, page_size: int = 100) -> AsyncIterator[RbacGroup]:
+        return self._all_pages(RbacGroup, R_RBAC_GROUPS, page_size=page_size)
+
+    # -- skills ------------------------------------------------------------------------------
+
+    async def create_skill(self, org_id: str, payload: Mapping[str, Any]) -> Skill:
+        """POST a skill (Claude skill JSON); a taken name raises ConflictError(existing_id)."""
+        body = await self._request("POST", R_SKILLS, {"org_id": org_id}, json=dict(payload))
+        return self._parse(Skill, body, R_SKILLS)
+
+    async def create_skill_version(
+        self, org_id: str, skill_id: str, payload: Mapping[str, Any]
+    ) -> Skill:
+        """A new version: `files`, `metadata`, `display_title`, `description` of the payload."""
+        keys = ("files", "metadata", "display_title", "description")
+        body = await self._request(
+            "POST",
+            R_SKILL_VERSIONS,
+            {"org_id": org_id, "skill_id": skill_id},
+            json={k: payload[k] for k in keys if k in payload},
+        )
+        return self._parse(Skill, body, R_SKILL_VERSIONS)
+
+    async def set_skill_access(
+        self,
+        org_id: str,
+        skill_id: str,
+        workspace_ids: Iterable[str],
+        rbac_group_ids: Iterable[str],
+    ) -> Skill:
+        """Replace the whole ACL of a skill."""
+        body = await self._request(
+            "PUT",
+            R_SKILL_ACCESS,
+            {"org_id": org_id, "skill_id": skill_id},
+            json={"workspace_ids": list(workspace_ids), "rbac_group_ids": list(rbac_group_ids)},
+        )
+        return self._parse(Skill, body, R_SKILL_ACCESS)
+
+    def list_skills(
+        self, org_id: str, *, name_prefix: str | None = None, page_size: int = 100
+    ) -> AsyncIterator[Skill]:
+        extra = {"name_prefix": name_prefix} if name_prefix else None
+        return self._all_pages(
+            Skill, R_SKILLS, {"org_id": org_id}, page_size=page_size, extra=extra
+        )
+
+    async def get_skill(self, org_id: str, skill_id: str) -> Skill:
+        body = await self._request("GET", R_SKILL, {"org_id": org_id, "skill_id": skill_id})
+        return self._parse(Skill, body, R_SKILL)
+
+    async def delete_skill(self, org_id: str, skill_id: str) -> SkillDeleted:
+        body = await self._request("DELETE", R_SKILL, {"org_id": org_id, "skill_id": skill_id})
+        return self._parse(SkillDeleted, body, R_SKILL)
+
+    # -- audit log ---------------------------------------------------------------------------
+
+    async def audit_events(
+        self,
+        org_id: str,
+        after_id: str | None = None,
+        limit: int = MAX_PAGE,
+        event_types: Iterable[str] | None = SKILL_EVENT_TYPES,
+    ) -> Page[AuditEvent]:
+        """One page of audit events after `after_id` (the poller checkpoints per page).
+
+        Events are parsed leniently: one that does not fit keeps its raw dict and a `problem`.
+        Delivery is at least once, so a page may repeat events seen before.
+        """
+        params: dict[str, str | int] = {"limit": limit}
+        if event_types:
+            params["event_types"] = ",".join(event_types)
+        if after_id:
+            params["after_id"] = after_id
+        body = await self._request("GET", R_AUDIT_LOGS, {"org_id": org_id}, params=params)
+        if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+            raise UnexpectedResponseError("audit log page without a data list", route=R_AUDIT_LOGS)
+        events = [AuditEvent.from_raw(item) for item in body["data"]]
+        return Page[AuditEvent](
+            data=events,
+            has_more=bool(body.get("has_more")),
+            first_id=body.get("first_id"),
+            last_id=body.get("last_id"),
+        )
+
+    async def iter_audit_events(
+        self,
+        org_id: str,
+        after_id: str | None = None,
+        *,
+        page_size: int = MAX_PAGE,
+        event_types: Iterable[str] | None = SKILL_EVENT_TYPES,
+    ) -> AsyncIterator[AuditEvent]:
+        """Every event after `after_id`, page by page (no checkpointing: see `audit_events`)."""
+        types = tuple(event_types) if event_types else None
+        while True:
+            page = await self.audit_events(org_id, after_id, page_size, types)
+            for event in page.data:
+                yield event
+            if not page.has_more:
+                return
+            if not page.last_id or page.last_id == after_id:
+                raise UnexpectedResponseError(
+                    "has_more is true but the page did not advance", route=R_AUDIT_LOGS
+                )
+            after_id = page.last_id
