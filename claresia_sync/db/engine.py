@@ -1,0 +1,47 @@
+"""Engine and session factory from a database URL (one URL form: `postgresql+psycopg://`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.orm import Session, sessionmaker
+
+from claresia_sync.errors import UserError
+
+DRIVER = "postgresql+psycopg"
+_POSTGRES_SCHEMES = {"postgres", "postgresql", "postgresql+psycopg", "postgresql+psycopg2"}
+
+
+def normalize_url(url: str | URL) -> URL:
+    """Parse a PostgreSQL URL and pin the driver to psycopg 3 (`postgres://` is accepted too)."""
+    try:
+        parsed = make_url(url) if isinstance(url, str) else url
+    except ArgumentError:
+        raise UserError(
+            "the database URL is not a URL: expected postgresql+psycopg://user:password@host/db"
+        ) from None
+    if parsed.drivername not in _POSTGRES_SCHEMES:
+        raise UserError(
+            f"the database URL uses {parsed.drivername!r}: only PostgreSQL is supported "
+            "(postgresql+psycopg://user:password@host/db)"
+        )
+    return parsed.set(drivername=DRIVER)
+
+
+def display_url(url: str | URL) -> str:
+    """The URL with its password masked, for messages and logs."""
+    return normalize_url(url).render_as_string(hide_password=True)
+
+
+def make_engine(url: str | URL, **kwargs: Any) -> Engine:
+    """A pooled engine; `pool_pre_ping` because the embedded server may restart between uses."""
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_engine(normalize_url(url), **kwargs)
+
+
+def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+    # expire_on_commit=False: objects stay readable after commit (commands print them).
+    return sessionmaker(engine, expire_on_commit=False)

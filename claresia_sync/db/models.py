@@ -1,0 +1,345 @@
+"""The daemon's state and the Hub's telemetry tables, as SQLAlchemy 2 models.
+
+The migrations in `migrations/versions/` create exactly this schema (a test compares them) plus
+what models cannot say: the monthly partitions of `telemetry_event`, the publish-job NOTIFY
+trigger, the analyst views and the `claresia_analyst` role.
+
+Tables, in dependency order:
+- `tenant`: a Claresia tenant or sub-tenant (`parent_id` set); the slug is part of published names.
+- `org_connection`: the Anthropic organisation of a root tenant (admin key by reference only).
+- `workspace_mapping`: Anthropic workspace (per org) -> tenant or sub-tenant.
+- `archetype`: a role of a tenant, bound to one Anthropic RBAC group.
+- `skill_grant`: archetype -> catalog skill (named `skill_grant`: `grant` is an SQL keyword).
+- `catalog_skill`: the Skill IR catalog, shared by all tenants (IR as jsonb with its hash).
+- `publication`: what is (to be) live where: one row per tenant and skill.
+- `publish_job`: durable publish queue; `INSERT ... DEFAULT VALUES` enqueues "publish all".
+- `audit_checkpoint`: audit-log poll position per organisation.
+- `telemetry_event_id` + `telemetry_event`: one row per audit event (CONTRACT.md section 4).
+- `telemetry_quarantine`: events that could not be attributed, kept with the reason.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Computed,
+    DateTime,
+    Double,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    PrimaryKeyConstraint,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Constraint names are fixed so that migrations can refer to them.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_N_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# A slug as CONTRACT.md section 2 allows it in a published name, without the reserved words.
+SLUG_CHECK = "{col} ~ '^[a-z0-9]+(-[a-z0-9]+)*$' AND {col} !~ '(anthropic|claude)'"
+PUBLICATION_STATUSES = ("pending", "published", "failed", "unpublished")
+JOB_STATUSES = ("queued", "running", "succeeded", "partial", "failed")
+EMPTY_ACL = '{"workspace_ids": [], "rbac_group_ids": []}'
+
+
+def _now() -> Any:
+    return mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+
+
+def _updated() -> Any:
+    return mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now(), nullable=False
+    )
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Tenant(Base):
+    __tablename__ = "tenant"
+    __table_args__ = (
+        CheckConstraint(SLUG_CHECK.format(col="slug"), name="slug"),
+        CheckConstraint("parent_id <> id", name="not_own_parent"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    slug: Mapped[str] = mapped_column(Text, unique=True)
+    display_name: Mapped[str] = mapped_column(Text)
+    parent_id: Mapped[int | None] = mapped_column(
+        ForeignKey("tenant.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[dt.datetime] = _now()
+    updated_at: Mapped[dt.datetime] = _updated()
+
+    parent: Mapped[Tenant | None] = relationship(remote_side=[id], back_populates="children")
+    children: Mapped[list[Tenant]] = relationship(back_populates="parent")
+    connection: Mapped[OrgConnection | None] = relationship(back_populates="tenant")
+    workspaces: Mapped[list[WorkspaceMapping]] = relationship(back_populates="tenant")
+    archetypes: Mapped[list[Archetype]] = relationship(back_populates="tenant")
+
+
+class OrgConnection(Base):
+    """One per root tenant; sub-tenants use their parent's. The key itself is never stored."""
+
+    __tablename__ = "org_connection"
+    __table_args__ = (
+        # A pasted key instead of a reference must not reach the database.
+        CheckConstraint("admin_key_ref ~ '^(env:|file:)'", name="key_is_reference"),
+    )
+
+    tenant_id: Mapped[int] = mapped_column(
+        ForeignKey("tenant.id", ondelete="CASCADE"), primary_key=True
+    )
+    org_id: Mapped[str] = mapped_column(Text, unique=True)
+    admin_key_ref: Mapped[str] = mapped_column(Text)
+    base_url: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = _now()
+    updated_at: Mapped[dt.datetime] = _updated()
+
+    tenant: Mapped[Tenant] = relationship(back_populates="connection")
+
+
+class WorkspaceMapping(Base):
+    __tablename__ = "workspace_mapping"
+    __table_args__ = (UniqueConstraint("org_id", "workspace_id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    org_id: Mapped[str] = mapped_column(
+        ForeignKey("org_connection.org_id", ondelete="CASCADE", onupdate="CASCADE")
+    )
+    workspace_id: Mapped[str] = mapped_column(Text)
+    workspace_name: Mapped[str | None] = mapped_column(Text)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[dt.datetime] = _now()
+
+    tenant: Mapped[Tenant] = relationship(back_populates="workspaces")
+
+
+class Archetype(Base):
+    __tablename__ = "archetype"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "slug"),
+        CheckConstraint(SLUG_CHECK.format(col="slug"), name="slug"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"))
+    slug: Mapped[str] = mapped_column(Text)
+    rbac_group_id: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = _now()
+    updated_at: Mapped[dt.datetime] = _updated()
+
+    tenant: Mapped[Tenant] = relationship(back_populates="archetypes")
+    grants: Mapped[list[SkillGrant]] = relationship(
+        back_populates="archetype", cascade="all, delete-orphan"
+    )
+
+
+class CatalogSkill(Base):
+    __tablename__ = "catalog_skill"
+    __table_args__ = (
+        CheckConstraint(SLUG_CHECK.format(col="skill_id"), name="skill_id"),
+        CheckConstraint("ir_hash ~ '^sha256:[0-9a-f]{64}$'", name="ir_hash"),
+    )
+
+    skill_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    version: Mapped[str] = mapped_column(Text)
+    title: Mapped[str] = mapped_column(Text)
+    deprecated: Mapped[bool] = mapped_column(server_default=text("false"))
+    ir: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    ir_hash: Mapped[str] = mapped_column(Text)
+    source_path: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = _now()
+    updated_at: Mapped[dt.datetime] = _updated()
+
+
+class SkillGrant(Base):
+    """Archetype -> skill. A skill with grants cannot be deleted from the catalog (RESTRICT)."""
+
+    __tablename__ = "skill_grant"
+
+    archetype_id: Mapped[int] = mapped_column(
+        ForeignKey("archetype.id", ondelete="CASCADE"), primary_key=True
+    )
+    skill_id: Mapped[str] = mapped_column(
+        ForeignKey("catalog_skill.skill_id", ondelete="RESTRICT"), primary_key=True, index=True
+    )
+    created_at: Mapped[dt.datetime] = _now()
+
+    archetype: Mapped[Archetype] = relationship(back_populates="grants")
+
+
+class PublishJob(Base):
+    """Durable publish queue. `tenant_id` NULL means every tenant; `lag_seconds` is request->done.
+
+    An insert notifies channel `claresia_publish_job` with the job id (trigger in the migration).
+    """
+
+    __tablename__ = "publish_job"
+    __table_args__ = (
+        CheckConstraint(f"status IN {JOB_STATUSES!r}", name="status"),
+        Index("ix_publish_job_queued", "requested_at", postgresql_where=text("status = 'queued'")),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    tenant_id: Mapped[int | None] = mapped_column(
+        ForeignKey("tenant.id", ondelete="CASCADE"), index=True
+    )
+    force: Mapped[bool] = mapped_column(server_default=text("false"))
+    requested_by: Mapped[str] = mapped_column(Text, server_default=text("current_user"))
+    requested_at: Mapped[dt.datetime] = _now()
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(Text, server_default=text("'queued'"))
+    stats: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    errors: Mapped[list[Any]] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
+    lag_seconds: Mapped[float | None] = mapped_column(
+        Double, Computed("EXTRACT(EPOCH FROM finished_at - requested_at)", persisted=True)
+    )
+    claimed_by: Mapped[str | None] = mapped_column(Text)
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Publication(Base):
+    """What is (to be) live in which organisation for one tenant and skill."""
+
+    __tablename__ = "publication"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "skill_id"),
+        CheckConstraint(f"status IN {PUBLICATION_STATUSES!r}", name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    # RESTRICT: a tenant or skill whose skills may still be live cannot vanish unnoticed.
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenant.id", ondelete="RESTRICT"))
+    skill_id: Mapped[str] = mapped_column(
+        ForeignKey("catalog_skill.skill_id", ondelete="RESTRICT"), index=True
+    )
+    published_name: Mapped[str] = mapped_column(Text)
+    remote_skill_id: Mapped[str | None] = mapped_column(Text)
+    remote_version: Mapped[str | None] = mapped_column(Text)
+    content_hash: Mapped[str | None] = mapped_column(Text)
+    acl: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text(f"'{EMPTY_ACL}'::jsonb"))
+    status: Mapped[str] = mapped_column(Text, server_default=text("'pending'"))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_job_id: Mapped[int | None] = mapped_column(
+        ForeignKey("publish_job.id", ondelete="SET NULL")
+    )
+    published_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = _now()
+    updated_at: Mapped[dt.datetime] = _updated()
+
+
+class AuditCheckpoint(Base):
+    """Where the audit-log poll of one organisation stands (written with the rows it covers)."""
+
+    __tablename__ = "audit_checkpoint"
+
+    org_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    after_id: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[dt.datetime] = _updated()
+    last_polled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    last_poll_status: Mapped[str | None] = mapped_column(Text)
+    last_poll_error: Mapped[str | None] = mapped_column(Text)
+    last_poll_events: Mapped[int | None] = mapped_column(Integer)
+
+
+class TelemetryEventId(Base):
+    """The set of ingested event ids: makes `event_id` unique across all monthly partitions.
+
+    `telemetry_event` is range-partitioned by `occurred_at`, and a partitioned table can only
+    enforce keys that contain the partition column. This small table holds the global key; the
+    composite foreign key from `telemetry_event` means each event id has exactly one row there.
+    Retention: drop the month's partition, then delete its ids here.
+    """
+
+    __tablename__ = "telemetry_event_id"
+    __table_args__ = (UniqueConstraint("event_id", "occurred_at"),)
+
+    event_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    occurred_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class TelemetryEvent(Base):
+    """One row per audit event (CONTRACT.md section 4), partitioned by month of `occurred_at`."""
+
+    __tablename__ = "telemetry_event"
+    __table_args__ = (
+        PrimaryKeyConstraint("event_id", "occurred_at"),
+        ForeignKeyConstraint(
+            ["event_id", "occurred_at"],
+            ["telemetry_event_id.event_id", "telemetry_event_id.occurred_at"],
+            name="fk_telemetry_event_event_id",
+        ),
+        CheckConstraint("status IN ('succeeded', 'failed')", name="status"),
+        Index("ix_telemetry_event_tenant_time", "tenant_slug", "occurred_at"),
+        Index("ix_telemetry_event_skill_time", "skill_id", "occurred_at"),
+        Index("ix_telemetry_event_record_id", "record_id"),
+        {"postgresql_partition_by": "RANGE (occurred_at)"},
+    )
+
+    record_id: Mapped[str] = mapped_column(Text)
+    event_id: Mapped[str] = mapped_column(Text)
+    event_type: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text)
+    occurred_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    ingested_at: Mapped[dt.datetime] = _now()
+    org_id: Mapped[str] = mapped_column(Text)
+    workspace_id: Mapped[str | None] = mapped_column(Text)
+    tenant_slug: Mapped[str] = mapped_column(Text)
+    parent_tenant_slug: Mapped[str | None] = mapped_column(Text)
+    skill_id: Mapped[str | None] = mapped_column(Text)
+    skill_name: Mapped[str | None] = mapped_column(Text)
+    remote_skill_id: Mapped[str | None] = mapped_column(Text)
+    skill_version: Mapped[str | None] = mapped_column(Text)
+    actor_user_id: Mapped[str | None] = mapped_column(Text)
+    actor_email: Mapped[str | None] = mapped_column(Text)  # only when configured
+    invocation_id: Mapped[str | None] = mapped_column(Text)
+    model: Mapped[str | None] = mapped_column(Text)
+    input_tokens: Mapped[int | None] = mapped_column(Integer)
+    output_tokens: Mapped[int | None] = mapped_column(Integer)
+    cost_usd: Mapped[Decimal | None] = mapped_column(Numeric(14, 6))
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+    error_type: Mapped[str | None] = mapped_column(Text)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    footer_md: Mapped[str | None] = mapped_column(Text)
+    raw: Mapped[dict[str, Any]] = mapped_column(JSONB)
+
+
+class TelemetryQuarantine(Base):
+    """An audit event that could not be attributed or parsed, kept with why."""
+
+    __tablename__ = "telemetry_quarantine"
+    __table_args__ = (
+        # At-least-once delivery: the same bad event is quarantined once (NULL ids stay distinct).
+        UniqueConstraint("org_id", "event_id"),
+        Index("ix_telemetry_quarantine_received", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    received_at: Mapped[dt.datetime] = _now()
+    org_id: Mapped[str | None] = mapped_column(Text)
+    event_id: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    raw: Mapped[Any] = mapped_column(JSONB)
