@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -124,6 +125,26 @@ def _explain(err: ErrorDetails) -> str:
     return text
 
 
+# C0 controls other than tab/newline/CR, and lone surrogates (JSON can escape them, UTF-8 cannot
+# carry them): neither belongs in a skill's text and both break the published files.
+_BAD_CHAR = re.compile("[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\ud800-\\udfff]")
+
+
+def _bad_strings(
+    node: Any, loc: tuple[int | str, ...]
+) -> Iterator[tuple[tuple[int | str, ...], str]]:
+    if isinstance(node, str):
+        m = _BAD_CHAR.search(node)
+        if m:
+            yield loc, f"must not contain the control or surrogate character U+{ord(m.group()):04X}"
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            yield from _bad_strings(value, (*loc, key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _bad_strings(value, (*loc, i))
+
+
 def parse_ir(data: bytes, file: str) -> LoadedSkill | list[Problem]:
     """Decode and validate one IR document; the problems if it is not a valid skill."""
 
@@ -146,6 +167,9 @@ def parse_ir(data: bytes, file: str) -> LoadedSkill | list[Problem]:
         return problem("", str(exc))
     if not isinstance(raw, dict):
         return problem("", f"a skill must be a JSON object, not {type(raw).__name__}")
+    bad_text = list(_bad_strings(raw, ()))
+    if bad_text:
+        return [Problem(file, pointer(loc), why) for loc, why in bad_text]
     try:
         ir = SkillIR.model_validate(raw)
     except ValidationError as exc:

@@ -145,10 +145,16 @@ def transpile(ir: SkillIR, tenant: str) -> ClaudeSkill:
 # --- template filters -------------------------------------------------------------------------
 
 
+# YAML (and so strictyaml) folds these line breaks inside quoted scalars or refuses these
+# non-printables outright; written as escapes they survive the round trip unchanged.
+_YAML_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff]")
+
+
 def yaml_str(value: str) -> str:
     """A YAML double-quoted scalar. JSON string syntax is valid YAML; '---' is escaped because
     frontmatter readers split the file on it before parsing the YAML."""
-    return json.dumps(value, ensure_ascii=False).replace("---", "-\\u002d-")
+    quoted = json.dumps(value, ensure_ascii=False).replace("---", "-\\u002d-")
+    return _YAML_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", quoted)
 
 
 def one_line(value: str) -> str:
