@@ -1,0 +1,3 @@
+from claresia_sync.cli import main
+
+main()
