@@ -24,6 +24,9 @@ def _register() -> None:
 
     catalog.register(app)
     transpile.register(app)
+    from claresia_sync.cli import db as db_cli
+
+    db_cli.register(app)
 
 
 def main() -> None:

@@ -10,11 +10,13 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 
 from claresia_sync.config import Settings, load_settings
 from claresia_sync.db.embedded import embedded_server
-from claresia_sync.db.engine import make_engine, make_session_factory, normalize_url
+from claresia_sync.db.engine import display_url, make_engine, make_session_factory, normalize_url
 from claresia_sync.db.migrate import MigrationResult, upgrade
+from claresia_sync.errors import UserError
 
 __all__ = [
     "MigrationResult",
@@ -49,6 +51,19 @@ def open_database(settings: Settings | None = None, *, migrate: bool = False) ->
         url = stack.enter_context(database_url(settings))
         engine = make_engine(url)
         stack.callback(engine.dispose)
+        _check_connects(engine)
         if migrate:
             upgrade(engine)
         yield engine
+
+
+def _check_connects(engine: Engine) -> None:
+    try:
+        with engine.connect():
+            pass
+    except OperationalError as exc:
+        reason = " ".join(str(exc.orig or exc).split())
+        raise UserError(
+            f"cannot connect to the database {display_url(engine.url)}: {reason} "
+            "(check CLARESIA_DATABASE_URL, or unset it to use the embedded server)"
+        ) from None
