@@ -1,0 +1,17 @@
+"""An emulator of the Anthropic organisation API (CONTRACT.md section 3) for tests, benchmarks
+and the demo: `with EmulatorServer(seed) as srv: ...srv.base_url...`."""
+
+from claresia_sync.emulator.faults import CallStats, FaultConfig, Faults
+from claresia_sync.emulator.server import EmulatorServer
+from claresia_sync.emulator.state import EmulatorState, Seed, SeedError, load_seed
+
+__all__ = [
+    "CallStats",
+    "EmulatorServer",
+    "EmulatorState",
+    "FaultConfig",
+    "Faults",
+    "Seed",
+    "SeedError",
+    "load_seed",
+]

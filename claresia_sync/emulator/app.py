@@ -1,0 +1,496 @@
+"""The emulator's HTTP app (Starlette): CONTRACT.md section 3, plus control routes.
+
+API routes (`/v1/...`) check, in this order: `anthropic-version` (400), `x-api-key` (401),
+the scope (403 naming it), the organisation of the path (404 unknown, 403 another org's).
+Errors have the real shape `{"type":"error","error":{...},"request_id":...}` and every answer a
+`request-id` header.
+
+Control routes (`/_emulator/...`) take no key: the emulator listens on loopback by default.
+    POST /_emulator/invocations   {org_id, count, failure_rate, user_id?, skill?, workspace_id?,
+                                  seed?}: simulated skill.invoked/skill.failed audit events
+    POST /_emulator/audit_events  {org_id, events: [...]}: append raw events (any type/shape)
+    GET  /_emulator/visible?org_id=&user_id=   skills in that user's @ picker
+    GET  /_emulator/stats, POST /_emulator/stats/reset   API calls by method, route, status
+    GET|POST /_emulator/faults    fault configuration (see faults.FaultConfig); `{}` clears
+    POST /_emulator/reset         back to the seed, no faults, no stats
+    POST /_emulator/orgs/{org_id} {zero_data_retention: bool}
+    GET  /_emulator/health
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import json
+import os
+import socket
+import struct
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pydantic import ValidationError
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Match, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from claresia_sync.emulator.faults import CallStats, Fault, FaultConfig, Faults
+from claresia_sync.emulator.state import (
+    EmulatorError,
+    EmulatorState,
+    KeyRecord,
+    bad_request,
+    forbidden,
+    not_found,
+)
+
+# Set by the server's protocol for each connection, so a fault can reset the TCP connection.
+CURRENT_TRANSPORT: contextvars.ContextVar[asyncio.Transport | None] = contextvars.ContextVar(
+    "emulator_transport", default=None
+)
+_RID = "emulator.request_id"
+_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    409: "conflict_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    529: "overloaded_error",
+}
+_MAX_LIMIT = 1000
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(json.dumps(body, separators=(",", ":")), status, media_type="application/json")
+
+
+def error_body(status: int, error_type: str, message: str, request_id: str, **extra: Any) -> bytes:
+    error = {"type": error_type, "message": message, **extra}
+    return json.dumps(
+        {"type": "error", "error": error, "request_id": request_id}, separators=(",", ":")
+    ).encode()
+
+
+def _error_response(request: Request, exc: EmulatorError) -> Response:
+    body = error_body(
+        exc.status, exc.error_type, exc.message, request.scope.get(_RID, ""), **exc.extra
+    )
+    return Response(body, exc.status, media_type="application/json")
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _guard(fn: Handler) -> Handler:
+    async def wrapped(request: Request) -> Response:
+        try:
+            return await fn(request)
+        except EmulatorError as exc:
+            return _error_response(request, exc)
+
+    wrapped.__name__ = fn.__name__
+    return wrapped
+
+
+def _limit(request: Request) -> tuple[int, str | None]:
+    raw = request.query_params.get("limit", "20")
+    try:
+        limit = int(raw)
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= _MAX_LIMIT:
+        raise bad_request(f"limit must be an integer from 1 to {_MAX_LIMIT}, not {raw!r}")
+    return limit, request.query_params.get("after_id") or None
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    try:
+        body = json.loads(await request.body())
+    except ValueError:
+        raise bad_request("the request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise bad_request("the request body must be a JSON object")
+    return body
+
+
+class EmulatorApp:
+    """Routes over one `EmulatorState`, `Faults` and `CallStats`."""
+
+    def __init__(self, state: EmulatorState, faults: Faults, stats: CallStats) -> None:
+        self.state = state
+        self.faults = faults
+        self.stats = stats
+        api = [
+            Route("/v1/organizations/me", _guard(self.me), methods=["GET"]),
+            Route("/v1/organizations/workspaces", _guard(self.workspaces), methods=["GET"]),
+            Route("/v1/organizations/rbac_groups", _guard(self.rbac_groups), methods=["GET"]),
+            Route("/v1/organizations/{org_id}/skills", _guard(self.skills), methods=["GET"]),
+            Route("/v1/organizations/{org_id}/skills", _guard(self.create), methods=["POST"]),
+            Route(
+                "/v1/organizations/{org_id}/skills/{skill_id}",
+                _guard(self.get_skill),
+                methods=["GET"],
+            ),
+            Route(
+                "/v1/organizations/{org_id}/skills/{skill_id}",
+                _guard(self.delete),
+                methods=["DELETE"],
+            ),
+            Route(
+                "/v1/organizations/{org_id}/skills/{skill_id}/versions",
+                _guard(self.version),
+                methods=["POST"],
+            ),
+            Route(
+                "/v1/organizations/{org_id}/skills/{skill_id}/access",
+                _guard(self.access),
+                methods=["PUT"],
+            ),
+            Route("/v1/organizations/{org_id}/audit_logs", _guard(self.audit), methods=["GET"]),
+        ]
+        control = [
+            Route("/_emulator/health", self.health, methods=["GET"]),
+            Route("/_emulator/invocations", _guard(self.invocations), methods=["POST"]),
+            Route("/_emulator/audit_events", _guard(self.audit_events), methods=["POST"]),
+            Route("/_emulator/visible", _guard(self.visible), methods=["GET"]),
+            Route("/_emulator/stats", self.get_stats, methods=["GET"]),
+            Route("/_emulator/stats/reset", self.reset_stats, methods=["POST"]),
+            Route("/_emulator/faults", self.get_faults, methods=["GET"]),
+            Route("/_emulator/faults", _guard(self.set_faults), methods=["POST"]),
+            Route("/_emulator/reset", self.reset, methods=["POST"]),
+            Route("/_emulator/orgs/{org_id}", _guard(self.set_org), methods=["POST"]),
+        ]
+        self.api_routes: list[BaseRoute] = list(api)
+        self.starlette = Starlette(routes=[*api, *control])
+
+    def asgi(self) -> ASGIApp:
+        return _FaultsAndStats(self.starlette, self.api_routes, self.faults, self.stats)
+
+    # -- auth ----------------------------------------------------------------------------------
+
+    def principal(
+        self, request: Request, scope: str | None, org_id: str | None = None
+    ) -> KeyRecord:
+        if not request.headers.get("anthropic-version"):
+            raise bad_request("the anthropic-version header is required")
+        value = request.headers.get("x-api-key")
+        if not value:
+            raise EmulatorError(401, "authentication_error", "x-api-key header is required")
+        key = self.state.key(value)
+        if key is None:
+            raise EmulatorError(401, "authentication_error", "invalid x-api-key")
+        if scope is not None and scope not in key.scopes:
+            raise forbidden(
+                f"this admin key lacks the scope {scope}, required for "
+                f"{request.method} {request.url.path}"
+            )
+        if org_id is not None and org_id != key.org_id:
+            if org_id not in self.state.orgs:
+                raise not_found(f"organization {org_id!r} not found")
+            raise forbidden(f"this admin key does not belong to organization {org_id}")
+        return key
+
+    # -- API -----------------------------------------------------------------------------------
+
+    async def me(self, request: Request) -> Response:
+        key = self.principal(request, None)
+        return _json(self.state.organization_json(key.org_id))
+
+    async def workspaces(self, request: Request) -> Response:
+        key = self.principal(request, "workspaces:read")
+        limit, after = _limit(request)
+        page = self.state.list_workspaces(key.org_id, limit, after)
+        return _json(page)
+
+    async def rbac_groups(self, request: Request) -> Response:
+        key = self.principal(request, "workspaces:read")
+        limit, after = _limit(request)
+        return _json(self.state.list_rbac_groups(key.org_id, limit, after))
+
+    async def skills(self, request: Request) -> Response:
+        org_id = request.path_params["org_id"]
+        self.principal(request, "skills:read", org_id)
+        limit, after = _limit(request)
+        prefix = request.query_params.get("name_prefix") or None
+        return _json(self.state.list_skills(org_id, limit, after, prefix))
+
+    async def create(self, request: Request) -> Response:
+        org_id = request.path_params["org_id"]
+        self.principal(request, "skills:write", org_id)
+        body = await _body(request)
+        record = self.state.create_skill(org_id, body)
+        return _json(record.to_json(), 201)
+
+    async def get_skill(self, request: Request) -> Response:
+        org_id = request.path_params["org_id"]
+        self.principal(request, "skills:read", org_id)
+        return _json(self.state.skill(org_id, request.path_params["skill_id"]).to_json())
+
+    async def delete(self, request: Request) -> Response:
+        org_id, skill_id = request.path_params["org_id"], request.path_params["skill_id"]
+        self.principal(request, "skills:write", org_id)
+        self.state.delete_skill(org_id, skill_id)
+        return _json({"type": "skill_deleted", "id": skill_id})
+
+    async def version(self, request: Request) -> Response:
+        org_id, skill_id = request.path_params["org_id"], request.path_params["skill_id"]
+        self.principal(request, "skills:write", org_id)
+        body = await _body(request)
+        return _json(self.state.create_version(org_id, skill_id, body).to_json(), 201)
+
+    async def access(self, request: Request) -> Response:
+        org_id, skill_id = request.path_params["org_id"], request.path_params["skill_id"]
+        key = self.principal(request, "skills:write", org_id)
+        body = await _body(request)
+        ws, groups = body.get("workspace_ids"), body.get("rbac_group_ids")
+        for field, value in (("workspace_ids", ws), ("rbac_group_ids", groups)):
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise bad_request(f"{field} must be a list of strings")
+        assert isinstance(ws, list) and isinstance(groups, list)
+        return _json(self.state.set_access(org_id, skill_id, ws, groups, key).to_json())
+
+    async def audit(self, request: Request) -> Response:
+        org_id = request.path_params["org_id"]
+        self.principal(request, "audit:read", org_id)
+        limit, after = _limit(request)
+        raw_types = request.query_params.get("event_types")
+        types = {t for t in raw_types.split(",") if t} if raw_types else None
+        body = self.state.audit_page(
+            org_id, limit, after, types, redeliver=self.faults.redeliver() if after else 0
+        )
+        return Response(body, 200, media_type="application/json")
+
+    # -- control -------------------------------------------------------------------------------
+
+    async def health(self, request: Request) -> Response:
+        return _json({"ok": True})
+
+    async def invocations(self, request: Request) -> Response:
+        body = await _body(request)
+        unknown = set(body) - {
+            "org_id",
+            "count",
+            "failure_rate",
+            "user_id",
+            "skill",
+            "workspace_id",
+            "seed",
+        }
+        if unknown:
+            raise bad_request(f"unknown field(s) {sorted(unknown)}")
+        org_id = body.get("org_id")
+        if not isinstance(org_id, str):
+            raise bad_request("org_id is required")
+        count = body.get("count", 1)
+        rate = body.get("failure_rate", 0.0)
+        if not isinstance(count, int) or not isinstance(rate, int | float):
+            raise bad_request("count must be an integer and failure_rate a number")
+        # Big batches run off the event loop so the API keeps answering meanwhile.
+        ids = await run_in_threadpool(
+            lambda: self.state.generate_invocations(
+                org_id,
+                count,
+                failure_rate=float(rate),
+                user_id=body.get("user_id"),
+                skill=body.get("skill"),
+                workspace_id=body.get("workspace_id"),
+                seed=body.get("seed"),
+            )
+        )
+        return _json(
+            {
+                "generated": count,
+                "first_id": ids[0] if ids else None,
+                "last_id": ids[-1] if ids else None,
+            },
+            201,
+        )
+
+    async def audit_events(self, request: Request) -> Response:
+        body = await _body(request)
+        events = body.get("events")
+        if not isinstance(body.get("org_id"), str) or not isinstance(events, list):
+            raise bad_request("expected {org_id, events: [...]}")
+        if not all(isinstance(e, dict) for e in events):
+            raise bad_request("each event must be an object")
+        ids = self.state.append_events(body["org_id"], events)
+        return _json({"ids": ids}, 201)
+
+    async def visible(self, request: Request) -> Response:
+        org_id = request.query_params.get("org_id")
+        user_id = request.query_params.get("user_id")
+        if not org_id or not user_id:
+            raise bad_request("org_id and user_id are required")
+        skills = self.state.visible_skills(org_id, user_id)
+        return _json(
+            {
+                "data": [
+                    {"id": s.id, "name": s.name, "display_title": s.display_title} for s in skills
+                ]
+            }
+        )
+
+    async def get_stats(self, request: Request) -> Response:
+        return _json(self.stats.to_json())
+
+    async def reset_stats(self, request: Request) -> Response:
+        self.stats.reset()
+        return _json({"ok": True})
+
+    async def get_faults(self, request: Request) -> Response:
+        return _json(self.faults.config.model_dump())
+
+    async def set_faults(self, request: Request) -> Response:
+        try:
+            config = FaultConfig.model_validate(await _body(request))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise bad_request(
+                f"faults: {'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+            ) from None
+        self.faults.configure(config)
+        return _json(config.model_dump())
+
+    async def reset(self, request: Request) -> Response:
+        self.state.reset()
+        self.faults.clear()
+        self.stats.reset()
+        return _json({"ok": True})
+
+    async def set_org(self, request: Request) -> Response:
+        body = await _body(request)
+        zdr = body.get("zero_data_retention")
+        if not isinstance(zdr, bool) or set(body) != {"zero_data_retention"}:
+            raise bad_request("expected {zero_data_retention: true|false}")
+        self.state.set_zero_data_retention(request.path_params["org_id"], zdr)
+        return _json(self.state.organization_json(request.path_params["org_id"]))
+
+
+class _FaultsAndStats:
+    """ASGI middleware: request ids, call statistics and fault injection on `/v1` routes."""
+
+    def __init__(
+        self, app: ASGIApp, routes: list[BaseRoute], faults: Faults, stats: CallStats
+    ) -> None:
+        self.app = app
+        self.routes = routes
+        self.faults = faults
+        self.stats = stats
+
+    def template(self, scope: Scope) -> str:
+        for route in self.routes:
+            match, _ = route.matches(scope)
+            if match is not Match.NONE:
+                return getattr(route, "path", "?")
+        return "unmatched"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = "req_" + os.urandom(12).hex()
+        scope[_RID] = request_id
+        method = scope["method"]
+        api = scope["path"].startswith("/v1/")
+        status = 0
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = [*message.get("headers", []), (b"request-id", request_id.encode())]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        if not api:
+            await self.app(scope, receive, send_with_id)
+            return
+        route = self.template(scope)
+        try:
+            if self.faults.applies(method, route):
+                delay = self.faults.latency()
+                if delay:
+                    await asyncio.sleep(delay)
+                fault = self.faults.pick(_header(scope, b"x-api-key"))
+                if fault is not None:
+                    await self.inject(fault, request_id, receive, send_with_id)
+                    return
+            await self.app(scope, receive, send_with_id)
+        finally:
+            self.stats.add(method, route, status)
+
+    async def inject(self, fault: Fault, request_id: str, receive: Receive, send: Send) -> None:
+        if fault.kind == "reset":
+            transport = CURRENT_TRANSPORT.get()
+            if transport is not None:
+                _reset(transport)
+                await _wait_disconnect(receive, 5.0)
+                return
+            # Not under our server: drop the connection mid-answer instead.
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            raise ConnectionResetError("emulated connection reset")
+        if fault.kind == "timeout":
+            if await _wait_disconnect(receive, self.faults.config.timeout_s):
+                return
+            fault = Fault("status", 504)
+        status = fault.status
+        error_type = _ERROR_TYPES.get(status, "api_error")
+        message = {
+            429: "rate limited (emulated): retry later",
+            529: "overloaded (emulated)",
+            504: "gateway timeout (emulated)",
+        }.get(status, f"internal error (emulated {status})")
+        headers = [(b"content-type", b"application/json")]
+        if fault.retry_after is not None:
+            headers.append((b"retry-after", str(fault.retry_after).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send(
+            {
+                "type": "http.response.body",
+                "body": error_body(status, error_type, message, request_id),
+            }
+        )
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _reset(transport: asyncio.Transport) -> None:
+    """Close with a TCP RST (SO_LINGER 0), as a crashed peer or a middlebox would."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
+
+
+async def _wait_disconnect(receive: Receive, timeout: float) -> bool:
+    """True once the client has gone; False if it is still there after `timeout` seconds."""
+
+    async def until_gone() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    try:
+        await asyncio.wait_for(until_gone(), timeout)
+    except TimeoutError:
+        return False
+    return True
+
+
+def build_app(
+    state: EmulatorState, faults: Faults | None = None, stats: CallStats | None = None
+) -> EmulatorApp:
+    return EmulatorApp(state, faults or Faults(), stats or CallStats())
+
+
+__all__ = ["CURRENT_TRANSPORT", "EmulatorApp", "build_app"]
