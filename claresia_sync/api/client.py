@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Generator, Iterable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Self, TypeVar
 from urllib.parse import quote
@@ -362,7 +362,7 @@ class OrgClient:
         *,
         page_size: int,
         extra: Mapping[str, str] | None = None,
-    ) -> AsyncIterator[M]:
+    ) -> AsyncGenerator[M, None]:
         after_id: str | None = None
         while True:
             page = await self._page(
@@ -383,10 +383,10 @@ class OrgClient:
     async def get_organization(self) -> Organization:
         return self._parse(Organization, await self._request("GET", R_ME), R_ME)
 
-    def list_workspaces(self, *, page_size: int = 100) -> AsyncIterator[Workspace]:
+    def list_workspaces(self, *, page_size: int = 100) -> AsyncGenerator[Workspace, None]:
         return self._all_pages(Workspace, R_WORKSPACES, page_size=page_size)
 
-    def list_rbac_groups(self, *, page_size: int = 100) -> AsyncIterator[RbacGroup]:
+    def list_rbac_groups(self, *, page_size: int = 100) -> AsyncGenerator[RbacGroup, None]:
         return self._all_pages(RbacGroup, R_RBAC_GROUPS, page_size=page_size)
 
     # -- skills ------------------------------------------------------------------------------
@@ -427,7 +427,7 @@ class OrgClient:
 
     def list_skills(
         self, org_id: str, *, name_prefix: str | None = None, page_size: int = 100
-    ) -> AsyncIterator[Skill]:
+    ) -> AsyncGenerator[Skill, None]:
         extra = {"name_prefix": name_prefix} if name_prefix else None
         return self._all_pages(
             Skill, R_SKILLS, {"org_id": org_id}, page_size=page_size, extra=extra
@@ -478,7 +478,7 @@ class OrgClient:
         *,
         page_size: int = MAX_PAGE,
         event_types: Iterable[str] | None = SKILL_EVENT_TYPES,
-    ) -> AsyncIterator[AuditEvent]:
+    ) -> AsyncGenerator[AuditEvent, None]:
         """Every event after `after_id`, page by page (no checkpointing: see `audit_events`)."""
         types = tuple(event_types) if event_types else None
         while True:

@@ -27,6 +27,10 @@ def _register() -> None:
     from claresia_sync.cli import db as db_cli
 
     db_cli.register(app)
+    from claresia_sync.cli import connection, emulator
+
+    connection.register(app)
+    emulator.register(app)
 
 
 def main() -> None:

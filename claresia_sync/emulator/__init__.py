@@ -3,9 +3,10 @@ and the demo: `with EmulatorServer(seed) as srv: ...srv.base_url...`."""
 
 from claresia_sync.emulator.faults import CallStats, FaultConfig, Faults
 from claresia_sync.emulator.server import EmulatorServer
-from claresia_sync.emulator.state import EmulatorState, Seed, SeedError, load_seed
+from claresia_sync.emulator.state import DEMO_SEED, EmulatorState, Seed, SeedError, load_seed
 
 __all__ = [
+    "DEMO_SEED",
     "CallStats",
     "EmulatorServer",
     "EmulatorState",

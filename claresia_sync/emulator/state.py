@@ -34,6 +34,8 @@ from claresia_sync.skill_format import MAX_UPLOAD_BYTES, validate_upload
 
 Scope = Literal["skills:read", "skills:write", "audit:read", "workspaces:read"]
 ALL_SCOPES: tuple[Scope, ...] = ("skills:read", "skills:write", "audit:read", "workspaces:read")
+# The demo seed of the repository (the fixed demo identities); absent from a wheel install.
+DEMO_SEED = Path(__file__).resolve().parents[2] / "deploy" / "emulator.seed.yaml"
 
 
 class SeedError(ValueError):

@@ -1,0 +1,127 @@
+"""The check behind `connection test` (seeds/002, "Test connection").
+
+It calls `GET /v1/organizations/me` for the organisation name, workspace count and zero-retention
+status, then probes the read scopes with one small read each (workspaces, skills, audit log).
+It never writes: `skills:write` is proven by the first publish, whose 403 names the scope.
+Every problem comes back as the operator message of seeds/002.
+"""
+
+from __future__ import annotations
+
+from contextlib import aclosing
+from dataclasses import dataclass, field, replace
+
+import httpx2
+
+from claresia_sync.api.client import OrgClient
+from claresia_sync.api.errors import (
+    REQUIRED_SCOPES,
+    ZERO_RETENTION_HINT,
+    APIError,
+    PermissionDeniedError,
+)
+from claresia_sync.secrets import AdminKey
+
+UNVERIFIED_SCOPES = ("skills:write",)
+
+
+@dataclass(frozen=True)
+class ConnectionReport:
+    base_url: str
+    key: str  # "…abcd": the last 4 chars only
+    organization_id: str | None = None
+    organization_name: str | None = None
+    workspace_count: int | None = None
+    zero_data_retention: bool | None = None
+    verified_scopes: tuple[str, ...] = ()
+    missing_scopes: tuple[str, ...] = ()
+    problems: tuple[str, ...] = field(default=())
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def lines(self) -> list[str]:
+        """What `connection test` prints (problems go to stderr separately)."""
+        out = [f"API:            {self.base_url} (admin key {self.key})"]
+        if self.organization_name is not None:
+            out.append(f"Organisation:   {self.organization_name} ({self.organization_id})")
+            out.append(f"Workspaces:     {self.workspace_count}")
+            zdr = "enabled" if self.zero_data_retention else "NOT enabled"
+            out.append(f"Zero retention: {zdr}")
+        if self.verified_scopes or self.missing_scopes:
+            scopes = ", ".join(self.verified_scopes) or "none"
+            out.append(f"Scopes:         {scopes} verified; skills:write is checked at publish")
+        if self.missing_scopes:
+            out.append(f"Missing scopes: {', '.join(self.missing_scopes)}")
+        return out
+
+
+async def check_connection(
+    base_url: str,
+    key: AdminKey,
+    *,
+    http: httpx2.AsyncClient | None = None,
+    timeout: float = 15.0,
+    max_attempts: int = 3,
+) -> ConnectionReport:
+    """Test an admin key against an organisation API; never raises for API errors."""
+    report = ConnectionReport(base_url=base_url, key=str(key))
+    async with OrgClient(
+        base_url, key, http=http, timeout=timeout, max_attempts=max_attempts
+    ) as client:
+        try:
+            org = await client.get_organization()
+        except APIError as exc:
+            return _with(report, problems=(exc.hint,))
+        report = _with(
+            report,
+            organization_id=org.id,
+            organization_name=org.name,
+            workspace_count=org.workspace_count,
+            zero_data_retention=org.zero_data_retention,
+        )
+        verified: list[str] = []
+        missing: list[str] = []
+        problems: list[str] = []
+        for scope in ("workspaces:read", "skills:read", "audit:read"):
+            try:
+                await _probe(client, scope, org.id)
+                verified.append(scope)
+            except PermissionDeniedError as exc:
+                missing.append(exc.missing_scope or scope)
+            except APIError as exc:
+                problems.append(exc.hint)
+                break
+    if missing:
+        problems.insert(
+            0,
+            f"the admin key lacks the scope(s) {', '.join(missing)}: re-mint it with the scopes "
+            f"{', '.join(REQUIRED_SCOPES)}",
+        )
+    if not org.zero_data_retention:
+        problems.insert(0, f"Zero-retention not enabled: {ZERO_RETENTION_HINT}")
+    return _with(
+        report,
+        verified_scopes=tuple(verified),
+        missing_scopes=tuple(missing),
+        problems=tuple(problems),
+    )
+
+
+async def _probe(client: OrgClient, scope: str, org_id: str) -> None:
+    """One small read that needs `scope`."""
+    if scope == "workspaces:read":
+        async with aclosing(client.list_workspaces(page_size=1)) as workspaces:
+            async for _ in workspaces:
+                break
+    elif scope == "skills:read":
+        async with aclosing(client.list_skills(org_id, page_size=1)) as skills:
+            async for _ in skills:
+                break
+    else:
+        await client.audit_events(org_id, limit=1)
+
+
+def _with(report: ConnectionReport, **changes: object) -> ConnectionReport:
+    return replace(report, **changes)  # type: ignore[arg-type]
