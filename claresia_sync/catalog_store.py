@@ -1,0 +1,49 @@
+"""The Skill IR catalog in the database (`catalog_skill`): import loaded skills, by hash."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy.orm import Session
+
+from claresia_sync.db.models import CatalogSkill
+from claresia_sync.ir import LoadedSkill
+
+
+@dataclass
+class ImportResult:
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+
+
+def import_catalog(session: Session, skills: Sequence[LoadedSkill]) -> ImportResult:
+    """Insert new skills, update those whose IR (hash) or file changed; others are untouched.
+
+    Skills missing from `skills` stay in the catalog: grants may still name them, and a skill is
+    retired by marking it `deprecated` in its IR (then it is unpublished everywhere).
+    """
+    result = ImportResult()
+    for skill in sorted(skills, key=lambda s: s.ir.skill_id):
+        ir = skill.ir
+        values = {
+            "version": ir.version,
+            "title": ir.title,
+            "deprecated": ir.deprecated,
+            "ir": skill.raw,
+            "ir_hash": skill.ir_hash,
+            "source_path": str(skill.path),
+        }
+        row = session.get(CatalogSkill, ir.skill_id)
+        if row is None:
+            session.add(CatalogSkill(skill_id=ir.skill_id, **values))
+            result.added.append(ir.skill_id)
+        elif row.ir_hash != skill.ir_hash or row.source_path != values["source_path"]:
+            for key, value in values.items():
+                setattr(row, key, value)
+            result.updated.append(ir.skill_id)
+        else:
+            result.unchanged.append(ir.skill_id)
+    session.flush()
+    return result

@@ -1,0 +1,160 @@
+"""Questions other parts ask of the tenant configuration (publisher, poller, CLI)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, aliased
+
+from claresia_sync.db.models import (
+    Archetype,
+    OrgConnection,
+    SkillGrant,
+    Tenant,
+    WorkspaceMapping,
+)
+from claresia_sync.errors import UserError
+
+DEFAULT_BASE_URL = "https://api.anthropic.com"
+
+
+class UnknownTenantError(UserError):
+    pass
+
+
+@dataclass(frozen=True)
+class TenantConnection:
+    tenant_slug: str
+    root_slug: str
+    """The root tenant whose connection this is (the tenant itself, or its parent)."""
+    org_id: str
+    admin_key_ref: str
+    """`env:NAME` or `file:PATH`: resolve with `claresia_sync.secrets.resolve_key`."""
+    base_url: str
+
+
+def _tenant(session: Session, slug: str) -> Tenant:
+    tenant = session.scalar(select(Tenant).where(Tenant.slug == slug))
+    if tenant is None:
+        known = ", ".join(session.scalars(select(Tenant.slug).order_by(Tenant.slug))) or "none"
+        raise UnknownTenantError(
+            f"unknown tenant {slug!r} (known: {known}); add it with `claresia-sync tenants apply`"
+        )
+    return tenant
+
+
+def get_connection(session: Session, tenant_slug: str) -> TenantConnection:
+    """Organisation, key reference and base URL of a tenant (sub-tenants use their parent's)."""
+    tenant = _tenant(session, tenant_slug)
+    root = tenant.parent or tenant
+    conn = session.get(OrgConnection, root.id)
+    if conn is None:
+        raise UserError(
+            f"tenant {root.slug!r} has no organisation connection: add `connection:` to its "
+            "entry in the tenant file and apply it"
+        )
+    return TenantConnection(
+        tenant_slug=tenant.slug,
+        root_slug=root.slug,
+        org_id=conn.org_id,
+        admin_key_ref=conn.admin_key_ref,
+        base_url=conn.base_url or DEFAULT_BASE_URL,
+    )
+
+
+@dataclass(frozen=True)
+class WorkspaceOwner:
+    tenant_slug: str
+    parent_tenant_slug: str | None
+
+
+def tenant_for_workspace(session: Session, org_id: str, workspace_id: str) -> WorkspaceOwner | None:
+    """The tenant or sub-tenant a workspace maps to, or None (the event goes to quarantine)."""
+    parent = aliased(Tenant)
+    row = session.execute(
+        select(Tenant.slug, parent.slug)
+        .join(WorkspaceMapping, WorkspaceMapping.tenant_id == Tenant.id)
+        .outerjoin(parent, parent.id == Tenant.parent_id)
+        .where(WorkspaceMapping.org_id == org_id, WorkspaceMapping.workspace_id == workspace_id)
+    ).one_or_none()
+    return None if row is None else WorkspaceOwner(row[0], row[1])
+
+
+@dataclass(frozen=True)
+class GrantedSkill:
+    """A skill a tenant should have live, and its ACL (CONTRACT.md section 3)."""
+
+    skill_id: str
+    workspace_ids: tuple[str, ...]
+    """The workspaces mapped to the tenant."""
+    rbac_group_ids: tuple[str, ...]
+    """The groups of the tenant's archetypes that are granted this skill."""
+
+
+def granted_skills(session: Session, tenant_slug: str) -> list[GrantedSkill]:
+    """Skills granted to any archetype of the tenant, sorted by id (catalog flags not applied)."""
+    tenant = _tenant(session, tenant_slug)
+    workspaces = tuple(
+        sorted(
+            session.scalars(
+                select(WorkspaceMapping.workspace_id).where(WorkspaceMapping.tenant_id == tenant.id)
+            )
+        )
+    )
+    groups: dict[str, set[str]] = defaultdict(set)
+    rows = session.execute(
+        select(SkillGrant.skill_id, Archetype.rbac_group_id)
+        .join(Archetype, Archetype.id == SkillGrant.archetype_id)
+        .where(Archetype.tenant_id == tenant.id)
+    )
+    for skill_id, group in rows:
+        groups[skill_id].add(group)
+    return [GrantedSkill(s, workspaces, tuple(sorted(groups[s]))) for s in sorted(groups)]
+
+
+@dataclass(frozen=True)
+class TenantSummary:
+    slug: str
+    display_name: str
+    parent_slug: str | None
+    org_id: str | None
+    workspace_ids: tuple[str, ...]
+    archetypes: tuple[str, ...]
+    grants: int
+
+
+def list_tenants(session: Session) -> list[TenantSummary]:
+    """Every tenant, each root followed by its sub-tenants."""
+    tenants = list(session.scalars(select(Tenant)))
+    by_id = {t.id: t for t in tenants}
+    orgs = {c.tenant_id: c.org_id for c in session.scalars(select(OrgConnection))}
+    workspaces: dict[int, list[str]] = defaultdict(list)
+    for m in session.scalars(select(WorkspaceMapping).order_by(WorkspaceMapping.workspace_id)):
+        workspaces[m.tenant_id].append(m.workspace_id)
+    archetypes: dict[int, list[str]] = defaultdict(list)
+    grants: dict[int, int] = defaultdict(int)
+    for a in session.scalars(select(Archetype).order_by(Archetype.slug)):
+        archetypes[a.tenant_id].append(a.slug)
+        grants[a.tenant_id] += len(a.grants)
+
+    def order(t: Tenant) -> tuple[str, int, str]:
+        root = by_id[t.parent_id] if t.parent_id else t
+        return (root.slug, 0 if t.parent_id is None else 1, t.slug)
+
+    out = []
+    for t in sorted(tenants, key=order):
+        root_id = t.parent_id or t.id
+        out.append(
+            TenantSummary(
+                slug=t.slug,
+                display_name=t.display_name,
+                parent_slug=by_id[t.parent_id].slug if t.parent_id else None,
+                org_id=orgs.get(root_id),
+                workspace_ids=tuple(workspaces[t.id]),
+                archetypes=tuple(archetypes[t.id]),
+                grants=grants[t.id],
+            )
+        )
+    return out

@@ -1,0 +1,235 @@
+"""The tenant configuration file (YAML), validated with pydantic; problems name file and path.
+
+```yaml
+version: 1
+tenants:
+  - slug: dainese                      # root tenant: owns the Anthropic organisation connection
+    display_name: Dainese S.p.A.
+    connection: {org_id: org_dainese, admin_key: env:CLARESIA_DAINESE_ADMIN_KEY}
+    workspaces: [{id: wrkspc_dainese_sales, name: dainese-sales}]
+    archetypes:
+      - {slug: account-exec, rbac_group: rbac_group_dainese_sales, grants: [meeting-summary]}
+    sub_tenants:                       # use the parent's connection; one level deep
+      - slug: dainese-eng
+        workspaces: [{id: wrkspc_dainese_eng}]
+        archetypes: [...]
+```
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+
+from claresia_sync import naming
+from claresia_sync.errors import UserError
+from claresia_sync.secrets import KeyReferenceError, check_reference
+
+_ID = r"^[A-Za-z0-9_\-]+$"  # Anthropic ids: org_..., wrkspc_..., rbac_group_...
+
+
+class TenantConfigError(UserError):
+    """Every problem of a tenant file; the CLI prints one per line before the summary."""
+
+    def __init__(self, source: str, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        super().__init__(f"{source}: {len(self.problems)} problem(s); nothing was applied")
+
+
+def _slug(kind: str) -> Any:
+    def check(value: str) -> str:
+        try:
+            naming.check_slug(kind, value)
+        except naming.NamingError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    return AfterValidator(check)
+
+
+def _key_reference(value: str) -> str:
+    try:
+        return check_reference(value)
+    except KeyReferenceError as exc:
+        raise ValueError(str(exc)) from None
+
+
+TenantSlug = Annotated[str, _slug("tenant")]
+ArchetypeSlug = Annotated[str, _slug("archetype")]
+SkillId = Annotated[str, _slug("skill_id")]
+AnthropicId = Annotated[str, Field(min_length=1, max_length=200, pattern=_ID)]
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class WorkspaceSpec(_Spec):
+    id: AnthropicId
+    name: str | None = None
+
+
+class ArchetypeSpec(_Spec):
+    slug: ArchetypeSlug
+    rbac_group: AnthropicId
+    grants: list[SkillId] = []
+
+
+class ConnectionSpec(_Spec):
+    org_id: AnthropicId
+    admin_key: Annotated[str, AfterValidator(_key_reference)]
+    """`env:NAME` or `file:/path`: the key itself never goes into this file."""
+    base_url: Annotated[str, Field(pattern=r"^https?://\S+$")] | None = None
+
+
+class SubTenantSpec(_Spec):
+    slug: TenantSlug
+    display_name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    workspaces: list[WorkspaceSpec] = []
+    archetypes: list[ArchetypeSpec] = []
+
+    @property
+    def title(self) -> str:
+        return self.display_name or self.slug
+
+
+class TenantSpec(SubTenantSpec):
+    connection: ConnectionSpec
+    sub_tenants: list[SubTenantSpec] = []
+
+
+class TenantsFile(_Spec):
+    version: Literal[1] = 1
+    tenants: list[TenantSpec]
+
+    def entries(self) -> Iterable[tuple[str, SubTenantSpec, TenantSpec]]:
+        """Every tenant with its path in the file and its root (itself for a root), roots first."""
+        for i, root in enumerate(self.tenants):
+            yield f"tenants[{i}]", root, root
+            for j, sub in enumerate(root.sub_tenants):
+                yield f"tenants[{i}].sub_tenants[{j}]", sub, root
+
+
+def path_of(loc: Sequence[int | str]) -> str:
+    """('tenants', 0, 'archetypes', 1) -> 'tenants[0].archetypes[1]'."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(file)"
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML keeps the last of duplicate keys silently; a config file must not."""
+
+
+def _mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+
+
+def parse_tenants(text: str, source: str) -> TenantsFile:
+    """Parse and validate a tenant file; `TenantConfigError` lists every problem."""
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1} column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise TenantConfigError(source, [f"{source}: {where}not valid YAML: {problem}"]) from None
+    if not isinstance(data, dict):
+        raise TenantConfigError(
+            source, [f"{source}: expected a mapping with 'version: 1' and a 'tenants' list"]
+        )
+    try:
+        config = TenantsFile.model_validate(data)
+    except ValidationError as exc:
+        problems = [f"{source}: {path_of(e['loc'])}: {_reason(e)}" for e in exc.errors()]
+        raise TenantConfigError(source, problems) from None
+    problems = [f"{source}: {p}" for p in check_consistency(config)]
+    if problems:
+        raise TenantConfigError(source, problems)
+    return config
+
+
+def _reason(err: Any) -> str:
+    kind, msg = err["type"], err["msg"]
+    if kind == "extra_forbidden":
+        return "unknown key (allowed keys are listed in deploy/tenants.example.yaml)"
+    if kind == "missing":
+        return "required key is missing"
+    return str(msg).removeprefix("Value error, ")
+
+
+def load_tenants(path: Path) -> TenantsFile:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"cannot read the tenant file {path}: {exc.strerror}") from None
+    return parse_tenants(text, str(path))
+
+
+def check_consistency(config: TenantsFile) -> list[str]:
+    """What each entry can be right about alone but not together: duplicates and name clashes."""
+    problems: list[str] = []
+    tenant_at: dict[str, str] = {}
+    org_at: dict[str, str] = {}
+    workspace_at: dict[tuple[str, str], str] = {}
+    names: dict[tuple[str, str], str] = {}
+    for path, spec, root in config.entries():
+        if spec.slug in tenant_at:
+            problems.append(
+                f"{path}.slug: tenant {spec.slug!r} is already at {tenant_at[spec.slug]}"
+            )
+        tenant_at.setdefault(spec.slug, path)
+        org = root.connection.org_id
+        if spec is root:
+            if org in org_at:
+                problems.append(
+                    f"{path}.connection.org_id: organisation {org!r} is already connected at "
+                    f"{org_at[org]}: one root tenant per organisation (use sub_tenants)"
+                )
+            org_at.setdefault(org, path)
+        for w, ws in enumerate(spec.workspaces):
+            here = f"{path}.workspaces[{w}]"
+            if (org, ws.id) in workspace_at:
+                problems.append(
+                    f"{here}: workspace {ws.id!r} is already mapped at {workspace_at[(org, ws.id)]}"
+                )
+            workspace_at.setdefault((org, ws.id), here)
+        archetype_at: dict[str, int] = {}
+        for a, arch in enumerate(spec.archetypes):
+            if arch.slug in archetype_at:
+                problems.append(
+                    f"{path}.archetypes[{a}].slug: archetype {arch.slug!r} is already at "
+                    f"{path}.archetypes[{archetype_at[arch.slug]}]"
+                )
+            archetype_at.setdefault(arch.slug, a)
+            for g, skill in enumerate(arch.grants):
+                if arch.grants.index(skill) != g:
+                    problems.append(
+                        f"{path}.archetypes[{a}].grants[{g}]: {skill!r} is listed twice"
+                    )
+                    continue
+                # `claresia-{tenant}-{skill}` can clash: dainese + eng-x vs dainese-eng + x.
+                name = naming.published_name(spec.slug, skill)
+                owner = names.setdefault((org, name), f"{spec.slug}/{skill}")
+                if owner.split("/")[0] != spec.slug:
+                    problems.append(
+                        f"{path}.archetypes[{a}].grants[{g}]: published name {name!r} of "
+                        f"{spec.slug}/{skill} clashes with {owner} in organisation {org!r}"
+                    )
+    return problems
