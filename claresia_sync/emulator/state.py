@@ -724,6 +724,26 @@ class EmulatorState:
 
     # -- test helpers --------------------------------------------------------------------------
 
+    def add_admin_key(
+        self,
+        org_id: str,
+        key: str,
+        scopes: Iterable[str] = ALL_SCOPES,
+        workspaces: Iterable[str] | None = None,
+    ) -> KeyRecord:
+        """Accept one more admin key (until the next reset)."""
+        with self.lock:
+            self.org(org_id)
+            record = KeyRecord(
+                key=key,
+                org_id=org_id,
+                name="added",
+                scopes=frozenset(scopes),
+                workspaces=None if workspaces is None else frozenset(workspaces),
+            )
+            self.keys[key] = record
+            return record
+
     def add_workspaces(self, org_id: str, workspaces: Iterable[tuple[str, str]]) -> None:
         """Prime extra workspaces (id, name) directly, e.g. for paging tests."""
         with self.lock:

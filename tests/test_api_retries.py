@@ -1,0 +1,148 @@
+"""Retries under injected faults: retryable statuses, resets and timeouts are retried with
+backoff or the server's retry-after, a bounded number of times; other 4xx never are."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from claresia_sync.api import (
+    APIConnectionError,
+    APITimeoutError,
+    InternalServerError,
+    OrgClient,
+    OverloadedError,
+    RateLimitError,
+    collect,
+)
+from claresia_sync.emulator import EmulatorServer
+from tests.fixtures.emulator import DAINESE_ORG, admin_key, api_client, set_faults, skill_payload
+
+pytestmark = pytest.mark.anyio
+
+ME = "/v1/organizations/me"
+
+
+async def test_two_503s_and_a_429_still_succeed(emulator: EmulatorServer) -> None:
+    set_faults(emulator, script=[503, 503, 429], retry_after_s=7)
+    client, sleeps = api_client(emulator, backoff=0.5, backoff_max=4)
+    async with client:
+        org = await client.get_organization()
+    assert org.id == DAINESE_ORG
+    assert [emulator.stats.count(route=ME, status=s) for s in (503, 429, 200)] == [2, 1, 1]
+    assert len(sleeps) == 3
+    assert all(0 <= s <= 4 for s in sleeps[:2])  # jittered exponential backoff, capped
+    assert sleeps[2] == 7  # the 429's retry-after, honoured
+    assert {(s["status"], n) for s, n in client.calls.samples()} == {
+        ("503", 2),
+        ("429", 1),
+        ("200", 1),
+    }
+
+
+async def test_401_fails_at_once_without_retries(emulator: EmulatorServer) -> None:
+    client, sleeps = api_client(emulator, "sk-ant-admin01-wrong-00000000000000000000000000000")
+    async with client:
+        with pytest.raises(Exception) as refused:
+            await client.get_organization()
+    assert refused.value.status == 401  # type: ignore[attr-defined]
+    assert sleeps == [] and emulator.stats.count(route=ME) == 1
+
+
+async def test_attempts_are_bounded(emulator: EmulatorServer) -> None:
+    set_faults(emulator, script=[503] * 10)
+    client, sleeps = api_client(emulator, max_attempts=3)
+    async with client:
+        with pytest.raises(InternalServerError) as failed:
+            await client.get_organization()
+    assert failed.value.status == 503 and failed.value.request_id
+    assert emulator.stats.count(route=ME) == 3 and len(sleeps) == 2
+
+
+@pytest.mark.parametrize(
+    ("status", "error"), [(429, RateLimitError), (529, OverloadedError), (500, InternalServerError)]
+)
+async def test_each_retryable_status_maps_to_its_error(
+    emulator: EmulatorServer, status: int, error: type[Exception]
+) -> None:
+    set_faults(emulator, script=[status] * 2, retry_after_s=3)
+    client, sleeps = api_client(emulator, max_attempts=2)
+    async with client:
+        with pytest.raises(error) as failed:
+            await client.get_organization()
+    assert failed.value.status == status  # type: ignore[attr-defined]
+    if status == 429:
+        assert failed.value.retry_after == 3  # type: ignore[attr-defined]
+        assert sleeps == [3]
+
+
+async def test_connection_reset_is_retried(emulator: EmulatorServer) -> None:
+    set_faults(emulator, script=["reset", "reset"])
+    client, sleeps = api_client(emulator)
+    async with client:
+        workspaces = await collect(client.list_workspaces())
+    assert len(workspaces) == 3 and len(sleeps) == 2
+    assert dict((s["status"], n) for s, n in client.calls.samples()) == {
+        "connection_error": 2,
+        "200": 1,
+    }
+
+
+async def test_read_timeout_is_retried(emulator: EmulatorServer) -> None:
+    set_faults(emulator, script=["timeout"], timeout_s=30)
+    client, sleeps = api_client(emulator, timeout=0.5)
+    async with client:
+        org = await client.get_organization()
+    assert org.id == DAINESE_ORG and len(sleeps) == 1
+    assert ("timeout", 1) in {(s["status"], n) for s, n in client.calls.samples()}
+
+
+async def test_timeouts_exhausted_raise_timeout_error(emulator: EmulatorServer) -> None:
+    set_faults(emulator, script=["timeout", "timeout"], timeout_s=30)
+    client, _ = api_client(emulator, timeout=0.3, max_attempts=2)
+    async with client:
+        with pytest.raises(APITimeoutError) as failed:
+            await client.get_organization()
+    assert failed.value.status == 0 and "timeout" in failed.value.type
+
+
+async def test_refused_connection_raises_connection_error() -> None:
+    with socket.socket() as probe:  # a port that nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    sleeps: list[float] = []
+
+    async def record(s: float) -> None:
+        sleeps.append(s)
+
+    async with OrgClient(
+        f"http://127.0.0.1:{port}", admin_key(), max_attempts=2, sleep=record
+    ) as client:
+        with pytest.raises(APIConnectionError) as failed:
+            await client.get_organization()
+    assert "cannot reach" in failed.value.hint and len(sleeps) == 1
+
+
+async def test_write_retried_after_503_creates_once(emulator: EmulatorServer) -> None:
+    set_faults(emulator, script=[503], routes=["POST /v1/organizations/{org_id}/skills"])
+    client, sleeps = api_client(emulator)
+    async with client:
+        await client.get_organization()  # not a faulted route: the script waits for the POST
+        skill = await client.create_skill(DAINESE_ORG, skill_payload())
+        listed = await collect(client.list_skills(DAINESE_ORG))
+    assert [s.id for s in listed] == [skill.id] and len(sleeps) == 1
+
+
+async def test_rate_limit_per_key(emulator: EmulatorServer) -> None:
+    set_faults(emulator, rate_limit_rps=0.01)  # a burst of one, then one per 100 s
+    limited, sleeps = api_client(emulator, max_attempts=1)
+    other, _ = api_client(
+        emulator, "sk-ant-admin01-acme-DEMO-000000000000000000000000000000000000000000000000000"
+    )
+    async with limited, other:
+        await limited.get_organization()
+        with pytest.raises(RateLimitError) as refused:
+            await limited.get_organization()
+        await other.get_organization()  # another key has its own bucket
+    assert refused.value.retry_after is not None and refused.value.retry_after >= 1
