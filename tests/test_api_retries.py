@@ -17,7 +17,14 @@ from claresia_sync.api import (
     collect,
 )
 from claresia_sync.emulator import EmulatorServer
-from tests.fixtures.emulator import DAINESE_ORG, admin_key, api_client, set_faults, skill_payload
+from tests.fixtures.emulator import (
+    ACME_KEY,
+    DAINESE_ORG,
+    admin_key,
+    api_client,
+    set_faults,
+    skill_payload,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -136,10 +143,8 @@ async def test_write_retried_after_503_creates_once(emulator: EmulatorServer) ->
 
 async def test_rate_limit_per_key(emulator: EmulatorServer) -> None:
     set_faults(emulator, rate_limit_rps=0.01)  # a burst of one, then one per 100 s
-    limited, sleeps = api_client(emulator, max_attempts=1)
-    other, _ = api_client(
-        emulator, "sk-ant-admin01-acme-DEMO-000000000000000000000000000000000000000000000000000"
-    )
+    limited, _ = api_client(emulator, max_attempts=1)
+    other, _ = api_client(emulator, ACME_KEY)
     async with limited, other:
         await limited.get_organization()
         with pytest.raises(RateLimitError) as refused:
