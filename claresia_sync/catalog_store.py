@@ -19,7 +19,7 @@ class ImportResult:
 
 
 def import_catalog(session: Session, skills: Sequence[LoadedSkill]) -> ImportResult:
-    """Insert new skills, update those whose IR (hash) or file changed; others are untouched.
+    """Insert new skills and update those whose IR changed (by hash); others stay as they are.
 
     Skills missing from `skills` stay in the catalog: grants may still name them, and a skill is
     retired by marking it `deprecated` in its IR (then it is unpublished everywhere).
@@ -39,11 +39,12 @@ def import_catalog(session: Session, skills: Sequence[LoadedSkill]) -> ImportRes
         if row is None:
             session.add(CatalogSkill(skill_id=ir.skill_id, **values))
             result.added.append(ir.skill_id)
-        elif row.ir_hash != skill.ir_hash or row.source_path != values["source_path"]:
+        elif row.ir_hash != skill.ir_hash:
             for key, value in values.items():
                 setattr(row, key, value)
             result.updated.append(ir.skill_id)
         else:
+            row.source_path = str(skill.path)  # same IR found elsewhere: not a change
             result.unchanged.append(ir.skill_id)
     session.flush()
     return result
