@@ -1,4 +1,4 @@
-"""`catalog validate` and `transpile` as an operator runs them: a real process, exit codes, stderr."""
+"""`catalog validate` and `transpile` run as an operator would: real process, exit codes, stderr."""
 
 from __future__ import annotations
 
@@ -31,8 +31,14 @@ def test_validate_mixed_folder_lists_every_problem_and_fails() -> None:
 
 
 def test_transpile_writes_bundle_and_payload(tmp_path: Path) -> None:
-    done = run("transpile", "skills_ir/catalog/incident-postmortem.json", "--tenant", "dainese",
-               "--out", str(tmp_path))
+    done = run(
+        "transpile",
+        "skills_ir/catalog/incident-postmortem.json",
+        "--tenant",
+        "dainese",
+        "--out",
+        str(tmp_path),
+    )
     assert done.returncode == 0, done.stderr
     name = "claresia-dainese-incident-postmortem"
     assert (tmp_path / name / "SKILL.md").is_file()
@@ -48,9 +54,15 @@ def test_transpile_bad_input_exits_non_zero_with_one_line_reason(tmp_path: Path)
     assert done.stderr.strip().splitlines()[-1] == (
         f"claresia-sync: error: {bad} is not a valid skill (1 problem(s))"
     )
-    assert "invalid JSON at line 1" in done.stderr
+    assert "invalid JSON: Expecting" in done.stderr and "(line 1, column 19)" in done.stderr
     assert not (tmp_path / "o").exists()
 
-    done = run("transpile", "skills_ir/catalog/incident-postmortem.json", "--tenant", "Claude",
-               "--out", str(tmp_path / "o"))
+    done = run(
+        "transpile",
+        "skills_ir/catalog/incident-postmortem.json",
+        "--tenant",
+        "Claude",
+        "--out",
+        str(tmp_path / "o"),
+    )
     assert done.returncode == 1 and "not a valid slug" in done.stderr

@@ -1,4 +1,4 @@
-"""Malformed Skill IR: each file of tests/ir_corpus/bad is rejected with file, pointer and reason."""
+"""Malformed Skill IR: each file in tests/ir_corpus/bad is rejected with file, pointer, reason."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from claresia_sync.ir.models import MAX_RESOURCE_BYTES
 
 CORPUS = Path(__file__).parent / "ir_corpus"
 BAD = CORPUS / "bad"
+GOOD = CORPUS / "mixed" / "good-action-items.json"
 EXPECTED: dict[str, dict[str, str]] = json.loads((BAD / "EXPECTED.json").read_text())
 
 
@@ -35,7 +36,7 @@ def test_bad_file_is_rejected_with_pointer_and_reason(name: str) -> None:
 
 
 def test_oversize_resources_are_rejected() -> None:
-    raw = load_skill_file(CORPUS / "mixed" / "good-1.json").raw
+    raw = load_skill_file(GOOD).raw
     chunk = "x" * (MAX_RESOURCE_BYTES // 4)
     raw["resources"] = [{"path": f"references/part-{i}.md", "content": chunk} for i in range(5)]
     problems = parse_ir(json.dumps(raw).encode(), "big.json")
@@ -52,7 +53,7 @@ def test_every_problem_of_every_file_is_reported_and_good_files_come_through() -
 
 
 def test_one_file_reports_all_its_problems_at_once() -> None:
-    raw = load_skill_file(CORPUS / "mixed" / "good-1.json").raw
+    raw = load_skill_file(GOOD).raw
     raw.update(title="two\nlines", version="1.0", extra_key=True)
     problems = parse_ir(json.dumps(raw).encode(), "many.json")
     assert isinstance(problems, list)
@@ -60,7 +61,7 @@ def test_one_file_reports_all_its_problems_at_once() -> None:
 
 
 def test_duplicate_skill_ids_across_files_are_a_problem(tmp_path: Path) -> None:
-    raw = load_skill_file(CORPUS / "mixed" / "good-1.json").raw
+    raw = load_skill_file(GOOD).raw
     for name in ("a.json", "b.json"):
         (tmp_path / name).write_text(json.dumps(raw))
     result = load_catalog([tmp_path])
@@ -70,7 +71,7 @@ def test_duplicate_skill_ids_across_files_are_a_problem(tmp_path: Path) -> None:
 
 
 def test_extension_keys_are_ignored_but_kept_in_the_hash() -> None:
-    raw = load_skill_file(CORPUS / "mixed" / "good-1.json").raw
+    raw = load_skill_file(GOOD).raw
     a = parse_ir(json.dumps(raw).encode(), "a.json")
     b = parse_ir(json.dumps({**raw, "x-editor": {"v": 2}}).encode(), "b.json")
     assert not isinstance(a, list) and not isinstance(b, list)

@@ -119,7 +119,11 @@ def _explain(err: ErrorDetails) -> str:
         return f"{hint}; got {_shown(got)}"
     if kind == "literal_error" and err["loc"] == ("ir_version",):
         return f'must be "1" (this loader reads Skill IR version 1); got {_shown(got)}'
-    text = msg[0].lower() + msg[1:] if msg else kind
+    text = (msg[0].lower() + msg[1:] if msg else kind).replace(" after validation", "")
+    if kind in ("string_too_long", "string_too_short"):
+        text += f"; got {len(got)}" if isinstance(got, str) else ""
+    if kind in ("too_long", "too_short") and isinstance(got, list):
+        text = re.sub(r", not \d+$", "", text) + f"; got {len(got)}"
     if kind.endswith("_type") or kind == "literal_error":
         text += f"; got {type(got).__name__} {_shown(got)}"
     return text
@@ -162,18 +166,25 @@ def parse_ir(data: bytes, file: str) -> LoadedSkill | list[Problem]:
     try:
         raw = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
-        return problem("", f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}")
+        if not text.strip():
+            return problem("", "file is empty: a skill is one JSON object")
+        return problem("", f"invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})")
     except ValueError as exc:  # duplicate keys, NaN/Infinity
         return problem("", str(exc))
     if not isinstance(raw, dict):
         return problem("", f"a skill must be a JSON object, not {type(raw).__name__}")
-    bad_text = list(_bad_strings(raw, ()))
-    if bad_text:
-        return [Problem(file, pointer(loc), why) for loc, why in bad_text]
+    problems = [Problem(file, pointer(loc), why) for loc, why in _bad_strings(raw, ())]
     try:
         ir = SkillIR.model_validate(raw)
     except ValidationError as exc:
-        return [Problem(file, pointer(e["loc"]), _explain(e)) for e in exc.errors()]
+        seen = {p.pointer for p in problems}
+        problems += [
+            Problem(file, ptr, _explain(e))
+            for e in exc.errors()
+            if (ptr := pointer(e["loc"])) not in seen
+        ]
+    if problems:
+        return problems
     return LoadedSkill(Path(file), ir, raw, canonical_hash(raw))
 
 

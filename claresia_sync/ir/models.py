@@ -17,6 +17,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -80,25 +81,34 @@ class SkillInput(_Strict):
     type: InputType
     description: Description
     required: bool = False
-    enum: Annotated[list[Line], Field(min_length=1, max_length=100)] | None = None
+    # validate_default: the rule "enum only and always for type enum" must run when enum is absent.
+    enum: Annotated[
+        list[Line] | None, Field(min_length=1, max_length=100, validate_default=True)
+    ] = None
     default: Any = None  # checked against `type` below, so one clear error
 
-    @model_validator(mode="after")
-    def _enum_and_default(self) -> SkillInput:
-        if self.type == "enum":
-            if self.enum is None:
-                raise ValueError("an input of type 'enum' needs a non-empty 'enum' list")
-            if len(set(self.enum)) != len(self.enum):
-                raise ValueError("'enum' values must be unique")
-        elif self.enum is not None:
-            raise ValueError(f"'enum' is only allowed on inputs of type 'enum', not {self.type!r}")
-        if self.default is not None:
-            _check_default(self)
-        return self
+    @field_validator("enum")
+    @classmethod
+    def _enum_fits_type(cls, enum: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        kind = info.data.get("type")
+        if kind == "enum" and enum is None:
+            raise ValueError("an input of type 'enum' needs a non-empty 'enum' list")
+        if kind not in (None, "enum") and enum is not None:
+            raise ValueError(f"'enum' is only allowed on inputs of type 'enum', not {kind!r}")
+        if enum is not None and len(set(enum)) != len(enum):
+            raise ValueError("'enum' values must be unique")
+        return enum
+
+    @field_validator("default")
+    @classmethod
+    def _default_fits_type(cls, default: Any, info: ValidationInfo) -> Any:
+        kind = info.data.get("type")
+        if default is not None and kind is not None:
+            _check_default(default, kind, info.data.get("enum"))
+        return default
 
 
-def _check_default(inp: SkillInput) -> None:
-    d = inp.default
+def _check_default(d: Any, kind: str, enum: list[str] | None) -> None:
     ok = {
         "string": isinstance(d, str),
         "text": isinstance(d, str),
@@ -106,17 +116,17 @@ def _check_default(inp: SkillInput) -> None:
         "number": isinstance(d, int | float) and not isinstance(d, bool),
         "boolean": isinstance(d, bool),
         "date": isinstance(d, str) and _is_iso_date(d),
-        "enum": isinstance(d, str) and inp.enum is not None and d in inp.enum,
-    }[inp.type]
+        "enum": isinstance(d, str) and enum is not None and d in enum,
+    }[kind]
     if not ok:
         expected = {
             "date": "an ISO date string such as 2026-01-31",
-            "enum": f"one of {inp.enum}",
+            "enum": f"one of {enum}",
             "number": "a number",
             "integer": "an integer",
             "boolean": "true or false",
-        }.get(inp.type, "a string")
-        raise ValueError(f"default {d!r} does not fit type {inp.type!r}: expected {expected}")
+        }.get(kind, "a string")
+        raise ValueError(f"default {d!r} does not fit type {kind!r}: expected {expected}")
 
 
 def _is_iso_date(value: str) -> bool:
@@ -148,14 +158,14 @@ class SkillResource(_Strict):
     @classmethod
     def _safe_path(cls, v: str) -> str:
         if v.startswith("/") or "\\" in v or re.match(r"^[A-Za-z]:", v):
-            raise ValueError("must be a relative path using '/'")
+            raise ValueError(f"{v!r} must be a relative path using '/'")
         segments = v.split("/")
         if any(s in ("", ".", "..") for s in segments):
-            raise ValueError("must not contain '..', '.' or empty segments")
+            raise ValueError(f"{v!r} must not contain '..', '.' or empty segments")
         if len(segments) < 2 or segments[0] not in RESOURCE_ROOTS:
-            raise ValueError("must be a file under references/, assets/ or scripts/")
+            raise ValueError(f"{v!r} must be a file under references/, assets/ or scripts/")
         if not re.fullmatch(r"[A-Za-z0-9._/-]+", v):
-            raise ValueError("may use only letters, digits, '.', '_', '-' and '/'")
+            raise ValueError(f"{v!r} may use only letters, digits, '.', '_', '-' and '/'")
         return v
 
 
