@@ -134,6 +134,9 @@ def _explain(err: ErrorDetails) -> str:
 _BAD_CHAR = re.compile("[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\ud800-\\udfff]")
 
 
+_MAYBE_BAD_ESCAPE = re.compile(r"\\u(00[01][0-9a-fA-F]|[dD][89a-fA-F][0-9a-fA-F]{2})")
+
+
 def _bad_strings(
     node: Any, loc: tuple[int | str, ...]
 ) -> Iterator[tuple[tuple[int | str, ...], str]]:
@@ -173,7 +176,11 @@ def parse_ir(data: bytes, file: str) -> LoadedSkill | list[Problem]:
         return problem("", str(exc))
     if not isinstance(raw, dict):
         return problem("", f"a skill must be a JSON object, not {type(raw).__name__}")
-    problems = [Problem(file, pointer(loc), why) for loc, why in _bad_strings(raw, ())]
+    problems = (
+        [Problem(file, pointer(loc), why) for loc, why in _bad_strings(raw, ())]
+        if _MAYBE_BAD_ESCAPE.search(text)  # strict JSON has them only as escapes: skip the walk
+        else []
+    )
     try:
         ir = SkillIR.model_validate(raw)
     except ValidationError as exc:
