@@ -77,3 +77,31 @@ def test_extension_keys_are_ignored_but_kept_in_the_hash() -> None:
     assert not isinstance(a, list) and not isinstance(b, list)
     assert a.ir == b.ir
     assert a.ir_hash != b.ir_hash
+
+
+# Rules JSON Schema cannot state (the schema's description lists them); the loader enforces them.
+SCHEMA_CANNOT_SAY = {
+    "control-character-in-step.json",
+    "default-enum-not-in-list.json",
+    "duplicate-input-names.json",
+    "duplicate-json-key.json",
+    "resource-path-duplicate.json",
+}
+
+
+def test_json_schema_agrees_with_the_models() -> None:
+    import jsonschema
+
+    schema = json.loads(
+        (CORPUS.parents[1] / "skills_ir/schema/skill-ir.v1.schema.json").read_text()
+    )
+    validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+    good = [*(CORPUS.parents[1] / "skills_ir/catalog").glob("*.json"), GOOD]
+    for path in good:
+        assert validator.is_valid(json.loads(path.read_text())), path
+    for name in sorted(EXPECTED):
+        try:
+            doc = json.loads((BAD / name).read_bytes().decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            continue  # not JSON at all: nothing for a schema to judge
+        assert validator.is_valid(doc) == (name in SCHEMA_CANNOT_SAY), name
