@@ -1,0 +1,1 @@
+"""The long-running worker: scheduler, job queue listener, ops endpoints."""

@@ -1,0 +1,85 @@
+"""Prometheus metrics of the daemon, in a registry of its own (served on /metrics).
+
+Work functions return results; the daemon records them here, so the publisher and the poller
+stay free of metrics code. API calls come from the shared `CallCounter` of the clients.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
+
+from claresia_sync.api.client import CallCounter
+
+
+class _ApiCalls(Collector):
+    def __init__(self, calls: CallCounter) -> None:
+        self._calls = calls
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "claresia_api_calls",
+            "Anthropic API attempts by method, route template and status (HTTP code, "
+            "'timeout' or 'connection_error')",
+            labels=["method", "route", "status"],
+        )
+        for labels, count in self._calls.samples():
+            family.add_metric([labels["method"], labels["route"], labels["status"]], count)
+        yield family
+
+
+class Metrics:
+    def __init__(self, calls: CallCounter) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.publish_lag = Histogram(
+            "claresia_publish_lag_seconds",
+            "Publish job lag: requested until the last skill was live with its ACL",
+            buckets=(0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 900),
+            registry=r,
+        )
+        self.jobs = Gauge(
+            "claresia_publish_jobs",
+            "Publish jobs in the queue table by status",
+            ["status"],
+            registry=r,
+        )
+        self.jobs_finished = Counter(
+            "claresia_publish_jobs_finished",
+            "Publish jobs this process finished, by status",
+            ["status"],
+            registry=r,
+        )
+        self.events_ingested = Counter(
+            "claresia_telemetry_events_ingested",
+            "Audit events written to telemetry_event",
+            ["org_id"],
+            registry=r,
+        )
+        self.events_quarantined = Counter(
+            "claresia_telemetry_events_quarantined",
+            "Audit events kept in quarantine",
+            ["org_id"],
+            registry=r,
+        )
+        self.poll_duration = Histogram(
+            "claresia_audit_poll_duration_seconds",
+            "Duration of one audit-log poll of an org",
+            ["org_id"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120),
+            registry=r,
+        )
+        self.poll_errors = Counter(
+            "claresia_audit_poll_errors", "Audit-log polls that failed", ["org_id"], registry=r
+        )
+        self.checkpoint_age = Gauge(
+            "claresia_audit_checkpoint_age_seconds",
+            "Seconds since the org's audit checkpoint was last advanced or confirmed",
+            ["org_id"],
+            registry=r,
+        )
+        self.up = Gauge("claresia_up", "1 while the daemon is running and not draining", registry=r)
+        r.register(_ApiCalls(calls))

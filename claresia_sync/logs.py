@@ -1,0 +1,76 @@
+"""Logging: structured JSON lines for the daemon, short human lines for the CLI.
+
+Every module logs through the standard `logging` API; structlog's ProcessorFormatter renders the
+records. A last redaction step masks anything shaped like an Anthropic key, so a key that slipped
+into a message by mistake still never reaches the log (the code itself never logs one).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from typing import Any, Literal
+
+import structlog
+from structlog.typing import EventDict, WrappedLogger
+
+_KEY_SHAPE = re.compile(r"sk-ant-[A-Za-z0-9_\-]{4,}")
+
+LogFormat = Literal["json", "console"]
+
+
+def mask_keys(text: str) -> str:
+    """`sk-ant-admin01-…abcd` keeps only the kind and the last 4 chars."""
+    return _KEY_SHAPE.sub(lambda m: f"sk-ant-…{m.group()[-4:]}", text)
+
+
+def _redact(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
+    for key, value in event.items():
+        if isinstance(value, str):
+            event[key] = mask_keys(value)
+        elif isinstance(value, BaseException):
+            event[key] = mask_keys(repr(value))
+    return event
+
+
+def configure_logging(fmt: LogFormat = "console", level: int | str = logging.INFO) -> None:
+    """Route all stdlib logging to stderr, rendered as JSON lines or as plain text."""
+    shared: list[Any] = [
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.contextvars.merge_contextvars,
+    ]
+    renderer: Any
+    if fmt == "json":
+        renderer = structlog.processors.JSONRenderer()
+        final: list[Any] = [
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            _redact,
+            renderer,
+        ]
+    else:
+        final = [
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            _redact,
+            structlog.dev.ConsoleRenderer(
+                colors=False, exception_formatter=structlog.dev.plain_traceback
+            ),
+        ]
+    formatter = structlog.stdlib.ProcessorFormatter(foreign_pre_chain=shared, processors=final)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # httpcore/httpx log every request at DEBUG with headers in some versions: keep them quiet.
+    for noisy in ("httpcore2", "httpx2", "httpcore", "httpx", "apscheduler.executors.default"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )

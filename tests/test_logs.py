@@ -1,0 +1,39 @@
+"""Log output: JSON lines for the daemon, and keys masked even if one slips into a message."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from claresia_sync.logs import configure_logging, mask_keys
+
+CANARY = "sk-ant-admin01-CANARY-logs-0123456789abcdef0123456789abcdefWXYZ"
+
+
+def test_json_lines_with_masked_keys(capsys: pytest.CaptureFixture[str]) -> None:
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        configure_logging("json", logging.INFO)
+        log = logging.getLogger("claresia_sync.test")
+        log.info("published %s with key %s", "claresia-dainese-x", CANARY)
+        try:
+            raise RuntimeError(f"bad key {CANARY}")
+        except RuntimeError:
+            log.exception("failed")
+    finally:
+        root.handlers[:], _ = saved
+        root.setLevel(saved[1])
+    lines = capsys.readouterr().err.strip().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert [r["event"].split(" ")[0] for r in records] == ["published", "failed"]
+    assert records[0]["level"] == "info" and records[0]["logger"] == "claresia_sync.test"
+    assert "WXYZ" in records[0]["event"]
+    assert CANARY not in "\n".join(lines)
+    assert CANARY[:-4] not in "\n".join(lines)
+
+
+def test_mask_keys_keeps_only_the_last_four() -> None:
+    assert mask_keys(f"key={CANARY}!") == "key=sk-ant-…WXYZ!"
