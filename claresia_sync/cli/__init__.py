@@ -34,6 +34,9 @@ def _register() -> None:
 
     connection.register(app)
     emulator.register(app)
+    from claresia_sync.cli import publish
+
+    publish.register(app)
 
 
 def main() -> None:

@@ -1,0 +1,42 @@
+"""The publisher: reconcile every tenant's granted skills into its Anthropic organisation.
+
+`desired` computes what should be live, `planner` compares it with what is, `applier` runs the
+plan item by item, `reconcile` ties them together for one run, and `jobs` is the durable queue
+(`publish_job`) that the CLI and the daemon use.
+"""
+
+from claresia_sync.publish.applier import DEFAULT_CONCURRENCY, Applier, ItemResult
+from claresia_sync.publish.desired import Acl, DesiredSkill, OrgDesired, desired_state
+from claresia_sync.publish.jobs import (
+    ClaimedJob,
+    JobOutcome,
+    claim,
+    enqueue,
+    run_job,
+    run_next_job,
+)
+from claresia_sync.publish.planner import Op, OrgPlan, Plan, PlanItem, plan_org
+from claresia_sync.publish.reconcile import RunResult, reconcile
+
+__all__ = [
+    "DEFAULT_CONCURRENCY",
+    "Acl",
+    "Applier",
+    "ClaimedJob",
+    "DesiredSkill",
+    "ItemResult",
+    "JobOutcome",
+    "Op",
+    "OrgDesired",
+    "OrgPlan",
+    "Plan",
+    "PlanItem",
+    "RunResult",
+    "claim",
+    "desired_state",
+    "enqueue",
+    "plan_org",
+    "reconcile",
+    "run_job",
+    "run_next_job",
+]

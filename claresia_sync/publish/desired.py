@@ -1,0 +1,233 @@
+"""Desired state: what should be live in each organisation, computed from the database.
+
+For every tenant and sub-tenant: each catalog skill granted to at least one of its archetypes
+(deprecated skills excluded), transpiled for that tenant's slug, with ACL = the workspaces mapped
+to the tenant + the rbac groups of the archetypes granted the skill. A tenant and its
+sub-tenants share the root's organisation, so the state is grouped per organisation.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Collection
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from claresia_sync.db.models import (
+    Archetype,
+    CatalogSkill,
+    OrgConnection,
+    SkillGrant,
+    Tenant,
+    WorkspaceMapping,
+)
+from claresia_sync.ir import SkillIR, parse_ir
+from claresia_sync.naming import NamingError, published_name
+from claresia_sync.tenancy.lookup import DEFAULT_BASE_URL
+from claresia_sync.transpile import ClaudeSkill, transpile
+
+
+@dataclass(frozen=True, order=True)
+class Acl:
+    workspace_ids: tuple[str, ...] = ()
+    rbac_group_ids: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, workspace_ids: Collection[str], rbac_group_ids: Collection[str]) -> Acl:
+        return cls(tuple(sorted(set(workspace_ids))), tuple(sorted(set(rbac_group_ids))))
+
+    def to_json(self) -> dict[str, list[str]]:
+        return {
+            "workspace_ids": list(self.workspace_ids),
+            "rbac_group_ids": list(self.rbac_group_ids),
+        }
+
+
+@dataclass(frozen=True)
+class DesiredSkill:
+    """One (tenant, skill) that should be live; `error` set when it cannot be published."""
+
+    tenant_id: int
+    tenant_slug: str
+    skill_id: str
+    name: str
+    acl: Acl
+    skill: ClaudeSkill | None = None
+    error: str | None = None
+
+    @property
+    def content_hash(self) -> str | None:
+        return self.skill.content_hash if self.skill else None
+
+
+@dataclass
+class OrgDesired:
+    """Desired state of one organisation (a root tenant and its sub-tenants)."""
+
+    org_id: str
+    root_slug: str
+    admin_key_ref: str
+    base_url: str
+    tenants: dict[str, int] = field(default_factory=dict)
+    """Every tenant of this organisation (slug -> id), in scope or not: remote skills of these
+    tenants are ours to manage."""
+    scope: set[str] = field(default_factory=set)
+    """The tenants this run reconciles (all of `tenants` unless one tenant was asked for)."""
+    skills: list[DesiredSkill] = field(default_factory=list)
+    deprecated: set[str] = field(default_factory=set)
+    """Catalog skills granted here but deprecated (to tell why a skill is deleted)."""
+    other_tenants: set[str] = field(default_factory=set)
+    """Slugs of the tenants of other organisations (a remote skill naming a tenant that is in
+    neither set belongs to a removed tenant)."""
+
+    @property
+    def whole_org(self) -> bool:
+        return self.scope == set(self.tenants)
+
+    def by_name(self) -> dict[str, DesiredSkill]:
+        return {s.name: s for s in self.skills}
+
+
+def _parse_catalog_ir(row: CatalogSkill) -> SkillIR | str:
+    """The row's IR, or why it cannot be used (names the skill and the JSON pointer)."""
+    result = parse_ir(json.dumps(row.ir).encode(), f"catalog skill {row.skill_id!r}")
+    if isinstance(result, list):
+        shown = "; ".join(str(p) for p in result[:3])
+        more = f" (+{len(result) - 3} more)" if len(result) > 3 else ""
+        return f"invalid Skill IR: {shown}{more}; fix the file and `catalog import` it again"
+    if result.ir.skill_id != row.skill_id:
+        return (
+            f"invalid Skill IR: catalog skill {row.skill_id!r} holds an IR whose skill_id is "
+            f"{result.ir.skill_id!r}; fix the file and `catalog import` it again"
+        )
+    return result.ir
+
+
+def desired_state(session: Session, tenant_slug: str | None = None) -> list[OrgDesired]:
+    """Desired state of every organisation, or only of `tenant_slug` (and its sub-tenants).
+
+    Never raises for one bad skill: an IR that does not load, a transpile error or two
+    (tenant, skill) pairs that give the same published name in one organisation become
+    `DesiredSkill.error`, so the rest proceeds.
+    """
+    tenants = {t.id: t for t in session.scalars(select(Tenant))}
+    conns = {c.tenant_id: c for c in session.scalars(select(OrgConnection))}
+    if tenant_slug is not None:
+        wanted = [t for t in tenants.values() if t.slug == tenant_slug]
+        if not wanted:
+            from claresia_sync.tenancy.lookup import UnknownTenantError
+
+            known = ", ".join(sorted(t.slug for t in tenants.values())) or "none"
+            raise UnknownTenantError(
+                f"unknown tenant {tenant_slug!r} (known: {known}); add it with "
+                "`claresia-sync tenants apply`"
+            )
+        scope_ids = {wanted[0].id} | {t.id for t in tenants.values() if t.parent_id == wanted[0].id}
+    else:
+        scope_ids = set(tenants)
+
+    orgs: dict[int, OrgDesired] = {}
+    for root_id, conn in conns.items():
+        root = tenants[root_id]
+        orgs[root_id] = OrgDesired(
+            org_id=conn.org_id,
+            root_slug=root.slug,
+            admin_key_ref=conn.admin_key_ref,
+            base_url=conn.base_url or DEFAULT_BASE_URL,
+        )
+    for t in tenants.values():
+        org = orgs.get(t.parent_id or t.id)
+        if org is None:
+            continue  # a root tenant without a connection: nothing can be published for it
+        org.tenants[t.slug] = t.id
+        if t.id in scope_ids:
+            org.scope.add(t.slug)
+
+    workspaces: dict[int, list[str]] = defaultdict(list)
+    for tenant_id, ws in session.execute(
+        select(WorkspaceMapping.tenant_id, WorkspaceMapping.workspace_id)
+    ):
+        workspaces[tenant_id].append(ws)
+    groups: dict[tuple[int, str], set[str]] = defaultdict(set)
+    for tenant_id, skill_id, group in session.execute(
+        select(Archetype.tenant_id, SkillGrant.skill_id, Archetype.rbac_group_id).join(
+            SkillGrant, SkillGrant.archetype_id == Archetype.id
+        )
+    ):
+        if tenant_id in scope_ids:
+            groups[(tenant_id, skill_id)].add(group)
+
+    needed = {skill_id for _, skill_id in groups}
+    catalog: dict[str, SkillIR | str] = {}
+    deprecated: set[str] = set()
+    if needed:
+        for row in session.scalars(select(CatalogSkill).where(CatalogSkill.skill_id.in_(needed))):
+            if row.deprecated:
+                deprecated.add(row.skill_id)
+            else:
+                parsed = _parse_catalog_ir(row)
+                if isinstance(parsed, SkillIR) and parsed.deprecated:
+                    deprecated.add(row.skill_id)
+                else:
+                    catalog[row.skill_id] = parsed
+
+    for (tenant_id, skill_id), rbac in sorted(
+        groups.items(), key=lambda kv: (tenants[kv[0][0]].slug, kv[0][1])
+    ):
+        if skill_id in deprecated:
+            continue
+        tenant = tenants[tenant_id]
+        org = orgs.get(tenant.parent_id or tenant.id)
+        if org is None:
+            continue
+        org.skills.append(
+            _desired_skill(tenant, skill_id, Acl.of(workspaces[tenant_id], rbac), catalog[skill_id])
+        )
+    every_slug = {t.slug for t in tenants.values()}
+    for org in orgs.values():
+        _fail_name_collisions(org)
+        org.deprecated = deprecated
+        org.other_tenants = every_slug - set(org.tenants)
+    return sorted((o for o in orgs.values() if o.scope), key=lambda o: (o.root_slug, o.org_id))
+
+
+def _desired_skill(tenant: Tenant, skill_id: str, acl: Acl, ir: SkillIR | str) -> DesiredSkill:
+    try:
+        name = published_name(tenant.slug, skill_id)
+    except NamingError as exc:
+        name = f"claresia-{tenant.slug}-{skill_id}"
+        return DesiredSkill(tenant.id, tenant.slug, skill_id, name, acl, error=str(exc))
+    if isinstance(ir, str):
+        return DesiredSkill(tenant.id, tenant.slug, skill_id, name, acl, error=ir)
+    try:
+        skill = transpile(ir, tenant.slug)
+    except Exception as exc:  # one skill's transpile bug must not stop the others
+        error = f"cannot transpile skill {skill_id!r} for tenant {tenant.slug!r}: {exc}"
+        return DesiredSkill(tenant.id, tenant.slug, skill_id, name, acl, error=error)
+    return DesiredSkill(tenant.id, tenant.slug, skill_id, name, acl, skill=skill)
+
+
+def _fail_name_collisions(org: OrgDesired) -> None:
+    """Two pairs giving one published name would overwrite each other: fail both."""
+    owners: dict[str, list[DesiredSkill]] = defaultdict(list)
+    for s in org.skills:
+        owners[s.name].append(s)
+    clashes = {name: group for name, group in owners.items() if len(group) > 1}
+    if not clashes:
+        return
+    out = []
+    for s in org.skills:
+        group = clashes.get(s.name)
+        if group is None:
+            out.append(s)
+            continue
+        pairs = " and ".join(f"tenant {g.tenant_slug!r} skill {g.skill_id!r}" for g in group)
+        error = (
+            f"published name {s.name!r} in organisation {org.org_id} is produced by {pairs}: "
+            "rename the skill or the sub-tenant so the names differ"
+        )
+        out.append(DesiredSkill(s.tenant_id, s.tenant_slug, s.skill_id, s.name, s.acl, error=error))
+    org.skills = out

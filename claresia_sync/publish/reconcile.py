@@ -1,0 +1,205 @@
+"""One reconciliation run: desired state -> plan per organisation -> applied items -> records.
+
+Organisations are pipelined: each one's gate, remote listing and items run as soon as they can,
+all under one bound on API calls in flight, over one shared HTTP connection pool. Database work
+(desired state, recording batches) runs in worker threads so the event loop keeps the API busy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+
+import httpx2
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from claresia_sync.api.client import CallCounter, OrgClient, make_http_pool
+from claresia_sync.publish.applier import DEFAULT_CONCURRENCY, OUTCOMES, Applier, ItemResult
+from claresia_sync.publish.desired import OrgDesired, desired_state
+from claresia_sync.publish.planner import (
+    LivePublication,
+    OrgPlan,
+    Plan,
+    check_organization,
+    list_remote,
+    load_live,
+    plan_org,
+)
+from claresia_sync.publish.records import PublicationState, record_publications
+from claresia_sync.secrets import KeyReferenceError, resolve_key
+
+RECORD_BATCH = 500
+
+
+@dataclass
+class RunResult:
+    plan: Plan
+    results: list[ItemResult] = field(default_factory=list)
+    refused: dict[str, str] = field(default_factory=dict)
+    """org_id -> why nothing was done there."""
+    calls: CallCounter = field(default_factory=CallCounter)
+
+    def counts(self) -> dict[str, int]:
+        out = dict.fromkeys(OUTCOMES, 0)
+        for r in self.results:
+            out[r.outcome] += 1
+        for org in self.plan.orgs:
+            if org.refused:
+                out["failed"] += len(org.org.skills) or 1
+        return out
+
+    def errors(self) -> list[dict[str, str | None]]:
+        out: list[dict[str, str | None]] = [
+            {"org_id": org_id, "tenant": None, "skill_id": None, "name": None, "error": why}
+            for org_id, why in sorted(self.refused.items())
+        ]
+        out += [
+            {
+                "org_id": r.item.org_id,
+                "tenant": r.item.tenant_slug,
+                "skill_id": r.item.skill_id,
+                "name": r.item.name,
+                "error": r.error,
+            }
+            for r in self.results
+            if r.error
+        ]
+        return out
+
+    @property
+    def last_live_at(self) -> dt.datetime | None:
+        times = [r.live_at for r in self.results if r.live_at is not None]
+        return max(times) if times else None
+
+
+ProgressFn = Callable[[int, int], None]
+"""Called with (items done, items known so far) as the run advances."""
+
+
+class _Recorder:
+    """Batches publication rows and writes them in a thread, off the event loop."""
+
+    def __init__(self, engine: Engine, job_id: int | None) -> None:
+        self._engine = engine
+        self._job_id = job_id
+        self._pending: list[PublicationState] = []
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def add(self, state: PublicationState | None) -> None:
+        if state is None:
+            return
+        self._pending.append(state)
+        if len(self._pending) >= RECORD_BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        batch, self._pending = self._pending, []
+        if batch:
+            self._tasks.append(
+                asyncio.create_task(
+                    asyncio.to_thread(record_publications, self._engine, batch, self._job_id)
+                )
+            )
+
+    async def close(self) -> None:
+        self._flush()
+        await asyncio.gather(*self._tasks)
+
+
+def _client(org: OrgDesired, http: httpx2.AsyncClient, calls: CallCounter) -> OrgClient | str:
+    try:
+        key = resolve_key(org.admin_key_ref)
+    except KeyReferenceError as exc:
+        return f"organisation {org.org_id} (tenant {org.root_slug!r}): admin key: {exc}"
+    return OrgClient(org.base_url, key, http=http, counter=calls)
+
+
+def _desired_and_live(
+    engine: Engine, tenant_slug: str | None
+) -> tuple[list[OrgDesired], dict[str, list[LivePublication]]]:
+    with Session(engine) as session:
+        orgs = desired_state(session, tenant_slug)
+        return orgs, load_live(session, orgs)
+
+
+async def _plan_one(
+    org: OrgDesired,
+    live: list[LivePublication],
+    client: OrgClient | str,
+    applier: Applier,
+    check_remote: bool,
+) -> OrgPlan:
+    if isinstance(client, str):
+        return OrgPlan(org, refused=client)
+    refusal = await applier.call(lambda: check_organization(client, org))
+    if refusal is not None:
+        return OrgPlan(org, refused=refusal)
+    remote = None
+    if check_remote:
+        try:
+            remote = await applier.call(lambda: list_remote(client, org.org_id))
+        except Exception as exc:  # an API error here stops this organisation only
+            return OrgPlan(org, refused=f"organisation {org.org_id}: cannot list skills: {exc}")
+    return plan_org(org, live, remote)
+
+
+async def reconcile(
+    engine: Engine,
+    tenant_slug: str | None = None,
+    *,
+    check_remote: bool = False,
+    dry_run: bool = False,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    job_id: int | None = None,
+    http: httpx2.AsyncClient | None = None,
+    progress: ProgressFn | None = None,
+    client_factory: Callable[[OrgDesired, httpx2.AsyncClient, CallCounter], OrgClient | str]
+    | None = None,
+) -> RunResult:
+    """Plan (and unless `dry_run`, apply and record) every organisation in scope."""
+    orgs, live = await asyncio.to_thread(_desired_and_live, engine, tenant_slug)
+    applier = Applier(concurrency)
+    plan = Plan([], check_remote)
+    run = RunResult(plan)
+    recorder = _Recorder(engine, job_id)
+    make = client_factory or _client
+    done = 0
+    known = sum(len(o.skills) for o in orgs)
+
+    async def one_org(org: OrgDesired, http: httpx2.AsyncClient) -> None:
+        nonlocal done, known
+        client = make(org, http, run.calls)
+        org_plan = await _plan_one(org, live[org.org_id], client, applier, check_remote)
+        plan.orgs.append(org_plan)
+        known += len(org_plan.items) - len(org.skills)
+        if org_plan.refused:
+            run.refused[org.org_id] = org_plan.refused
+            done += len(org.skills)
+            if progress:
+                progress(done, known)
+            return
+        if dry_run or isinstance(client, str):
+            return
+
+        async def one_item(item_client: OrgClient, item_index: int) -> None:
+            nonlocal done
+            result = await applier.apply(item_client, org_plan.items[item_index])
+            run.results.append(result)
+            recorder.add(result.state())
+            done += 1
+            if progress:
+                progress(done, known)
+
+        await asyncio.gather(*(one_item(client, i) for i in range(len(org_plan.items))))
+
+    async with AsyncExitStack() as stack:
+        if http is None:
+            http = await stack.enter_async_context(make_http_pool(max_connections=concurrency + 4))
+        await asyncio.gather(*(one_org(org, http) for org in orgs))
+        await recorder.close()
+    plan.orgs.sort(key=lambda o: (o.org.root_slug, o.org.org_id))
+    return run
