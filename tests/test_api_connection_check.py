@@ -7,9 +7,12 @@ import subprocess
 import sys
 
 import pytest
+from sqlalchemy.orm import Session
 
+from claresia_sync.config import Settings
 from claresia_sync.connection_check import check_connection
 from claresia_sync.emulator import EmulatorServer
+from claresia_sync.tenancy import apply_tenants, parse_tenants
 from tests.fixtures.emulator import (
     DAINESE_ENGONLY_KEY,
     DAINESE_KEY,
@@ -89,3 +92,52 @@ def test_cli_fails_with_the_operator_message(emulator: EmulatorServer) -> None:
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("claresia-sync: error: Zero-retention not enabled")
     assert "NOT enabled" in done.stdout
+
+
+def test_cli_tenant_reads_its_connection_from_the_database(
+    emulator: EmulatorServer, session: Session, db_settings: Settings
+) -> None:
+    tenants = f"""
+version: 1
+tenants:
+  - slug: dainese
+    display_name: Dainese S.p.A.
+    connection:
+      org_id: org_dainese
+      admin_key: env:CLARESIA_DAINESE_ADMIN_KEY
+      base_url: {emulator.base_url}
+    sub_tenants:
+      - slug: dainese-eng
+  - slug: acme
+    display_name: Acme Corp
+    connection:
+      org_id: org_acme
+      admin_key: env:CLARESIA_DAINESE_ADMIN_KEY
+      base_url: {emulator.base_url}
+"""
+    apply_tenants(session, parse_tenants(tenants, "t.yaml"), source="t.yaml")
+    session.commit()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLARESIA_")}
+    env |= {
+        "CLARESIA_DATABASE_URL": str(db_settings.database_url),
+        "CLARESIA_DAINESE_ADMIN_KEY": DAINESE_KEY,
+    }
+
+    def run(tenant: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "claresia_sync", "connection", "test", "--tenant", tenant],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    sub = run("dainese-eng")  # a sub-tenant uses its parent's connection
+    assert sub.returncode == 0, sub.stderr
+    assert "Dainese S.p.A." in sub.stdout and emulator.base_url in sub.stdout
+    wrong_org = run("acme")  # acme's entry points at Dainese's key
+    assert wrong_org.returncode != 0
+    assert "belongs to org_dainese, not to org_acme" in wrong_org.stderr
+    unknown = run("nobody")
+    assert unknown.returncode != 0 and "nobody" in unknown.stderr

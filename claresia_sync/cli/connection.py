@@ -61,26 +61,16 @@ def test(
     print("Connection OK")
 
 
-def _tenant_connection(tenant: str) -> tuple[str, str, str | None]:
-    """(base URL, key reference, org id) of a tenant, from the database."""
-    try:
-        from claresia_sync.tenancy import get_connection  # type: ignore[attr-defined]
-    except ImportError:
-        raise UserError(
-            "--tenant needs the tenant registry, which this build lacks: use --base-url URL "
-            "--key-ref env:NAME"
-        ) from None
+def _tenant_connection(tenant: str) -> tuple[str, str, str]:
+    """(base URL, key reference, org id) of a tenant (a sub-tenant uses its parent's)."""
     from sqlalchemy.orm import Session
 
     from claresia_sync.db import open_database
+    from claresia_sync.tenancy import get_connection
 
     with open_database() as engine, Session(engine) as session:
         conn = get_connection(session, tenant)
-    return (
-        str(conn.base_url),
-        str(conn.admin_key_ref),
-        str(conn.org_id) if conn.org_id else None,
-    )
+    return conn.base_url, conn.admin_key_ref, conn.org_id
 
 
 def register(app: typer.Typer) -> None:
