@@ -23,7 +23,7 @@ def test_up_down_up_and_models_match(make_database: Callable[[], str]) -> None:
     try:
         first = upgrade(engine)
         assert first.before is None and first.after == head_revision()
-        assert [r.id for r in first.applied] == ["0001"]
+        assert [r.id for r in first.applied] == ["0001", "0002"]
         assert upgrade(engine).applied == []  # a second run is a no-op
 
         tables = set(inspect(engine).get_table_names())
@@ -38,7 +38,7 @@ def test_up_down_up_and_models_match(make_database: Callable[[], str]) -> None:
         assert diff == [], f"models and migrations disagree: {diff}"
 
         down = downgrade(engine)
-        assert down.after is None and [r.id for r in down.applied] == ["0001"]
+        assert down.after is None and [r.id for r in down.applied] == ["0002", "0001"]
         assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
         with engine.connect() as conn:
             leftovers = conn.execute(

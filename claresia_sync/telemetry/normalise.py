@@ -37,7 +37,7 @@ EVENT_STATUS = {"skill.invoked": "succeeded", "skill.failed": "failed"}
 INT4_MAX = 2**31 - 1
 COST_MAX = Decimal("99999999.999999")  # numeric(14, 6)
 _ULID_TAIL = re.compile(r"^evt_([0-9A-Za-z]{1,60})$")
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]()#<>|~!])")
+_MD_SPECIAL = re.compile(r"([\\`*\[\]<>|])")  # what ends the emphasis or starts a link or tag
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,9 @@ class AttributionContext:
             workspaces=workspaces,
             published=published,
             tenant_slugs=frozenset(session.scalars(select(Tenant.slug))),
-            titles=dict(session.execute(select(CatalogSkill.skill_id, CatalogSkill.title)).tuples()),
+            titles={
+                k: v for k, v in session.execute(select(CatalogSkill.skill_id, CatalogSkill.title))
+            },
             settings=settings or TelemetrySettings(),
         )
 
@@ -373,7 +375,9 @@ def _row(event: AuditEvent, ctx: AttributionContext) -> dict[str, Any]:
         "actor_email": actor.email if actor and ctx.settings.store_emails else None,
         "invocation_id": inv.id if inv else None,
         "model": inv.model if inv else None,
-        "input_tokens": _count("invocation.usage.input_tokens", usage.input_tokens if usage else None),
+        "input_tokens": _count(
+            "invocation.usage.input_tokens", usage.input_tokens if usage else None
+        ),
         "output_tokens": _count(
             "invocation.usage.output_tokens", usage.output_tokens if usage else None
         ),
