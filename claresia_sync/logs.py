@@ -66,7 +66,7 @@ def configure_logging(fmt: LogFormat = "console", level: int | str = logging.INF
     root.handlers[:] = [handler]
     root.setLevel(level)
     # httpcore/httpx log every request at DEBUG with headers in some versions: keep them quiet.
-    for noisy in ("httpcore2", "httpx2", "httpcore", "httpx", "apscheduler.executors.default"):
+    for noisy in ("httpcore2", "httpx2", "httpcore", "httpx", "apscheduler"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],

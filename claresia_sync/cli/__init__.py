@@ -20,23 +20,22 @@ app = typer.Typer(
 
 def _register() -> None:
     # Imported here so that each command group stays in its own module.
-    from claresia_sync.cli import catalog, transpile
-
-    catalog.register(app)
-    transpile.register(app)
-    from claresia_sync.cli import catalog_import, tenants
+    from claresia_sync.cli import (
+        catalog,
+        catalog_import,
+        connection,
+        daemon,
+        emulator,
+        publish,
+        tenants,
+        transpile,
+    )
     from claresia_sync.cli import db as db_cli
 
-    db_cli.register(app)
-    tenants.register(app)
-    catalog_import.register(app)
-    from claresia_sync.cli import connection, emulator
-
-    connection.register(app)
-    emulator.register(app)
-    from claresia_sync.cli import publish
-
-    publish.register(app)
+    for module in (
+        catalog, catalog_import, transpile, db_cli, tenants, connection, publish, daemon, emulator
+    ):
+        module.register(app)
 
 
 def main() -> None:

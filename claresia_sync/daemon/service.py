@@ -1,0 +1,320 @@
+"""`claresia-sync run`: one process that keeps every organisation polled and every job served.
+
+- APScheduler 3 runs one poll job per organisation (interval with jitter, never two at once in
+  this process; an advisory lock keeps other replicas off the same org), a drift check, a
+  database check and the refresh of the organisation list (tenant changes need no restart).
+- Publish jobs are picked up the moment they are inserted (LISTEN on `claresia_publish_job`),
+  with a slow poll as the fallback when notifications are lost or the listener is down.
+- SIGTERM/SIGINT: stop taking work, give running work a grace period, cancel the rest, exit.
+  Cancelled work is safe to abandon: a claimed job is taken over once its heartbeat goes stale.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import psycopg
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy import Engine, text
+
+from claresia_sync.daemon.metrics import Metrics
+from claresia_sync.daemon.ops import Health, ops_server
+
+log = logging.getLogger(__name__)
+
+NOTIFY_CHANNEL = "claresia_publish_job"
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    poll_interval: float = 60.0
+    poll_jitter: float = 5.0
+    job_fallback_interval: float = 5.0
+    publish_workers: int = 2
+    drift_interval: float = 3600.0
+    refresh_interval: float = 30.0
+    db_check_interval: float = 5.0
+    grace_seconds: float = 7.0  # SIGTERM -> exit within 10 s, with room for cleanup
+    ops_host: str = "127.0.0.1"
+    ops_port: int = 9464
+    replica: str = f"{socket.gethostname()}-{os.getpid()}"
+
+
+class WorkFailed(Exception):
+    """An expected failure of one unit of work (API down, bad key): logged without traceback."""
+
+
+class Work(Protocol):
+    """What the daemon runs. Each call opens its own sessions and reads fresh configuration."""
+
+    def organisations(self) -> list[str]:
+        """Org ids of every configured connection (read from the database each call)."""
+
+    async def poll(self, org_id: str) -> None:
+        """Ingest the org's new audit events, unless another replica polls it right now."""
+
+    async def run_next_job(self) -> bool:
+        """Claim and run one queued publish job; False when none was waiting."""
+
+    async def drift_check(self) -> None:
+        """Compare remote state with the publications and queue repairs."""
+
+    async def refresh_gauges(self) -> None:
+        """Update the gauges read from the database (jobs by status, checkpoint ages)."""
+
+
+class Daemon:
+    def __init__(
+        self,
+        work: Work,
+        database_url: str,
+        engine: Engine,
+        metrics: Metrics,
+        config: DaemonConfig | None = None,
+    ) -> None:
+        self.work = work
+        self.config = config or DaemonConfig()
+        self.engine = engine
+        self.libpq_url = database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+        self.metrics = metrics
+        self.health = Health(replica=self.config.replica)
+        self._stopping = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._scheduler: AsyncIOScheduler | None = None
+        self.ops_port: int | None = None
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        if not self._stopping.is_set():
+            log.info("stop requested: draining")
+            self._stopping.set()
+            self._wake.set()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.stop)
+        server = ops_server(self.health, self.metrics, self.config.ops_host, self.config.ops_port)
+        serving = asyncio.create_task(server.serve(), name="ops-server")
+        while not server.started and not serving.done():
+            await asyncio.sleep(0.01)
+        if serving.done():
+            serving.result()  # the port is taken, say: raise it
+        self.ops_port = server.servers[0].sockets[0].getsockname()[1]
+        log.info(
+            "daemon %s started; ops on %s:%s",
+            self.config.replica,
+            self.config.ops_host,
+            self.ops_port,
+        )
+
+        await self._check_db()
+        scheduler = self._start_scheduler()
+        await self._refresh_orgs()
+        listener = asyncio.create_task(self._listen(), name="listen")
+        workers = [
+            asyncio.create_task(self._job_worker(i), name=f"jobs-{i}")
+            for i in range(self.config.publish_workers)
+        ]
+        self.metrics.up.set(1)
+        await self._stopping.wait()
+
+        # Draining: no new work; what runs gets the grace period, then is cancelled.
+        self.health.draining = True
+        self.metrics.up.set(0)
+        scheduler.shutdown(wait=False)
+        listener.cancel()  # holds no work; it would otherwise wait for the next NOTIFY
+        running = [*workers, *self._tasks]
+        _, pending = (
+            await asyncio.wait(running, timeout=self.config.grace_seconds)
+            if running
+            else (set(), set())
+        )
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(listener, *pending, return_exceptions=True)
+        if pending:
+            log.warning("cancelled %d task(s) still running after the grace period", len(pending))
+        server.should_exit = True
+        await serving
+        log.info("daemon %s stopped", self.config.replica)
+
+    # --- scheduling ---------------------------------------------------------------------------
+
+    def _start_scheduler(self) -> AsyncIOScheduler:
+        scheduler = AsyncIOScheduler(job_defaults={"coalesce": True, "max_instances": 1})
+        cfg = self.config
+        scheduler.add_job(
+            self._tracked("db-check", self._check_db),
+            IntervalTrigger(seconds=cfg.db_check_interval),
+            id="db-check",
+        )
+        scheduler.add_job(
+            self._tracked("refresh", self._refresh_orgs),
+            IntervalTrigger(seconds=cfg.refresh_interval),
+            id="refresh",
+        )
+        scheduler.add_job(
+            self._tracked("drift", self.work.drift_check),
+            IntervalTrigger(seconds=cfg.drift_interval, jitter=cfg.poll_jitter),
+            id="drift",
+        )
+        scheduler.add_job(
+            self._tracked("gauges", self.work.refresh_gauges),
+            IntervalTrigger(seconds=15),
+            id="gauges",
+        )
+        scheduler.start()
+        self._scheduler = scheduler
+        return scheduler
+
+    def _tracked(
+        self, name: str, fn: Callable[..., Awaitable[None]], *args: Any
+    ) -> Callable[[], Awaitable[None]]:
+        """Wrap a job so that shutdown can wait for it and one failure never kills the loop."""
+
+        async def job() -> None:
+            if self._stopping.is_set():
+                return
+            task = asyncio.current_task()
+            assert task is not None
+            self._tasks.add(task)
+            try:
+                await fn(*args)
+            except asyncio.CancelledError:
+                raise
+            except WorkFailed as exc:
+                log.warning("%s failed: %s; it runs again at its next interval", name, exc)
+            except Exception:
+                log.exception("%s failed; it runs again at its next interval", name)
+            finally:
+                self._tasks.discard(task)
+
+        job.__name__ = job.__qualname__ = name
+        return job
+
+    async def _refresh_orgs(self) -> None:
+        """Keep one poll job per configured organisation, added and removed as config changes."""
+        scheduler = self._scheduler
+        if scheduler is None:
+            return
+        try:
+            orgs = set(await asyncio.to_thread(self.work.organisations))
+        except Exception as exc:
+            log.warning("cannot read the organisation list: %s", exc)
+            return
+        current = {
+            j.id.removeprefix("poll:") for j in scheduler.get_jobs() if j.id.startswith("poll:")
+        }
+        for org_id in sorted(orgs - current):
+            scheduler.add_job(
+                self._tracked(f"poll {org_id}", self._poll, org_id),
+                IntervalTrigger(seconds=self.config.poll_interval, jitter=self.config.poll_jitter),
+                id=f"poll:{org_id}",
+                next_run_time=_now_utc(),  # first poll right away, then on the interval
+                misfire_grace_time=int(self.config.poll_interval),
+            )
+            log.info("polling %s every %ss", org_id, self.config.poll_interval)
+        for org_id in sorted(current - orgs):
+            scheduler.remove_job(f"poll:{org_id}")
+            log.info("stopped polling %s: its connection was removed", org_id)
+
+    async def _poll(self, org_id: str) -> None:
+        started = time.monotonic()
+        try:
+            await self.work.poll(org_id)
+            self.health.api_errors.pop(org_id, None)
+        except Exception as exc:
+            self.metrics.poll_errors.labels(org_id).inc()
+            self.health.api_errors[org_id] = str(exc)
+            raise
+        finally:
+            self.metrics.poll_duration.labels(org_id).observe(time.monotonic() - started)
+
+    async def _check_db(self) -> None:
+        def ping() -> None:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+
+        try:
+            await asyncio.to_thread(ping)
+        except Exception as exc:
+            if self.health.db_error is None:
+                log.warning("database unavailable: %s", " ".join(str(exc).split())[:300])
+            self.health.db_failed(" ".join(str(exc).split())[:300])
+        else:
+            if self.health.db_error is not None:
+                log.info("database available again")
+            self.health.db_ok()
+
+    # --- publish jobs -------------------------------------------------------------------------
+
+    async def _job_worker(self, index: int) -> None:
+        """Run queued jobs until none is left, then sleep until NOTIFY or the fallback tick."""
+        backoff = 1.0
+        while not self._stopping.is_set():
+            try:
+                while not self._stopping.is_set() and await self.work.run_next_job():
+                    pass
+                backoff = 1.0
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("publish worker %d: %s (retrying in %.0fs)", index, exc, backoff)
+                await _sleep_unless(self._stopping, backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.config.job_fallback_interval)
+
+    async def _listen(self) -> None:
+        """LISTEN for new jobs; reconnect with backoff when the database goes away."""
+        backoff = 1.0
+        while not self._stopping.is_set():
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    self.libpq_url, autocommit=True, connect_timeout=5
+                ) as conn:
+                    await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    log.debug("listening on %s", NOTIFY_CHANNEL)
+                    backoff = 1.0
+                    self._wake.set()  # catch up on what was queued while not listening
+                    async for _ in conn.notifies():
+                        self._wake.set()
+                        if self._stopping.is_set():
+                            break
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning(
+                    "job listener lost the database (%s); retrying in %.0fs",
+                    " ".join(str(exc).split())[:200],
+                    backoff,
+                )
+                await _sleep_unless(self._stopping, backoff)
+                backoff = min(backoff * 2, 30.0)
+
+
+async def _sleep_unless(event: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), seconds)
+
+
+def _now_utc() -> Any:
+    import datetime as dt
+
+    return dt.datetime.now(dt.UTC)
