@@ -108,22 +108,27 @@ class AttributionContext:
 
     def skill_for(self, name: str) -> SkillRef | None:
         """The catalog skill of a published name: the publication table, else the naming rule
-        (the longest known tenant slug whose rule gives back exactly this name)."""
+        (a shortened name with a hash suffix is matched against the catalog's skill ids).
+        Where the rule allows several readings, one naming a catalog skill wins, then the
+        longest tenant slug."""
         if name in self._by_name:
             return self._by_name[name]
         found = self.published.get(name)
         if found is None:
             rest = name.removeprefix(naming.PREFIX)
-            for tenant in sorted(self.tenant_slugs, key=len, reverse=True):
-                if not rest.startswith(tenant + "-"):
-                    continue
-                skill_id = rest[len(tenant) + 1 :]
-                try:
-                    if naming.published_name(tenant, skill_id) == name:
-                        found = SkillRef(skill_id, tenant)
-                        break
-                except naming.NamingError:
-                    continue
+            tenants = [t for t in self.tenant_slugs if rest.startswith(t + "-")]
+            hashed = len(name) >= naming.MAX_NAME - 8
+            matches = []
+            for tenant in sorted(tenants, key=len, reverse=True):
+                tail = rest[len(tenant) + 1 :]
+                for skill_id in [tail, *self.titles] if hashed else [tail]:
+                    try:
+                        if naming.published_name(tenant, skill_id) == name:
+                            matches.append(SkillRef(skill_id, tenant))
+                    except naming.NamingError:
+                        continue
+            catalogued = [m for m in matches if m.skill_id in self.titles]
+            found = (catalogued or matches or [None])[0]
         self._by_name[name] = found
         return found
 

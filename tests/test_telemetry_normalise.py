@@ -1,0 +1,234 @@
+"""`fn_telemetry_event` on its own: every verdict, attribution rules, the footer, malformed input."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from claresia_sync.naming import published_name
+from claresia_sync.telemetry.normalise import (
+    AttributionContext,
+    Owner,
+    Quarantined,
+    SkillRef,
+    Skipped,
+    TelemetryRow,
+    fn_telemetry_event,
+    record_id,
+    render_footer,
+)
+from claresia_sync.telemetry.settings import TelemetrySettings
+
+EVENT: dict[str, Any] = {
+    "type": "skill.failed",
+    "id": "evt_01JDX3AAAAAAAAAAAAAAAAAAAA",
+    "created_at": "2026-11-21T09:14:03.512Z",
+    "organization_id": "org_dainese",
+    "workspace_id": "wrkspc_dainese_eng",
+    "actor": {"type": "user", "user_id": "user_ana", "email": "ana@dainese.com"},
+    "skill": {
+        "id": "skill_01X",
+        "name": "claresia-dainese-eng-incident-postmortem",
+        "version": "1763712000000000",
+    },
+    "invocation": {
+        "id": "inv_1",
+        "model": "claude-sonnet-4-5",
+        "duration_ms": 2300,
+        "usage": {"input_tokens": 1200, "output_tokens": 800},
+        "cost_usd": "0.0400",
+    },
+    "error": {"type": "timeout", "message": "tool call timed out"},
+}
+
+
+def ctx(**kw: Any) -> AttributionContext:
+    base: dict[str, Any] = {
+        "org_id": "org_dainese",
+        "workspaces": {
+            "wrkspc_dainese_eng": Owner("dainese-eng", "dainese"),
+            "wrkspc_dainese_sales": Owner("dainese", None),
+        },
+        "tenant_slugs": frozenset({"dainese", "dainese-eng", "dainese-corp"}),
+        "titles": {"incident-postmortem": "Incident Postmortem"},
+    }
+    base.update(kw)
+    return AttributionContext(**base)
+
+
+def event(**over: Any) -> dict[str, Any]:
+    e = copy.deepcopy(EVENT)
+    e.update(over)
+    return e
+
+
+def row(e: dict[str, Any], c: AttributionContext | None = None) -> dict[str, Any]:
+    verdict = fn_telemetry_event(e, c or ctx())
+    assert isinstance(verdict, TelemetryRow), verdict
+    return verdict.values
+
+
+def quarantined(e: Any) -> str:
+    verdict = fn_telemetry_event(e, ctx())
+    assert isinstance(verdict, Quarantined), verdict
+    return verdict.reason
+
+
+def test_contract_example_row() -> None:
+    r = row(EVENT)
+    assert r["record_id"] == "rec_01JDX3AAAAAAAAAAAAAAAAAAAA"
+    assert r["status"] == "failed" and r["event_type"] == "skill.failed"
+    assert r["occurred_at"] == dt.datetime(2026, 11, 21, 9, 14, 3, 512000, tzinfo=dt.UTC)
+    assert (r["tenant_slug"], r["parent_tenant_slug"]) == ("dainese-eng", "dainese")
+    assert (r["skill_id"], r["remote_skill_id"]) == ("incident-postmortem", "skill_01X")
+    assert r["cost_usd"] == Decimal("0.0400") and r["duration_ms"] == 2300
+    assert (r["input_tokens"], r["output_tokens"]) == (1200, 800)
+    assert (r["error_type"], r["error_message"]) == ("timeout", "tool call timed out")
+    assert r["actor_user_id"] == "user_ana" and r["actor_email"] is None
+    assert r["footer_md"] == (
+        "*Claresia · Incident Postmortem · failed (timeout) · 2.3s · "
+        "[View record](https://hub.dainese.claresia.com/records/rec_01JDX3AAAAAAAAAAAAAAAAAAAA)*"
+    )
+    assert '"id":"evt_01JDX3AAAAAAAAAAAAAAAAAAAA"' in r["raw"]
+
+
+def test_succeeded_footer_is_the_seed_example_and_emails_when_configured() -> None:
+    c = ctx(settings=TelemetrySettings(store_emails=True))
+    r = row(event(type="skill.invoked", error=None), c)
+    assert r["status"] == "succeeded" and r["error_type"] is None
+    assert r["footer_md"].startswith("*Claresia · Incident Postmortem · $0.04 · 2.3s · [View")
+    assert r["actor_email"] == "ana@dainese.com"
+
+
+def test_hub_link_template_is_configurable() -> None:
+    c = ctx(settings=TelemetrySettings(hub_record_url="https://hub.example/{tenant}/{record_id}"))
+    assert "(https://hub.example/dainese-eng/rec_01JDX3" in row(EVENT, c)["footer_md"]
+    with pytest.raises(Exception, match="placeholders"):
+        TelemetrySettings(hub_record_url="https://hub/{nope}")
+
+
+@pytest.mark.parametrize(
+    ("cost", "ms", "expected"),
+    [
+        (Decimal("0.04"), 2300, " · $0.04 · 2.3s · "),
+        (Decimal("0.0012"), 450, " · $0.0012 · 0.5s · "),
+        (Decimal("12.5"), 75_000, " · $12.50 · 1m 15s · "),
+        (None, None, "Title · [View"),
+    ],
+)
+def test_footer_parts(cost: Decimal | None, ms: int | None, expected: str) -> None:
+    footer = render_footer(
+        title="Title", failed=False, error_type=None, cost=cost, duration_ms=ms, record_url="u"
+    )
+    assert expected in footer
+
+
+def test_footer_escapes_markdown_in_titles() -> None:
+    footer = render_footer(
+        title="Evil *bold* [link](x)",
+        failed=True,
+        error_type="tool_error",
+        cost=None,
+        duration_ms=None,
+        record_url="u",
+    )
+    assert (
+        footer == r"*Claresia · Evil \*bold\* \[link\](x) · failed (tool_error) · [View record](u)*"
+    )
+
+
+def test_other_types_and_other_namespaces_are_skipped() -> None:
+    assert fn_telemetry_event(event(type="user.login"), ctx()) == Skipped(EVENT["id"], "other_type")
+    vendor = event(skill={"id": "s", "name": "acme-helper"})
+    assert fn_telemetry_event(vendor, ctx()) == Skipped(EVENT["id"], "outside_namespace")
+
+
+@pytest.mark.parametrize(
+    ("over", "reason"),
+    [
+        ({"id": None}, "id"),
+        ({"id": 42}, "id"),
+        ({"created_at": None}, "created_at: missing"),
+        ({"created_at": "21/11/2026"}, "not an ISO 8601"),
+        ({"created_at": "2026-11-21T09:14:03"}, "no time zone"),
+        ({"type": 7}, "type"),
+        ({"workspace_id": None}, "workspace_id: missing"),
+        ({"workspace_id": "wrkspc_x"}, "unknown workspace 'wrkspc_x' of organisation org_dainese"),
+        ({"organization_id": "org_acme"}, "differs from the polled organisation"),
+        ({"skill": "claresia-x"}, "skill"),
+        ({"skill": {"id": "s"}}, "skill.name: missing"),
+        ({"skill": {"name": "claresia-nobody-prd-review"}}, "matches no publication"),
+        ({"invocation": {"cost_usd": "NaN"}}, "cost_usd"),
+        ({"invocation": {"cost_usd": "-1"}}, "cost_usd"),
+        ({"invocation": {"cost_usd": "1e12"}}, "cost_usd"),
+        ({"invocation": {"duration_ms": "slow"}}, "duration_ms"),
+        ({"invocation": {"duration_ms": 2**40}}, "duration_ms"),
+        ({"invocation": {"usage": {"input_tokens": -3}}}, "input_tokens"),
+    ],
+)
+def test_malformed_and_unattributable_events_are_quarantined(
+    over: dict[str, Any], reason: str
+) -> None:
+    assert reason in quarantined(event(**over))
+
+
+def test_not_an_object_is_quarantined() -> None:
+    verdict = fn_telemetry_event(["not", "an", "event"], ctx())  # type: ignore[arg-type]
+    assert isinstance(verdict, Quarantined) and verdict.event_id is None
+    assert verdict.raw == {"value": ["not", "an", "event"]}
+
+
+def test_nul_characters_are_quarantined_with_a_storable_copy() -> None:
+    verdict = fn_telemetry_event(event(error={"type": "x", "message": "bad\x00byte"}), ctx())
+    assert isinstance(verdict, Quarantined) and "NUL" in verdict.reason
+    assert verdict.raw["error"]["message"] == "bad\ufffdbyte"
+
+
+def test_skill_attribution_prefers_the_publication_table() -> None:
+    # `claresia-dainese-eng-x` could be tenant dainese, skill eng-x: the naming rule alone picks
+    # the longest known tenant; a publication says otherwise and wins.
+    assert row(event(skill={"name": "claresia-dainese-eng-x"}))["skill_id"] == "x"
+    published = {"claresia-dainese-eng-x": SkillRef("eng-x", "dainese", "skill_remote")}
+    r = row(event(skill={"name": "claresia-dainese-eng-x"}), ctx(published=published))
+    assert (r["skill_id"], r["remote_skill_id"]) == ("eng-x", "skill_remote")
+    assert r["footer_md"].startswith("*Claresia · Eng X · ")  # title from the id when uncatalogued
+
+
+def test_long_names_follow_the_hash_rule() -> None:
+    long_skill = "a-very-long-skill-identifier-that-needs-the-hash-suffix"
+    name = published_name("dainese-eng", long_skill)
+    assert len(name) > 60 and long_skill not in name
+    # Without the catalog the name reads as an unshortened one: skill "a-very-...-<hash>".
+    assert row(event(skill={"name": name}))["skill_id"] == name.removeprefix(
+        "claresia-dainese-eng-"
+    )
+    c = ctx(titles={long_skill: "Long"})  # the catalog's ids are tried against the rule
+    assert row(event(skill={"name": name}), c)["skill_id"] == long_skill
+
+
+def test_record_id_is_deterministic() -> None:
+    assert record_id("evt_01ABC") == "rec_01ABC"
+    odd = record_id("weird id/with spaces")
+    assert odd == record_id("weird id/with spaces") and odd.startswith("rec_h")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+        max_leaves=10,
+    ),
+    st.sampled_from(sorted(EVENT)),
+)
+def test_any_field_value_gives_a_verdict_never_an_exception(value: Any, key: str) -> None:
+    verdict = fn_telemetry_event(event(**{key: value}), ctx())
+    assert isinstance(verdict, TelemetryRow | Quarantined | Skipped)
+    if isinstance(verdict, Quarantined):
+        assert verdict.reason
