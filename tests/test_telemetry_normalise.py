@@ -1,4 +1,4 @@
-"""`fn_telemetry_event` on its own: every verdict, attribution rules, the footer, malformed input."""
+"""`fn_telemetry_event` alone: every verdict, attribution rules, the footer, malformed input."""
 
 from __future__ import annotations
 

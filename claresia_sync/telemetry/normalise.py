@@ -128,7 +128,7 @@ class AttributionContext:
                     except naming.NamingError:
                         continue
             catalogued = [m for m in matches if m.skill_id in self.titles]
-            found = (catalogued or matches or [None])[0]
+            found = (catalogued or matches)[0] if matches else None
         self._by_name[name] = found
         return found
 
