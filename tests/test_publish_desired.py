@@ -1,0 +1,107 @@
+"""Desired state from the database: grants, ACLs, deprecation, scope, name clashes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, select, update
+from sqlalchemy.orm import Session
+
+from claresia_sync.db.models import Archetype, CatalogSkill, SkillGrant
+from claresia_sync.emulator import EmulatorServer
+from claresia_sync.publish import Acl, desired_state
+from claresia_sync.tenancy import UnknownTenantError
+from tests.test_publish_e2e import (
+    publish,
+    world,  # noqa: F401  (fixture)
+)
+
+
+def test_acl_is_tenant_workspaces_and_granted_groups(
+    engine: Engine,
+    world: dict[str, Any],  # noqa: F811
+) -> None:
+    with Session(engine) as s:
+        orgs = desired_state(s)
+    assert [o.org_id for o in orgs] == ["org_acme", "org_dainese"]
+    dainese = {d.name: d for d in orgs[1].skills}
+    assert len(dainese) == 13
+    postmortem = dainese["claresia-dainese-eng-incident-postmortem"]
+    assert postmortem.acl == Acl(
+        ("wrkspc_dainese_eng",), ("rbac_group_dainese_engineers", "rbac_group_dainese_ops")
+    )
+    assert dainese["claresia-dainese-eng-sql-query-helper"].acl.rbac_group_ids == (
+        "rbac_group_dainese_engineers",
+    )
+    assert dainese["claresia-dainese-meeting-summary"].acl == Acl(
+        ("wrkspc_dainese_sales",), ("rbac_group_dainese_sales",)
+    )
+    assert postmortem.skill is not None and postmortem.error is None
+    assert postmortem.skill.metadata["claresia.tenant"] == "dainese-eng"
+    assert orgs[1].scope == {"dainese", "dainese-eng", "dainese-corp"}
+
+
+def test_scope_deprecation_and_unknown_tenant(
+    engine: Engine,
+    world: dict[str, Any],  # noqa: F811
+) -> None:
+    with Session(engine) as s:
+        s.execute(
+            update(CatalogSkill)
+            .where(CatalogSkill.skill_id == "okr-drafting")
+            .values(deprecated=True)
+        )
+        [sub] = desired_state(s, "dainese-corp")
+        assert sub.scope == {"dainese-corp"} and set(sub.tenants) == {
+            "dainese",
+            "dainese-eng",
+            "dainese-corp",
+        }
+        assert {d.skill_id for d in sub.skills} == {
+            "prd-review",
+            "meeting-summary",
+            "weekly-status-report",
+            "release-notes",
+        }
+        assert sub.deprecated == {"okr-drafting"}
+        with pytest.raises(UnknownTenantError, match="unknown tenant 'nope'"):
+            desired_state(s, "nope")
+
+
+def test_two_pairs_with_one_published_name_both_fail(
+    engine: Engine,
+    emulator: EmulatorServer,
+    world: dict[str, Any],  # noqa: F811
+) -> None:
+    # Tenant dainese + skill eng-standup-notes == sub-tenant dainese-eng + skill standup-notes.
+    with Session(engine) as s:
+        row = s.get(CatalogSkill, "standup-notes")
+        assert row is not None
+        ir = {**row.ir, "skill_id": "eng-standup-notes"}
+        s.add(
+            CatalogSkill(
+                skill_id="eng-standup-notes",
+                version=row.version,
+                title=row.title,
+                ir=ir,
+                ir_hash=row.ir_hash,
+            )
+        )
+        s.commit()
+        # `tenants apply` refuses such a file; rows written another way must not slip through.
+        exec_id = s.scalar(select(Archetype.id).where(Archetype.slug == "account-exec"))
+        s.add(SkillGrant(archetype_id=exec_id, skill_id="eng-standup-notes"))
+        s.commit()
+    with Session(engine) as s:
+        [org] = desired_state(s, "dainese")
+    clash = [d for d in org.skills if d.name == "claresia-dainese-eng-standup-notes"]
+    assert len(clash) == 2
+    assert all(d.error and "rename the skill or the sub-tenant" in d.error for d in clash)
+    assert {d.tenant_slug for d in clash} == {"dainese", "dainese-eng"}
+
+    outcome = publish(engine, "dainese")
+    assert outcome.status == "partial"
+    assert outcome.stats["failed"] == 2 and outcome.stats["created"] == 12
+    remote = {s.name for s in emulator.state.org("org_dainese").skills.values()}
+    assert "claresia-dainese-eng-standup-notes" not in remote
