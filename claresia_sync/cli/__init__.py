@@ -36,6 +36,9 @@ def _register() -> None:
         catalog, catalog_import, transpile, db_cli, tenants, connection, publish, daemon, emulator
     ):
         module.register(app)
+    from claresia_sync.cli import telemetry
+
+    telemetry.register(app)
 
 
 def main() -> None:

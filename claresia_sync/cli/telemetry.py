@@ -1,0 +1,114 @@
+"""`claresia-sync telemetry ...`: poll the audit logs once, report, apply retention."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Annotated
+
+import typer
+
+from claresia_sync.config import load_settings
+from claresia_sync.db import open_database
+from claresia_sync.errors import UserError
+
+telemetry_app = typer.Typer(
+    help="Audit-log telemetry: poll, report, retention.", no_args_is_help=True
+)
+
+
+@telemetry_app.command("poll")
+def poll_cmd(
+    once: Annotated[
+        bool, typer.Option("--once", help="Poll every organisation once, then exit.")
+    ] = False,
+    tenant: Annotated[
+        str | None,
+        typer.Option(help="Only this tenant's organisation (a sub-tenant polls its parent's)."),
+    ] = None,
+    page_size: Annotated[int, typer.Option(min=1, max=1000, help="Events per page.")] = 1000,
+) -> None:
+    """Ingest new audit events into telemetry_event (one line per organisation)."""
+    from claresia_sync.telemetry.poller import poll_once
+    from claresia_sync.telemetry.settings import TelemetrySettings
+
+    if not once:
+        raise UserError(
+            "give --once (`claresia-sync run` polls every organisation on its schedule)"
+        )
+    settings = TelemetrySettings.from_env()
+    with open_database(load_settings()) as engine:
+        results = asyncio.run(
+            poll_once(engine, tenant=tenant, settings=settings, page_size=page_size)
+        )
+    if not results:
+        print("no organisation connections: add tenants with `claresia-sync tenants apply`")
+        return
+    for r in results:
+        print(
+            f"{r.org_id} ({r.tenant_slug}): {r.inserted} new, {r.duplicates} duplicate(s), "
+            f"{r.quarantined} quarantined, skipped {r.skipped_other_type} of other types and "
+            f"{r.skipped_outside_namespace} outside the claresia- namespace; "
+            f"{r.pages} page(s), checkpoint {r.checkpoint or '-'}"
+        )
+    failed = [r for r in results if r.error]
+    for r in failed[1:]:
+        print(f"also: {r.org_id}: {r.error}", file=sys.stderr)
+    if failed:
+        raise UserError(f"{failed[0].org_id}: {failed[0].error}")
+
+
+@telemetry_app.command("report")
+def report_cmd(
+    tenant: Annotated[
+        str | None, typer.Option(help="A tenant (with its sub-tenants when it is a parent).")
+    ] = None,
+    since: Annotated[
+        str, typer.Option(help="Period: 7d, 24h, 30m, 2w, or a date such as 2026-11-01.")
+    ] = "7d",
+    fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+) -> None:
+    """Per skill: invocations, failures, failure rate, cost, p50/p95 duration."""
+    from claresia_sync.telemetry.report import FORMATS, parse_since, render, skill_report
+
+    if fmt not in FORMATS:
+        raise UserError(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
+    start = parse_since(since)
+    with open_database(load_settings()) as engine, engine.connect() as conn:
+        figures = skill_report(conn, since=start, tenant=tenant)
+    if not figures and fmt == "table":
+        who = f" for tenant {tenant!r}" if tenant else ""
+        print(f"no invocations{who} since {start:%Y-%m-%d %H:%M} UTC")
+        return
+    print(render(figures, fmt))
+
+
+@telemetry_app.command("retention")
+def retention_cmd(
+    days: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Keep this many days (default: CLARESIA_TELEMETRY_RETENTION_DAYS or 365)."
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Name the partitions without dropping them.")
+    ] = False,
+) -> None:
+    """Drop monthly partitions older than the retention period (run daily)."""
+    from claresia_sync.telemetry.retention import apply_retention
+    from claresia_sync.telemetry.settings import TelemetrySettings
+
+    keep = days or TelemetrySettings.from_env().retention_days
+    with open_database(load_settings()) as engine:
+        result = apply_retention(engine, keep, dry_run=dry_run)
+    verb = "would drop" if dry_run else "dropped"
+    parts = ", ".join(result.dropped_partitions) or "no partitions"
+    print(
+        f"retention {keep} days (before {result.bound:%Y-%m-%d}): {verb} {parts}; "
+        f"deleted {result.deleted_ids} id(s) and {result.deleted_default_rows} stray row(s)"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(telemetry_app, name="telemetry")
