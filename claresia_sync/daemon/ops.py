@@ -45,7 +45,11 @@ class Health:
     def readiness(self) -> tuple[bool, str]:
         if self.draining:
             return False, "draining: shutting down"
-        if self.db_ok_at is None or time.monotonic() - self.db_ok_at > READY_DB_WITHIN:
+        if (
+            self.db_error is not None
+            or self.db_ok_at is None
+            or time.monotonic() - self.db_ok_at > READY_DB_WITHIN
+        ):
             return False, f"database unavailable: {self.db_error or 'not checked yet'}"
         return True, "ok"
 

@@ -1,0 +1,289 @@
+"""`claresia-sync run` as a real process against a real PostgreSQL and the emulator."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx2
+import psycopg
+import pytest
+from psycopg import sql
+from sqlalchemy import Engine, text
+
+from claresia_sync.emulator import EmulatorServer
+from tests.fixtures.emulator import ACME_KEY, DAINESE_KEY
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str) -> float:
+    """Seconds it took for `check` to hold; fails the test after `timeout`."""
+    start = time.monotonic()
+    while not check():
+        if time.monotonic() - start > timeout:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
+    return time.monotonic() - start
+
+
+class DaemonProcess:
+    def __init__(self, env: dict[str, str], *args: str) -> None:
+        self.port = _free_port()
+        self.log = Path(env["CLARESIA_STATE_DIR"]) / f"daemon-{self.port}.log"
+        self._out = self.log.open("w")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "claresia_sync",
+                "run",
+                "--ops-host",
+                "127.0.0.1",
+                "--ops-port",
+                str(self.port),
+                *args,
+            ],
+            env=env,
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
+        wait_until(lambda: self.get("/healthz") == 200, 30, "the daemon's /healthz")
+
+    def get(self, path: str) -> int | None:
+        if self.proc.poll() is not None:
+            pytest.fail(f"daemon exited with {self.proc.returncode}:\n{self.log.read_text()}")
+        try:
+            return httpx2.get(f"http://127.0.0.1:{self.port}{path}", timeout=2).status_code
+        except httpx2.HTTPError:
+            return None
+
+    def stop(self, timeout: float = 10) -> tuple[int, float]:
+        start = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout=timeout)
+        self._out.close()
+        return code, time.monotonic() - start
+
+    def logs(self) -> list[dict[str, object]]:
+        return [
+            json.loads(line) for line in self.log.read_text().splitlines() if line.startswith("{")
+        ]
+
+
+@pytest.fixture
+def daemon_env(
+    database_url: str, emulator: EmulatorServer, tmp_path: Path
+) -> Iterator[dict[str, str]]:
+    """A database with the catalog and the example tenants (pointed at the emulator)."""
+    env = {
+        **os.environ,
+        "CLARESIA_DATABASE_URL": database_url,
+        "CLARESIA_STATE_DIR": str(tmp_path),
+        "CLARESIA_DAINESE_ADMIN_KEY": DAINESE_KEY,
+        "CLARESIA_ACME_ADMIN_KEY": ACME_KEY,
+    }
+    tenants = (ROOT / "deploy/tenants.example.yaml").read_text()
+    tenants = tenants.replace(
+        "      # base_url: http://127.0.0.1:8765   # optional: the emulator, or a proxy",
+        f"      base_url: {emulator.base_url}",
+    ).replace(
+        "      admin_key: env:CLARESIA_ACME_ADMIN_KEY",
+        f"      admin_key: env:CLARESIA_ACME_ADMIN_KEY\n      base_url: {emulator.base_url}",
+    )
+    assert tenants.count(emulator.base_url) == 2
+    (tmp_path / "tenants.yaml").write_text(tenants)
+    for args in (
+        ["catalog", "import", "skills_ir/catalog"],
+        ["tenants", "apply", str(tmp_path / "tenants.yaml")],
+    ):
+        subprocess.run(
+            [sys.executable, "-m", "claresia_sync", *args],
+            env=env,
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
+    yield env
+
+
+@pytest.fixture
+def start_daemon(daemon_env: dict[str, str]) -> Iterator[Callable[..., DaemonProcess]]:
+    started: list[DaemonProcess] = []
+
+    def start(*args: str) -> DaemonProcess:
+        started.append(DaemonProcess(daemon_env, "--poll-interval", "1", *args))
+        return started[-1]
+
+    yield start
+    for d in started:
+        if d.proc.poll() is None:
+            d.proc.kill()
+            d.proc.wait()
+
+
+def _job(engine: Engine, job_id: int) -> tuple[str, object]:
+    with engine.connect() as conn:
+        row = conn.execute(
+            text("SELECT status, stats FROM publish_job WHERE id = :i"), {"i": job_id}
+        ).one()
+    return row.status, row.stats
+
+
+def _insert_job(engine: Engine, sql_text: str = "INSERT INTO publish_job DEFAULT VALUES") -> int:
+    with engine.begin() as conn:
+        return int(conn.execute(text(sql_text + " RETURNING id")).scalar_one())
+
+
+def test_a_job_inserted_with_plain_sql_is_done_within_2s(
+    start_daemon: Callable[..., DaemonProcess], engine: Engine, emulator: EmulatorServer
+) -> None:
+    # The fallback poll is set far beyond 2 s: only LISTEN/NOTIFY can make the deadline.
+    daemon = start_daemon("--job-fallback-interval", "60")
+    wait_until(lambda: daemon.get("/readyz") == 200, 15, "readiness")
+    job_id = _insert_job(engine)
+    wait_until(
+        lambda: _job(engine, job_id)[0] in ("succeeded", "partial", "failed"),
+        2.0,
+        "the job to finish",
+    )
+    status, stats = _job(engine, job_id)
+    assert status == "succeeded", stats
+    assert emulator.state.visible_skills("org_dainese", "user_dainese_ana")  # published for real
+    code, took = daemon.stop()
+    assert code == 0 and took < 10
+
+
+def test_sigterm_during_work_exits_cleanly_within_10s(
+    start_daemon: Callable[..., DaemonProcess], engine: Engine, emulator: EmulatorServer
+) -> None:
+    daemon = start_daemon()
+    emulator.set_faults(latency_ms=300)  # so that the job is still running at SIGTERM
+    job_id = _insert_job(engine)
+    wait_until(lambda: _job(engine, job_id)[0] != "queued", 5, "the job to be claimed")
+    code, took = daemon.stop()
+    assert code == 0
+    assert took < 10
+    messages = [str(r["event"]) for r in daemon.logs()]
+    assert any("stopped" in m for m in messages), messages[-5:]
+
+
+def test_two_daemons_share_work_without_overlap(
+    start_daemon: Callable[..., DaemonProcess], engine: Engine, emulator: EmulatorServer
+) -> None:
+    first, second = start_daemon(), start_daemon()
+    emulator.set_faults(latency_ms=20)
+    ids = [
+        _insert_job(engine, sql)
+        for sql in [
+            "INSERT INTO publish_job DEFAULT VALUES",
+            "INSERT INTO publish_job (tenant_id) SELECT id FROM tenant WHERE slug = 'dainese'",
+            "INSERT INTO publish_job (tenant_id, force) SELECT id, true FROM tenant "
+            "WHERE slug = 'dainese-eng'",
+            "INSERT INTO publish_job DEFAULT VALUES",
+            "INSERT INTO publish_job (tenant_id) SELECT id FROM tenant WHERE slug = 'acme'",
+        ]
+    ]
+
+    def done() -> bool:
+        return all(_job(engine, i)[0] not in ("queued", "running") for i in ids)
+
+    wait_until(done, 60, "all jobs")
+    emulator.state.generate_invocations("org_dainese", 300, failure_rate=0.2, seed=7)
+    emulator.set_faults(latency_ms=20, duplicate_rate=0.5)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT j.id, j.claimed_by, j.started_at, j.finished_at, j.status, "
+                "coalesce(t.parent_id, t.id) AS root FROM publish_job j "
+                "LEFT JOIN tenant t ON t.id = j.tenant_id WHERE j.id = ANY(:ids)"
+            ),
+            {"ids": ids},
+        ).all()
+    assert {r.status for r in rows} == {"succeeded"}
+    # Jobs that cover the same root tenant (NULL = all tenants) never ran at the same time.
+    for a in rows:
+        for b in rows:
+            if a.id < b.id and (a.root is None or b.root is None or a.root == b.root):
+                assert a.finished_at <= b.started_at or b.finished_at <= a.started_at, (a, b)
+
+    def ingested() -> int:
+        with engine.connect() as conn:
+            return int(conn.execute(text("SELECT count(*) FROM telemetry_event")).scalar_one())
+
+    wait_until(lambda: ingested() >= 300, 30, "300 events ingested")
+    time.sleep(2.5)  # a few more polls by both replicas, with duplicate delivery on
+    assert ingested() == 300
+    for d in (first, second):
+        assert d.stop()[0] == 0
+
+
+def _block_database(database_url: str, blocked: bool) -> None:
+    """Make the test database refuse and drop connections, as a database outage would."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(database_url)
+    admin = url.set(drivername="postgresql", database="postgres").render_as_string(
+        hide_password=False
+    )
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS {}").format(
+                sql.Identifier(str(url.database)), sql.SQL("false" if blocked else "true")
+            )
+        )
+        if blocked:
+            conn.execute(
+                "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()",
+                (url.database,),
+            )
+
+
+def test_daemon_rides_out_database_and_api_outages(
+    start_daemon: Callable[..., DaemonProcess],
+    engine: Engine,
+    emulator: EmulatorServer,
+    database_url: str,
+) -> None:
+    daemon = start_daemon("--job-fallback-interval", "2")
+    wait_until(lambda: daemon.get("/readyz") == 200, 15, "readiness")
+    first_job = _insert_job(engine)
+    wait_until(lambda: _job(engine, first_job)[0] == "succeeded", 30, "the first publish")
+
+    engine.dispose()
+    _block_database(database_url, True)
+    try:
+        wait_until(lambda: daemon.get("/readyz") == 503, 40, "/readyz to report the outage")
+        assert daemon.get("/healthz") == 200  # alive, just not ready
+    finally:
+        _block_database(database_url, False)
+    wait_until(lambda: daemon.get("/readyz") == 200, 40, "recovery from the database outage")
+
+    emulator.set_faults(rate_503=1.0)  # the API is down: every call fails
+    emulator.state.generate_invocations("org_dainese", 50, failure_rate=0.0, seed=3)
+    time.sleep(3)
+    emulator.set_faults()  # the API is back
+    job_id = _insert_job(engine)
+    wait_until(lambda: _job(engine, job_id)[0] == "succeeded", 30, "a job after the outages")
+
+    def ingested() -> int:
+        with engine.connect() as conn:
+            return int(conn.execute(text("SELECT count(*) FROM telemetry_event")).scalar_one())
+
+    wait_until(lambda: ingested() == 50, 30, "the events from during the API outage")
+    assert daemon.stop()[0] == 0
