@@ -25,20 +25,29 @@ def _register() -> None:
         catalog_import,
         connection,
         daemon,
+        demo,
         emulator,
         publish,
+        telemetry,
         tenants,
         transpile,
     )
     from claresia_sync.cli import db as db_cli
 
     for module in (
-        catalog, catalog_import, transpile, db_cli, tenants, connection, publish, daemon, emulator
+        demo,
+        catalog,
+        catalog_import,
+        transpile,
+        db_cli,
+        tenants,
+        connection,
+        publish,
+        telemetry,
+        daemon,
+        emulator,
     ):
         module.register(app)
-    from claresia_sync.cli import telemetry
-
-    telemetry.register(app)
 
 
 def main() -> None:

@@ -29,13 +29,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from ulid import ULID, ULIDGenerator
 
 from claresia_sync.naming import NAME_RE
+from claresia_sync.resources import shipped
 from claresia_sync.secrets import KEY_PREFIX
 from claresia_sync.skill_format import MAX_UPLOAD_BYTES, validate_upload
 
 Scope = Literal["skills:read", "skills:write", "audit:read", "workspaces:read"]
 ALL_SCOPES: tuple[Scope, ...] = ("skills:read", "skills:write", "audit:read", "workspaces:read")
-# The demo seed of the repository (the fixed demo identities); absent from a wheel install.
-DEMO_SEED = Path(__file__).resolve().parents[2] / "deploy" / "emulator.seed.yaml"
+# The demo seed (the fixed demo identities): the checkout's, or the copy in the wheel.
+DEMO_SEED = shipped("deploy/emulator.seed.yaml")
 
 
 class SeedError(ValueError):

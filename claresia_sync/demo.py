@@ -1,0 +1,197 @@
+"""`claresia-sync demo`: the whole system once, on the embedded default, in under a minute.
+
+Embedded PostgreSQL (or `CLARESIA_DATABASE_URL`), the emulator on a free loopback port, the
+example catalog and tenants, a connection test, a publish, simulated invocations, one audit
+poll and a telemetry report. Every step uses the same code as the real commands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from claresia_sync.catalog_store import import_catalog
+from claresia_sync.config import Settings
+from claresia_sync.connection_check import check_connection
+from claresia_sync.db import open_database
+from claresia_sync.db.engine import display_url
+from claresia_sync.emulator import DEMO_SEED, EmulatorServer
+from claresia_sync.errors import UserError
+from claresia_sync.ir import load_catalog
+from claresia_sync.publish import jobs
+from claresia_sync.publish.report import summary_table
+from claresia_sync.resources import shipped
+from claresia_sync.secrets import resolve_key
+from claresia_sync.telemetry.poller import poll_once
+from claresia_sync.telemetry.report import render, skill_report
+from claresia_sync.telemetry.settings import TelemetrySettings
+from claresia_sync.tenancy import apply_tenants, parse_tenants
+
+# The demo organisations' keys as the emulator's seed defines them; only set where the operator
+# has not set these variables already.
+DEMO_KEYS = {
+    "CLARESIA_DAINESE_ADMIN_KEY": (
+        "sk-ant-admin01-dainese-DEMO-0000000000000000000000000000000000000000000000"
+    ),
+    "CLARESIA_ACME_ADMIN_KEY": (
+        "sk-ant-admin01-acme-DEMO-000000000000000000000000000000000000000000000000000"
+    ),
+}
+# (org, user) pairs whose @ picker the demo shows: an engineer, a PM, a sales rep, a guest.
+PICKER_USERS = [
+    ("org_dainese", "user_dainese_ana"),
+    ("org_dainese", "user_dainese_giulia"),
+    ("org_dainese", "user_dainese_elena"),
+    ("org_dainese", "user_dainese_guest"),
+    ("org_acme", "user_acme_alice"),
+]
+
+
+class Demo:
+    def __init__(self, settings: Settings, console: Console, invocations: int) -> None:
+        self.settings = settings
+        self.console = console
+        self.invocations = invocations
+        self.started = time.monotonic()
+
+    def step(self, text: str) -> None:
+        self.console.print(f"[bold]▸ {text}[/bold]  [dim]({time.monotonic() - self.started:.1f}s)")
+
+    def run(self) -> None:
+        for name, value in DEMO_KEYS.items():
+            os.environ.setdefault(name, value)
+        where = self.settings.database_url or f"embedded, under {self.settings.state_dir}"
+        self.step(f"PostgreSQL ({where}) and the Anthropic API emulator")
+        with (
+            EmulatorServer(DEMO_SEED) as emulator,
+            open_database(self.settings, migrate=True) as engine,
+        ):
+            self.console.print(f"  database {display_url(engine.url)}, schema migrated")
+            self.console.print(f"  emulator {emulator.base_url}")
+            self._configure(engine, emulator)
+            asyncio.run(self._connection_test(emulator))
+            self._publish(engine, emulator)
+            self._invoke_and_poll(engine, emulator)
+            self._report(engine)
+        self._next_steps()
+
+    def _configure(self, engine: Engine, emulator: EmulatorServer) -> None:
+        self.step("Import the example catalog and apply the example tenants")
+        catalog = load_catalog([shipped("skills_ir/catalog")])
+        if catalog.problems:
+            raise UserError(f"the example catalog has problems: {catalog.problems[0]}")
+        example = shipped("deploy/tenants.example.yaml")
+        text = example.read_text(encoding="utf-8")
+        # The example's organisations live in the emulator for the demo.
+        text = text.replace(
+            "      # base_url: http://127.0.0.1:8765   # optional: the emulator, or a proxy\n",
+            "",
+        ).replace("      org_id: ", f"      base_url: {emulator.base_url}\n      org_id: ")
+        config = parse_tenants(text, str(example))
+        with Session(engine) as session:
+            imported = import_catalog(session, catalog.skills)
+            changes = apply_tenants(session, config, source=str(example))
+            session.commit()
+        self.console.print(
+            f"  catalog: {len(catalog.skills)} skills ({len(imported.added)} added, "
+            f"{len(imported.updated)} updated); tenants: {len(changes)} change(s)"
+        )
+
+    async def _connection_test(self, emulator: EmulatorServer) -> None:
+        self.step("Test connection (as the onboarding portal's button does)")
+        key = resolve_key("env:CLARESIA_DAINESE_ADMIN_KEY")
+        report = await check_connection(emulator.base_url, key)
+        for line in report.lines():
+            self.console.print(f"  {line}")
+
+    def _publish(self, engine: Engine, emulator: EmulatorServer) -> None:
+        self.step("Publish every tenant's granted skills (the onboarding trigger)")
+        with Session(engine) as session:
+            # force: compare with the emulator's own list, which is new on every demo run
+            job_id = jobs.enqueue(session, None, force=True)
+            session.commit()
+        job = jobs.claim(engine, "demo", job_id)
+        if job is None:
+            raise UserError(f"publish job {job_id} was taken by another process")
+        outcome = asyncio.run(jobs.run_job(engine, job))
+        self.console.print(
+            summary_table(outcome.job_id, outcome.status, outcome.stats, outcome.errors)
+        )
+        table = Table(title="What users see in Claude's @ picker (emulator)")
+        table.add_column("user")
+        table.add_column("skills")
+        for org_id, user in PICKER_USERS:
+            names = sorted(s.name for s in emulator.state.visible_skills(org_id, user))
+            table.add_row(user, "\n".join(names) or "(none: no group grants a skill)")
+        self.console.print(table)
+
+    def _invoke_and_poll(self, engine: Engine, emulator: EmulatorServer) -> None:
+        self.step(f"Simulate {self.invocations} invocations per organisation, then one audit poll")
+        for org_id in ("org_dainese", "org_acme"):
+            emulator.state.generate_invocations(
+                org_id, self.invocations, failure_rate=0.08, seed=2026
+            )
+        results = asyncio.run(poll_once(engine, settings=TelemetrySettings.from_env()))
+        for r in results:
+            print(
+                f"  {r.org_id}: {r.inserted} events ingested, {r.quarantined} quarantined, "
+                f"checkpoint {r.checkpoint}" + (f", error: {r.error}" if r.error else "")
+            )
+
+    def _report(self, engine: Engine) -> None:
+        self.step("Telemetry report (last 7 days, from the analyst views)")
+        since = dt.datetime.now(dt.UTC) - dt.timedelta(days=7)
+        with engine.connect() as conn:
+            figures = skill_report(conn, since=since)
+            footer = conn.exec_driver_sql(
+                "SELECT footer_md FROM telemetry_event WHERE status = 'failed' LIMIT 1"
+            ).scalar()
+        print(render(figures, "table"))  # plain: a wide table must not be wrapped by rich
+        if footer:
+            self.console.print("\n  a card footer, as Claude shows it under a failed run:")
+            print(f"  {footer}")
+
+    def _next_steps(self) -> None:
+        took = time.monotonic() - self.started
+        env = (
+            "CLARESIA_DATABASE_URL is set"
+            if self.settings.database_url
+            else f"the embedded database stays in {self.settings.state_dir}"
+        )
+        self.console.print(
+            f"\n[bold green]Demo finished in {took:.1f}s.[/bold green] ({env})\n"
+            "Where to look next:\n"
+            "  claresia-sync status                 per tenant and organisation\n"
+            "  claresia-sync telemetry report --format csv\n"
+            "  claresia-sync republish --all --dry-run   (needs the emulator: "
+            "claresia-sync emulator)\n"
+            "  docs/analytics.md                    tables, views and queries for analysts\n"
+            "  README.md                            running the daemon, deployment"
+        )
+
+
+@contextmanager
+def _unchanged_env() -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in DEMO_KEYS}
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def run_demo(settings: Settings, console: Console | None = None, invocations: int = 250) -> None:
+    with _unchanged_env():
+        Demo(settings, console or Console(soft_wrap=True), invocations).run()
