@@ -287,3 +287,84 @@ def test_daemon_rides_out_database_and_api_outages(
 
     wait_until(lambda: ingested() == 50, 30, "the events from during the API outage")
     assert daemon.stop()[0] == 0
+
+
+def _published(engine: Engine, name: str) -> str:
+    with engine.connect() as conn:
+        return str(
+            conn.execute(
+                text("SELECT remote_skill_id FROM publication WHERE published_name = :n"),
+                {"n": name},
+            ).scalar_one()
+        )
+
+
+def test_drift_check_repairs_a_skill_deleted_behind_the_daemons_back(
+    start_daemon: Callable[..., DaemonProcess], engine: Engine, emulator: EmulatorServer
+) -> None:
+    daemon = start_daemon("--drift-interval", "2")
+    job_id = _insert_job(engine)
+    wait_until(lambda: _job(engine, job_id)[0] == "succeeded", 30, "the first publish")
+    name = "claresia-dainese-eng-incident-postmortem"
+    remote_id = _published(engine, name)
+    deleted = httpx2.delete(
+        f"{emulator.base_url}/v1/organizations/org_dainese/skills/{remote_id}",
+        headers={"x-api-key": DAINESE_KEY, "anthropic-version": "2023-06-01"},
+    )
+    assert deleted.status_code == 200
+
+    def restored() -> bool:
+        return name in {
+            s.name for s in emulator.state.visible_skills("org_dainese", "user_dainese_ana")
+        }
+
+    assert not restored()
+    wait_until(restored, 30, "the drift check to republish the deleted skill")
+    assert daemon.stop()[0] == 0
+
+
+def test_a_rotated_key_is_used_from_the_next_call_without_restart(
+    daemon_env: dict[str, str], engine: Engine, emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    key_file = tmp_path / "dainese.key"
+    key_file.write_text(DAINESE_KEY + "\n")
+    tenants = (
+        (tmp_path / "tenants.yaml")
+        .read_text()
+        .replace("env:CLARESIA_DAINESE_ADMIN_KEY", f"file:{key_file}")
+    )
+    (tmp_path / "tenants.yaml").write_text(tenants)
+    subprocess.run(
+        [sys.executable, "-m", "claresia_sync", "tenants", "apply", str(tmp_path / "tenants.yaml")],
+        env=daemon_env,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    daemon = DaemonProcess(daemon_env, "--poll-interval", "1")
+    try:
+        job_id = _insert_job(engine)
+        wait_until(lambda: _job(engine, job_id)[0] == "succeeded", 30, "the first publish")
+
+        rotated = DAINESE_KEY.replace("DEMO", "ROTATED")
+        emulator.state.add_admin_key("org_dainese", rotated)
+        key_file.write_text(rotated + "\n")
+        with emulator.state.lock:
+            del emulator.state.keys[DAINESE_KEY]  # the old key is revoked: it would get a 401
+        emulator.state.generate_invocations("org_dainese", 30, seed=11)
+
+        def ingested() -> int:
+            with engine.connect() as conn:
+                return int(
+                    conn.execute(
+                        text("SELECT count(*) FROM telemetry_event WHERE org_id = 'org_dainese'")
+                    ).scalar_one()
+                )
+
+        wait_until(lambda: ingested() == 30, 30, "events read with the rotated key")
+        assert daemon.stop()[0] == 0
+        log_text = daemon.log.read_text()
+        assert DAINESE_KEY not in log_text and rotated not in log_text
+    finally:
+        if daemon.proc.poll() is None:
+            daemon.proc.kill()

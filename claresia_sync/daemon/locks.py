@@ -13,7 +13,7 @@ from sqlalchemy import Engine, text
 
 # First key of the two-int advisory lock: one namespace per kind of work, so that an org id and a
 # tenant slug that hash alike never block each other.
-NAMESPACES = {"poll-org": 7301, "publish-tenant": 7302, "drift-check": 7303}
+NAMESPACES = {"poll-org": 7301, "publish-tenant": 7302, "drift-check": 7303, "retention": 7304}
 
 _TRY = text("SELECT pg_try_advisory_lock(:ns, hashtext(:name))")
 _UNLOCK = text("SELECT pg_advisory_unlock(:ns, hashtext(:name))")

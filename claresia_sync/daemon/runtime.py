@@ -30,6 +30,7 @@ from claresia_sync.db.models import Tenant
 from claresia_sync.publish import jobs
 from claresia_sync.secrets import KeyReferenceError, resolve_key
 from claresia_sync.telemetry.poller import PollTarget, poll_org, poll_targets
+from claresia_sync.telemetry.retention import apply_retention
 from claresia_sync.telemetry.settings import TelemetrySettings
 
 log = logging.getLogger(__name__)
@@ -178,6 +179,20 @@ class LiveWork:
                 rows = await asyncio.to_thread(self._execute, _ENQUEUE_DRIFT, {})
                 if rows:
                     log.info("drift check: queued forced republish job %s", rows[0][0])
+
+    async def retention(self) -> None:
+        async with self._locks("retention", ["telemetry"], wait=False) as held:
+            if held:
+                result = await asyncio.to_thread(
+                    apply_retention, self.engine, self.telemetry.retention_days
+                )
+                if result.dropped_partitions or result.deleted_ids:
+                    log.info(
+                        "retention (%d days): dropped %s, %d ids removed",
+                        self.telemetry.retention_days,
+                        result.dropped_partitions,
+                        result.deleted_ids,
+                    )
 
     async def refresh_gauges(self) -> None:
         requeued = await asyncio.to_thread(self._execute, _REQUEUE_STALE, {"stale": STALE_AFTER})

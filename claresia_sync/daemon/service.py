@@ -42,6 +42,7 @@ class DaemonConfig:
     job_fallback_interval: float = 5.0
     publish_workers: int = 2
     drift_interval: float = 3600.0
+    retention_interval: float = 86400.0
     refresh_interval: float = 30.0
     db_check_interval: float = 5.0
     grace_seconds: float = 7.0  # SIGTERM -> exit within 10 s, with room for cleanup
@@ -71,6 +72,9 @@ class Work(Protocol):
 
     async def refresh_gauges(self) -> None:
         """Update the gauges read from the database (jobs by status, checkpoint ages)."""
+
+    async def retention(self) -> None:
+        """Remove telemetry older than the retention period (one replica at a time)."""
 
 
 class Daemon:
