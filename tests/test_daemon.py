@@ -368,3 +368,38 @@ def test_a_rotated_key_is_used_from_the_next_call_without_restart(
     finally:
         if daemon.proc.poll() is None:
             daemon.proc.kill()
+
+
+def test_status_shows_tenants_and_organisations(
+    daemon_env: dict[str, str], emulator: EmulatorServer
+) -> None:
+    def cli(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "claresia_sync", *args],
+            env=daemon_env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    cli("publish", "--tenant", "dainese", "--wait")
+    emulator.state.generate_invocations("org_dainese", 12, seed=5)
+    cli("telemetry", "poll", "--once", "--tenant", "dainese")
+    env = {**daemon_env, "COLUMNS": "200"}
+    out = subprocess.run(
+        [sys.executable, "-m", "claresia_sync", "status"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rows = {line.split("│")[1].strip(): line for line in out.splitlines() if line.count("│") > 3}
+    assert rows["dainese-eng"].split("│")[2].strip() == "5"  # live skills of the sub-tenant
+    assert "succeeded" in rows["dainese"]
+    assert "never" in rows["acme"]  # acme was not published
+    org = rows["org_dainese"]
+    assert "evt_" in org and "ok" in org and "12" in org
