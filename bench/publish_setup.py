@@ -1,0 +1,198 @@
+"""Shared by the publisher benchmarks: a scratch database, a synthetic world, an emulator in its
+own process (so its CPU does not compete with the publisher's for one GIL).
+
+The world: N organisations, each with one root tenant `bt{i}` (one workspace, one archetype
+bound to one rbac group) granted every skill of a catalog of M skills made from the 10 example
+skills of skills_ir/catalog under new ids.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import secrets
+import statistics
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import psycopg
+from psycopg import sql
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from claresia_sync.db.engine import make_engine, normalize_url
+from claresia_sync.db.migrate import upgrade
+from claresia_sync.db.models import (
+    Archetype,
+    CatalogSkill,
+    OrgConnection,
+    SkillGrant,
+    Tenant,
+    WorkspaceMapping,
+)
+from claresia_sync.ir import canonical_hash, load_catalog
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVER = os.environ.get(
+    "CLARESIA_BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def _libpq(url: str) -> str:
+    return normalize_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@contextmanager
+def scratch_database() -> Iterator[Engine]:
+    """A new migrated database on the server, dropped afterwards."""
+    name = f"claresia_bench_{os.getpid()}_{secrets.token_hex(3)}"
+    admin = _libpq(SERVER)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = normalize_url(make_url(SERVER).set(database=name))
+    engine = make_engine(url, pool_size=8)
+    try:
+        upgrade(engine)
+        yield engine
+    finally:
+        engine.dispose()
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+def key_of(i: int) -> str:
+    return f"sk-ant-admin01-bench{i:04d}-" + "0" * 40
+
+
+def seed(orgs: int) -> dict[str, Any]:
+    return {
+        "organizations": [
+            {
+                "id": f"org_bench{i}",
+                "name": f"Bench {i}",
+                "zero_data_retention": True,
+                "workspaces": [{"id": f"wrkspc_bench{i}", "name": f"bench-{i}"}],
+                "rbac_groups": [{"id": f"rbac_group_bench{i}", "name": "everyone"}],
+                "admin_keys": [{"key": key_of(i), "name": "bench"}],
+                "users": [
+                    {
+                        "id": f"user_bench{i}",
+                        "email": f"u{i}@bench.example",
+                        "workspaces": [f"wrkspc_bench{i}"],
+                        "rbac_groups": [f"rbac_group_bench{i}"],
+                    }
+                ],
+            }
+            for i in range(orgs)
+        ]
+    }
+
+
+def _serve(seed_data: dict[str, Any], port_out: Any, stop: Any) -> None:
+    from claresia_sync.emulator import EmulatorServer
+
+    with EmulatorServer(seed_data) as server:
+        port_out.put(server.port)
+        stop.wait()
+
+
+class Emulator:
+    """The emulator in a child process, driven through its control routes."""
+
+    def __init__(self, orgs: int) -> None:
+        ctx = mp.get_context("spawn")
+        self._ports: Any = ctx.Queue()
+        self._stop = ctx.Event()
+        self._proc = ctx.Process(target=_serve, args=(seed(orgs), self._ports, self._stop))
+
+    def __enter__(self) -> Emulator:
+        self._proc.start()
+        self.base_url = f"http://127.0.0.1:{self._ports.get(timeout=60)}"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._proc.join(timeout=10)
+        if self._proc.is_alive():
+            self._proc.terminate()
+
+    def control(self, method: str, path: str, body: Any = None) -> Any:
+        answer = httpx2.request(method, self.base_url + path, json=body, timeout=60)
+        answer.raise_for_status()
+        return answer.json()
+
+    def latency(self, ms: float) -> None:
+        self.control("POST", "/_emulator/faults", {"latency_ms": ms})
+
+    def stats(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.control("GET", "/_emulator/stats")
+        return result
+
+    def reset_stats(self) -> None:
+        self.control("POST", "/_emulator/stats/reset")
+
+
+def catalog_rows(count: int) -> list[CatalogSkill]:
+    examples = load_catalog([ROOT / "skills_ir" / "catalog"]).skills
+    rows = []
+    for i in range(count):
+        base = examples[i % len(examples)]
+        raw = {**base.raw, "skill_id": f"{base.ir.skill_id}-{i // len(examples)}"}
+        rows.append(
+            CatalogSkill(
+                skill_id=raw["skill_id"],
+                version=base.ir.version,
+                title=base.ir.title,
+                ir=raw,
+                ir_hash=canonical_hash(raw),
+            )
+        )
+    return rows
+
+
+def build_world(engine: Engine, base_url: str, tenants: int, skills: int) -> None:
+    """Catalog, tenants, connections, workspaces, archetypes and grants; keys in the env."""
+    rows = catalog_rows(skills)
+    with Session(engine) as s:
+        s.add_all(rows)
+        s.flush()
+        for i in range(tenants):
+            os.environ[f"CLARESIA_BENCH_KEY_{i}"] = key_of(i)
+            t = Tenant(slug=f"bt{i}", display_name=f"Bench tenant {i}")
+            s.add(t)
+            s.flush()
+            s.add(
+                OrgConnection(
+                    tenant_id=t.id,
+                    org_id=f"org_bench{i}",
+                    admin_key_ref=f"env:CLARESIA_BENCH_KEY_{i}",
+                    base_url=base_url,
+                )
+            )
+            s.flush()
+            s.add(
+                WorkspaceMapping(
+                    org_id=f"org_bench{i}", workspace_id=f"wrkspc_bench{i}", tenant_id=t.id
+                )
+            )
+            arch = Archetype(tenant_id=t.id, slug="staff", rbac_group_id=f"rbac_group_bench{i}")
+            arch.grants = [SkillGrant(skill_id=r.skill_id) for r in rows]
+            s.add(arch)
+        s.commit()
+
+
+def percentile(values: list[float], p: float) -> float:
+    """Nearest-rank percentile (p in 0..100)."""
+    ordered = sorted(values)
+    rank = max(1, round(p / 100 * len(ordered) + 0.5 - 1e-9))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
