@@ -184,10 +184,21 @@ def test_not_an_object_is_quarantined() -> None:
     assert verdict.raw == {"value": ["not", "an", "event"]}
 
 
-def test_nul_characters_are_quarantined_with_a_storable_copy() -> None:
-    verdict = fn_telemetry_event(event(error={"type": "x", "message": "bad\x00byte"}), ctx())
+@pytest.mark.parametrize(
+    ("value", "stored"),
+    [("bad\x00byte", "bad\ufffdbyte"), ("lone \udc80", "lone \ufffd"), (2**70, 2**70)],
+)
+def test_what_jsonb_cannot_hold_is_quarantined_with_a_storable_copy(
+    value: Any, stored: Any
+) -> None:
+    verdict = fn_telemetry_event(event(error={"type": "x", "message": "m", "extra": value}), ctx())
     assert isinstance(verdict, Quarantined) and "NUL" in verdict.reason
-    assert verdict.raw["error"]["message"] == "bad\ufffdbyte"
+    assert verdict.raw["error"]["extra"] == stored
+
+
+def test_quarantined_copies_hold_no_nan() -> None:
+    verdict = fn_telemetry_event(event(workspace_id="wrkspc_x", odd=float("nan")), ctx())
+    assert isinstance(verdict, Quarantined) and verdict.raw["odd"] is None
 
 
 def test_skill_attribution_prefers_the_publication_table() -> None:

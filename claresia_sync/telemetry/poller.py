@@ -205,10 +205,10 @@ async def poll_org(
             result.pages += 1
             result.received += len(page.data)
             new_after = max(page.last_id, after or "")
-            batch = normalise_page(page.data, ctx)
             more = page.has_more and (max_pages is None or result.pages < max_pages)
             if more:
-                pending = fetch(new_after)  # fetched while this page is written
+                pending = fetch(new_after)  # fetched while this page is handled
+            batch = normalise_page(page.data, ctx)
             inserted = await asyncio.to_thread(write_page, engine, org_id, after, new_after, batch)
             if inserted is None:
                 result.conflicts += 1
