@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import DBAPIError
 
 from claresia_sync.config import Settings
 from claresia_sync.db.telemetry import insert_events
@@ -152,3 +153,20 @@ def test_retention_drops_whole_old_months_and_their_ids(engine: Engine) -> None:
         ids = set(conn.execute(text("SELECT event_id FROM telemetry_event_id")).scalars())
     assert left == ids == {"evt_edge", "evt_new"}
     assert apply_retention(engine, 365, now=now).dropped_partitions == []  # idempotent
+
+
+def test_analyst_role_reads_the_views_and_nothing_else(engine: Engine) -> None:
+    if not scalar(engine, "SELECT 1 FROM pg_roles WHERE rolname = 'claresia_analyst'"):
+        pytest.skip("the claresia_analyst role could not be created on this server")
+    with engine.begin() as conn:
+        insert_events(conn, [_row("evt_a", dt.datetime(2026, 11, 21, tzinfo=dt.UTC))])
+    with engine.connect() as conn:
+        conn.execute(text("SET ROLE claresia_analyst"))
+        seen = conn.execute(text("SELECT record_id, root_tenant_slug FROM telemetry_invocation"))
+        assert seen.one() == ("rec_evt_a", "dainese")
+        assert conn.execute(text("SELECT count(*) FROM telemetry_daily")).scalar() == 1
+        for sql in ("SELECT * FROM tenant", "UPDATE telemetry_event SET model = 'x'"):
+            with pytest.raises(DBAPIError, match="permission denied"):
+                conn.execute(text(sql))
+            conn.rollback()
+            conn.execute(text("SET ROLE claresia_analyst"))
