@@ -54,6 +54,9 @@ class ItemResult:
     """When the skill was live with its ACL (or gone, for a delete), if this run wrote."""
     adopted: bool = False
 
+    def __repr__(self) -> str:
+        return f"ItemResult({self.outcome} {self.item.name}: {self.error or ''})"
+
     def state(self) -> PublicationState | None:
         """The publication row to record, or None (nothing to record for this item)."""
         item = self.item

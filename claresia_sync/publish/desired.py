@@ -58,6 +58,10 @@ class DesiredSkill:
     skill: ClaudeSkill | None = None
     error: str | None = None
 
+    def __repr__(self) -> str:  # short: the transpiled files can be large
+        state = f"error={self.error!r}" if self.error else f"hash={self.content_hash}"
+        return f"DesiredSkill({self.name}, {state})"
+
     @property
     def content_hash(self) -> str | None:
         return self.skill.content_hash if self.skill else None
@@ -82,6 +86,9 @@ class OrgDesired:
     other_tenants: set[str] = field(default_factory=set)
     """Slugs of the tenants of other organisations (a remote skill naming a tenant that is in
     neither set belongs to a removed tenant)."""
+
+    def __repr__(self) -> str:
+        return f"OrgDesired({self.org_id}, {len(self.skills)} skills, scope={sorted(self.scope)})"
 
     @property
     def whole_org(self) -> bool:

@@ -71,6 +71,9 @@ class PlanItem:
     live_hash: str | None = None
     live_acl: Acl | None = None
 
+    def __repr__(self) -> str:
+        return f"PlanItem({self.op.value} {self.name} in {self.org_id}: {self.reason})"
+
     @property
     def key(self) -> tuple[int, str] | None:
         """The publication this item records into, if it has one."""
@@ -86,11 +89,17 @@ class OrgPlan:
     refused: str | None = None
     """Why nothing may be done in this organisation (zero retention off, key, connection)."""
 
+    def __repr__(self) -> str:
+        return f"OrgPlan({self.org.org_id}, {len(self.items)} items, refused={self.refused!r})"
+
 
 @dataclass
 class Plan:
     orgs: list[OrgPlan]
     check_remote: bool
+
+    def __repr__(self) -> str:
+        return f"Plan({len(self.orgs)} organisations, {self.counts()})"
 
     def items(self) -> list[PlanItem]:
         return [i for o in self.orgs for i in o.items]

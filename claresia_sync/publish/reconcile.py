@@ -43,6 +43,9 @@ class RunResult:
     """org_id -> why nothing was done there."""
     calls: CallCounter = field(default_factory=CallCounter)
 
+    def __repr__(self) -> str:
+        return f"RunResult({self.counts()}, refused={sorted(self.refused)})"
+
     def counts(self) -> dict[str, int]:
         out = dict.fromkeys(OUTCOMES, 0)
         for r in self.results:
