@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import os
 import signal
@@ -29,6 +30,7 @@ from sqlalchemy import Engine, text
 
 from claresia_sync.daemon.metrics import Metrics
 from claresia_sync.daemon.ops import Health, ops_server
+from claresia_sync.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -111,13 +113,10 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.stop)
-        server = ops_server(self.health, self.metrics, self.config.ops_host, self.config.ops_port)
-        serving = asyncio.create_task(server.serve(), name="ops-server")
-        while not server.started and not serving.done():
-            await asyncio.sleep(0.01)
-        if serving.done():
-            serving.result()  # the port is taken, say: raise it
-        self.ops_port = server.servers[0].sockets[0].getsockname()[1]
+        sock = self._bind_ops()
+        self.ops_port = sock.getsockname()[1]
+        server = ops_server(self.health, self.metrics, self.config.ops_host, self.ops_port)
+        serving = asyncio.create_task(server.serve(sockets=[sock]), name="ops-server")
         log.info(
             "daemon %s started; ops on %s:%s",
             self.config.replica,
@@ -155,6 +154,23 @@ class Daemon:
         server.should_exit = True
         await serving
         log.info("daemon %s stopped", self.config.replica)
+
+    def _bind_ops(self) -> socket.socket:
+        """Bind the ops port here, so that a taken port is one clear error (uvicorn would exit)."""
+        host, port = self.config.ops_host, self.config.ops_port
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            sock.close()
+            raise UserError(
+                f"cannot serve /healthz, /readyz and /metrics on {host}:{port}: {exc.strerror}; "
+                "choose another --ops-port"
+            ) from None
+        sock.set_inheritable(True)
+        return sock
 
     # --- scheduling ---------------------------------------------------------------------------
 
@@ -318,7 +334,5 @@ async def _sleep_unless(event: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(event.wait(), seconds)
 
 
-def _now_utc() -> Any:
-    import datetime as dt
-
+def _now_utc() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
