@@ -10,7 +10,8 @@ The checkpoint row is locked (FOR UPDATE) in that transaction and must still hol
 the page was fetched with; if another poller moved it meanwhile, the page is dropped and the
 loop resumes from the stored value, so two pollers of one organisation cannot move it backwards.
 
-While a page is written (in a worker thread), the next one is already being fetched.
+While a page is written (in the poll's writer thread, so the event loop stays free for the
+daemon's other work), the next one is already being fetched.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -196,6 +198,11 @@ async def poll_org(
             client.audit_events(org_id, after_id, page_size, SKILL_EVENT_TYPES)
         )
 
+    # One writer thread per poll: pages are written one at a time anyway, and a single thread
+    # keeps one malloc arena (the default pool's changing threads made memory grow with the
+    # backlog: bench/RESULTS.md).
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"telemetry-writer-{org_id}")
+    loop = asyncio.get_running_loop()
     pending = fetch(after)
     try:
         while True:
@@ -209,7 +216,9 @@ async def poll_org(
             if more:
                 pending = fetch(new_after)  # fetched while this page is handled
             batch = normalise_page(page.data, ctx)
-            inserted = await asyncio.to_thread(write_page, engine, org_id, after, new_after, batch)
+            inserted = await loop.run_in_executor(
+                writer, write_page, engine, org_id, after, new_after, batch
+            )
             if inserted is None:
                 result.conflicts += 1
                 if more:
@@ -230,8 +239,11 @@ async def poll_org(
         result.error = str(exc)
         log.warning("audit poll of %s stopped: %s", org_id, exc)
     finally:
+        writer.shutdown(wait=True)
         if not pending.done():
             pending.cancel()
+        elif not pending.cancelled():
+            pending.exception()  # a prefetch that failed after the loop ended: retrieved, ignored
     result.checkpoint = after
     _record_poll(engine, result)
     return result
