@@ -21,9 +21,11 @@ from claresia_sync.api.client import CallCounter, OrgClient, make_http_pool
 from claresia_sync.publish.applier import DEFAULT_CONCURRENCY, OUTCOMES, Applier, ItemResult
 from claresia_sync.publish.desired import OrgDesired, desired_state
 from claresia_sync.publish.planner import (
+    WRITE_OPS,
     LivePublication,
     OrgPlan,
     Plan,
+    PlanItem,
     check_organization,
     list_remote,
     load_live,
@@ -188,16 +190,20 @@ async def reconcile(
         if dry_run or isinstance(client, str):
             return
 
-        async def one_item(item_client: OrgClient, item_index: int) -> None:
+        async def one_item(item_client: OrgClient, item: PlanItem) -> None:
             nonlocal done
-            result = await applier.apply(item_client, org_plan.items[item_index])
+            result = await applier.apply(item_client, item)
             run.results.append(result)
             recorder.add(result.state())
             done += 1
             if progress:
                 progress(done, known)
 
-        await asyncio.gather(*(one_item(client, i) for i in range(len(org_plan.items))))
+        calls = [i for i in org_plan.items if i.op in WRITE_OPS]
+        for item in org_plan.items:
+            if item.op not in WRITE_OPS:  # no API call: no task (a no-op run has 10,000s)
+                await one_item(client, item)
+        await asyncio.gather(*(one_item(client, item) for item in calls))
 
     async with AsyncExitStack() as stack:
         if http is None:
