@@ -8,8 +8,9 @@ import pytest
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
-from claresia_sync.db.models import Archetype, CatalogSkill, SkillGrant
+from claresia_sync.db.models import Archetype, CatalogSkill, SkillGrant, Tenant
 from claresia_sync.emulator import EmulatorServer
+from claresia_sync.errors import UserError
 from claresia_sync.publish import Acl, desired_state
 from claresia_sync.tenancy import UnknownTenantError
 from tests.test_publish_e2e import (
@@ -105,3 +106,15 @@ def test_two_pairs_with_one_published_name_both_fail(
     assert outcome.stats["failed"] == 2 and outcome.stats["created"] == 12
     remote = {s.name for s in emulator.state.org("org_dainese").skills.values()}
     assert "claresia-dainese-eng-standup-notes" not in remote
+
+
+def test_a_tenant_without_an_organisation_is_a_clear_error(
+    engine: Engine,
+    world: dict[str, Any],  # noqa: F811
+) -> None:
+    with Session(engine) as s:
+        s.add(Tenant(slug="loner", display_name="No connection"))
+        s.commit()
+        with pytest.raises(UserError, match="tenant 'loner' has no organisation connection"):
+            desired_state(s, "loner")
+        assert "loner" not in {t for o in desired_state(s) for t in o.tenants}

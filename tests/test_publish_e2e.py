@@ -21,7 +21,7 @@ from claresia_sync.ir import load_catalog
 from claresia_sync.publish import JobOutcome, claim, enqueue, reconcile, run_job, run_next_job
 from claresia_sync.tenancy import apply_tenants, parse_tenants
 from claresia_sync.transpile import transpile
-from tests.fixtures.emulator import DAINESE_ORG, api_client
+from tests.fixtures.emulator import DAINESE_ENGONLY_KEY, DAINESE_KEY, DAINESE_ORG, api_client
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "deploy" / "tenants.example.yaml"
@@ -340,3 +340,25 @@ def test_a_plain_insert_is_a_job_and_workers_do_not_share_one(
     assert outcome is not None and outcome.status == "succeeded"
     assert outcome.stats["unchanged"] == 18
     assert asyncio.run(run_next_job(engine)) is None
+
+
+def test_a_workspace_the_key_may_not_use_fails_only_those_skills(
+    engine: Engine, emulator: EmulatorServer, world: dict[str, Any], monkeypatch: Any
+) -> None:
+    # This key's principal is a member of the engineering workspace only.
+    monkeypatch.setenv("CLARESIA_DAINESE_ADMIN_KEY", DAINESE_ENGONLY_KEY)
+    outcome = publish(engine, "dainese")
+    assert outcome.status == "partial"
+    assert outcome.stats["created"] == 5 and outcome.stats["failed"] == 8
+    assert all("wrkspc_dainese_" in e["error"] for e in outcome.errors)
+    assert {e["tenant"] for e in outcome.errors} == {"dainese", "dainese-corp"}
+    assert visible(emulator, "user_dainese_ana") == names("dainese-eng", ENG)
+    assert visible(emulator, "user_dainese_luca") == set()
+
+    # With the right key the next run finishes the job: no twins, every ACL set.
+    monkeypatch.setenv("CLARESIA_DAINESE_ADMIN_KEY", DAINESE_KEY)
+    again = publish(engine, "dainese")
+    assert again.status == "succeeded", again.errors
+    assert again.stats["unchanged"] == 5 and again.stats["acl"] == 8
+    assert len(emulator.state.org(DAINESE_ORG).skills) == 13
+    assert visible(emulator, "user_dainese_luca") == names("dainese-corp", CORP)

@@ -24,9 +24,10 @@ from claresia_sync.db.models import (
     Tenant,
     WorkspaceMapping,
 )
+from claresia_sync.errors import UserError
 from claresia_sync.ir import SkillIR, parse_ir
 from claresia_sync.naming import NamingError, published_name
-from claresia_sync.tenancy.lookup import DEFAULT_BASE_URL
+from claresia_sync.tenancy.lookup import DEFAULT_BASE_URL, UnknownTenantError
 from claresia_sync.transpile import ClaudeSkill, transpile
 
 
@@ -125,8 +126,6 @@ def desired_state(session: Session, tenant_slug: str | None = None) -> list[OrgD
     if tenant_slug is not None:
         wanted = [t for t in tenants.values() if t.slug == tenant_slug]
         if not wanted:
-            from claresia_sync.tenancy.lookup import UnknownTenantError
-
             known = ", ".join(sorted(t.slug for t in tenants.values())) or "none"
             raise UnknownTenantError(
                 f"unknown tenant {tenant_slug!r} (known: {known}); add it with "
@@ -208,7 +207,13 @@ def desired_state(session: Session, tenant_slug: str | None = None) -> list[OrgD
         _fail_name_collisions(org)
         org.deprecated = deprecated
         org.other_tenants = every_slug - set(org.tenants)
-    return sorted((o for o in orgs.values() if o.scope), key=lambda o: (o.root_slug, o.org_id))
+    in_scope = sorted((o for o in orgs.values() if o.scope), key=lambda o: (o.root_slug, o.org_id))
+    if tenant_slug is not None and not in_scope:
+        raise UserError(
+            f"tenant {tenant_slug!r} has no organisation connection (nor has its parent): add "
+            "`connection:` to its entry in the tenant file and apply it"
+        )
+    return in_scope
 
 
 def _desired_skill(
