@@ -21,7 +21,7 @@ from claresia_sync.api.client import OrgClient
 from claresia_sync.api.errors import APIError, ConflictError, NotFoundError
 from claresia_sync.api.models import Skill
 from claresia_sync.publish.desired import Acl, DesiredSkill
-from claresia_sync.publish.planner import Op, PlanItem
+from claresia_sync.publish.planner import Op, PlanItem, same_content
 from claresia_sync.publish.records import PublicationState
 
 T = TypeVar("T")
@@ -150,7 +150,7 @@ class Applier:
         new_version, set_acl = item.new_version, item.set_acl
         if item.op == Op.CREATE or result.remote_id is None:
             remote = await self._create_or_adopt(client, item.org_id, desired, result)
-            new_version = not _same(remote, desired)
+            new_version = not same_content(remote, desired)
             set_acl = _acl_of(remote) != desired.acl
             result.outcome = Outcome.CREATED
         elif new_version:
@@ -178,7 +178,7 @@ class Applier:
                 # Deleted behind our back between plan and now: create it again, once.
                 remote = await self._create_or_adopt(client, item.org_id, desired, result)
                 result.outcome = Outcome.CREATED
-                new_version = not _same(remote, desired)
+                new_version = not same_content(remote, desired)
                 set_acl = _acl_of(remote) != desired.acl
         raise _Failed(f"{item.name} vanished twice while being published")
 
@@ -230,8 +230,3 @@ class Applier:
 
 def _acl_of(remote: Skill) -> Acl:
     return Acl.of(remote.access.workspace_ids, remote.access.rbac_group_ids)
-
-
-def _same(remote: Skill, desired: DesiredSkill) -> bool:
-    want = desired.content_hash
-    return remote.content_hash == want or remote.metadata.get("claresia.content_hash") == want

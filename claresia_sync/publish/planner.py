@@ -168,7 +168,7 @@ async def list_remote(client: OrgClient, org_id: str) -> list[Skill]:
     return [s async for s in client.list_skills(org_id, name_prefix=PREFIX, page_size=1000)]
 
 
-def _same_content(remote: Skill, desired: DesiredSkill) -> bool:
+def same_content(remote: Skill, desired: DesiredSkill) -> bool:
     # The emulator reports our metadata hash; a server that hashes by its own rule still
     # carries our metadata, so either equal means the content is ours.
     want = desired.content_hash
@@ -220,7 +220,7 @@ def plan_org(
             item.live_version = r.latest_version
             item.live_hash = r.metadata.get("claresia.content_hash", r.content_hash)
             item.live_acl = Acl.of(r.access.workspace_ids, r.access.rbac_group_ids)
-            item.new_version = not _same_content(r, d)
+            item.new_version = not same_content(r, d)
             item.set_acl = item.live_acl != d.acl
             if pub is None or pub.remote_id != r.id:
                 item.reason = "found remotely by name"
