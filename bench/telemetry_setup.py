@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -210,11 +211,20 @@ def run_worker(url: str, page_size: int = 1000) -> dict[str, Any]:
     return result
 
 
+def _vm_hwm_mib() -> float:
+    """Peak RSS of this process image. Not `ru_maxrss`: Linux carries the pre-exec high-water
+    mark (the forked copy of the parent) into it, which made a large parent look like ours."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def _worker(page_size: int) -> None:
     from claresia_sync.telemetry.poller import poll_once
 
     engine = make_engine(os.environ["CLARESIA_DATABASE_URL"])
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_before = _vm_hwm_mib()
     started = time.perf_counter()
     (result,) = asyncio.run(poll_once(engine, tenant="dainese", page_size=page_size))
     seconds = time.perf_counter() - started
@@ -226,8 +236,8 @@ def _worker(page_size: int) -> None:
                 "received": result.received,
                 "pages": result.pages,
                 "error": result.error,
-                "rss_start_mib": rss_before / 1024,
-                "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "rss_start_mib": rss_before,
+                "peak_rss_mib": _vm_hwm_mib(),
             }
         )
     )
