@@ -134,6 +134,11 @@ class Emulator:
         result: dict[str, Any] = self.control("GET", "/_emulator/stats")
         return result
 
+    def cpu_seconds(self) -> float:
+        """CPU time the emulator process has used so far (Linux /proc)."""
+        fields = Path(f"/proc/{self._proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def reset_stats(self) -> None:
         self.control("POST", "/_emulator/stats/reset")
 
