@@ -362,3 +362,28 @@ def test_a_workspace_the_key_may_not_use_fails_only_those_skills(
     assert again.stats["unchanged"] == 5 and again.stats["acl"] == 8
     assert len(emulator.state.org(DAINESE_ORG).skills) == 13
     assert visible(emulator, "user_dainese_luca") == names("dainese-corp", CORP)
+
+
+def test_a_skill_deleted_behind_our_back_is_recreated_when_it_changes(
+    engine: Engine, emulator: EmulatorServer, world: dict[str, Any]
+) -> None:
+    publish(engine, "acme")
+    org = emulator.state.org("org_acme")
+    name = "claresia-acme-okr-drafting"
+    old_id = org.names[name]
+    emulator.state.delete_skill("org_acme", old_id)
+    with Session(engine) as s:  # a new catalog version: the plan says "new version"
+        row = s.get(CatalogSkill, "okr-drafting")
+        assert row is not None
+        row.ir = {**row.ir, "version": "9.9.9"}
+        row.ir_hash = "sha256:" + "9" * 64
+        s.commit()
+    outcome = publish(engine, "acme")
+    assert outcome.status == "succeeded", outcome.errors
+    assert outcome.stats["created"] == 1  # the 404 on the new version fell back to create
+    new_id = org.names[name]
+    assert new_id != old_id
+    assert name in visible(emulator, "user_acme_bob", "org_acme")
+    with Session(engine) as s:
+        pub = s.scalar(select(Publication).where(Publication.published_name == name))
+    assert pub is not None and pub.remote_skill_id == new_id and pub.status == "published"
