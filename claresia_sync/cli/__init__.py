@@ -8,6 +8,7 @@ import sys
 import typer
 
 from claresia_sync.errors import UserError
+from claresia_sync.logs import configure_logging
 
 app = typer.Typer(
     name="claresia-sync",
@@ -52,7 +53,7 @@ def _register() -> None:
 
 def main() -> None:
     """Console entry point: exit 0 on success, non-zero with a one-line reason on stderr."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging("console", logging.WARNING)  # `run` switches to JSON lines
     _register()
     try:
         app()  # click's standalone mode handles usage errors (exit 2) and ^C itself
