@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -25,6 +26,7 @@ from claresia_sync.publish.planner import Op, PlanItem, same_content
 from claresia_sync.publish.records import PublicationState
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 DEFAULT_CONCURRENCY = 16
 
@@ -135,6 +137,10 @@ class Applier:
             result.outcome = Outcome.FAILED
             hint = f" — {exc.hint}" if isinstance(exc, APIError) else ""
             result.error = f"{item.name}: {exc}{hint}"
+        except Exception as exc:  # a bug must cost one skill, not the run
+            log.exception("publishing %s in %s failed unexpectedly", item.name, item.org_id)
+            result.outcome = Outcome.FAILED
+            result.error = f"{item.name}: unexpected {type(exc).__name__}: {exc}"
         return result
 
     async def _delete(self, client: OrgClient, item: PlanItem) -> None:
