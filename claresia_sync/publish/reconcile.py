@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -33,6 +34,8 @@ from claresia_sync.publish.planner import (
 )
 from claresia_sync.publish.records import PublicationState, record_publications
 from claresia_sync.secrets import KeyReferenceError, resolve_key
+
+log = logging.getLogger(__name__)
 
 RECORD_BATCH = 500
 
@@ -178,7 +181,11 @@ async def reconcile(
     async def one_org(org: OrgDesired, http: httpx2.AsyncClient) -> None:
         nonlocal done, known
         client = make(org, http, run.calls)
-        org_plan = await _plan_one(org, live[org.org_id], client, applier, check_remote)
+        try:
+            org_plan = await _plan_one(org, live[org.org_id], client, applier, check_remote)
+        except Exception as exc:  # a bug must cost one organisation, not the run
+            log.exception("planning organisation %s failed unexpectedly", org.org_id)
+            org_plan = OrgPlan(org, refused=f"organisation {org.org_id}: unexpected {exc!r}")
         plan.orgs.append(org_plan)
         known += len(org_plan.items) - len(org.skills)
         if org_plan.refused:
