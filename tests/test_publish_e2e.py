@@ -204,7 +204,8 @@ def test_force_repairs_what_was_changed_behind_our_back(
                             "content": f"---\nname: {name}\ndescription: edited by hand\n---\nhi\n",
                         }
                     ],
-                    "metadata": {},
+                    # keeps our metadata, hash claim included: only the server's hash can tell
+                    "metadata": dict(skill.metadata),
                 },
             )
 

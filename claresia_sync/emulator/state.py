@@ -13,7 +13,6 @@ after any `after_id` costs one bisect and one join, even with a million-event ba
 from __future__ import annotations
 
 import bisect
-import hashlib
 import json
 import random
 import threading
@@ -32,6 +31,8 @@ from claresia_sync.naming import NAME_RE
 from claresia_sync.resources import shipped
 from claresia_sync.secrets import KEY_PREFIX
 from claresia_sync.skill_format import MAX_UPLOAD_BYTES, validate_upload
+from claresia_sync.transpile.transpiler import SkillFile
+from claresia_sync.transpile.transpiler import content_hash as file_hash
 
 Scope = Literal["skills:read", "skills:write", "audit:read", "workspaces:read"]
 ALL_SCOPES: tuple[Scope, ...] = ("skills:read", "skills:write", "audit:read", "workspaces:read")
@@ -259,10 +260,9 @@ class OrgState:
 
 
 def content_hash(files: Sequence[Mapping[str, str]]) -> str:
-    digest = hashlib.sha256()
-    for entry in sorted(files, key=lambda f: f["path"]):
-        digest.update(entry["path"].encode() + b"\0" + entry["content"].encode() + b"\0")
-    return "sha256:" + digest.hexdigest()
+    """The server's own hash of what it stores (CONTRACT.md section 2's rule, the transpiler's
+    function): never the hash a client claims in its metadata."""
+    return file_hash(tuple(SkillFile(f["path"], f["content"]) for f in files))
 
 
 # Models and prices (USD per million tokens) used to make simulated invocations look real.
@@ -463,7 +463,7 @@ class EmulatorState:
                 metadata=metadata,
                 files=files,
                 latest_version=version,
-                content_hash=metadata.get("claresia.content_hash") or content_hash(files),
+                content_hash=content_hash(files),
                 created_at=now,
                 updated_at=now,
                 versions=[version],
@@ -487,9 +487,7 @@ class EmulatorState:
             record.metadata = dict(payload.get("metadata") or {})
             record.description = str(payload["description"])
             record.display_title = payload.get("display_title", record.display_title)
-            record.content_hash = record.metadata.get("claresia.content_hash") or content_hash(
-                record.files
-            )
+            record.content_hash = content_hash(record.files)
             record.latest_version = self._new_version()
             record.versions.append(record.latest_version)
             record.updated_at = iso_now()

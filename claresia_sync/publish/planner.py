@@ -169,10 +169,9 @@ async def list_remote(client: OrgClient, org_id: str) -> list[Skill]:
 
 
 def same_content(remote: Skill, desired: DesiredSkill) -> bool:
-    # The emulator reports our metadata hash; a server that hashes by its own rule still
-    # carries our metadata, so either equal means the content is ours.
-    want = desired.content_hash
-    return remote.content_hash == want or remote.metadata.get("claresia.content_hash") == want
+    # The server's own hash of the files it holds (CONTRACT.md section 2's rule). Our metadata
+    # hash is not evidence: content edited behind our back can keep our metadata.
+    return remote.content_hash == desired.content_hash
 
 
 def plan_org(
