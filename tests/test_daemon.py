@@ -2,138 +2,22 @@
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx2
 import psycopg
-import pytest
 from psycopg import sql
 from sqlalchemy import Engine, text
 
 from claresia_sync.emulator import EmulatorServer
-from tests.fixtures.emulator import ACME_KEY, DAINESE_KEY
+from tests.fixtures.daemon import DaemonProcess, wait_until
+from tests.fixtures.emulator import DAINESE_KEY
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_until(check: Callable[[], bool], timeout: float, what: str) -> float:
-    """Seconds it took for `check` to hold; fails the test after `timeout`."""
-    start = time.monotonic()
-    while not check():
-        if time.monotonic() - start > timeout:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
-    return time.monotonic() - start
-
-
-class DaemonProcess:
-    def __init__(self, env: dict[str, str], *args: str) -> None:
-        self.port = _free_port()
-        self.log = Path(env["CLARESIA_STATE_DIR"]) / f"daemon-{self.port}.log"
-        self._out = self.log.open("w")
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "claresia_sync",
-                "run",
-                "--ops-host",
-                "127.0.0.1",
-                "--ops-port",
-                str(self.port),
-                *args,
-            ],
-            env=env,
-            stdout=self._out,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-        )
-        wait_until(lambda: self.get("/healthz") == 200, 30, "the daemon's /healthz")
-
-    def get(self, path: str) -> int | None:
-        if self.proc.poll() is not None:
-            pytest.fail(f"daemon exited with {self.proc.returncode}:\n{self.log.read_text()}")
-        try:
-            return httpx2.get(f"http://127.0.0.1:{self.port}{path}", timeout=2).status_code
-        except httpx2.HTTPError:
-            return None
-
-    def stop(self, timeout: float = 10) -> tuple[int, float]:
-        start = time.monotonic()
-        self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(timeout=timeout)
-        self._out.close()
-        return code, time.monotonic() - start
-
-    def logs(self) -> list[dict[str, object]]:
-        return [
-            json.loads(line) for line in self.log.read_text().splitlines() if line.startswith("{")
-        ]
-
-
-@pytest.fixture
-def daemon_env(
-    database_url: str, emulator: EmulatorServer, tmp_path: Path
-) -> Iterator[dict[str, str]]:
-    """A database with the catalog and the example tenants (pointed at the emulator)."""
-    env = {
-        **os.environ,
-        "CLARESIA_DATABASE_URL": database_url,
-        "CLARESIA_STATE_DIR": str(tmp_path),
-        "CLARESIA_DAINESE_ADMIN_KEY": DAINESE_KEY,
-        "CLARESIA_ACME_ADMIN_KEY": ACME_KEY,
-    }
-    tenants = (ROOT / "deploy/tenants.example.yaml").read_text()
-    tenants = tenants.replace(
-        "      # base_url: http://127.0.0.1:8765   # optional: the emulator, or a proxy",
-        f"      base_url: {emulator.base_url}",
-    ).replace(
-        "      admin_key: env:CLARESIA_ACME_ADMIN_KEY",
-        f"      admin_key: env:CLARESIA_ACME_ADMIN_KEY\n      base_url: {emulator.base_url}",
-    )
-    assert tenants.count(emulator.base_url) == 2
-    (tmp_path / "tenants.yaml").write_text(tenants)
-    for args in (
-        ["catalog", "import", "skills_ir/catalog"],
-        ["tenants", "apply", str(tmp_path / "tenants.yaml")],
-    ):
-        subprocess.run(
-            [sys.executable, "-m", "claresia_sync", *args],
-            env=env,
-            cwd=ROOT,
-            check=True,
-            capture_output=True,
-        )
-    yield env
-
-
-@pytest.fixture
-def start_daemon(daemon_env: dict[str, str]) -> Iterator[Callable[..., DaemonProcess]]:
-    started: list[DaemonProcess] = []
-
-    def start(*args: str) -> DaemonProcess:
-        started.append(DaemonProcess(daemon_env, "--poll-interval", "1", *args))
-        return started[-1]
-
-    yield start
-    for d in started:
-        if d.proc.poll() is None:
-            d.proc.kill()
-            d.proc.wait()
 
 
 def _job(engine: Engine, job_id: int) -> tuple[str, object]:

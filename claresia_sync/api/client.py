@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterable, Mapping
@@ -55,6 +56,8 @@ DEFAULT_BASE_URL = "https://api.anthropic.com"
 ANTHROPIC_VERSION = "2023-06-01"
 SKILL_EVENT_TYPES = ("skill.invoked", "skill.failed")
 MAX_PAGE = 1000
+# Seconds a call may take when the caller names no timeout (chaos tests shorten it).
+DEFAULT_TIMEOUT = float(os.environ.get("CLARESIA_API_TIMEOUT_S", "30"))
 
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
@@ -167,7 +170,7 @@ class OrgClient:
         key: AdminKey,
         *,
         max_attempts: int = 5,
-        timeout: float | httpx2.Timeout = 30.0,
+        timeout: float | httpx2.Timeout = DEFAULT_TIMEOUT,
         http: httpx2.AsyncClient | None = None,
         limits: httpx2.Limits | None = None,
         backoff: float = 0.5,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
@@ -35,9 +36,10 @@ from claresia_sync.telemetry.settings import TelemetrySettings
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT_EVERY = 5.0
-STALE_AFTER = 30.0
-LOCK_RETRY = 0.2  # seconds without heartbeat: the job's replica is presumed dead
+# Seconds without heartbeat after which a job's replica is presumed dead (tests shorten it).
+STALE_AFTER = float(os.environ.get("CLARESIA_JOB_STALE_AFTER_S", "30"))
+HEARTBEAT_EVERY = min(5.0, STALE_AFTER / 3)
+LOCK_RETRY = 0.2
 
 _REQUEUE_STALE = text("""
 UPDATE publish_job SET status = 'queued', claimed_by = NULL, started_at = NULL
