@@ -579,3 +579,31 @@ def test_docker_compose_config() -> None:
         timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
+
+
+# --- the guide -------------------------------------------------------------------------------
+
+
+def test_deployment_guide_covers_metrics_variables_and_the_runbook() -> None:
+    guide = (ROOT / "docs" / "deployment.md").read_text(encoding="utf-8")
+    metrics_src = (ROOT / "claresia_sync" / "daemon" / "metrics.py").read_text(encoding="utf-8")
+    metrics = set(re.findall(r'"(claresia_[a-z_]+)"', metrics_src))
+    assert len(metrics) >= 8
+    for name in metrics:
+        assert f"`{name}" in guide, f"metric {name} is not explained in docs/deployment.md"
+    env_names = set(re.findall(r"\bCLARESIA_[A-Z_]+(?<!_)\b", _sources()))
+    for name in env_names - {"CLARESIA_TEST_DATABASE_URL", "CLARESIA_CHAOS_KILLS"}:
+        if not name.endswith("_ADMIN_KEY"):
+            assert name in guide, f"variable {name} is not documented in docs/deployment.md"
+    for symptom in (
+        "Skills don't appear in the @ picker",
+        "Telemetry never appears",
+        "403 on publish",
+        "sees @claresia skills they shouldn't",
+    ):
+        assert f"### {symptom}" in guide or symptom in guide, symptom
+    assert "docs/deployment.md" in (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def _sources() -> str:
+    return "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "claresia_sync").rglob("*.py"))
