@@ -211,9 +211,24 @@ def fresh_database_url(make_database: Callable[[], str]) -> str:
 
 @pytest.fixture
 def deployed_env(fresh_database_url: str, tmp_path: Path) -> Iterator[dict[str, str]]:
+    """As in the image: the database URL set, a state dir and HOME the process cannot write (the
+    k8s root filesystem is read-only), a writable TMPDIR only."""
+    readonly = tmp_path / "readonly"
+    readonly.mkdir()
+    (tmp_path / "tmp").mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLARESIA_")}
-    env |= {"CLARESIA_DATABASE_URL": fresh_database_url, "CLARESIA_STATE_DIR": str(tmp_path)}
-    yield env
+    env |= {
+        "CLARESIA_DATABASE_URL": fresh_database_url,
+        "CLARESIA_STATE_DIR": str(readonly),
+        "HOME": str(readonly),
+        "TMPDIR": str(tmp_path / "tmp"),
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    readonly.chmod(0o555)
+    try:
+        yield env
+    finally:
+        readonly.chmod(0o755)
 
 
 def _script_path() -> str:
