@@ -105,11 +105,12 @@ def _serve(seed_data: dict[str, Any], port_out: Any, stop: Any) -> None:
 class Emulator:
     """The emulator in a child process, driven through its control routes."""
 
-    def __init__(self, orgs: int) -> None:
+    def __init__(self, orgs: int, seed_data: dict[str, Any] | None = None) -> None:
         ctx = mp.get_context("spawn")
         self._ports: Any = ctx.Queue()
         self._stop = ctx.Event()
-        self._proc = ctx.Process(target=_serve, args=(seed(orgs), self._ports, self._stop))
+        world = seed_data if seed_data is not None else seed(orgs)
+        self._proc = ctx.Process(target=_serve, args=(world, self._ports, self._stop))
 
     def __enter__(self) -> Emulator:
         self._proc.start()
