@@ -13,6 +13,7 @@ from claresia_sync.config import Settings
 from claresia_sync.connection_check import check_connection
 from claresia_sync.emulator import EmulatorServer
 from claresia_sync.tenancy import apply_tenants, parse_tenants
+from tests.cli import run_cli
 from tests.fixtures.emulator import (
     DAINESE_ENGONLY_KEY,
     DAINESE_KEY,
@@ -55,24 +56,9 @@ async def test_missing_scope_zero_retention_and_bad_key(emulator: EmulatorServer
 
 
 def _cli(emulator: EmulatorServer, env_key: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "claresia_sync",
-            "connection",
-            "test",
-            "--base-url",
-            emulator.base_url,
-            "--key-ref",
-            "env:CLARESIA_TEST_KEY",
-        ],
-        env={**os.environ, "CLARESIA_TEST_KEY": env_key},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    url, ref = emulator.base_url, "env:CLARESIA_TEST_KEY"
+    env = {**os.environ, "CLARESIA_TEST_KEY": env_key}
+    return run_cli("connection", "test", "--base-url", url, "--key-ref", ref, env=env, timeout=60)
 
 
 def test_cli_prints_the_organisation_and_strips_a_trailing_space(

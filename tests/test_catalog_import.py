@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 from sqlalchemy import select
@@ -16,6 +14,7 @@ from claresia_sync.catalog_store import import_catalog
 from claresia_sync.config import Settings
 from claresia_sync.db.models import CatalogSkill
 from claresia_sync.ir import load_catalog
+from tests.cli import clean_env, run_cli
 
 CATALOG = Path(__file__).resolve().parent.parent / "skills_ir" / "catalog"
 
@@ -59,15 +58,7 @@ def test_import_then_change_updates_row_and_hash(session: Session, tmp_path: Pat
 
 
 def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CLARESIA_")}
-    env["CLARESIA_DATABASE_URL"] = str(settings.database_url)
-    return subprocess.run(
-        [sys.executable, "-m", "claresia_sync", "catalog", "import", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_cli("catalog", "import", *args, env=clean_env(settings))
 
 
 def test_cli_imports_good_skills_and_fails_on_problems(

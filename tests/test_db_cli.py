@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,37 +12,22 @@ from claresia_sync.config import Settings
 from claresia_sync.db import open_database
 from claresia_sync.db.embedded import is_running
 from claresia_sync.db.migrate import head_revision
-
-
-def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "claresia_sync", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CLARESIA_")}
-    env.update(extra)
-    return env
+from tests.cli import clean_env, run_cli
 
 
 @pytest.mark.slow
 def test_fresh_machine_uses_embedded_server(tmp_path: Path) -> None:
     state = tmp_path / "state"
-    env = _env(CLARESIA_STATE_DIR=str(state))
+    env = clean_env(CLARESIA_STATE_DIR=str(state))
 
-    first = _cli("db", "upgrade", env=env)
+    first = run_cli("db", "upgrade", env=env)
     assert first.returncode == 0, first.stderr
     assert f"embedded PostgreSQL in {state / 'pgdata'}" in first.stdout
     assert f"applied {head_revision()}" in first.stdout
     assert (state / "pgdata" / "PG_VERSION").is_file()
     assert not is_running(state), "the embedded server must stop when the command ends"
 
-    second = _cli("db", "upgrade", env=env)
+    second = run_cli("db", "upgrade", env=env)
     assert second.returncode == 0, second.stderr
     assert "nothing to do" in second.stdout
     assert "applied" not in second.stdout
@@ -61,17 +43,17 @@ def test_fresh_machine_uses_embedded_server(tmp_path: Path) -> None:
 
 def test_upgrade_configured_database(make_database: Callable[[], str]) -> None:
     url = make_database()
-    env = _env(CLARESIA_DATABASE_URL=url)
-    first = _cli("db", "upgrade", env=env)
+    env = clean_env(CLARESIA_DATABASE_URL=url)
+    first = run_cli("db", "upgrade", env=env)
     assert first.returncode == 0, first.stderr
     assert "schema now at" in first.stdout
-    current = _cli("db", "current", env=env)
+    current = run_cli("db", "current", env=env)
     assert "up to date" in current.stdout
 
 
 def test_unreachable_database_is_one_line(tmp_path: Path) -> None:
-    env = _env(CLARESIA_DATABASE_URL="postgresql://u:hunter2@127.0.0.1:1/x")
-    result = _cli("db", "upgrade", env=env)
+    env = clean_env(CLARESIA_DATABASE_URL="postgresql://u:hunter2@127.0.0.1:1/x")
+    result = run_cli("db", "upgrade", env=env)
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("claresia-sync: error: cannot connect")

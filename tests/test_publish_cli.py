@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from typing import Any
 
 from sqlalchemy import Engine, func, select
@@ -13,22 +11,14 @@ from sqlalchemy.orm import Session
 from claresia_sync.config import Settings
 from claresia_sync.db.models import Publication, PublishJob
 from claresia_sync.emulator import EmulatorServer
+from tests.cli import clean_env, run_cli
 from tests.fixtures.emulator import ACME_KEY, DAINESE_KEY
 from tests.test_publish_e2e import world  # noqa: F401  (fixture)
 
 
 def cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CLARESIA_")}
-    env["CLARESIA_DATABASE_URL"] = str(settings.database_url)
-    env["CLARESIA_DAINESE_ADMIN_KEY"] = DAINESE_KEY
-    env["CLARESIA_ACME_ADMIN_KEY"] = ACME_KEY
-    return subprocess.run(
-        [sys.executable, "-m", "claresia_sync", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    keys = {"CLARESIA_DAINESE_ADMIN_KEY": DAINESE_KEY, "CLARESIA_ACME_ADMIN_KEY": ACME_KEY}
+    return run_cli(*args, env=clean_env(settings, **keys))
 
 
 def count(engine: Engine, model: Any) -> int:

@@ -9,7 +9,6 @@ import io
 import json
 import os
 import subprocess
-import sys
 from decimal import Decimal
 from typing import Any
 
@@ -22,6 +21,7 @@ from claresia_sync.db.telemetry import insert_events
 from claresia_sync.emulator import EmulatorServer
 from claresia_sync.telemetry.report import parse_since, skill_report
 from claresia_sync.telemetry.retention import apply_retention
+from tests.cli import clean_env, run_cli
 from tests.fixtures.emulator import DAINESE_ORG
 from tests.test_telemetry_poller import ENG_SKILL, SALES_SKILL, scalar, world
 
@@ -29,20 +29,8 @@ __all__ = ["world"]  # the fixture, shared with the poller tests
 
 
 def cli(*args: str, settings: Settings) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CLARESIA_")}
-    env.update(
-        CLARESIA_DATABASE_URL=str(settings.database_url),
-        CLARESIA_STATE_DIR=str(settings.state_dir),
-        CLARESIA_DAINESE_ADMIN_KEY=os.environ["CLARESIA_DAINESE_ADMIN_KEY"],
-        CLARESIA_ACME_ADMIN_KEY=os.environ["CLARESIA_ACME_ADMIN_KEY"],
-    )
-    return subprocess.run(
-        [sys.executable, "-m", "claresia_sync", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    keys = {k: os.environ[k] for k in ("CLARESIA_DAINESE_ADMIN_KEY", "CLARESIA_ACME_ADMIN_KEY")}
+    return run_cli(*args, env=clean_env(settings, **keys))
 
 
 def test_poll_once_then_report_in_every_format(
