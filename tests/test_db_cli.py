@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import psycopg
 import pytest
 from sqlalchemy import inspect
+from sqlalchemy.exc import OperationalError
 
+from claresia_sync.cli import describe_database_failure
 from claresia_sync.config import Settings
 from claresia_sync.db import open_database
 from claresia_sync.db.embedded import is_running
@@ -58,3 +61,21 @@ def test_unreachable_database_is_one_line(tmp_path: Path) -> None:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("claresia-sync: error: cannot connect")
     assert "hunter2" not in result.stderr + result.stdout
+
+
+def test_a_database_without_the_schema_says_to_upgrade(make_database: Callable[[], str]) -> None:
+    env = clean_env(CLARESIA_DATABASE_URL=make_database())
+    result = run_cli("tenants", "list", env=env)
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert "lacks this version's schema" in line and "claresia-sync db upgrade" in line
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_a_database_lost_mid_command_is_one_line_saying_what_to_do() -> None:
+    # Unit test of the message: losing the server mid-command cannot be timed from outside.
+    orig = psycopg.OperationalError("server closed the connection unexpectedly\n  This probably")
+    message = describe_database_failure(OperationalError("SELECT 1", {}, orig))
+    assert "\n" not in message
+    assert message.startswith("the database failed during the command: server closed")
+    assert "run the command again" in message

@@ -6,6 +6,8 @@ import logging
 import sys
 
 import typer
+from psycopg import errors as pg_errors
+from sqlalchemy.exc import DBAPIError
 
 from claresia_sync.errors import UserError
 from claresia_sync.logs import configure_logging
@@ -60,3 +62,22 @@ def main() -> None:
     except UserError as exc:
         print(f"claresia-sync: error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
+    except DBAPIError as exc:
+        print(f"claresia-sync: error: {describe_database_failure(exc)}", file=sys.stderr)
+        sys.exit(1)
+
+
+def describe_database_failure(exc: DBAPIError) -> str:
+    """One line for a database error that reached the top (the connection is checked when a
+    command starts, so this is a schema that is not there or a server lost mid-command)."""
+    reason = " ".join(str(exc.orig or exc).split())[:300]
+    if isinstance(exc.orig, pg_errors.UndefinedTable | pg_errors.UndefinedColumn):
+        return (
+            f"the database lacks this version's schema ({reason}): run "
+            "`claresia-sync db upgrade`, then the command again"
+        )
+    # Every step commits in its own transaction, so what was committed stays valid.
+    return (
+        f"the database failed during the command: {reason}; what was committed stays, run "
+        "the command again once the database is back"
+    )
