@@ -110,5 +110,41 @@ def retention_cmd(
     )
 
 
+@telemetry_app.command("replay-quarantine")
+def replay_cmd(
+    tenant: Annotated[
+        str | None,
+        typer.Option(help="Only this tenant's organisation (a sub-tenant: its parent's)."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say what would be attributed; change nothing.")
+    ] = False,
+) -> None:
+    """Normalise quarantined events again: those whose workspace or skill is now known become
+    telemetry rows (`tenants apply` does this by itself after a change)."""
+    from sqlalchemy.orm import Session
+
+    from claresia_sync.telemetry.poller import poll_targets
+    from claresia_sync.telemetry.quarantine import replay_quarantine
+
+    with open_database(load_settings()) as engine:
+        orgs: list[str | None] = [None]
+        if tenant is not None:
+            with Session(engine) as session:
+                orgs = [t.org_id for t in poll_targets(session, tenant)]
+        results = [
+            r for org in orgs for r in replay_quarantine(engine, org_id=org, dry_run=dry_run)
+        ]
+    if not results:
+        print("the quarantine is empty")
+    verb = "would be attributed" if dry_run else "attributed"
+    for r in results:
+        left = ", ".join(f"{n} {reason}" for reason, n in r.still.most_common(3))
+        print(
+            f"{r.org_id}: {r.examined} examined, {r.attributed} {verb} ({r.inserted} new rows); "
+            f"{sum(r.still.values())} still quarantined" + (f": {left}" if left else "")
+        )
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(telemetry_app, name="telemetry")

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from claresia_sync.config import load_settings
 from claresia_sync.db import open_database
+from claresia_sync.telemetry.quarantine import replay_quarantine
 from claresia_sync.tenancy import TenantConfigError, apply_tenants, list_tenants, load_tenants
 
 tenants_app = typer.Typer(help="Tenants, workspaces, archetypes and grants.", no_args_is_help=True)
@@ -37,6 +38,8 @@ def apply_cmd(
                 session.rollback()
             else:
                 session.commit()
+                # Events quarantined for an unmapped workspace are attributed once it is mapped.
+                replayed = replay_quarantine(engine) if changes else []
     except TenantConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
@@ -48,6 +51,9 @@ def apply_cmd(
         print(f"{file}: {verb} {len(changes)} item(s)")
     else:
         print(f"{file}: no changes (the database already matches)")
+    if not dry_run and any(r.attributed for r in replayed):
+        for r in replayed:
+            print(f"quarantine of {r.org_id}: {r.attributed} event(s) now attributed")
 
 
 @tenants_app.command("list")
