@@ -28,6 +28,7 @@ import socket
 import struct
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 from pydantic import ValidationError
 from starlette.applications import Starlette
@@ -37,7 +38,16 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from claresia_sync.emulator.faults import CallStats, Fault, FaultConfig, Faults
+from claresia_sync.emulator.faults import (
+    LIMIT_UNCAPPED,
+    CallStats,
+    CorruptMode,
+    Fault,
+    FaultConfig,
+    Faults,
+    corrupt_answer,
+    fetch_factor,
+)
 from claresia_sync.emulator.state import (
     EmulatorError,
     EmulatorState,
@@ -103,7 +113,7 @@ def _limit(request: Request) -> tuple[int, str | None]:
         limit = int(raw)
     except ValueError:
         limit = 0
-    if not 1 <= limit <= _MAX_LIMIT:
+    if not 1 <= limit <= _MAX_LIMIT and not (limit >= 1 and request.scope.get(LIMIT_UNCAPPED)):
         raise bad_request(f"limit must be an integer from 1 to {_MAX_LIMIT}, not {raw!r}")
     return limit, request.query_params.get("after_id") or None
 
@@ -417,12 +427,52 @@ class _FaultsAndStats:
                 if delay:
                     await asyncio.sleep(delay)
                 fault = self.faults.pick(_header(scope, b"x-api-key"))
+                if fault is not None and fault.mode is not None:
+                    await self.corrupt(fault.mode, scope, route, receive, send_with_id)
+                    return
                 if fault is not None:
                     await self.inject(fault, request_id, receive, send_with_id)
                     return
             await self.app(scope, receive, send_with_id)
         finally:
             self.stats.add(method, route, status)
+
+    async def corrupt(
+        self, mode: CorruptMode, scope: Scope, route: str, receive: Receive, send: Send
+    ) -> None:
+        """Run the real handler (its effects happen), then answer a corrupt form of its 2xx."""
+        self.faults.corrupted[(mode, route)] += 1
+        query = dict(parse_qsl(scope["query_string"].decode("latin-1")))
+        try:
+            limit = int(query.get("limit", "20"))
+        except ValueError:
+            limit = 20
+        factor = fetch_factor(mode, scope["method"], route)
+        if factor > 1:
+            query["limit"] = str(limit * factor)
+            scope = {**scope, "query_string": urlencode(query).encode(), LIMIT_UNCAPPED: True}
+        start: Message = {}
+        chunks: list[bytes] = []
+
+        async def capture(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                start = message
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+
+        await self.app(scope, receive, capture)
+        status, body = start["status"], b"".join(chunks)
+        headers = [(k, v) for k, v in start.get("headers", []) if k != b"content-length"]
+        if 200 <= status < 300:
+            body, content_type = corrupt_answer(
+                mode, route, body, limit, self.faults.config.huge_body_bytes
+            )
+            headers = [(k, v) for k, v in headers if k != b"content-type"]
+            headers.append((b"content-type", content_type))
+        headers.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
     async def inject(self, fault: Fault, request_id: str, receive: Receive, send: Send) -> None:
         if fault.kind == "reset":

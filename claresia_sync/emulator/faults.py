@@ -2,23 +2,73 @@
 
 Faults apply to the API routes (`/v1/...`) only, never to the `/_emulator/` control routes.
 A `script` answers the next matching requests in order (deterministic, for tests: e.g.
-`[503, 503, 429]`); the probabilities add noise (for benchmarks and soak runs); `rate_limit_rps`
-is a token bucket per admin key.
+`[503, "pass", "corrupt:truncated", 429]`); the probabilities add noise (for benchmarks and soak
+runs); `rate_limit_rps` is a token bucket per admin key.
+
+Corrupt answers (`rate_corrupt`, `corrupt_modes`, script steps `"corrupt:<mode>"`) are decided
+AFTER the real handler ran, so a write really happened when its answer is garbage (a POST that
+created a skill and answered junk: the client must not make a twin on the next run). Only 2xx
+answers are corrupted; error answers pass unchanged. Modes:
+- `truncated`: the JSON body cut in half;
+- `not_json`: an HTML page, as a misbehaving proxy serves;
+- `wrong_types`: list answers get `has_more: "yes"` and integer ids, single objects an integer
+  id; audit pages keep their shape but every other event gets a number for `created_at` and a
+  list for `workspace_id` (ids kept, so the quarantine rows can be told apart);
+- `missing_fields`: list answers lose `data`, single objects their `id`; audit pages keep their
+  shape but every other event loses `id`, `type` or `created_at` in turn;
+- `huge_page`: list answers hold 50 times the `limit` asked for (the real items: the request is
+  re-run with the larger limit); other answers carry a `padding` of `huge_body_bytes`;
+- `bad_cursor` (list answers only, others pass unchanged): only the first `limit` items with the
+  `last_id` of twice as many (a cursor that would skip items), or, when nothing lies beyond,
+  the items in descending order.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import threading
 import time
 from collections import Counter, deque
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
-ScriptStep = int | Literal["reset", "timeout"]
+CorruptMode = Literal[
+    "truncated", "not_json", "wrong_types", "missing_fields", "huge_page", "bad_cursor"
+]
+CORRUPT_MODES: tuple[CorruptMode, ...] = get_args(CorruptMode)
+ScriptStep = (
+    int
+    | Literal[
+        "pass",  # answer this one normally
+        "reset",
+        "timeout",
+        "corrupt:truncated",
+        "corrupt:not_json",
+        "corrupt:wrong_types",
+        "corrupt:missing_fields",
+        "corrupt:huge_page",
+        "corrupt:bad_cursor",
+    ]
+)
+# List routes (the only ones `huge_page` and `bad_cursor` re-run with a larger limit).
+LIST_ROUTES = frozenset(
+    {
+        "/v1/organizations/workspaces",
+        "/v1/organizations/rbac_groups",
+        "/v1/organizations/{org_id}/skills",
+        "/v1/organizations/{org_id}/audit_logs",
+    }
+)
+AUDIT_ROUTE = "/v1/organizations/{org_id}/audit_logs"
+# Scope key: the handler may serve more than the API's maximum `limit` (huge_page, bad_cursor).
+LIMIT_UNCAPPED = "emulator.limit_uncapped"
+HUGE_PAGE_FACTOR = 50
+_JSON = b"application/json"
+_HTML = b"<html><head><title>502 Bad Gateway</title></head><body>proxy error</body></html>"
 
 
 class FaultConfig(BaseModel):
@@ -35,6 +85,11 @@ class FaultConfig(BaseModel):
     rate_529: float = Field(default=0, ge=0, le=1)
     rate_reset: float = Field(default=0, ge=0, le=1)
     rate_timeout: float = Field(default=0, ge=0, le=1)
+    rate_corrupt: float = Field(default=0, ge=0, le=1)
+    corrupt_modes: list[CorruptMode] = Field(
+        default_factory=lambda: list(CORRUPT_MODES), min_length=1
+    )
+    huge_body_bytes: int = Field(default=33 * 2**20, ge=0)  # just over the client's 32 MiB cap
     timeout_s: float = Field(default=60, ge=0)
     duplicate_rate: float = Field(default=0, ge=0, le=1)
     duplicate_count: int = Field(default=3, ge=1)
@@ -46,11 +101,13 @@ class FaultConfig(BaseModel):
 
 @dataclass(frozen=True)
 class Fault:
-    """What to do to one request: answer `status` (with retry-after), reset, or time out."""
+    """What to do to one request: answer `status` (with retry-after), reset, time out, or
+    corrupt the real answer (`mode`)."""
 
-    kind: Literal["status", "reset", "timeout"]
+    kind: Literal["status", "reset", "timeout", "corrupt"]
     status: int = 0
     retry_after: int | None = None
+    mode: CorruptMode | None = None
 
 
 class Faults:
@@ -64,6 +121,8 @@ class Faults:
             self._rng = random.Random(config.seed)
             self._script: deque[ScriptStep] = deque(config.script)
             self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, at)
+            # Answers corrupted, by (mode, route template): tests prove a fault was injected.
+            self.corrupted: Counter[tuple[str, str]] = Counter()
 
     def clear(self) -> None:
         self.configure(FaultConfig())
@@ -87,8 +146,12 @@ class Faults:
         with self._lock:
             if self._script:
                 step = self._script.popleft()
+                if step == "pass":
+                    return None
                 if step == "reset" or step == "timeout":
                     return Fault(step)
+                if isinstance(step, str):
+                    return self._corrupt(step.removeprefix("corrupt:"))
                 return Fault("status", int(step), cfg.retry_after_s if step == 429 else None)
             limited = self._rate_limited(api_key)
             if limited is not None:
@@ -101,14 +164,22 @@ class Faults:
                 ("status", cfg.rate_500, 500),
                 ("status", cfg.rate_503, 503),
                 ("status", cfg.rate_529, 529),
+                ("corrupt", cfg.rate_corrupt, 0),
             ):
                 if roll < rate:
+                    if kind == "corrupt":
+                        return self._corrupt(self._rng.choice(cfg.corrupt_modes))
                     if kind == "status":
                         retry = cfg.retry_after_s if status == 429 else None
                         return Fault("status", status, retry)
                     return Fault("reset" if kind == "reset" else "timeout")
                 roll -= rate
         return None
+
+    def _corrupt(self, mode: str) -> Fault:
+        if mode not in CORRUPT_MODES:
+            raise ValueError(f"unknown corrupt mode {mode!r}")
+        return Fault("corrupt", mode=mode)
 
     def _rate_limited(self, api_key: str | None) -> int | None:
         """Seconds to wait if this key is over its rate, else None (a token bucket per key)."""
@@ -132,6 +203,69 @@ class Faults:
             return 0
         with self._lock:
             return cfg.duplicate_count if self._rng.random() < cfg.duplicate_rate else 0
+
+
+def fetch_factor(mode: CorruptMode, method: str, route: str) -> int:
+    """How many times the asked `limit` the real handler must serve for `mode` to lie with."""
+    if method != "GET" or route not in LIST_ROUTES:
+        return 1
+    return {"huge_page": HUGE_PAGE_FACTOR, "bad_cursor": 2}.get(mode, 1)
+
+
+def corrupt_answer(
+    mode: CorruptMode, route: str, body: bytes, limit: int, huge_body_bytes: int
+) -> tuple[bytes, bytes]:
+    """The corrupt form of a real 2xx answer: (body, content type). `limit` is what the client
+    asked for (the handler may have served more: `fetch_factor`)."""
+    if mode == "truncated":
+        return body[: len(body) // 2], _JSON
+    if mode == "not_json":
+        return _HTML, b"text/html; charset=utf-8"
+    answer = json.loads(body)
+    page = isinstance(answer, dict) and isinstance(answer.get("data"), list)
+    if page and route == AUDIT_ROUTE and mode in ("wrong_types", "missing_fields"):
+        answer["data"] = [
+            _corrupt_event(mode, e, i // 2) if i % 2 == 0 and isinstance(e, dict) else e
+            for i, e in enumerate(answer["data"])
+        ]
+    elif page:
+        _corrupt_page(mode, answer, limit)
+    elif isinstance(answer, dict):
+        if mode == "wrong_types":
+            answer["id"] = 4242
+        elif mode == "missing_fields":
+            answer.pop("id", None)
+        elif mode == "huge_page":
+            answer["padding"] = "x" * huge_body_bytes
+    return json.dumps(answer, separators=(",", ":")).encode(), _JSON
+
+
+def _corrupt_page(mode: CorruptMode, page: dict[str, Any], limit: int) -> None:
+    data: list[Any] = page["data"]
+    if mode == "wrong_types":
+        page["has_more"] = "yes"
+        for i, item in enumerate(data):
+            if isinstance(item, dict):
+                item["id"] = 1000 + i
+    elif mode == "missing_fields":
+        del page["data"]
+    elif mode == "bad_cursor":
+        if len(data) > limit:  # last_id stays that of the whole answer: it skips the rest
+            page["data"] = data[:limit]
+            page["has_more"] = True
+        elif len(data) > 1:
+            page["data"] = data[::-1]
+    # huge_page: the handler already served HUGE_PAGE_FACTOR times the limit.
+
+
+def _corrupt_event(mode: CorruptMode, event: dict[str, Any], n: int) -> dict[str, Any]:
+    event = dict(event)
+    if mode == "wrong_types":
+        event["created_at"] = 1763712000
+        event["workspace_id"] = [event.get("workspace_id")]
+    else:
+        event.pop(("id", "type", "created_at")[n % 3], None)
+    return event
 
 
 class CallStats:
