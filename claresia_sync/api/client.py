@@ -8,15 +8,26 @@
   4xx answers fail at once.
 - Every attempt is counted by (method, route template, status) in a `CallCounter`, which can be
   shared by many clients and read by a metrics exporter.
+- A 2xx answer is not trusted blindly: a body over `max_body_bytes` is refused while streaming
+  (never buffered whole), and one that is not JSON, does not fit its model, or is a list page
+  breaking the list contract (more items than `limit`, ids not ascending, a `last_id` that is
+  not its last item's: the poller checkpoints `last_id`, so a lying one would skip events)
+  raises `UnexpectedResponseError`. GETs retry it like a 5xx (a read is safe to repeat, and
+  such answers are mostly a passing proxy fault); writes do not, because the write may well
+  have happened: the caller's next run reads the server's state, and a create that already
+  happened is answered 409 and adopted, so no twin.
+- Errors name the call as `METHOD /concrete/path` (organisation and skill ids, never the key).
 """
 
 from __future__ import annotations
 
+import json as jsonlib
 import logging
 import os
 import time
 from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterable, Mapping
+from itertools import pairwise
 from types import TracebackType
 from typing import Any, Self, TypeVar
 from urllib.parse import quote
@@ -58,6 +69,8 @@ SKILL_EVENT_TYPES = ("skill.invoked", "skill.failed")
 MAX_PAGE = 1000
 # Seconds a call may take when the caller names no timeout (chaos tests shorten it).
 DEFAULT_TIMEOUT = float(os.environ.get("CLARESIA_API_TIMEOUT_S", "30"))
+# A 1,000-event audit page is about 0.7 MB; anything near this is not an answer we can trust.
+DEFAULT_MAX_BODY_BYTES = 32 * 2**20
 
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
@@ -133,6 +146,111 @@ def _is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, APIError) and exc.retryable
 
 
+def _is_retryable_read(exc: BaseException) -> bool:
+    """A GET also retries an untrustworthy 2xx (see the module docstring)."""
+    return _is_retryable(exc) or isinstance(exc, UnexpectedResponseError)
+
+
+def _path(route: str, path_params: Mapping[str, str] | None = None) -> str:
+    return route.format_map({k: quote(v, safe="") for k, v in (path_params or {}).items()})
+
+
+def _label(method: str, route: str, path_params: Mapping[str, str] | None = None) -> str:
+    """`METHOD /concrete/path`: how errors name a call."""
+    return f"{method} {_path(route, path_params)}"
+
+
+def _short(value: object) -> str:
+    """A server-given value in an error message, cut to a readable length."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _parser(model: type[M]) -> Callable[[Any], M]:
+    return lambda body: _parse_model(model, body)
+
+
+class _Malformed(Exception):
+    """A 2xx answer that breaks the contract; the message says how (no key, no body dump)."""
+
+
+def _check_page(
+    ids: list[str | None],
+    last_id: str | None,
+    *,
+    limit: int,
+    after_id: str | None,
+    redelivery: bool = False,
+) -> None:
+    """The list contract: at most `limit` items, ascending ids, `last_id` = the last item's id.
+
+    With `redelivery` (audit pages: at-least-once delivery) already-served items (id <=
+    `after_id`) may lead the page, at most `limit` of them, and ids may repeat. An item without
+    an id (a malformed event, quarantined later) cannot be ordered and is skipped by the checks.
+    """
+    known = [i for i in ids if i is not None]
+    again = sum(1 for i in known if after_id is not None and i <= after_id) if redelivery else 0
+    if len(ids) - again > limit or again > limit:
+        raise _Malformed(f"the page holds {len(ids)} items but limit={limit} was asked for")
+    for before, item in pairwise(known):
+        if item < before or (item == before and not redelivery):
+            raise _Malformed(f"ids are not ascending: {_short(item)} comes after {_short(before)}")
+    if not ids:
+        return
+    if last_id is None:
+        raise _Malformed(f"a page of {len(ids)} items has no last_id")
+    if ids[-1] is not None and last_id != ids[-1]:
+        raise _Malformed(
+            f"last_id {_short(last_id)} is not the id of the page's last item "
+            f"({_short(ids[-1])}): "
+            "following it could skip items"
+        )
+    if ids[-1] is None and known and last_id < known[-1]:
+        raise _Malformed(
+            f"last_id {_short(last_id)} is before the page's items (up to {_short(known[-1])})"
+        )
+
+
+def _parse_model(model: type[M], body: Any) -> M:
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "the answer"
+        raise _Malformed(
+            f"answer does not match {model.__name__}: {exc.error_count()} problem(s), first: "
+            f"{where}: {first['msg']}"
+        ) from None
+
+
+def _audit_page(body: Any, *, limit: int, after_id: str | None) -> Page[AuditEvent]:
+    """An audit page: its shape strictly, its events leniently (a bad event is quarantined by
+    the poller, not a reason to refuse its neighbours)."""
+    if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+        raise _Malformed("audit log page without a data list")
+    has_more = body.get("has_more")
+    if not isinstance(has_more, bool):
+        raise _Malformed(f"has_more is {_short(has_more)}, not true or false")
+    cursors = {k: body.get(k) for k in ("first_id", "last_id")}
+    for name, value in cursors.items():
+        if value is not None and not isinstance(value, str):
+            raise _Malformed(f"{name} is {type(value).__name__} {_short(value)}, not a string")
+    events = [AuditEvent.from_raw(item) for item in body["data"]]
+    _check_page(
+        [e.id or None for e in events],
+        cursors["last_id"],
+        limit=limit,
+        after_id=after_id,
+        redelivery=True,
+    )
+    return Page[AuditEvent](
+        data=events,
+        has_more=has_more,
+        first_id=cursors["first_id"],
+        last_id=cursors["last_id"],
+    )
+
+
 def _parse_retry_after(value: str | None) -> float | None:
     if value is None:
         return None
@@ -178,9 +296,13 @@ class OrgClient:
         retry_after_cap: float = 60.0,
         counter: CallCounter | None = None,
         sleep: Callable[[float], Any] | None = None,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
+        if max_body_bytes < 1:
+            raise ValueError("max_body_bytes must be at least 1")
+        self.max_body_bytes = max_body_bytes
         self.base_url = base_url.rstrip("/")
         self._key_hint = str(key)
         self._auth = _AdminKeyAuth(key)
@@ -223,23 +345,25 @@ class OrgClient:
         route: str,
         path_params: Mapping[str, str] | None = None,
         *,
+        parse: Callable[[Any], T],
         params: Mapping[str, str | int] | None = None,
         json: Any = None,
-    ) -> Any:
-        """Decoded JSON body of a 2xx answer, with retries; raises an `APIError` otherwise."""
-        path = route.format_map({k: quote(v, safe="") for k, v in (path_params or {}).items()})
+    ) -> T:
+        """`parse` of the decoded JSON body of a 2xx answer, with retries; raises an `APIError`
+        otherwise (`parse` raises `_Malformed` for an answer that breaks the contract)."""
+        path = _path(route, path_params)
         retrying_kw: dict[str, Any] = {}
         if self._sleep is not None:
             retrying_kw["sleep"] = self._sleep
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.max_attempts),
             wait=self._wait,
-            retry=retry_if_exception(_is_retryable),
+            retry=retry_if_exception(_is_retryable_read if method == "GET" else _is_retryable),
             before_sleep=self._log_retry,
             reraise=True,
             **retrying_kw,
         )
-        return await retrying(self._attempt, method, route, path, params, json)
+        return await retrying(self._attempt, method, route, path, params, json, parse)
 
     async def _attempt(
         self,
@@ -248,10 +372,15 @@ class OrgClient:
         path: str,
         params: Mapping[str, str | int] | None,
         json: Any,
-    ) -> Any:
-        label = f"{method} {route}"
-        status, headers, body = await self._send(method, route, path, params, json)
+        parse: Callable[[Any], T],
+    ) -> T:
+        label = f"{method} {path}"
+        status, headers, raw = await self._send(method, route, path, params, json)
         request_id = headers.get("request-id")
+        try:
+            body = jsonlib.loads(raw) if raw else None
+        except ValueError:
+            body = None
         if status >= 400:
             raise error_from_response(
                 status,
@@ -261,10 +390,15 @@ class OrgClient:
                 retry_after=_parse_retry_after(headers.get("retry-after")),
             )
         if body is None:
-            raise UnexpectedResponseError(
-                "answer without a JSON body", status=status, request_id=request_id, route=label
-            )
-        return body
+            kind = headers.get("content-type") or "no content type"
+            problem = f"the answer is not JSON ({kind}, {len(raw)} bytes)" if raw else "no body"
+        else:
+            try:
+                return parse(body)
+            except _Malformed as exc:
+                problem = str(exc)
+        # Raised outside the except block: the traceback shows the problem, not a parse frame.
+        raise UnexpectedResponseError(problem, status=status, request_id=request_id, route=label)
 
     async def _send(
         self,
@@ -273,14 +407,19 @@ class OrgClient:
         path: str,
         params: Mapping[str, str | int] | None,
         json: Any,
-    ) -> tuple[int, dict[str, str], Any]:
+    ) -> tuple[int, dict[str, str], bytes]:
         """One HTTP exchange, reduced to plain data so no httpx2 request (whose headers hold the
-        key) outlives it in an exception, its context or a traceback frame."""
-        label = f"{method} {route}"
+        key) outlives it in an exception, its context or a traceback frame. The body is read
+        in chunks and refused past `max_body_bytes` (the rest is never read)."""
+        label = f"{method} {path}"
         failure: APIError | None = None
         started = time.perf_counter()
+        status, size = 0, 0
+        headers: dict[str, str] = {}
+        chunks: list[bytes] = []
+        response: httpx2.Response | None = None
         try:
-            response = await self._http.request(
+            async with self._http.stream(
                 method,
                 self.base_url + path,
                 params=params,
@@ -288,24 +427,46 @@ class OrgClient:
                 headers={"anthropic-version": ANTHROPIC_VERSION, "accept": "application/json"},
                 auth=self._auth,
                 timeout=self._timeout,
-            )
+            ) as response:
+                status = response.status_code
+                headers = {
+                    k: response.headers[k]
+                    for k in ("request-id", "retry-after", "content-type")
+                    if k in response.headers
+                }
+                declared = response.headers.get("content-length", "")
+                if declared.isdigit() and int(declared) > self.max_body_bytes:
+                    size = int(declared)
+                else:
+                    async for chunk in response.aiter_bytes():
+                        size += len(chunk)
+                        if size > self.max_body_bytes:
+                            break
+                        chunks.append(chunk)
         except httpx2.TimeoutException as exc:
             failure = APITimeoutError(f"{type(exc).__name__}: no answer in time", route=label)
         except httpx2.TransportError as exc:
             failure = APIConnectionError(f"{type(exc).__name__}: {exc}", route=label)
+        except httpx2.DecodingError as exc:
+            failure = UnexpectedResponseError(
+                f"the answer's content encoding is broken ({type(exc).__name__})",
+                status=status,
+                request_id=headers.get("request-id"),
+                route=label,
+            )
+        response = None  # its request holds the key: not kept in a frame a traceback shows
+        if failure is None and size > self.max_body_bytes:
+            failure = UnexpectedResponseError(
+                f"the answer is larger than max_body_bytes={self.max_body_bytes} "
+                f"(at least {size} bytes): refused, the rest left unread",
+                status=status,
+                request_id=headers.get("request-id"),
+                route=label,
+            )
         if failure is not None:
             # Raised outside the except block so the httpx2 exception is not its __context__.
-            self.calls.add(method, route, failure.type)
+            self.calls.add(method, route, str(status) if status else failure.type)
             raise failure
-        status = response.status_code
-        headers = {
-            k: response.headers[k] for k in ("request-id", "retry-after") if k in response.headers
-        }
-        try:
-            body = response.json() if response.content else None
-        except ValueError:
-            body = None
-        del response
         self.calls.add(method, route, str(status))
         log.debug(
             "%s %s -> %d in %.0f ms (request %s)",
@@ -315,7 +476,7 @@ class OrgClient:
             (time.perf_counter() - started) * 1000,
             headers.get("request-id"),
         )
-        return status, headers, body
+        return status, headers, b"".join(chunks)
 
     def _log_retry(self, state: RetryCallState) -> None:
         outcome = state.outcome
@@ -328,18 +489,6 @@ class OrgClient:
             wait,
             exc,
         )
-
-    @staticmethod
-    def _parse(model: type[M], body: Any, route: str) -> M:
-        try:
-            return model.model_validate(body)
-        except ValidationError as exc:
-            raise UnexpectedResponseError(
-                f"answer does not match {model.__name__}: {exc.error_count()} problem(s), first: "
-                f"{exc.errors()[0]['loc']} {exc.errors()[0]['msg']}",
-                status=200,
-                route=route,
-            ) from None
 
     async def _page(
         self,
@@ -354,8 +503,14 @@ class OrgClient:
         params: dict[str, str | int] = {"limit": limit, **(extra or {})}
         if after_id:
             params["after_id"] = after_id
-        body = await self._request("GET", route, path_params, params=params)
-        return self._parse(Page[model], body, route)  # type: ignore[valid-type]
+
+        def parse(body: Any) -> Page[M]:
+            page = _parse_model(Page[model], body)  # type: ignore[valid-type]
+            ids = [getattr(item, "id", None) for item in page.data]
+            _check_page(ids, page.last_id, limit=limit, after_id=after_id)
+            return page
+
+        return await self._request("GET", route, path_params, params=params, parse=parse)
 
     async def _all_pages(
         self,
@@ -377,14 +532,16 @@ class OrgClient:
                 return
             if not page.last_id or page.last_id == after_id:
                 raise UnexpectedResponseError(
-                    "has_more is true but the page did not advance", status=200, route=route
+                    "has_more is true but the page did not advance",
+                    status=200,
+                    route=_label("GET", route, path_params),
                 )
             after_id = page.last_id
 
     # -- organisation ------------------------------------------------------------------------
 
     async def get_organization(self) -> Organization:
-        return self._parse(Organization, await self._request("GET", R_ME), R_ME)
+        return await self._request("GET", R_ME, parse=_parser(Organization))
 
     def list_workspaces(self, *, page_size: int = 100) -> AsyncGenerator[Workspace, None]:
         return self._all_pages(Workspace, R_WORKSPACES, page_size=page_size)
@@ -396,21 +553,22 @@ class OrgClient:
 
     async def create_skill(self, org_id: str, payload: Mapping[str, Any]) -> Skill:
         """POST a skill (Claude skill JSON); a taken name raises ConflictError(existing_id)."""
-        body = await self._request("POST", R_SKILLS, {"org_id": org_id}, json=dict(payload))
-        return self._parse(Skill, body, R_SKILLS)
+        return await self._request(
+            "POST", R_SKILLS, {"org_id": org_id}, json=dict(payload), parse=_parser(Skill)
+        )
 
     async def create_skill_version(
         self, org_id: str, skill_id: str, payload: Mapping[str, Any]
     ) -> Skill:
         """A new version: `files`, `metadata`, `display_title`, `description` of the payload."""
         keys = ("files", "metadata", "display_title", "description")
-        body = await self._request(
+        return await self._request(
             "POST",
             R_SKILL_VERSIONS,
             {"org_id": org_id, "skill_id": skill_id},
             json={k: payload[k] for k in keys if k in payload},
+            parse=_parser(Skill),
         )
-        return self._parse(Skill, body, R_SKILL_VERSIONS)
 
     async def set_skill_access(
         self,
@@ -420,13 +578,13 @@ class OrgClient:
         rbac_group_ids: Iterable[str],
     ) -> Skill:
         """Replace the whole ACL of a skill."""
-        body = await self._request(
+        return await self._request(
             "PUT",
             R_SKILL_ACCESS,
             {"org_id": org_id, "skill_id": skill_id},
             json={"workspace_ids": list(workspace_ids), "rbac_group_ids": list(rbac_group_ids)},
+            parse=_parser(Skill),
         )
-        return self._parse(Skill, body, R_SKILL_ACCESS)
 
     def list_skills(
         self, org_id: str, *, name_prefix: str | None = None, page_size: int = 100
@@ -437,12 +595,12 @@ class OrgClient:
         )
 
     async def get_skill(self, org_id: str, skill_id: str) -> Skill:
-        body = await self._request("GET", R_SKILL, {"org_id": org_id, "skill_id": skill_id})
-        return self._parse(Skill, body, R_SKILL)
+        ids = {"org_id": org_id, "skill_id": skill_id}
+        return await self._request("GET", R_SKILL, ids, parse=_parser(Skill))
 
     async def delete_skill(self, org_id: str, skill_id: str) -> SkillDeleted:
-        body = await self._request("DELETE", R_SKILL, {"org_id": org_id, "skill_id": skill_id})
-        return self._parse(SkillDeleted, body, R_SKILL)
+        ids = {"org_id": org_id, "skill_id": skill_id}
+        return await self._request("DELETE", R_SKILL, ids, parse=_parser(SkillDeleted))
 
     # -- audit log ---------------------------------------------------------------------------
 
@@ -463,15 +621,12 @@ class OrgClient:
             params["event_types"] = ",".join(event_types)
         if after_id:
             params["after_id"] = after_id
-        body = await self._request("GET", R_AUDIT_LOGS, {"org_id": org_id}, params=params)
-        if not isinstance(body, dict) or not isinstance(body.get("data"), list):
-            raise UnexpectedResponseError("audit log page without a data list", route=R_AUDIT_LOGS)
-        events = [AuditEvent.from_raw(item) for item in body["data"]]
-        return Page[AuditEvent](
-            data=events,
-            has_more=bool(body.get("has_more")),
-            first_id=body.get("first_id"),
-            last_id=body.get("last_id"),
+        return await self._request(
+            "GET",
+            R_AUDIT_LOGS,
+            {"org_id": org_id},
+            params=params,
+            parse=lambda body: _audit_page(body, limit=limit, after_id=after_id),
         )
 
     async def iter_audit_events(
@@ -492,6 +647,8 @@ class OrgClient:
                 return
             if not page.last_id or page.last_id == after_id:
                 raise UnexpectedResponseError(
-                    "has_more is true but the page did not advance", route=R_AUDIT_LOGS
+                    "has_more is true but the page did not advance",
+                    status=200,
+                    route=_label("GET", R_AUDIT_LOGS, {"org_id": org_id}),
                 )
             after_id = page.last_id

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
 T = TypeVar("T")
 
@@ -138,6 +138,6 @@ class Page(BaseModel, Generic[T]):
     model_config = ConfigDict(frozen=True)
 
     data: list[T]
-    has_more: bool
+    has_more: StrictBool  # lax mode would read "yes" or "false" as a bool
     first_id: str | None = None
     last_id: str | None = None
