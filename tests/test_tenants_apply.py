@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 import yaml
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
+from claresia_sync.catalog_store import import_catalog
 from claresia_sync.config import Settings
 from claresia_sync.db.models import (
     Archetype,
@@ -23,6 +24,8 @@ from claresia_sync.db.models import (
     Tenant,
     WorkspaceMapping,
 )
+from claresia_sync.emulator import EmulatorServer
+from claresia_sync.ir import load_catalog
 from claresia_sync.tenancy import (
     TenantConfigError,
     UnknownTenantError,
@@ -33,6 +36,8 @@ from claresia_sync.tenancy import (
     parse_tenants,
     tenant_for_workspace,
 )
+from tests.test_publish_e2e import CATALOG, publish, tenants_data
+from tests.test_publish_e2e import apply as publish_apply
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "deploy" / "tenants.example.yaml"
 SKILLS = [
@@ -279,3 +284,29 @@ def test_cli_apply_dry_run_and_list(
     lines = result.stderr.strip().splitlines()
     assert lines[0].startswith(f"{bad}: tenants[0].sub_tenants[0].archetypes[1].slug: archetype")
     assert lines[-1] == f"claresia-sync: error: {bad}: 1 problem(s); nothing was applied"
+
+
+def test_an_archetype_of_an_unknown_rbac_group_fails_only_its_skills(
+    engine: Engine, emulator_env: EmulatorServer
+) -> None:
+    """An archetype whose group the organisation does not have: only the API can tell, so its
+    skills fail to publish naming the group and organisation; the rest publish."""
+    loaded = load_catalog([CATALOG])
+    assert loaded.ok, loaded.problems
+    with Session(engine) as s:
+        import_catalog(s, loaded.skills)
+        s.commit()
+    data = tenants_data(emulator_env)
+    sales = data["tenants"][0]["archetypes"][0]
+    sales["rbac_group"] = "rbac_group_dainese_nope"
+    publish_apply(engine, data)
+    outcome = publish(engine, "dainese")
+    assert outcome.status == "partial"
+    assert outcome.stats["failed"] == len(sales["grants"]) == 3
+    says = "rbac group 'rbac_group_dainese_nope' does not exist in organization org_dainese"
+    for error in outcome.errors:
+        assert error["tenant"] == "dainese" and says in error["error"], error
+
+    sales["rbac_group"] = "rbac_group_dainese_sales"
+    publish_apply(engine, data)
+    assert publish(engine, "dainese").status == "succeeded"

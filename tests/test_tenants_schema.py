@@ -76,8 +76,62 @@ def test_unknown_key_is_named_with_its_path() -> None:
     problems = _problems(_edit("tenants.0.sub_tenants.0.archetypes.0.rbac", "x"))
     assert problems == [
         "tenants.yaml: tenants[0].sub_tenants[0].archetypes[0].rbac: unknown key "
-        "(allowed keys are listed in deploy/tenants.example.yaml)"
+        "(allowed here: slug, rbac_group, grants); did you mean 'rbac_group'?"
     ]
+
+
+@pytest.mark.parametrize(
+    ("path", "says"),
+    [
+        ("tenant", "(allowed here: version, tenants); did you mean 'tenants'?"),
+        ("tenants.0.conection", "did you mean 'connection'?"),
+        ("tenants.0.connection.api_key", "(allowed here: org_id, admin_key, base_url)"),
+        ("tenants.0.workspaces.0.nme", "(allowed here: id, name); did you mean 'name'?"),
+        ("tenants.0.archetypes.0.grant", "did you mean 'grants'?"),
+        (
+            "tenants.0.sub_tenants.0.connection",
+            "not allowed in a sub-tenant: a sub-tenant uses its root tenant's connection",
+        ),
+        ("tenants.0.sub_tenants.0.sub_tenants", "sub-tenants nest one level deep"),
+    ],
+)
+def test_unknown_keys_at_every_level_say_what_is_allowed(path: str, says: str) -> None:
+    (problem,) = _problems(_edit(path, {"org_id": "org_x", "admin_key": "env:K"}))
+    where = "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in path.split(".")).lstrip(".")
+    assert problem.startswith(f"tenants.yaml: {where}: "), problem
+    assert says in problem, problem
+
+
+def test_an_archetype_without_grants_is_an_error_and_an_empty_list_is_not() -> None:
+    data = yaml.safe_load(BASE)
+    del data["tenants"][0]["archetypes"][0]["grants"]
+    assert _problems(yaml.safe_dump(data)) == [
+        "tenants.yaml: tenants[0].archetypes[0].grants: required key is missing "
+        "(write `grants: []` to grant nothing)"
+    ]
+    data["tenants"][0]["archetypes"][0]["grants"] = []
+    config = parse_tenants(yaml.safe_dump(data), "tenants.yaml")
+    assert config.tenants[0].archetypes[0].grants == []
+
+
+def test_an_archetype_without_rbac_group_is_an_error() -> None:
+    data = yaml.safe_load(BASE)
+    del data["tenants"][0]["sub_tenants"][0]["archetypes"][0]["rbac_group"]
+    assert _problems(yaml.safe_dump(data)) == [
+        "tenants.yaml: tenants[0].sub_tenants[0].archetypes[0].rbac_group: required key is missing"
+    ]
+
+
+def test_two_roots_with_one_slug() -> None:
+    data = yaml.safe_load(BASE)
+    data["tenants"].append(
+        {"slug": "dainese-eng", "connection": {"org_id": "org_other", "admin_key": "env:K"}}
+    )
+    (problem,) = _problems(yaml.safe_dump(data))
+    assert problem == (
+        "tenants.yaml: tenants[1].slug: tenant 'dainese-eng' is already at "
+        "tenants[0].sub_tenants[0]"
+    )
 
 
 @pytest.mark.parametrize(

@@ -18,9 +18,10 @@ tenants:
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
@@ -76,7 +77,8 @@ class WorkspaceSpec(_Spec):
 class ArchetypeSpec(_Spec):
     slug: ArchetypeSlug
     rbac_group: AnthropicId
-    grants: list[SkillId] = []
+    grants: list[SkillId]
+    """Required: a forgotten `grants` key must not silently grant nothing (`[]` says so)."""
 
 
 class ConnectionSpec(_Spec):
@@ -168,10 +170,45 @@ def parse_tenants(text: str, source: str) -> TenantsFile:
 def _reason(err: Any) -> str:
     kind, msg = err["type"], err["msg"]
     if kind == "extra_forbidden":
-        return "unknown key (allowed keys are listed in deploy/tenants.example.yaml)"
+        return _unknown_key(err["loc"])
     if kind == "missing":
+        if err["loc"][-1] == "grants":
+            return "required key is missing (write `grants: []` to grant nothing)"
         return "required key is missing"
     return str(msg).removeprefix("Value error, ")
+
+
+def _model_at(loc: Sequence[int | str]) -> type[BaseModel]:
+    """The model of the mapping at `loc` (list indexes skipped, `X | None` and `list[X]` read
+    through)."""
+    model: type[BaseModel] = TenantsFile
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        pending = [model.model_fields[part].annotation]
+        while pending:
+            tp = pending.pop()
+            if isinstance(tp, type) and issubclass(tp, BaseModel):
+                model = tp
+                break
+            pending.extend(get_args(tp))
+    return model
+
+
+def _unknown_key(loc: Sequence[int | str]) -> str:
+    key, model = str(loc[-1]), _model_at(loc[:-1])
+    allowed = list(model.model_fields)
+    if model is SubTenantSpec and key in TenantSpec.model_fields:
+        why = {
+            "connection": "a sub-tenant uses its root tenant's connection",
+            "sub_tenants": "sub-tenants nest one level deep: list it in the root's sub_tenants",
+        }[key]
+        return f"not allowed in a sub-tenant: {why}"
+    close = [a for a in allowed if a.startswith(key)] or difflib.get_close_matches(
+        key, allowed, n=1, cutoff=0.6
+    )
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"unknown key (allowed here: {', '.join(allowed)}){hint}"
 
 
 def load_tenants(path: Path) -> TenantsFile:
