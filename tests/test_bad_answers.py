@@ -79,6 +79,7 @@ async def test_a_corrupt_list_page_is_refused_naming_the_call(
     assert f"GET /v1/organizations/{DAINESE_ORG}/skills" in message
     assert LIST_ERRORS[mode] in message, message
     assert DAINESE_KEY not in message and DAINESE_KEY[-20:] not in repr(caught.value)
+    assert "base_url" in caught.value.hint
     assert emulator.faults.corrupted[(mode, SKILLS)] == 1
 
 

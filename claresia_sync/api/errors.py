@@ -194,9 +194,17 @@ class APITimeoutError(APIConnectionError):
 
 
 class UnexpectedResponseError(APIError):
-    """A 2xx answer whose body is not what the contract says."""
+    """A 2xx answer whose body is not what the contract says (see the client's docstring)."""
 
     error_type = "unexpected_response"
+
+    @property
+    def hint(self) -> str:
+        return (
+            "the API's answer could not be trusted and was refused; if it persists, check the "
+            "connection's base_url (a proxy or another server may be answering) and "
+            "status.anthropic.com"
+        )
 
 
 _BY_STATUS: dict[int, type[APIError]] = {
