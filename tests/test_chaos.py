@@ -9,9 +9,7 @@ from __future__ import annotations
 import os
 import random
 import time
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -19,8 +17,18 @@ from sqlalchemy import Engine, text
 
 from claresia_sync.db.models import Base
 from claresia_sync.emulator import EmulatorServer
-from claresia_sync.emulator.state import content_hash
 from tests.fixtures.daemon import DaemonProcess, prepare_database, wait_until
+from tests.fixtures.world import (
+    FINISHED,
+    WorldState,
+    assert_exactly_once,
+    assert_publications_live,
+    insert_job,
+    job_status,
+    scalar,
+    snapshot,
+    stored,
+)
 
 pytestmark = pytest.mark.chaos
 
@@ -40,75 +48,9 @@ FAULT_MIX: dict[str, Any] = {
 }
 # Client timeout below the emulator's hang; a dead replica's job is taken over after 5 s.
 CHAOS_ENV = {"CLARESIA_API_TIMEOUT_S": "1.5", "CLARESIA_JOB_STALE_AFTER_S": "5"}
-SKILL_EVENTS = ("skill.invoked", "skill.failed")
 EVENTS_PER_SKILL = 30
 KILLS = int(os.environ.get("CLARESIA_CHAOS_KILLS", "5"))
 BACKLOG = int(os.environ.get("CLARESIA_CHAOS_EVENTS", "60000"))
-FINISHED = ("succeeded", "partial", "failed")
-
-
-@dataclass(frozen=True)
-class WorldState:
-    """What the daemon promises, minus what differs by nature between runs (ids, times)."""
-
-    skills: dict[tuple[str, str], tuple[str, str, tuple[str, ...], tuple[str, ...]]]
-    twins: list[tuple[str, str]]  # (org, name) held by more than one remote skill
-    events: Counter[tuple[object, ...]]  # normalised telemetry rows
-    stored_ids: list[str]  # event ids in telemetry_event, with repeats
-    emitted_ids: set[str]  # skill event ids in the emulator's audit logs
-
-
-def snapshot(engine: Engine, emulator: EmulatorServer) -> WorldState:
-    skills: dict[tuple[str, str], tuple[str, str, tuple[str, ...], tuple[str, ...]]] = {}
-    names: Counter[tuple[str, str]] = Counter()
-    emitted: set[str] = set()
-    state = emulator.state
-    with state.lock:
-        for org in state.orgs.values():
-            for s in org.skills.values():
-                names[(org.id, s.name)] += 1
-                skills[(org.id, s.name)] = (
-                    s.content_hash,
-                    content_hash(s.files),
-                    tuple(sorted(s.workspace_ids)),
-                    tuple(sorted(s.rbac_group_ids)),
-                )
-            emitted.update(
-                i for i, t in zip(org.event_ids, org.event_types, strict=True) if t in SKILL_EVENTS
-            )
-    with engine.connect() as conn:
-        rows = conn.execute(
-            text(
-                "SELECT event_id, event_type, status, org_id, workspace_id, tenant_slug, "
-                "skill_name, actor_user_id, model, input_tokens, output_tokens, duration_ms, "
-                "error_type FROM telemetry_event"
-            )
-        ).all()
-    return WorldState(
-        skills=skills,
-        twins=[k for k, n in names.items() if n > 1],
-        events=Counter(tuple(r[1:]) for r in rows),
-        stored_ids=[r[0] for r in rows],
-        emitted_ids=emitted,
-    )
-
-
-def scalar(engine: Engine, sql: str, **params: object) -> Any:
-    with engine.connect() as conn:
-        return conn.execute(text(sql), params).scalar_one()
-
-
-def insert_job(engine: Engine, *, force: bool = False) -> int:
-    with engine.begin() as conn:
-        return int(
-            conn.execute(
-                text("INSERT INTO publish_job (force) VALUES (:f) RETURNING id"), {"f": force}
-            ).scalar_one()
-        )
-
-
-def job_status(engine: Engine, job_id: int) -> str:
-    return str(scalar(engine, "SELECT status FROM publish_job WHERE id = :i", i=job_id))
 
 
 def publish_until_succeeded(engine: Engine, rounds: int = 5) -> int:
@@ -134,10 +76,6 @@ def generate_usage(emulator: EmulatorServer, per_skill: int) -> int:
             state.generate_invocations(org_id, per_skill, failure_rate=0.2, skill=name, seed=i)
             total += per_skill
     return total
-
-
-def stored(engine: Engine) -> int:
-    return int(scalar(engine, "SELECT count(*) FROM telemetry_event"))
 
 
 def converge(
@@ -167,15 +105,6 @@ def reset_world(engine: Engine, emulator: EmulatorServer, env: dict[str, str]) -
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))  # names from metadata
     prepare_database(env, emulator)
-
-
-def assert_exactly_once(state: WorldState) -> None:
-    assert not state.twins, f"twin skills: {state.twins}"
-    assert len(state.stored_ids) == len(set(state.stored_ids)), "an event was stored twice"
-    assert set(state.stored_ids) == state.emitted_ids, (
-        f"{len(state.emitted_ids - set(state.stored_ids))} events lost, "
-        f"{len(set(state.stored_ids) - state.emitted_ids)} unknown"
-    )
 
 
 def test_fault_mix_reaches_the_fault_free_state(
@@ -233,21 +162,7 @@ def test_sigkill_during_republish_all_converges_without_twins(
 
     state = snapshot(engine, emulator)
     assert not state.twins, f"twin skills: {state.twins}"
-    with engine.connect() as conn:
-        pubs = conn.execute(
-            text(
-                "SELECT c.org_id, p.published_name, p.remote_skill_id, p.status FROM publication p "
-                "JOIN tenant t ON t.id = p.tenant_id "
-                "JOIN org_connection c ON c.tenant_id = coalesce(t.parent_id, t.id)"
-            )
-        ).all()
-    assert pubs
-    assert {p.status for p in pubs} == {"published"}
-    # Every remote skill is a publication, and every publication's remote skill exists.
-    assert {(p.org_id, p.published_name) for p in pubs} == set(state.skills)
-    with emulator.state.lock:
-        for p in pubs:
-            assert emulator.state.orgs[p.org_id].skills[p.remote_skill_id].name == p.published_name
+    assert_publications_live(engine, emulator, state)
 
 
 def test_sigkill_during_a_large_ingest_loses_nothing_and_counts_nothing_twice(
