@@ -5,6 +5,9 @@
   put back in the queue for another replica to take over.
 - One tenant is published by one replica at a time: a job holds the advisory lock of every root
   tenant it covers, taken in sorted order so that two jobs can never deadlock.
+- A job this replica claimed but no longer runs (its run or its claim was cut off by a database
+  outage) is queued again by this replica as soon as the database is back, without waiting for
+  the heartbeat to go stale.
 - One organisation is polled by one replica at a time (advisory lock per org id).
 - Connections and keys are read afresh for every poll and job: tenant changes and rotated keys
   take effect on the next call, and no key is kept in memory between calls.
@@ -46,6 +49,11 @@ UPDATE publish_job SET status = 'queued', claimed_by = NULL, started_at = NULL
  WHERE status = 'running' AND heartbeat_at < now() - make_interval(secs => :stale)
 RETURNING id, claimed_by
 """)
+_REQUEUE_MINE = text("""
+UPDATE publish_job SET status = 'queued', claimed_by = NULL, started_at = NULL
+ WHERE status = 'running' AND claimed_by = :me AND NOT (id = ANY(CAST(:running AS bigint[])))
+RETURNING id
+""")
 _STARTED = text("UPDATE publish_job SET started_at = now(), heartbeat_at = now() WHERE id = :id")
 _HEARTBEAT = text("UPDATE publish_job SET heartbeat_at = now() WHERE id = :id")
 _ENQUEUE_DRIFT = text("""
@@ -80,6 +88,10 @@ class LiveWork:
         self.metrics = metrics
         self.replica = replica
         self.telemetry = telemetry
+        self._running: set[int] = set()  # ids of the jobs this replica runs right now
+        # Held from a claim until its job is in `_running`, and while lost jobs are requeued, so
+        # that a job just claimed is never taken for a lost one.
+        self._claiming = asyncio.Lock()
 
     # --- polling ------------------------------------------------------------------------------
 
@@ -123,18 +135,21 @@ class LiveWork:
     # --- publish jobs ---------------------------------------------------------------------------
 
     async def run_next_job(self) -> bool:
-        job = await asyncio.to_thread(jobs.claim, self.engine, self.replica)
-        if job is None:
-            return False
-        roots = await asyncio.to_thread(self._roots, job.tenant_slug)
+        async with self._claiming:
+            job = await asyncio.to_thread(jobs.claim, self.engine, self.replica)
+            if job is None:
+                return False
+            self._running.add(job.id)
         beating = asyncio.create_task(self._heartbeat(job.id))
         try:
+            roots = await asyncio.to_thread(self._roots, job.tenant_slug)
             async with self._locks("publish-tenant", roots, wait=True):
                 # started = the tenants are ours; the wait for another replica is not work
                 await asyncio.to_thread(self._execute, _STARTED, {"id": job.id})
                 outcome = await jobs.run_job(self.engine, job, http=self.http)
         finally:
             beating.cancel()
+            self._running.discard(job.id)
         self.metrics.jobs_finished.labels(outcome.status).inc()
         lag = outcome.stats.get("publish_lag_s")
         if lag is not None:
@@ -196,7 +211,20 @@ class LiveWork:
                         result.deleted_ids,
                     )
 
+    async def recover(self) -> None:
+        async with self._claiming:
+            params: dict[str, object] = {"me": self.replica, "running": sorted(self._running)}
+            lost = await asyncio.to_thread(self._execute, _REQUEUE_MINE, params)
+        for (job_id,) in lost:
+            log.warning(
+                "publish job %s, claimed here, ended without recording its result (database "
+                "connection lost): queued again; skills it already created are adopted, not "
+                "created twice",
+                job_id,
+            )
+
     async def refresh_gauges(self) -> None:
+        await self.recover()  # in case a job was lost without the daemon seeing an outage
         requeued = await asyncio.to_thread(self._execute, _REQUEUE_STALE, {"stale": STALE_AFTER})
         for job_id, owner in requeued:
             log.warning(

@@ -7,6 +7,11 @@
   with a slow poll as the fallback when notifications are lost or the listener is down.
 - SIGTERM/SIGINT: stop taking work, give running work a grace period, cancel the rest, exit.
   Cancelled work is safe to abandon: a claimed job is taken over once its heartbeat goes stale.
+- Database outages (a restart, a crash, a network cut): the first piece of work that loses the
+  database logs one warning and marks the daemon not ready; scheduled work is skipped and the
+  workers wait while a watcher probes every second; when the database answers again, the
+  daemon is ready, the jobs this replica had claimed but lost go back to the queue, the
+  listener reconnects and the workers resume, without a restart of the process.
 """
 
 from __future__ import annotations
@@ -30,11 +35,25 @@ from sqlalchemy import Engine, text
 
 from claresia_sync.daemon.metrics import Metrics
 from claresia_sync.daemon.ops import Health, ops_server
+from claresia_sync.db.engine import is_unavailable
 from claresia_sync.errors import UserError
 
 log = logging.getLogger(__name__)
 
 NOTIFY_CHANNEL = "claresia_publish_job"
+DB_RETRY = 1.0  # seconds between probes while the database is unavailable
+
+
+class _DropSkippedRuns(logging.Filter):
+    """A poll still running at its next tick is skipped by design (one at a time per org);
+    APScheduler warns about each skip, which a long backlog would repeat every interval."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances reached" not in record.getMessage()
+
+
+_scheduler_log = logging.getLogger(f"{__name__}.scheduler")
+_scheduler_log.addFilter(_DropSkippedRuns())
 
 
 @dataclass(frozen=True)
@@ -78,6 +97,9 @@ class Work(Protocol):
     async def retention(self) -> None:
         """Remove telemetry older than the retention period (one replica at a time)."""
 
+    async def recover(self) -> None:
+        """After a database outage: queue again the jobs this replica claimed but lost."""
+
 
 class Daemon:
     def __init__(
@@ -99,6 +121,9 @@ class Daemon:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._scheduler: AsyncIOScheduler | None = None
         self.ops_port: int | None = None
+        self._probe = asyncio.Event()  # check the database now (work just lost it)
+        self._db_back = asyncio.Event()  # set, then replaced, each time the database returns
+        self._down_since: float | None = None
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -127,6 +152,7 @@ class Daemon:
         await self._check_db()
         scheduler = self._start_scheduler()
         await self._refresh_orgs()
+        watcher = asyncio.create_task(self._watch_db(), name="db-watch")
         listener = asyncio.create_task(self._listen(), name="listen")
         workers = [
             asyncio.create_task(self._job_worker(i), name=f"jobs-{i}")
@@ -140,6 +166,7 @@ class Daemon:
         self.metrics.up.set(0)
         scheduler.shutdown(wait=False)
         listener.cancel()  # holds no work; it would otherwise wait for the next NOTIFY
+        watcher.cancel()
         running = [*workers, *self._tasks]
         _, pending = (
             await asyncio.wait(running, timeout=self.config.grace_seconds)
@@ -148,7 +175,7 @@ class Daemon:
         )
         for task in pending:
             task.cancel()
-        await asyncio.gather(listener, *pending, return_exceptions=True)
+        await asyncio.gather(listener, watcher, *pending, return_exceptions=True)
         if pending:
             log.warning("cancelled %d task(s) still running after the grace period", len(pending))
         server.should_exit = True
@@ -175,13 +202,10 @@ class Daemon:
     # --- scheduling ---------------------------------------------------------------------------
 
     def _start_scheduler(self) -> AsyncIOScheduler:
-        scheduler = AsyncIOScheduler(job_defaults={"coalesce": True, "max_instances": 1})
-        cfg = self.config
-        scheduler.add_job(
-            self._tracked("db-check", self._check_db),
-            IntervalTrigger(seconds=cfg.db_check_interval),
-            id="db-check",
+        scheduler = AsyncIOScheduler(
+            job_defaults={"coalesce": True, "max_instances": 1}, logger=_scheduler_log
         )
+        cfg = self.config
         scheduler.add_job(
             self._tracked("refresh", self._refresh_orgs),
             IntervalTrigger(seconds=cfg.refresh_interval),
@@ -204,10 +228,12 @@ class Daemon:
     def _tracked(
         self, name: str, fn: Callable[..., Awaitable[None]], *args: Any
     ) -> Callable[[], Awaitable[None]]:
-        """Wrap a job so that shutdown can wait for it and one failure never kills the loop."""
+        """Wrap a job so that shutdown can wait for it and one failure never kills the loop.
+
+        While the database is unavailable the job is skipped: it would fail on its first query."""
 
         async def job() -> None:
-            if self._stopping.is_set():
+            if self._stopping.is_set() or self.health.db_error is not None:
                 return
             task = asyncio.current_task()
             assert task is not None
@@ -218,8 +244,12 @@ class Daemon:
                 raise
             except WorkFailed as exc:
                 log.warning("%s failed: %s; it runs again at its next interval", name, exc)
-            except Exception:
-                log.exception("%s failed; it runs again at its next interval", name)
+            except Exception as exc:
+                if is_unavailable(exc):
+                    self._db_lost(exc)
+                    log.debug("%s stopped: the database is unavailable", name)
+                else:
+                    log.exception("%s failed; it runs again at its next interval", name)
             finally:
                 self._tasks.discard(task)
 
@@ -234,7 +264,10 @@ class Daemon:
         try:
             orgs = set(await asyncio.to_thread(self.work.organisations))
         except Exception as exc:
-            log.warning("cannot read the organisation list: %s", exc)
+            if is_unavailable(exc):
+                self._db_lost(exc)
+            else:
+                log.warning("cannot read the organisation list: %s", _oneline(exc))
             return
         current = {
             j.id.removeprefix("poll:") for j in scheduler.get_jobs() if j.id.startswith("poll:")
@@ -259,12 +292,27 @@ class Daemon:
             self.health.api_errors.pop(org_id, None)
         except Exception as exc:
             self.metrics.poll_errors.labels(org_id).inc()
-            self.health.api_errors[org_id] = str(exc)
+            if not is_unavailable(exc):  # /readyz reports the database apart
+                self.health.api_errors[org_id] = str(exc)
             raise
         finally:
             self.metrics.poll_duration.labels(org_id).observe(time.monotonic() - started)
 
-    async def _check_db(self) -> None:
+    # --- database outages ---------------------------------------------------------------------
+
+    def _db_lost(self, exc: BaseException) -> None:
+        """Work found the database unavailable: not ready, and one warning per outage."""
+        reason = _oneline(exc)
+        if self.health.db_error is None:
+            self._down_since = time.monotonic()
+            log.warning(
+                "database unavailable: %s; work pauses and resumes by itself when it answers",
+                reason,
+            )
+        self.health.db_failed(reason)
+        self._probe.set()
+
+    async def _check_db(self) -> bool:
         def ping() -> None:
             with self.engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
@@ -272,13 +320,46 @@ class Daemon:
         try:
             await asyncio.to_thread(ping)
         except Exception as exc:
-            if self.health.db_error is None:
-                log.warning("database unavailable: %s", " ".join(str(exc).split())[:300])
-            self.health.db_failed(" ".join(str(exc).split())[:300])
-        else:
-            if self.health.db_error is not None:
-                log.info("database available again")
+            self._db_lost(exc)
+            return False
+        if self.health.db_error is not None:
+            down = time.monotonic() - (self._down_since or time.monotonic())
+            log.info("database available again after %.1fs: resuming work", down)
             self.health.db_ok()
+            self._db_back.set()  # cuts short the backoff of the workers and the listener
+            self._db_back = asyncio.Event()
+            recovery = asyncio.create_task(self._after_outage(), name="db-recovered")
+            self._tasks.add(recovery)
+            recovery.add_done_callback(self._tasks.discard)
+        else:
+            self.health.db_ok()
+        return True
+
+    async def _after_outage(self) -> None:
+        await self._tracked("requeue lost jobs", self.work.recover)()
+        self._wake.set()  # a requeued job sends no NOTIFY
+        await self._tracked("refresh", self._refresh_orgs)()
+
+    async def _watch_db(self) -> None:
+        """Check the database every `db_check_interval`, at once when work lost it, and every
+        `DB_RETRY` seconds while it is unavailable."""
+        while not self._stopping.is_set():
+            self._probe.clear()
+            if await self._check_db():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._probe.wait(), self.config.db_check_interval)
+            else:
+                await _sleep_unless(self._stopping, DB_RETRY)
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, cut short by shutdown or by the database coming back."""
+        back = asyncio.ensure_future(self._db_back.wait())
+        stop = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({back, stop}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            back.cancel()
+            stop.cancel()
 
     # --- publish jobs -------------------------------------------------------------------------
 
@@ -293,8 +374,12 @@ class Daemon:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if is_unavailable(exc):
+                    self._db_lost(exc)
+                    await self._pause(30.0)  # until the database is back
+                    continue
                 log.warning("publish worker %d: %s (retrying in %.0fs)", index, exc, backoff)
-                await _sleep_unless(self._stopping, backoff)
+                await self._pause(backoff)
                 backoff = min(backoff * 2, 30.0)
                 continue
             self._wake.clear()
@@ -320,13 +405,16 @@ class Daemon:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning(
-                    "job listener lost the database (%s); retrying in %.0fs",
-                    " ".join(str(exc).split())[:200],
-                    backoff,
-                )
-                await _sleep_unless(self._stopping, backoff)
+                if is_unavailable(exc):
+                    self._db_lost(exc)
+                else:
+                    log.warning("job listener: %s; retrying in %.0fs", _oneline(exc), backoff)
+                await self._pause(backoff)
                 backoff = min(backoff * 2, 30.0)
+
+
+def _oneline(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:300]
 
 
 async def _sleep_unless(event: asyncio.Event, seconds: float) -> None:

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from claresia_sync.errors import UserError
 
 DRIVER = "postgresql+psycopg"
 _POSTGRES_SCHEMES = {"postgres", "postgresql", "postgresql+psycopg", "postgresql+psycopg2"}
+# SQLSTATEs of a server going away or not yet back: connection exceptions (class 08), and
+# admin_shutdown, crash_shutdown, cannot_connect_now (starting up or shutting down).
+_UNAVAILABLE_CLASS = "08"
+_UNAVAILABLE_STATES = {"57P01", "57P02", "57P03"}
 
 
 def normalize_url(url: str | URL) -> URL:
@@ -45,3 +50,23 @@ def make_engine(url: str | URL, **kwargs: Any) -> Engine:
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     # expire_on_commit=False: objects stay readable after commit (commands print them).
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` (or what it was raised from) says the database cannot be reached: refused,
+    dropped, shutting down or starting up. Errors in a statement (a deadlock, a lock timeout, a
+    constraint) are not: retrying them after an outage would not help."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, DBAPIError) and current.connection_invalidated:
+            return True
+        orig = current.orig if isinstance(current, DBAPIError) else current
+        if isinstance(orig, psycopg.OperationalError):
+            state = orig.sqlstate
+            # No SQLSTATE: the client failed to connect, or the connection broke under it.
+            if state is None or state[:2] == _UNAVAILABLE_CLASS or state in _UNAVAILABLE_STATES:
+                return True
+        current = current.__cause__
+    return False
