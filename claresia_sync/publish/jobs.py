@@ -22,6 +22,7 @@ import httpx2
 from sqlalchemy import Engine, func, select, text, update
 from sqlalchemy.orm import Session
 
+from claresia_sync.db.engine import is_unavailable
 from claresia_sync.db.models import PublishJob, Tenant
 from claresia_sync.publish.applier import DEFAULT_CONCURRENCY
 from claresia_sync.publish.reconcile import ProgressFn, RunResult, reconcile
@@ -150,6 +151,10 @@ async def run_job(
             progress=progress,
         )
     except Exception as exc:
+        if is_unavailable(exc):
+            # Not the job's fault: it stays claimed, and the daemon queues it again once the
+            # database is back (skills it created meanwhile are adopted, never created twice).
+            raise
         log.exception("publish job %d failed", job.id)
         errors: list[dict[str, Any]] = [{"error": f"{type(exc).__name__}: {exc}"}]
         await asyncio.to_thread(finish, engine, job.id, "failed", {}, errors)
