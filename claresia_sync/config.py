@@ -13,6 +13,8 @@ from pathlib import Path
 
 import platformdirs
 
+from claresia_sync.errors import UserError
+
 APP_NAME = "claresia-sync"
 DATABASE_URL_ENV = "CLARESIA_DATABASE_URL"
 STATE_DIR_ENV = "CLARESIA_STATE_DIR"
@@ -39,3 +41,18 @@ class Settings:
 def load_settings() -> Settings:
     """The settings of this process (read from the environment each call)."""
     return Settings.from_env()
+
+
+def env_seconds(name: str, default: float, env: Mapping[str, str] | None = None) -> float:
+    """A positive duration in seconds from the environment variable `name` (else `default`),
+    read when needed, so that a bad value is a clear error rather than a failed import."""
+    raw = (os.environ if env is None else env).get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        raise UserError(f"{name}={raw!r}: give a positive number of seconds, such as {default:g}")
+    return value

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
@@ -27,6 +26,7 @@ from sqlalchemy import Connection, Engine, select, text
 from sqlalchemy.orm import Session
 
 from claresia_sync.api.client import CallCounter, OrgClient
+from claresia_sync.config import env_seconds
 from claresia_sync.daemon.locks import NAMESPACES
 from claresia_sync.daemon.metrics import Metrics
 from claresia_sync.daemon.service import Daemon, DaemonConfig, WorkFailed
@@ -40,8 +40,8 @@ from claresia_sync.telemetry.settings import TelemetrySettings
 log = logging.getLogger(__name__)
 
 # Seconds without heartbeat after which a job's replica is presumed dead (tests shorten it).
-STALE_AFTER = float(os.environ.get("CLARESIA_JOB_STALE_AFTER_S", "30"))
-HEARTBEAT_EVERY = min(5.0, STALE_AFTER / 3)
+STALE_AFTER_ENV = "CLARESIA_JOB_STALE_AFTER_S"
+STALE_AFTER_DEFAULT = 30.0
 LOCK_RETRY = 0.2
 
 _REQUEUE_STALE = text("""
@@ -88,6 +88,8 @@ class LiveWork:
         self.metrics = metrics
         self.replica = replica
         self.telemetry = telemetry
+        self.stale_after = env_seconds(STALE_AFTER_ENV, STALE_AFTER_DEFAULT)
+        self.heartbeat_every = min(5.0, self.stale_after / 3)
         self._running: set[int] = set()  # ids of the jobs this replica runs right now
         # Held from a claim until its job is in `_running`, and while lost jobs are requeued, so
         # that a job just claimed is never taken for a lost one.
@@ -177,7 +179,7 @@ class LiveWork:
 
     async def _heartbeat(self, job_id: int) -> None:
         while True:
-            await asyncio.sleep(HEARTBEAT_EVERY)
+            await asyncio.sleep(self.heartbeat_every)
             with contextlib.suppress(Exception):  # a missed beat is retried at the next one
                 await asyncio.to_thread(self._execute, _HEARTBEAT, {"id": job_id})
 
@@ -225,13 +227,15 @@ class LiveWork:
 
     async def refresh_gauges(self) -> None:
         await self.recover()  # in case a job was lost without the daemon seeing an outage
-        requeued = await asyncio.to_thread(self._execute, _REQUEUE_STALE, {"stale": STALE_AFTER})
+        requeued = await asyncio.to_thread(
+            self._execute, _REQUEUE_STALE, {"stale": self.stale_after}
+        )
         for job_id, owner in requeued:
             log.warning(
                 "publish job %s of %s had no heartbeat for %ss: queued again for takeover",
                 job_id,
                 owner,
-                STALE_AFTER,
+                self.stale_after,
             )
         counts = {str(k): v for k, v in await asyncio.to_thread(self._execute, _JOB_COUNTS, {})}
         for status in ("queued", "running", "succeeded", "partial", "failed"):
