@@ -1,6 +1,10 @@
-"""Contract tests: the real OrgClient against the emulator over loopback, for every call."""
+"""Contract tests: the real OrgClient against the emulator over loopback, for every call; its
+configuration from the environment."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
 
 import pytest
 
@@ -15,7 +19,10 @@ from claresia_sync.api import (
     collect,
     make_http_pool,
 )
+from claresia_sync.api.client import DEFAULT_TIMEOUT, TIMEOUT_ENV, OrgClient
 from claresia_sync.emulator import EmulatorServer
+from claresia_sync.errors import UserError
+from tests.cli import clean_env
 from tests.fixtures.emulator import (
     ACME_KEY,
     ACME_ORG,
@@ -237,8 +244,6 @@ async def test_bad_limit_is_400(emulator: EmulatorServer) -> None:
 
 async def test_shared_pool_between_tenants(emulator: EmulatorServer) -> None:
     pool = make_http_pool(max_connections=4)
-    from claresia_sync.api import OrgClient
-
     async with pool:
         for key in (admin_key(), admin_key(ACME_KEY, "env:CLARESIA_ACME_ADMIN_KEY")):
             async with OrgClient(emulator.base_url, key, http=pool) as client:
@@ -247,3 +252,28 @@ async def test_shared_pool_between_tenants(emulator: EmulatorServer) -> None:
         async with OrgClient(emulator.base_url, admin_key(ACME_KEY), http=pool) as acme:
             assert (await acme.get_organization()).id == ACME_ORG
     assert emulator.stats.count(route=ME, status=200) == 3
+
+
+async def test_api_timeout_is_read_when_a_client_is_built(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(TIMEOUT_ENV, raising=False)
+    async with OrgClient("http://127.0.0.1:9", admin_key()) as client:
+        assert client._timeout.read == DEFAULT_TIMEOUT
+    monkeypatch.setenv(TIMEOUT_ENV, "2.5")
+    async with OrgClient("http://127.0.0.1:9", admin_key()) as client:
+        assert client._timeout.read == 2.5
+    for bad in ("soon", "0", "-3", "inf"):
+        monkeypatch.setenv(TIMEOUT_ENV, bad)
+        with pytest.raises(UserError) as refused:
+            OrgClient("http://127.0.0.1:9", admin_key())
+        assert str(refused.value).startswith(f"{TIMEOUT_ENV}={bad!r}: give a positive number")
+
+
+def test_a_bad_api_timeout_does_not_break_the_import() -> None:
+    imported = subprocess.run(
+        [sys.executable, "-c", "import claresia_sync.api.client"],
+        env={**clean_env(), TIMEOUT_ENV: "soon"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert imported.returncode == 0, imported.stderr

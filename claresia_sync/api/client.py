@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json as jsonlib
 import logging
-import os
 import time
 from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterable, Mapping
@@ -59,6 +58,7 @@ from claresia_sync.api.models import (
     SkillDeleted,
     Workspace,
 )
+from claresia_sync.config import env_seconds
 from claresia_sync.secrets import AdminKey
 
 log = logging.getLogger(__name__)
@@ -67,8 +67,11 @@ DEFAULT_BASE_URL = "https://api.anthropic.com"
 ANTHROPIC_VERSION = "2023-06-01"
 SKILL_EVENT_TYPES = ("skill.invoked", "skill.failed")
 MAX_PAGE = 1000
-# Seconds a call may take when the caller names no timeout (chaos tests shorten it).
-DEFAULT_TIMEOUT = float(os.environ.get("CLARESIA_API_TIMEOUT_S", "30"))
+# Seconds a call may take when the caller names no timeout: TIMEOUT_ENV if set (chaos tests
+# shorten it), read when a client is built so that a bad value is a clear error, not a failed
+# import.
+TIMEOUT_ENV = "CLARESIA_API_TIMEOUT_S"
+DEFAULT_TIMEOUT = 30.0
 # A 1,000-event audit page is about 0.7 MB; anything near this is not an answer we can trust.
 DEFAULT_MAX_BODY_BYTES = 32 * 2**20
 
@@ -288,7 +291,7 @@ class OrgClient:
         key: AdminKey,
         *,
         max_attempts: int = 5,
-        timeout: float | httpx2.Timeout = DEFAULT_TIMEOUT,
+        timeout: float | httpx2.Timeout | None = None,
         http: httpx2.AsyncClient | None = None,
         limits: httpx2.Limits | None = None,
         backoff: float = 0.5,
@@ -306,6 +309,8 @@ class OrgClient:
         self.base_url = base_url.rstrip("/")
         self._key_hint = str(key)
         self._auth = _AdminKeyAuth(key)
+        if timeout is None:
+            timeout = env_seconds(TIMEOUT_ENV, DEFAULT_TIMEOUT)
         self._timeout = timeout if isinstance(timeout, httpx2.Timeout) else httpx2.Timeout(timeout)
         self._owns_http = http is None
         self._http = http or httpx2.AsyncClient(
