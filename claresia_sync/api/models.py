@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    StrictBool,
+    ValidationError,
+)
+from pydantic_core import core_schema
 
 T = TypeVar("T")
 
@@ -93,8 +101,8 @@ class AuditError(_Lenient):
     message: str | None = None
 
 
-class AuditEvent(_Lenient):
-    """One audit event. `problem` says why the typed view is incomplete (raw is always whole)."""
+class TypedAuditEvent(_Lenient):
+    """The typed view of an audit event (`AuditEvent.view`): lax, unknown fields kept."""
 
     id: str = ""
     type: str = ""
@@ -105,31 +113,110 @@ class AuditEvent(_Lenient):
     skill: AuditSkill | None = None
     invocation: AuditInvocation | None = None
     error: AuditError | None = None
-    raw: dict[str, Any] = Field(default_factory=dict, exclude=True)
-    problem: str | None = Field(default=None, exclude=True)
+
+
+def _typed(item: Any) -> tuple[TypedAuditEvent, str | None]:
+    """The typed view of a served item and why it is incomplete (None: it is not)."""
+    if not isinstance(item, dict):
+        return TypedAuditEvent(), f"event is a {type(item).__name__}, not an object"
+    try:
+        view = TypedAuditEvent.model_validate(item)
+    except ValidationError as exc:
+        ident, kind = item.get("id"), item.get("type")
+        partial = TypedAuditEvent(
+            id=ident if isinstance(ident, str) else "",
+            type=kind if isinstance(kind, str) else "",
+        )
+        return partial, "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+    if not view.id or not view.type:
+        return view, "event has no id or no type"
+    return view, None
+
+
+class AuditEvent:
+    """One audit event as served. `raw` is always whole (the poller stores it for provenance
+    and quarantines what it cannot attribute); the typed view and `problem` (why that view is
+    incomplete) are validated on first use only, because the poller normalises well-formed
+    events from `raw` directly: a pydantic model per event was a quarter of its CPU."""
+
+    __slots__ = ("_item", "_typed", "raw")
+
+    def __init__(self, item: Any) -> None:
+        self._item = item
+        self.raw: dict[str, Any] = item if isinstance(item, dict) else {"value": item}
+        self._typed: tuple[TypedAuditEvent, str | None] | None = None
 
     @classmethod
     def from_raw(cls, raw: Any) -> AuditEvent:
-        if not isinstance(raw, dict):
-            return cls(
-                problem=f"event is a {type(raw).__name__}, not an object", raw={"value": raw}
-            )
-        try:
-            event = cls.model_validate({**raw, "raw": raw, "problem": None})
-        except ValidationError as exc:
-            ident = raw.get("id")
-            kind = raw.get("type")
-            return cls(
-                id=ident if isinstance(ident, str) else "",
-                type=kind if isinstance(kind, str) else "",
-                raw=raw,
-                problem="; ".join(
-                    f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-                ),
-            )
-        if not event.id or not event.type:
-            return event.model_copy(update={"problem": "event has no id or no type"})
-        return event
+        return cls(raw)
+
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.is_instance_schema(cls)  # so that `Page[AuditEvent]` holds them
+
+    def __repr__(self) -> str:
+        return f"AuditEvent({self._item!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, AuditEvent) and other._item == self._item
+
+    __hash__ = None  # type: ignore[assignment]  # mutable raw dict
+
+    @property
+    def id(self) -> str:
+        """The event's id if it is a string, else "" (as in the typed view, unvalidated)."""
+        ident = self.raw.get("id") if self.raw is self._item else None
+        return ident if isinstance(ident, str) else ""
+
+    @property
+    def type(self) -> str:
+        kind = self.raw.get("type") if self.raw is self._item else None
+        return kind if isinstance(kind, str) else ""
+
+    def _checked(self) -> tuple[TypedAuditEvent, str | None]:
+        if self._typed is None:
+            self._typed = _typed(self._item)
+        return self._typed
+
+    @property
+    def view(self) -> TypedAuditEvent:
+        return self._checked()[0]
+
+    @property
+    def problem(self) -> str | None:
+        return self._checked()[1]
+
+    @property
+    def created_at(self) -> str | None:
+        return self.view.created_at
+
+    @property
+    def organization_id(self) -> str | None:
+        return self.view.organization_id
+
+    @property
+    def workspace_id(self) -> str | None:
+        return self.view.workspace_id
+
+    @property
+    def actor(self) -> AuditActor | None:
+        return self.view.actor
+
+    @property
+    def skill(self) -> AuditSkill | None:
+        return self.view.skill
+
+    @property
+    def invocation(self) -> AuditInvocation | None:
+        return self.view.invocation
+
+    @property
+    def error(self) -> AuditError | None:
+        return self.view.error
 
 
 class Page(BaseModel, Generic[T]):

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from functools import cache, lru_cache
 from hashlib import sha256
-from typing import Any
+from typing import Any, NamedTuple
 
 import jinja2
 import orjson
@@ -317,7 +317,7 @@ def fn_telemetry_event(event: AuditEvent | Mapping[str, Any], ctx: AttributionCo
     if isinstance(skill_name, str) and not naming.is_claresia_name(skill_name):
         return Skipped(event_id, "outside_namespace")
     try:
-        row = _row(event, ctx)
+        row = _row(_plain(raw) or _typed_fields(event), ctx)
     except _Bad as bad:
         return Quarantined(event_id, str(bad), storable_raw(raw))
     text = _storable_json(raw)
@@ -332,11 +332,96 @@ def fn_telemetry_event(event: AuditEvent | Mapping[str, Any], ctx: AttributionCo
     return TelemetryRow(row)
 
 
-def _row(event: AuditEvent, ctx: AttributionContext) -> dict[str, Any]:
+class _Fields(NamedTuple):
+    """The fields of an event that make its row, as the typed view (`TypedAuditEvent`) has them;
+    a sub-object that is absent or null reads as all None."""
+
+    id: str
+    type: str
+    created_at: str | None
+    organization_id: str | None
+    workspace_id: str | None
+    skill_id: str | None
+    skill_name: str | None
+    skill_version: str | None
+    actor_user_id: str | None
+    actor_email: str | None
+    invocation_id: str | None
+    model: str | None
+    cost_usd: str | None
+    error_type: str | None
+    error_message: str | None
+    duration_ms: int | None
+    input_tokens: int | None
+    output_tokens: int | None
+
+
+_NO_OBJECT: dict[str, Any] = {}
+_OPT_STR = frozenset({str, type(None)})
+_OPT_INT = frozenset({int, type(None)})  # not bool: the typed view reads true as 1
+
+
+def _sub(raw: Mapping[str, Any], key: str) -> dict[str, Any] | None:
+    """`raw[key]` if it is an object, {} if absent or null, None (not plain) otherwise."""
+    value = raw.get(key)
+    if value is None:
+        return _NO_OBJECT
+    return value if type(value) is dict else None
+
+
+def _plain(raw: Mapping[str, Any]) -> _Fields | None:
+    """The fast path: an event's fields read straight from its dict when each has exactly the
+    type of the typed view (str, int, null, objects as dicts; id and type non-empty), the typed
+    view then being a copy of them; None for anything else, which takes the typed path
+    (`_typed_fields`) and so gets its exact verdict and quarantine reason."""
+    actor, skill = _sub(raw, "actor"), _sub(raw, "skill")
+    inv, error = _sub(raw, "invocation"), _sub(raw, "error")
+    if actor is None or skill is None or inv is None or error is None:
+        return None
+    usage = _sub(inv, "usage")
+    if usage is None:
+        return None
+    ident, kind = raw.get("id"), raw.get("type")
+    if type(ident) is not str or type(kind) is not str or not ident or not kind:
+        return None
+    texts = (
+        raw.get("created_at"),
+        raw.get("organization_id"),
+        raw.get("workspace_id"),
+        skill.get("id"),
+        skill.get("name"),
+        skill.get("version"),
+        actor.get("user_id"),
+        actor.get("email"),
+        inv.get("id"),
+        inv.get("model"),
+        inv.get("cost_usd"),
+        error.get("type"),
+        error.get("message"),
+    )
+    counts = (inv.get("duration_ms"), usage.get("input_tokens"), usage.get("output_tokens"))
+    # actor.type is not stored, but the typed view checks it too.
+    if not {*map(type, texts), type(actor.get("type"))} <= _OPT_STR:
+        return None
+    if not {*map(type, counts)} <= _OPT_INT:
+        return None
+    return _Fields(ident, kind, *texts, *counts)
+
+
+def _typed_fields(event: AuditEvent) -> _Fields:
+    """The typed path, for what `_plain` does not take: the typed view's problem is the
+    quarantine reason; a view without one (pydantic's lax mode read "12" or 12.0 as 12, say)
+    is dumped to plain values and read like a plain event."""
     if event.problem:
         raise _Bad(f"malformed event: {event.problem}")
     if not isinstance(event.raw.get("type"), str):
         raise _Bad("type: missing")
+    fields = _plain(event.view.model_dump())
+    assert fields is not None, f"the typed view of event {event.id!r} does not read as plain"
+    return fields
+
+
+def _row(event: _Fields, ctx: AttributionContext) -> dict[str, Any]:
     occurred = _timestamp(event.created_at)
     if event.organization_id is not None and event.organization_id != ctx.org_id:
         raise _Bad(
@@ -351,25 +436,22 @@ def _row(event: AuditEvent, ctx: AttributionContext) -> dict[str, Any]:
             f"unknown workspace {event.workspace_id!r} of organisation {ctx.org_id}: map it to a "
             "tenant or sub-tenant in the tenant file and apply it"
         )
-    if event.skill is None or not event.skill.name:
+    if not event.skill_name:
         raise _Bad("skill.name: missing")
-    skill = ctx.skill_for(event.skill.name)
+    skill = ctx.skill_for(event.skill_name)
     if skill is None:
         raise _Bad(
-            f"skill {event.skill.name!r} is in the claresia- namespace but matches no "
+            f"skill {event.skill_name!r} is in the claresia- namespace but matches no "
             "publication and no known tenant"
         )
-    inv = event.invocation
-    usage = inv.usage if inv else None
-    cost = _cost(inv.cost_usd if inv else None)
-    duration = _count("invocation.duration_ms", inv.duration_ms if inv else None)
+    cost = _cost(event.cost_usd)
+    duration = _count("invocation.duration_ms", event.duration_ms)
     failed = EVENT_STATUS[event.type] == "failed"
-    error_type = event.error.type if event.error else None
+    error_type = event.error_type
     rec = record_id(event.id)
     url = ctx.settings.hub_record_url.format(
         parent_tenant=owner.root, tenant=owner.tenant_slug, record_id=rec
     )
-    actor = event.actor
     return {
         "record_id": rec,
         "event_id": event.id,
@@ -381,23 +463,19 @@ def _row(event: AuditEvent, ctx: AttributionContext) -> dict[str, Any]:
         "tenant_slug": owner.tenant_slug,
         "parent_tenant_slug": owner.parent_tenant_slug,
         "skill_id": skill.skill_id,
-        "skill_name": event.skill.name,
-        "remote_skill_id": event.skill.id or skill.remote_skill_id,
-        "skill_version": event.skill.version,
-        "actor_user_id": actor.user_id if actor else None,
-        "actor_email": actor.email if actor and ctx.settings.store_emails else None,
-        "invocation_id": inv.id if inv else None,
-        "model": inv.model if inv else None,
-        "input_tokens": _count(
-            "invocation.usage.input_tokens", usage.input_tokens if usage else None
-        ),
-        "output_tokens": _count(
-            "invocation.usage.output_tokens", usage.output_tokens if usage else None
-        ),
+        "skill_name": event.skill_name,
+        "remote_skill_id": event.skill_id or skill.remote_skill_id,
+        "skill_version": event.skill_version,
+        "actor_user_id": event.actor_user_id,
+        "actor_email": event.actor_email if ctx.settings.store_emails else None,
+        "invocation_id": event.invocation_id,
+        "model": event.model,
+        "input_tokens": _count("invocation.usage.input_tokens", event.input_tokens),
+        "output_tokens": _count("invocation.usage.output_tokens", event.output_tokens),
         "cost_usd": cost,
         "duration_ms": duration,
         "error_type": error_type,
-        "error_message": event.error.message if event.error else None,
+        "error_message": event.error_message,
         "footer_md": render_footer(
             title=ctx.title(skill.skill_id),
             failed=failed,
