@@ -1,12 +1,17 @@
 """Contract tests: the real OrgClient against the emulator over loopback, for every call; its
-configuration from the environment."""
+configuration from the environment and its JSON decoding."""
 
 from __future__ import annotations
 
+import json
+import math
 import subprocess
 import sys
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from claresia_sync.api import (
     AuthenticationError,
@@ -19,7 +24,7 @@ from claresia_sync.api import (
     collect,
     make_http_pool,
 )
-from claresia_sync.api.client import DEFAULT_TIMEOUT, TIMEOUT_ENV, OrgClient
+from claresia_sync.api.client import DEFAULT_TIMEOUT, TIMEOUT_ENV, OrgClient, _decode
 from claresia_sync.emulator import EmulatorServer
 from claresia_sync.errors import UserError
 from tests.cli import clean_env
@@ -277,3 +282,30 @@ def test_a_bad_api_timeout_does_not_break_the_import() -> None:
         check=False,
     )
     assert imported.returncode == 0, imported.stderr
+
+
+_json_value = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=-(2**80), max_value=2**80)
+    | st.floats()
+    | st.text()
+    | st.sampled_from(["lone \ud800", "\udc80"]),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+def _canonical(value: Any) -> str:
+    """Text that tells 2**64 from 2.0**64 and compares NaN equal to NaN."""
+    return json.dumps(value) if not isinstance(value, float) or not math.isnan(value) else "nan"
+
+
+@settings(max_examples=300, deadline=None)
+@given(_json_value, st.sampled_from([None, 0, 2]), st.booleans())
+def test_decode_reads_what_the_stdlib_reads(value: Any, indent: int | None, ascii_: bool) -> None:
+    """orjson where it agrees with the stdlib, the stdlib where it does not (integers beyond
+    64 bits, NaN, lone surrogates): the same values either way."""
+    body = json.dumps(value, indent=indent, ensure_ascii=ascii_).encode("utf-8", "surrogatepass")
+    assert _canonical(_decode(body)) == _canonical(json.loads(body))

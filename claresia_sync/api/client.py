@@ -32,6 +32,7 @@ from typing import Any, Self, TypeVar
 from urllib.parse import quote
 
 import httpx2
+import orjson
 from pydantic import BaseModel, ValidationError
 from tenacity import (
     AsyncRetrying,
@@ -169,6 +170,28 @@ def _short(value: object) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+# A JSON number of 19+ digits, made findable with one `bytes.translate` (a regex is 15x slower):
+# digits become "0" and what may precede a number becomes "#". Digits inside ids ("inv_8a0123...")
+# follow a letter, "_" or a quote, so they do not count.
+_NUMBER_START = b":,[- \t\n\r"
+_SCAN = bytes.maketrans(b"123456789" + _NUMBER_START, b"0" * 9 + b"#" * len(_NUMBER_START))
+_LONG_NUMBER = b"0" * 19
+
+
+def _decode(raw: bytes) -> Any:
+    """The JSON of a body, as the stdlib reads it, mostly with orjson (half the time). orjson
+    refuses NaN, lone surrogates and a BOM, and turns integers beyond 64 bits (19+ digits) into
+    floats: such bodies are read by the stdlib, so that the one odd event in a page is
+    quarantined as before rather than the page refused or the number changed."""
+    scan = raw.translate(_SCAN)
+    if scan.find(b"#" + _LONG_NUMBER) < 0 and not scan.startswith(_LONG_NUMBER):
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
+    return jsonlib.loads(raw)
+
+
 def _parser(model: type[M]) -> Callable[[Any], M]:
     return lambda body: _parse_model(model, body)
 
@@ -228,7 +251,8 @@ def _parse_model(model: type[M], body: Any) -> M:
 
 def _audit_page(body: Any, *, limit: int, after_id: str | None) -> Page[AuditEvent]:
     """An audit page: its shape strictly, its events leniently (a bad event is quarantined by
-    the poller, not a reason to refuse its neighbours)."""
+    the poller, not a reason to refuse its neighbours). Events are not validated here: the
+    poller reads well-formed ones from their raw dicts (`AuditEvent`)."""
     if not isinstance(body, dict) or not isinstance(body.get("data"), list):
         raise _Malformed("audit log page without a data list")
     has_more = body.get("has_more")
@@ -383,7 +407,7 @@ class OrgClient:
         status, headers, raw = await self._send(method, route, path, params, json)
         request_id = headers.get("request-id")
         try:
-            body = jsonlib.loads(raw) if raw else None
+            body = _decode(raw) if raw else None
         except ValueError:
             body = None
         if status >= 400:
