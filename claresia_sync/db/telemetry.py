@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, text
@@ -26,6 +27,7 @@ COPY_COLUMNS: tuple[str, ...] = tuple(
     c.name for c in TelemetryEvent.__table__.columns if c.name != "ingested_at"
 )
 _RAW = COPY_COLUMNS.index("raw")
+_COPY_VALUES = itemgetter(*COPY_COLUMNS)
 STAGE = "telemetry_event_stage"
 _CREATE_STAGE = (
     f"CREATE TEMP TABLE IF NOT EXISTS {STAGE} (LIKE telemetry_event INCLUDING DEFAULTS) "
@@ -46,10 +48,8 @@ INSERT INTO telemetry_event SELECT s.* FROM telemetry_event_stage s JOIN new USI
 
 def ensure_partitions(conn: Connection | Session, occurred: Iterable[dt.datetime]) -> list[str]:
     """Make the monthly partitions that hold these instants (idempotent); their names."""
-    months = {
-        t.astimezone(dt.UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-        for t in occurred
-    }
+    utc = (t.astimezone(dt.UTC) for t in occurred)
+    months = [dt.datetime(y, m, 1, tzinfo=dt.UTC) for y, m in {(u.year, u.month) for u in utc}]
     ensure = text("SELECT telemetry_event_ensure_partition(:at)")
     return [str(conn.execute(ensure, {"at": m}).scalar_one()) for m in sorted(months)]
 
@@ -72,9 +72,12 @@ def insert_events(conn: Connection | Session, rows: Sequence[Mapping[str, Any]])
     with dbapi.cursor() as cur:
         with cur.copy(_COPY) as copy:
             for r in unique:
-                values = [r.get(c) for c in COPY_COLUMNS]
+                try:
+                    values = _COPY_VALUES(r)  # a row of the normaliser has every column
+                except KeyError:
+                    values = tuple(r.get(c) for c in COPY_COLUMNS)
                 if not isinstance(values[_RAW], str):
-                    values[_RAW] = json.dumps(values[_RAW])
+                    values = (*values[:_RAW], json.dumps(values[_RAW]), *values[_RAW + 1 :])
                 copy.write_row(values)
         cur.execute(_MOVE)
         inserted: int = cur.rowcount
