@@ -25,3 +25,10 @@ def test_the_daemon_refuses_a_bad_duration_in_one_line(database_url: str) -> Non
         "claresia-sync: error: CLARESIA_JOB_STALE_AFTER_S='soon': give a positive number of "
         "seconds, such as 30"
     ]
+
+
+def test_the_daemon_refuses_a_bad_api_timeout_at_start(database_url: str) -> None:
+    env = clean_env(CLARESIA_DATABASE_URL=database_url, CLARESIA_API_TIMEOUT_S="-1")
+    done = run_cli("run", "--ops-host", "127.0.0.1", "--ops-port", "0", env=env, timeout=60)
+    assert done.returncode == 1
+    assert "CLARESIA_API_TIMEOUT_S='-1': give a positive number of seconds" in done.stderr

@@ -25,6 +25,7 @@ import httpx2
 from sqlalchemy import Connection, Engine, select, text
 from sqlalchemy.orm import Session
 
+from claresia_sync.api import client
 from claresia_sync.api.client import CallCounter, OrgClient
 from claresia_sync.config import env_seconds
 from claresia_sync.daemon.locks import NAMESPACES
@@ -89,6 +90,7 @@ class LiveWork:
         self.replica = replica
         self.telemetry = telemetry
         self.stale_after = env_seconds(STALE_AFTER_ENV, STALE_AFTER_DEFAULT)
+        env_seconds(client.TIMEOUT_ENV, client.DEFAULT_TIMEOUT)  # refused now, not at a poll
         self.heartbeat_every = min(5.0, self.stale_after / 3)
         self._running: set[int] = set()  # ids of the jobs this replica runs right now
         # Held from a claim until its job is in `_running`, and while lost jobs are requeued, so
