@@ -3,6 +3,9 @@ visibility rule, simulated invocations, stats ("no writes"), faults and control 
 
 from __future__ import annotations
 
+import logging
+import socket
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -236,3 +239,33 @@ def test_raw_audit_events_and_latency_fault(http: httpx2.Client) -> None:
     assert [e["id"] for e in everything] == added.json()["ids"]
     assert everything[1]["weird"] is True and everything[1]["type"] == "custom.event"
     assert _events(http, event_types="skill.invoked,skill.failed") == []
+
+
+def test_a_client_hanging_up_mid_body_is_not_an_emulator_error(
+    emulator: EmulatorServer, http: httpx2.Client
+) -> None:
+    """A daemon SIGKILLed mid-upload leaves a half-sent request: no traceback, counted as no
+    answer, and the emulator keeps serving."""
+    errors: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.ERROR)
+    handler.emit = errors.append  # type: ignore[method-assign]
+    uvicorn_log = logging.getLogger("uvicorn.error")  # uvicorn's own logger does not propagate
+    uvicorn_log.addHandler(handler)
+    head = (
+        f"POST /v1/organizations/{DAINESE_ORG}/skills HTTP/1.1\r\n"
+        f"host: 127.0.0.1\r\nx-api-key: {DAINESE_KEY}\r\nanthropic-version: 2023-06-01\r\n"
+        'content-type: application/json\r\ncontent-length: 5000\r\n\r\n{"name": '
+    )
+    try:
+        with socket.create_connection(("127.0.0.1", emulator.port)) as sock:
+            sock.sendall(head.encode())
+            time.sleep(0.3)  # the handler is now waiting for the rest of the body
+        deadline = time.monotonic() + 5
+        while emulator.stats.count(method="POST") == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.2)
+    finally:
+        uvicorn_log.removeHandler(handler)
+    assert emulator.stats.count(method="POST", status=0) == 1, emulator.stats.to_json()
+    assert not errors, [r.getMessage() for r in errors]
+    assert http.get(f"/v1/organizations/{DAINESE_ORG}/skills", headers=HEADERS).status_code == 200

@@ -33,7 +33,7 @@ from urllib.parse import parse_qsl, urlencode
 from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -434,6 +434,8 @@ class _FaultsAndStats:
                     await self.inject(fault, request_id, receive, send_with_id)
                     return
             await self.app(scope, receive, send_with_id)
+        except ClientDisconnect:
+            status = 0  # hung up before its body arrived (a killed daemon): nothing was answered
         finally:
             self.stats.add(method, route, status)
 
