@@ -14,6 +14,7 @@ from psycopg import sql
 from sqlalchemy import Engine, text
 
 from claresia_sync.emulator import EmulatorServer
+from tests.cli import run_cli
 from tests.fixtures.daemon import DaemonProcess, wait_until
 from tests.fixtures.emulator import DAINESE_KEY
 
@@ -258,14 +259,7 @@ def test_status_shows_tenants_and_organisations(
     daemon_env: dict[str, str], emulator: EmulatorServer
 ) -> None:
     def cli(*args: str) -> str:
-        done = subprocess.run(
-            [sys.executable, "-m", "claresia_sync", *args],
-            env=daemon_env,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        done = run_cli(*args, env=daemon_env)
         assert done.returncode == 0, done.stdout + done.stderr
         return done.stdout
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +34,7 @@ from claresia_sync.tenancy import (
     parse_tenants,
     tenant_for_workspace,
 )
+from tests.cli import clean_env, run_cli
 from tests.test_publish_e2e import CATALOG, publish, tenants_data
 from tests.test_publish_e2e import apply as publish_apply
 
@@ -249,15 +248,7 @@ def test_lookups(applied: Session) -> None:
 
 
 def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CLARESIA_")}
-    env["CLARESIA_DATABASE_URL"] = str(settings.database_url)
-    return subprocess.run(
-        [sys.executable, "-m", "claresia_sync", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_cli(*args, env=clean_env(settings))
 
 
 def test_cli_apply_dry_run_and_list(
