@@ -9,23 +9,20 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
-from sqlalchemy.orm import Session
 
 from claresia_sync.api import OrgClient, UnexpectedResponseError, collect
-from claresia_sync.catalog_store import import_catalog
 from claresia_sync.emulator import EmulatorServer
 from claresia_sync.emulator.faults import AUDIT_ROUTE
-from claresia_sync.ir import load_catalog
 from claresia_sync.telemetry.poller import PollResult, poll_once
 from tests.fixtures.daemon import DaemonProcess, wait_until
 from tests.fixtures.emulator import DAINESE_KEY, DAINESE_ORG, admin_key, api_client, skill_payload
 from tests.test_chaos import generate_usage, publish_until_succeeded
-from tests.test_publish_e2e import CATALOG, apply, publish, tenants_data
+from tests.test_publish_e2e import catalog_and_tenants, publish
 from tests.test_telemetry_poller import ENG_SKILL, demo_tenants, publish_in_emulator
 
 SKILLS = "/v1/organizations/{org_id}/skills"
@@ -235,15 +232,8 @@ def assert_each_invocation_once(engine: Engine, emulator: EmulatorServer, total:
 
 
 @pytest.fixture
-def catalog_world(engine: Engine, emulator_env: EmulatorServer) -> Iterator[dict[str, Any]]:
-    loaded = load_catalog([CATALOG])
-    assert loaded.ok, loaded.problems
-    with Session(engine) as s:
-        import_catalog(s, loaded.skills)
-        s.commit()
-    data = tenants_data(emulator_env)
-    apply(engine, data)
-    yield data
+def catalog_world(engine: Engine, emulator_env: EmulatorServer) -> dict[str, Any]:
+    return catalog_and_tenants(engine, emulator_env)
 
 
 @pytest.mark.parametrize("mode", ["truncated", "not_json", "wrong_types", "huge_page"])

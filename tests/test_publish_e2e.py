@@ -56,17 +56,26 @@ def apply(engine: Engine, data: dict[str, Any]) -> None:
         s.commit()
 
 
-@pytest.fixture
-def world(engine: Engine, emulator_env: EmulatorServer) -> Iterator[dict[str, Any]]:
-    """Catalog imported, demo tenants applied (pointing at the emulator); nothing published."""
+def catalog_and_tenants(engine: Engine, emulator: EmulatorServer) -> dict[str, Any]:
+    """The example catalog and the demo tenants (pointing at `emulator`), applied; the data."""
+    import_example_catalog(engine)
+    data = tenants_data(emulator)
+    apply(engine, data)
+    return data
+
+
+def import_example_catalog(engine: Engine) -> None:
     loaded = load_catalog([CATALOG])
     assert loaded.ok, loaded.problems
     with Session(engine) as s:
         import_catalog(s, loaded.skills)
         s.commit()
-    data = tenants_data(emulator_env)
-    apply(engine, data)
-    yield data
+
+
+@pytest.fixture
+def world(engine: Engine, emulator_env: EmulatorServer) -> Iterator[dict[str, Any]]:
+    """Catalog imported, demo tenants applied (pointing at the emulator); nothing published."""
+    yield catalog_and_tenants(engine, emulator_env)
 
 
 def publish(engine: Engine, tenant: str | None = None, *, force: bool = False) -> JobOutcome:

@@ -11,7 +11,6 @@ import yaml
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from claresia_sync.catalog_store import import_catalog
 from claresia_sync.config import Settings
 from claresia_sync.db.models import (
     Archetype,
@@ -23,7 +22,6 @@ from claresia_sync.db.models import (
     WorkspaceMapping,
 )
 from claresia_sync.emulator import EmulatorServer
-from claresia_sync.ir import load_catalog
 from claresia_sync.tenancy import (
     TenantConfigError,
     UnknownTenantError,
@@ -35,8 +33,8 @@ from claresia_sync.tenancy import (
     tenant_for_workspace,
 )
 from tests.cli import clean_env, run_cli
-from tests.test_publish_e2e import CATALOG, publish, tenants_data
 from tests.test_publish_e2e import apply as publish_apply
+from tests.test_publish_e2e import import_example_catalog, publish, tenants_data
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "deploy" / "tenants.example.yaml"
 SKILLS = [
@@ -282,11 +280,7 @@ def test_an_archetype_of_an_unknown_rbac_group_fails_only_its_skills(
 ) -> None:
     """An archetype whose group the organisation does not have: only the API can tell, so its
     skills fail to publish naming the group and organisation; the rest publish."""
-    loaded = load_catalog([CATALOG])
-    assert loaded.ok, loaded.problems
-    with Session(engine) as s:
-        import_catalog(s, loaded.skills)
-        s.commit()
+    import_example_catalog(engine)
     data = tenants_data(emulator_env)
     sales = data["tenants"][0]["archetypes"][0]
     sales["rbac_group"] = "rbac_group_dainese_nope"
