@@ -145,3 +145,21 @@ tenants:
         archetypes:
           - {{slug: product-manager, rbac_group: rbac_group_dainese_product, grants: [prd-review]}}
 """
+
+
+def test_an_entry_still_bad_gets_the_current_reason(engine: Engine, world: EmulatorServer) -> None:
+    state = world.state
+    state.generate_invocations(DAINESE_ORG, 1, skill=ENG_SKILL, seed=3)
+    template = json.loads(state.audit_page(DAINESE_ORG, 1, None, None))["data"][0]
+    template = {k: v for k, v in template.items() if k not in ("id", "created_at")}
+    unknown = {"id": "skill_gone", "name": "claresia-nobody-ghost-skill"}
+    (event_id,) = state.append_events(
+        DAINESE_ORG, [{**template, "workspace_id": MYSTERY, "skill": unknown}]
+    )
+    poll(engine, tenant="dainese")
+    reason = "SELECT reason FROM telemetry_quarantine WHERE event_id = :e"
+    assert "unknown workspace" in scalar(engine, reason, e=event_id)
+    map_mystery(engine)
+    (result,) = replay_quarantine(engine)
+    assert result.attributed == 0
+    assert "matches no publication" in scalar(engine, reason, e=event_id)

@@ -32,7 +32,7 @@ _ORGS = text(
     "WHERE org_id IS NOT NULL AND (CAST(:org AS text) IS NULL OR org_id = :org) ORDER BY org_id"
 )
 _TAKE = text(
-    "SELECT id, raw FROM telemetry_quarantine WHERE org_id = :org AND id > :after "
+    "SELECT id, raw, reason FROM telemetry_quarantine WHERE org_id = :org AND id > :after "
     "ORDER BY id LIMIT :n FOR UPDATE SKIP LOCKED"
 )
 _DELETE = text("DELETE FROM telemetry_quarantine WHERE id = ANY(:ids)")
@@ -80,7 +80,7 @@ def _replay_org(
             if not taken:
                 return result
             after = taken[-1].id
-            rows, done = [], []
+            rows, done, reasons = [], [], []
             for entry in taken:
                 result.examined += 1
                 verdict = fn_telemetry_event(entry.raw, ctx)
@@ -89,8 +89,8 @@ def _replay_org(
                     done.append(entry.id)
                 elif isinstance(verdict, Quarantined):
                     result.still[verdict.reason] += 1
-                    if not dry_run:
-                        conn.execute(_REASON, {"reason": verdict.reason, "id": entry.id})
+                    if verdict.reason != entry.reason:
+                        reasons.append({"reason": verdict.reason, "id": entry.id})
                 else:  # of another type now: nothing to attribute, nothing lost by keeping it
                     result.still[f"skipped: {verdict.reason}"] += 1
             result.attributed += len(done)
@@ -99,3 +99,5 @@ def _replay_org(
             result.inserted += insert_events(conn, rows)
             if done:
                 conn.execute(_DELETE, {"ids": done})
+            if reasons:
+                conn.execute(_REASON, reasons)  # one executemany for the batch
