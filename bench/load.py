@@ -300,14 +300,14 @@ def main() -> None:
         rss = daemon.peak_rss_mib()
         assert daemon.stop() == 0
 
-        lags = [
-            float(x)
-            for x in engine.connect()
-            .execute(
-                text("SELECT lag_seconds FROM publish_job WHERE id = ANY(:ids)"), {"ids": onboarded}
-            )
-            .scalars()
-        ]
+        with engine.connect() as conn:
+            lags = [
+                float(x)
+                for x in conn.execute(
+                    text("SELECT lag_seconds FROM publish_job WHERE id = ANY(:ids)"),
+                    {"ids": onboarded},
+                ).scalars()
+            ]
         failed = one(
             engine,
             "SELECT count(*) FROM publish_job WHERE id = ANY(:ids) AND status <> 'succeeded'",
