@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from claresia_sync.api import (
+    APIConnectionError,
     AuthenticationError,
     BadRequestError,
     ConflictError,
@@ -28,6 +29,7 @@ from claresia_sync.api.client import DEFAULT_TIMEOUT, TIMEOUT_ENV, OrgClient, _d
 from claresia_sync.emulator import EmulatorServer
 from claresia_sync.errors import UserError
 from tests.cli import clean_env
+from tests.fixtures.daemon import free_port
 from tests.fixtures.emulator import (
     ACME_KEY,
     ACME_ORG,
@@ -257,6 +259,17 @@ async def test_shared_pool_between_tenants(emulator: EmulatorServer) -> None:
         async with OrgClient(emulator.base_url, admin_key(ACME_KEY), http=pool) as acme:
             assert (await acme.get_organization()).id == ACME_ORG
     assert emulator.stats.count(route=ME, status=200) == 3
+
+
+async def test_unreachable_api_error_names_the_base_url() -> None:
+    """issue 13 item 12: a tenant file without base_url goes to the public API; the error must
+    say which server could not be reached."""
+    base = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    async with OrgClient(base, admin_key(), max_attempts=1, timeout=5.0) as client:
+        with pytest.raises(APIConnectionError) as refused:
+            await client.get_organization()
+    assert base in str(refused.value)
+    assert "check the base URL" in refused.value.hint
 
 
 async def test_api_timeout_is_read_when_a_client_is_built(monkeypatch: pytest.MonkeyPatch) -> None:

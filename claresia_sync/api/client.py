@@ -473,9 +473,15 @@ class OrgClient:
                             break
                         chunks.append(chunk)
         except httpx2.TimeoutException as exc:
-            failure = APITimeoutError(f"{type(exc).__name__}: no answer in time", route=label)
+            failure = APITimeoutError(
+                f"{type(exc).__name__}: no answer from {self.base_url} in time", route=label
+            )
         except httpx2.TransportError as exc:
-            failure = APIConnectionError(f"{type(exc).__name__}: {exc}", route=label)
+            # The base URL is named: a tenant file without `base_url` goes to the public API,
+            # and "connection refused" alone does not say which server refused.
+            failure = APIConnectionError(
+                f"{type(exc).__name__} reaching {self.base_url}: {exc}", route=label
+            )
         except httpx2.DecodingError as exc:
             failure = UnexpectedResponseError(
                 f"the answer's content encoding is broken ({type(exc).__name__})",
