@@ -35,5 +35,27 @@ def validate(
     print(f"{len(result.skills)} skill(s) valid")
 
 
+SHIPPED = {
+    "catalog": "skills_ir/catalog",
+    "tenants-example": "deploy/tenants.example.yaml",
+    "emulator-seed": "deploy/emulator.seed.yaml",
+}
+
+
+@catalog_app.command("path")
+def path_cmd(
+    what: Annotated[
+        str, typer.Argument(help=f"One of: {', '.join(SHIPPED)}.", show_default=True)
+    ] = "catalog",
+) -> None:
+    """Print where this installation keeps a file it ships (a wheel install keeps the example
+    catalog inside the package: `catalog import "$(claresia-sync catalog path)"`)."""
+    from claresia_sync.resources import shipped
+
+    if what not in SHIPPED:
+        raise UserError(f"catalog path {what!r}: give one of {', '.join(SHIPPED)}")
+    print(shipped(SHIPPED[what]))
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(catalog_app, name="catalog")
