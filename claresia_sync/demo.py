@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
+import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -46,6 +47,9 @@ DEMO_KEYS = {
         "sk-ant-admin01-acme-DEMO-000000000000000000000000000000000000000000000000000"
     ),
 }
+# The emulator's port when it is free: the tenants the demo applies keep this base URL, so the
+# "where to look next" commands work after the demo with `claresia-sync emulator --port 8765`.
+DEMO_EMULATOR_PORT = 8765
 # (org, user) pairs whose @ picker the demo shows: an engineer, a PM, a sales rep, a guest.
 PICKER_USERS = [
     ("org_dainese", "user_dainese_ana"),
@@ -62,6 +66,7 @@ class Demo:
         self.console = console
         self.invocations = invocations
         self.started = time.monotonic()
+        self.emulator_port = 0
 
     def step(self, text: str) -> None:
         self.console.print(f"[bold]▸ {text}[/bold]  [dim]({time.monotonic() - self.started:.1f}s)")
@@ -72,11 +77,12 @@ class Demo:
         where = self.settings.database_url or f"embedded, under {self.settings.state_dir}"
         self.step(f"PostgreSQL ({where}) and the Anthropic API emulator")
         with (
-            EmulatorServer(DEMO_SEED) as emulator,
+            EmulatorServer(DEMO_SEED, port=_free_or_any(DEMO_EMULATOR_PORT)) as emulator,
             open_database(self.settings, migrate=True) as engine,
         ):
             self.console.print(f"  database {display_url(engine.url)}, schema migrated")
             self.console.print(f"  emulator {emulator.base_url}")
+            self.emulator_port = emulator.port
             self._configure(engine, emulator)
             asyncio.run(self._connection_test(emulator))
             self._publish(engine, emulator)
@@ -167,16 +173,29 @@ class Demo:
             if self.settings.database_url
             else f"the embedded database stays in {self.settings.state_dir}"
         )
+        keys = " ".join(f"{name}={value}" for name, value in DEMO_KEYS.items())
         self.console.print(
             f"\n[bold green]Demo finished in {took:.1f}s.[/bold green] ({env})\n"
             "Where to look next:\n"
             "  claresia-sync status                 per tenant and organisation\n"
             "  claresia-sync telemetry report --format csv\n"
-            "  claresia-sync republish --all --dry-run   (needs the emulator: "
-            "claresia-sync emulator)\n"
+            "  the plan against a fresh emulator (its state lives in memory), in two shells:\n"
+            f"    claresia-sync emulator --port {self.emulator_port}\n"
+            f"    env {keys} claresia-sync republish --all --force --dry-run\n"
             "  docs/analytics.md                    tables, views and queries for analysts\n"
-            "  README.md                            running the daemon, deployment"
+            "  README.md                            running the daemon, deployment",
+            soft_wrap=True,
         )
+
+
+def _free_or_any(port: int) -> int:
+    """`port` if nothing listens there, else 0 (any free port)."""
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return 0
+    return port
 
 
 @contextmanager

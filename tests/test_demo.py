@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,3 +36,43 @@ def test_demo_on_the_embedded_default(tmp_path: Path) -> None:
         assert "failed (" in out  # a failed run's card footer
         assert "Demo finished" in out
     assert (tmp_path / "state" / "pgdata").is_dir()
+    _follow_the_next_step_hint(out, env, tmp_path)
+
+
+def _follow_the_next_step_hint(out: str, env: dict[str, str], cwd: Path) -> None:
+    """issue 13 item 12: the demo's "where to look next" commands work after the demo."""
+    emulator_cmd = re.search(r"^\s+claresia-sync (emulator --port \d+)$", out, re.M)
+    dry_run = re.search(r"^\s+env (.+) claresia-sync (republish --all --force --dry-run)$", out, re.M)
+    assert emulator_cmd and dry_run, out
+    emulator = subprocess.Popen(
+        [sys.executable, "-m", "claresia_sync", *emulator_cmd.group(1).split()],
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        port = int(emulator_cmd.group(1).split()[-1])
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with socket.socket() as s, contextlib.suppress(OSError):
+                s.connect(("127.0.0.1", port))
+                break
+            time.sleep(0.1)
+        keys = dict(pair.split("=", 1) for pair in dry_run.group(1).split())
+        plan = subprocess.run(
+            [sys.executable, "-m", "claresia_sync", *dry_run.group(2).split()],
+            env={**env, **keys},
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        emulator.terminate()
+        emulator.wait(timeout=10)
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    # --force compares with the fresh emulator's own list: everything is to be created again.
+    planned = re.search(r"plan: (\d+) create, .* 0 failed", plan.stdout)
+    assert planned and int(planned.group(1)) > 0, plan.stdout
