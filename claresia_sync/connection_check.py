@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 import httpx2
 
 from claresia_sync.api.client import OrgClient
+from claresia_sync.api.connect import TenantConnection, open_client
 from claresia_sync.api.errors import (
     REQUIRED_SCOPES,
     ZERO_RETENTION_HINT,
@@ -57,42 +58,44 @@ class ConnectionReport:
         return out
 
 
+# A connection test is interactive: fail within seconds rather than the daemon's retry budget.
+TEST_TIMEOUT = 15.0
+TEST_ATTEMPTS = 3
+
+
+async def check_tenant_connection(
+    conn: TenantConnection, *, http: httpx2.AsyncClient | None = None
+) -> ConnectionReport:
+    """Test a tenant's (or an ad hoc) connection; `ConnectionKeyError` when its key reference
+    cannot be resolved, never an exception for API errors."""
+    client = open_client(conn, http=http, timeout=TEST_TIMEOUT, max_attempts=TEST_ATTEMPTS)
+    async with client:
+        return await check_client(client, conn)
+
+
 async def check_connection(
     base_url: str,
     key: AdminKey,
     *,
     http: httpx2.AsyncClient | None = None,
-    timeout: float = 15.0,
-    max_attempts: int = 3,
+    timeout: float = TEST_TIMEOUT,
+    max_attempts: int = TEST_ATTEMPTS,
 ) -> ConnectionReport:
-    """Test an admin key against an organisation API; never raises for API errors."""
-    report = ConnectionReport(base_url=base_url, key=str(key))
+    """Test an already resolved admin key against an organisation API."""
     async with OrgClient(
         base_url, key, http=http, timeout=timeout, max_attempts=max_attempts
     ) as client:
-        try:
-            org = await client.get_organization()
-        except APIError as exc:
-            return _with(report, problems=(exc.hint,))
-        report = _with(
-            report,
-            organization_id=org.id,
-            organization_name=org.name,
-            workspace_count=org.workspace_count,
-            zero_data_retention=org.zero_data_retention,
-        )
-        verified: list[str] = []
-        missing: list[str] = []
-        problems: list[str] = []
-        for scope in ("workspaces:read", "skills:read", "audit:read"):
-            try:
-                await _probe(client, scope, org.id)
-                verified.append(scope)
-            except PermissionDeniedError as exc:
-                missing.append(exc.missing_scope or scope)
-            except APIError as exc:
-                problems.append(exc.hint)
-                break
+        return await check_client(client, TenantConnection.ad_hoc("", base_url))
+
+
+async def check_client(client: OrgClient, conn: TenantConnection) -> ConnectionReport:
+    """The checks on an open client; `conn.org_id`, when known, must be the key's organisation."""
+    report = ConnectionReport(base_url=client.base_url, key=client.key_hint)
+    try:
+        org = await client.get_organization()
+    except APIError as exc:
+        return _with(report, problems=(exc.hint,))
+    verified, missing, problems = await _probe_scopes(client, org.id)
     if missing:
         problems.insert(
             0,
@@ -101,12 +104,37 @@ async def check_connection(
         )
     if not org.zero_data_retention:
         problems.insert(0, f"Zero-retention not enabled: {ZERO_RETENTION_HINT}")
+    if conn.org_id and org.id != conn.org_id:
+        problems.insert(
+            0,
+            f"the admin key of tenant {conn.tenant_slug!r} belongs to {org.id}, not to "
+            f"{conn.org_id}: paste the key of the right organisation",
+        )
     return _with(
         report,
+        organization_id=org.id,
+        organization_name=org.name,
+        workspace_count=org.workspace_count,
+        zero_data_retention=org.zero_data_retention,
         verified_scopes=tuple(verified),
         missing_scopes=tuple(missing),
         problems=tuple(problems),
     )
+
+
+async def _probe_scopes(client: OrgClient, org_id: str) -> tuple[list[str], list[str], list[str]]:
+    """(verified scopes, missing scopes, other problems) from one small read per read scope."""
+    verified: list[str] = []
+    missing: list[str] = []
+    for scope in ("workspaces:read", "skills:read", "audit:read"):
+        try:
+            await _probe(client, scope, org_id)
+            verified.append(scope)
+        except PermissionDeniedError as exc:
+            missing.append(exc.missing_scope or scope)
+        except APIError as exc:
+            return verified, missing, [exc.hint]
+    return verified, missing, []
 
 
 async def _probe(client: OrgClient, scope: str, org_id: str) -> None:

@@ -20,9 +20,10 @@ from rich.table import Table
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from claresia_sync.api.connect import TenantConnection
 from claresia_sync.catalog_store import import_catalog
 from claresia_sync.config import Settings
-from claresia_sync.connection_check import check_connection
+from claresia_sync.connection_check import check_tenant_connection
 from claresia_sync.db import open_database
 from claresia_sync.db.engine import display_url
 from claresia_sync.emulator import DEMO_SEED, EmulatorServer
@@ -31,7 +32,6 @@ from claresia_sync.ir import load_catalog
 from claresia_sync.publish import jobs
 from claresia_sync.publish.report import summary_table
 from claresia_sync.resources import shipped
-from claresia_sync.secrets import resolve_key
 from claresia_sync.telemetry.poller import poll_once
 from claresia_sync.telemetry.report import render, skill_report
 from claresia_sync.telemetry.settings import TelemetrySettings
@@ -114,8 +114,8 @@ class Demo:
 
     async def _connection_test(self, emulator: EmulatorServer) -> None:
         self.step("Test connection (as the onboarding portal's button does)")
-        key = resolve_key("env:CLARESIA_DAINESE_ADMIN_KEY")
-        report = await check_connection(emulator.base_url, key)
+        conn = TenantConnection.ad_hoc("env:CLARESIA_DAINESE_ADMIN_KEY", emulator.base_url)
+        report = await check_tenant_connection(conn)
         for line in report.lines():
             self.console.print(f"  {line}")
 

@@ -1,12 +1,17 @@
 """Client of the Anthropic organisation API (CONTRACT.md section 3)."""
 
 from claresia_sync.api.client import (
-    DEFAULT_BASE_URL,
     SKILL_EVENT_TYPES,
     CallCounter,
     OrgClient,
     collect,
     make_http_pool,
+)
+from claresia_sync.api.connect import (
+    DEFAULT_BASE_URL,
+    ConnectionKeyError,
+    TenantConnection,
+    open_client,
 )
 from claresia_sync.api.errors import (
     APIConnectionError,
@@ -45,6 +50,7 @@ __all__ = [
     "BadRequestError",
     "CallCounter",
     "ConflictError",
+    "ConnectionKeyError",
     "InternalServerError",
     "NotFoundError",
     "OrgClient",
@@ -58,8 +64,10 @@ __all__ = [
     "Skill",
     "SkillAccess",
     "SkillDeleted",
+    "TenantConnection",
     "UnexpectedResponseError",
     "Workspace",
     "collect",
     "make_http_pool",
+    "open_client",
 ]

@@ -64,7 +64,6 @@ from claresia_sync.secrets import AdminKey
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BASE_URL = "https://api.anthropic.com"
 ANTHROPIC_VERSION = "2023-06-01"
 SKILL_EVENT_TYPES = ("skill.invoked", "skill.failed")
 MAX_PAGE = 1000
@@ -288,13 +287,23 @@ def _parse_retry_after(value: str | None) -> float | None:
     return seconds if seconds >= 0 else None
 
 
+# The one size of connection pool (`make_http_pool`): a daemon's publisher and pollers share one.
+POOL_CONNECTIONS = 64
+POOL_KEEPALIVE = 32
+
+
 def make_http_pool(
-    *, max_connections: int = 50, max_keepalive: int = 20, timeout: float = 30.0
+    *,
+    max_connections: int = POOL_CONNECTIONS,
+    max_keepalive: int = POOL_KEEPALIVE,
+    timeout: float | httpx2.Timeout = DEFAULT_TIMEOUT,
 ) -> httpx2.AsyncClient:
-    """A connection pool to share between the `OrgClient`s of many tenants (close it yourself)."""
+    """The one place an HTTP connection pool is built: shared by the `OrgClient`s of many
+    tenants (close it yourself), or owned by a client opened without one."""
     return httpx2.AsyncClient(
         limits=httpx2.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_keepalive
+            max_connections=max_connections,
+            max_keepalive_connections=min(max_keepalive, max_connections),
         ),
         timeout=timeout,
         follow_redirects=False,
@@ -317,7 +326,6 @@ class OrgClient:
         max_attempts: int = 5,
         timeout: float | httpx2.Timeout | None = None,
         http: httpx2.AsyncClient | None = None,
-        limits: httpx2.Limits | None = None,
         backoff: float = 0.5,
         backoff_max: float = 20.0,
         retry_after_cap: float = 60.0,
@@ -337,10 +345,7 @@ class OrgClient:
             timeout = env_seconds(TIMEOUT_ENV, DEFAULT_TIMEOUT)
         self._timeout = timeout if isinstance(timeout, httpx2.Timeout) else httpx2.Timeout(timeout)
         self._owns_http = http is None
-        self._http = http or httpx2.AsyncClient(
-            limits=limits or httpx2.Limits(max_connections=20, max_keepalive_connections=10),
-            timeout=self._timeout,
-        )
+        self._http = http or make_http_pool(timeout=self._timeout)
         self.max_attempts = max_attempts
         self._wait = _RetryAfterOrBackoff(
             wait_random_exponential(multiplier=backoff, max=backoff_max), retry_after_cap
@@ -350,6 +355,11 @@ class OrgClient:
 
     def __repr__(self) -> str:
         return f"OrgClient(base_url={self.base_url!r}, key={self._key_hint!r})"
+
+    @property
+    def key_hint(self) -> str:
+        """The admin key as logs may show it: its last 4 chars."""
+        return self._key_hint
 
     async def __aenter__(self) -> Self:
         return self

@@ -26,15 +26,15 @@ from sqlalchemy import Connection, Engine, select, text
 from sqlalchemy.orm import Session
 
 from claresia_sync.api import client
-from claresia_sync.api.client import CallCounter, OrgClient
+from claresia_sync.api.client import CallCounter, make_http_pool
+from claresia_sync.api.connect import ConnectionKeyError, TenantConnection, open_client
 from claresia_sync.config import env_seconds
 from claresia_sync.daemon.locks import NAMESPACES
 from claresia_sync.daemon.metrics import Metrics
 from claresia_sync.daemon.service import Daemon, DaemonConfig, WorkFailed
 from claresia_sync.db.models import Tenant
 from claresia_sync.publish import jobs
-from claresia_sync.secrets import KeyReferenceError, resolve_key
-from claresia_sync.telemetry.poller import PollTarget, poll_org, poll_targets
+from claresia_sync.telemetry.poller import poll_org, poll_targets
 from claresia_sync.telemetry.retention import apply_retention
 from claresia_sync.telemetry.settings import TelemetrySettings
 
@@ -111,13 +111,17 @@ class LiveWork:
             target = await asyncio.to_thread(self._target, org_id)
             if target is None:
                 return  # the connection was removed since the schedule was made
-            try:
-                key = resolve_key(target.admin_key_ref)  # afresh: a rotated key is used now
-            except KeyReferenceError as exc:
+            try:  # the key is resolved afresh: a rotated key is used now
+                client = open_client(target, http=self.http, counter=self.calls)
+            except ConnectionKeyError as exc:
                 raise WorkFailed(str(exc)) from None
-            async with OrgClient(target.base_url, key, http=self.http, counter=self.calls) as c:
+            async with client:
                 result = await poll_org(
-                    self.engine, c, org_id, settings=self.telemetry, tenant_slug=target.tenant_slug
+                    self.engine,
+                    client,
+                    org_id,
+                    settings=self.telemetry,
+                    tenant_slug=target.root_slug,
                 )
         self.metrics.events_ingested.labels(org_id).inc(result.inserted)
         self.metrics.events_quarantined.labels(org_id).inc(result.quarantined)
@@ -132,7 +136,7 @@ class LiveWork:
         if result.error:
             raise WorkFailed(result.error)
 
-    def _target(self, org_id: str) -> PollTarget | None:
+    def _target(self, org_id: str) -> TenantConnection | None:
         with Session(self.engine) as session:
             return next((t for t in poll_targets(session) if t.org_id == org_id), None)
 
@@ -296,8 +300,6 @@ async def run_daemon(engine: Engine, config: DaemonConfig) -> None:
     calls = CallCounter()
     metrics = Metrics(calls)
     url = engine.url.render_as_string(hide_password=False)
-    async with httpx2.AsyncClient(
-        limits=httpx2.Limits(max_connections=64, max_keepalive_connections=32)
-    ) as http:
+    async with make_http_pool() as http:
         work = LiveWork(engine, http, calls, metrics, config.replica, TelemetrySettings.from_env())
         await Daemon(work, url, engine, metrics, config).run()

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from claresia_sync.api.connect import TenantConnection
 from claresia_sync.db.models import (
     Archetype,
     CatalogSkill,
-    OrgConnection,
     SkillGrant,
     Tenant,
     WorkspaceMapping,
@@ -27,7 +27,7 @@ from claresia_sync.db.models import (
 from claresia_sync.errors import UserError
 from claresia_sync.ir import SkillIR, parse_ir
 from claresia_sync.naming import NamingError, published_name
-from claresia_sync.tenancy.lookup import DEFAULT_BASE_URL, UnknownTenantError
+from claresia_sync.tenancy.lookup import org_connections, require_tenant
 from claresia_sync.transpile import ClaudeSkill, transpile
 
 
@@ -72,10 +72,7 @@ class DesiredSkill:
 class OrgDesired:
     """Desired state of one organisation (a root tenant and its sub-tenants)."""
 
-    org_id: str
-    root_slug: str
-    admin_key_ref: str
-    base_url: str
+    connection: TenantConnection
     tenants: dict[str, int] = field(default_factory=dict)
     """Every tenant of this organisation (slug -> id), in scope or not: remote skills of these
     tenants are ours to manage."""
@@ -90,6 +87,14 @@ class OrgDesired:
 
     def __repr__(self) -> str:
         return f"OrgDesired({self.org_id}, {len(self.skills)} skills, scope={sorted(self.scope)})"
+
+    @property
+    def org_id(self) -> str:
+        return self.connection.org_id
+
+    @property
+    def root_slug(self) -> str:
+        return self.connection.root_slug
 
     @property
     def whole_org(self) -> bool:
@@ -122,28 +127,13 @@ def desired_state(session: Session, tenant_slug: str | None = None) -> list[OrgD
     `DesiredSkill.error`, so the rest proceeds.
     """
     tenants = {t.id: t for t in session.scalars(select(Tenant))}
-    conns = {c.tenant_id: c for c in session.scalars(select(OrgConnection))}
     if tenant_slug is not None:
-        wanted = [t for t in tenants.values() if t.slug == tenant_slug]
-        if not wanted:
-            known = ", ".join(sorted(t.slug for t in tenants.values())) or "none"
-            raise UnknownTenantError(
-                f"unknown tenant {tenant_slug!r} (known: {known}); add it with "
-                "`claresia-sync tenants apply`"
-            )
-        scope_ids = {wanted[0].id} | {t.id for t in tenants.values() if t.parent_id == wanted[0].id}
+        wanted = require_tenant(session, tenant_slug)
+        scope_ids = {wanted.id} | {t.id for t in tenants.values() if t.parent_id == wanted.id}
     else:
         scope_ids = set(tenants)
 
-    orgs: dict[int, OrgDesired] = {}
-    for root_id, conn in conns.items():
-        root = tenants[root_id]
-        orgs[root_id] = OrgDesired(
-            org_id=conn.org_id,
-            root_slug=root.slug,
-            admin_key_ref=conn.admin_key_ref,
-            base_url=conn.base_url or DEFAULT_BASE_URL,
-        )
+    orgs = {root_id: OrgDesired(conn) for root_id, conn in org_connections(session).items()}
     for t in tenants.values():
         org = orgs.get(t.parent_id or t.id)
         if org is None:

@@ -26,7 +26,7 @@ from claresia_sync.db.engine import is_unavailable
 from claresia_sync.db.models import PublishJob, Tenant
 from claresia_sync.publish.applier import DEFAULT_CONCURRENCY
 from claresia_sync.publish.reconcile import ProgressFn, RunResult, reconcile
-from claresia_sync.tenancy.lookup import UnknownTenantError
+from claresia_sync.tenancy.lookup import require_tenant
 
 log = logging.getLogger(__name__)
 
@@ -67,13 +67,7 @@ def enqueue(session: Session, tenant_slug: str | None = None, *, force: bool = F
     """Queue a job (in the caller's transaction: commit to make it visible); its id."""
     tenant_id = None
     if tenant_slug is not None:
-        tenant_id = session.scalar(select(Tenant.id).where(Tenant.slug == tenant_slug))
-        if tenant_id is None:
-            known = ", ".join(session.scalars(select(Tenant.slug).order_by(Tenant.slug))) or "none"
-            raise UnknownTenantError(
-                f"unknown tenant {tenant_slug!r} (known: {known}); add it with "
-                "`claresia-sync tenants apply`"
-            )
+        tenant_id = require_tenant(session, tenant_slug).id
     job = PublishJob(tenant_id=tenant_id, force=force)
     session.add(job)
     session.flush()

@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from claresia_sync.api.client import CallCounter, OrgClient, make_http_pool
+from claresia_sync.api.connect import ConnectionKeyError, open_client
 from claresia_sync.publish.applier import DEFAULT_CONCURRENCY, OUTCOMES, Applier, ItemResult
 from claresia_sync.publish.desired import OrgDesired, desired_state
 from claresia_sync.publish.planner import (
@@ -33,7 +34,6 @@ from claresia_sync.publish.planner import (
     plan_org,
 )
 from claresia_sync.publish.records import PublicationState, record_publications
-from claresia_sync.secrets import KeyReferenceError, resolve_key
 
 log = logging.getLogger(__name__)
 
@@ -120,10 +120,9 @@ class _Recorder:
 
 def _client(org: OrgDesired, http: httpx2.AsyncClient, calls: CallCounter) -> OrgClient | str:
     try:
-        key = resolve_key(org.admin_key_ref)
-    except KeyReferenceError as exc:
-        return f"organisation {org.org_id} (tenant {org.root_slug!r}): admin key: {exc}"
-    return OrgClient(org.base_url, key, http=http, counter=calls)
+        return open_client(org.connection, http=http, counter=calls)
+    except ConnectionKeyError as exc:
+        return str(exc)
 
 
 def _desired_and_live(

@@ -28,17 +28,15 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from claresia_sync.api.client import MAX_PAGE, SKILL_EVENT_TYPES, OrgClient
+from claresia_sync.api.connect import ConnectionKeyError, TenantConnection, open_client
 from claresia_sync.api.errors import APIError
 from claresia_sync.api.models import AuditEvent, Page
 from claresia_sync.db.models import (
     AuditCheckpoint,
-    OrgConnection,
     TelemetryQuarantine,
-    Tenant,
 )
 from claresia_sync.db.telemetry import insert_events
 from claresia_sync.errors import UserError
-from claresia_sync.secrets import KeyReferenceError, resolve_key
 from claresia_sync.telemetry.normalise import (
     AttributionContext,
     Quarantined,
@@ -47,7 +45,7 @@ from claresia_sync.telemetry.normalise import (
     fn_telemetry_event,
 )
 from claresia_sync.telemetry.settings import TelemetrySettings
-from claresia_sync.tenancy.lookup import DEFAULT_BASE_URL
+from claresia_sync.tenancy.lookup import get_connection, org_connections
 
 log = logging.getLogger(__name__)
 
@@ -249,41 +247,12 @@ async def poll_org(
     return result
 
 
-@dataclass(frozen=True)
-class PollTarget:
-    tenant_slug: str
-    org_id: str
-    admin_key_ref: str
-    base_url: str
-
-
-def poll_targets(session: Session, tenant: str | None = None) -> list[PollTarget]:
+def poll_targets(session: Session, tenant: str | None = None) -> list[TenantConnection]:
     """The organisation connections to poll: all, or the one of `tenant` (a sub-tenant polls
     its parent's organisation, which holds its workspaces' events)."""
-    rows = session.execute(
-        select(
-            Tenant.slug, OrgConnection.org_id, OrgConnection.admin_key_ref, OrgConnection.base_url
-        )
-        .join(OrgConnection, OrgConnection.tenant_id == Tenant.id)
-        .order_by(Tenant.slug)
-    ).all()
-    targets = [PollTarget(s, o, k, b or DEFAULT_BASE_URL) for s, o, k, b in rows]
     if tenant is None:
-        return targets
-    found = session.scalar(select(Tenant).where(Tenant.slug == tenant))
-    if found is None:
-        known = ", ".join(session.scalars(select(Tenant.slug).order_by(Tenant.slug))) or "none"
-        raise UserError(
-            f"unknown tenant {tenant!r} (known: {known}); add it with `claresia-sync tenants apply`"
-        )
-    root = found.parent or found
-    chosen = [t for t in targets if t.tenant_slug == root.slug]
-    if not chosen:
-        raise UserError(
-            f"tenant {root.slug!r} has no organisation connection: add `connection:` to its "
-            "entry in the tenant file and apply it"
-        )
-    return chosen
+        return list(org_connections(session).values())
+    return [get_connection(session, tenant)]
 
 
 async def poll_once(
@@ -311,15 +280,13 @@ async def poll_once(
     results = []
     for target in targets:
         try:
-            key = resolve_key(target.admin_key_ref)
-        except KeyReferenceError as exc:
-            failed = PollResult(
-                org_id=target.org_id, tenant_slug=target.tenant_slug, error=str(exc)
-            )
+            client = open_client(target, **(client_options or {}))
+        except ConnectionKeyError as exc:
+            failed = PollResult(org_id=target.org_id, tenant_slug=target.root_slug, error=str(exc))
             _record_poll(engine, failed)
             results.append(failed)
             continue
-        async with OrgClient(target.base_url, key, **(client_options or {})) as client:
+        async with client:
             results.append(
                 await poll_org(
                     engine,
@@ -327,7 +294,7 @@ async def poll_once(
                     target.org_id,
                     settings=settings,
                     page_size=page_size,
-                    tenant_slug=target.tenant_slug,
+                    tenant_slug=target.root_slug,
                 )
             )
     return results

@@ -1,15 +1,17 @@
 """Tenant configuration: the YAML schema, declarative apply, and lookups for other parts."""
 
+from claresia_sync.api.connect import TenantConnection
 from claresia_sync.tenancy.apply import Change, apply_tenants
 from claresia_sync.tenancy.lookup import (
     GrantedSkill,
-    TenantConnection,
     TenantSummary,
     UnknownTenantError,
     WorkspaceOwner,
     get_connection,
     granted_skills,
     list_tenants,
+    org_connections,
+    require_tenant,
     tenant_for_workspace,
 )
 from claresia_sync.tenancy.schema import TenantConfigError, TenantsFile, load_tenants, parse_tenants
@@ -28,6 +30,8 @@ __all__ = [
     "granted_skills",
     "list_tenants",
     "load_tenants",
+    "org_connections",
     "parse_tenants",
+    "require_tenant",
     "tenant_for_workspace",
 ]

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
+from claresia_sync.api.connect import DEFAULT_BASE_URL, TenantConnection
 from claresia_sync.db.models import (
     Archetype,
     OrgConnection,
@@ -17,25 +18,13 @@ from claresia_sync.db.models import (
 )
 from claresia_sync.errors import UserError
 
-DEFAULT_BASE_URL = "https://api.anthropic.com"
-
 
 class UnknownTenantError(UserError):
     pass
 
 
-@dataclass(frozen=True)
-class TenantConnection:
-    tenant_slug: str
-    root_slug: str
-    """The root tenant whose connection this is (the tenant itself, or its parent)."""
-    org_id: str
-    admin_key_ref: str
-    """`env:NAME` or `file:PATH`: resolve with `claresia_sync.secrets.resolve_key`."""
-    base_url: str
-
-
-def _tenant(session: Session, slug: str) -> Tenant:
+def require_tenant(session: Session, slug: str) -> Tenant:
+    """The tenant `slug`; the one "unknown tenant" error (naming the known ones) otherwise."""
     tenant = session.scalar(select(Tenant).where(Tenant.slug == slug))
     if tenant is None:
         known = ", ".join(session.scalars(select(Tenant.slug).order_by(Tenant.slug))) or "none"
@@ -45,23 +34,41 @@ def _tenant(session: Session, slug: str) -> Tenant:
     return tenant
 
 
+def no_connection_error(root_slug: str) -> UserError:
+    return UserError(
+        f"tenant {root_slug!r} has no organisation connection: add `connection:` to its "
+        "entry in the tenant file and apply it"
+    )
+
+
+def _connection(row: OrgConnection, tenant_slug: str, root_slug: str) -> TenantConnection:
+    return TenantConnection(
+        tenant_slug=tenant_slug,
+        root_slug=root_slug,
+        org_id=row.org_id,
+        admin_key_ref=row.admin_key_ref,
+        base_url=row.base_url or DEFAULT_BASE_URL,
+    )
+
+
 def get_connection(session: Session, tenant_slug: str) -> TenantConnection:
     """Organisation, key reference and base URL of a tenant (sub-tenants use their parent's)."""
-    tenant = _tenant(session, tenant_slug)
+    tenant = require_tenant(session, tenant_slug)
     root = tenant.parent or tenant
     conn = session.get(OrgConnection, root.id)
     if conn is None:
-        raise UserError(
-            f"tenant {root.slug!r} has no organisation connection: add `connection:` to its "
-            "entry in the tenant file and apply it"
-        )
-    return TenantConnection(
-        tenant_slug=tenant.slug,
-        root_slug=root.slug,
-        org_id=conn.org_id,
-        admin_key_ref=conn.admin_key_ref,
-        base_url=conn.base_url or DEFAULT_BASE_URL,
-    )
+        raise no_connection_error(root.slug)
+    return _connection(conn, tenant.slug, root.slug)
+
+
+def org_connections(session: Session) -> dict[int, TenantConnection]:
+    """Every root tenant's connection, by root tenant id, in order of root slug."""
+    rows = session.execute(
+        select(OrgConnection, Tenant.slug)
+        .join(Tenant, Tenant.id == OrgConnection.tenant_id)
+        .order_by(Tenant.slug)
+    ).all()
+    return {conn.tenant_id: _connection(conn, slug, slug) for conn, slug in rows}
 
 
 @dataclass(frozen=True)
@@ -95,7 +102,7 @@ class GrantedSkill:
 
 def granted_skills(session: Session, tenant_slug: str) -> list[GrantedSkill]:
     """Skills granted to any archetype of the tenant, sorted by id (catalog flags not applied)."""
-    tenant = _tenant(session, tenant_slug)
+    tenant = require_tenant(session, tenant_slug)
     workspaces = tuple(
         sorted(
             session.scalars(
