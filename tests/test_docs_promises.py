@@ -85,9 +85,7 @@ def _documented_invocations() -> list[tuple[str, list[str], list[str]]]:
             flags = [w.split("=", 1)[0] for w in words if re.fullmatch(r"--?[a-z][\w-]*(=.*)?", w)]
             # A flag shown as an alternative ("[--dry-run]", "--all | --tenant T") is still a
             # flag of this command: strip the brackets.
-            flags += [
-                f for f in re.findall(r"\[(--[a-z][\w-]*)", match.group(1)) if f not in flags
-            ]
+            flags += [f for f in re.findall(r"\[(--[a-z][\w-]*)", match.group(1)) if f not in flags]
             found.append((f"{path.name}: {line.strip()}", words, flags))
     return found
 
@@ -98,7 +96,7 @@ def test_every_documented_command_and_flag_exists() -> None:
     assert len(invocations) > 30  # the scan reads the docs at all
     problems = []
     for where, words, flags in invocations:
-        if not words or words[0].startswith("-") and words[0] not in _flags(root):
+        if not words or (words[0].startswith("-") and words[0] not in _flags(root)):
             continue
         command, path = _resolve(root, words)
         if not path and not words[0].startswith("-"):
@@ -127,7 +125,9 @@ def test_every_flag_named_on_its_own_exists() -> None:
         if re.fullmatch(r"--[a-z][\w-]*(?:[ =]\S+)?", span.strip())
     }
     assert len(named) > 5
-    missing = sorted(f"{where}: {flag}" for where, flag in named if flag not in known | FOREIGN_FLAGS)
+    missing = sorted(
+        f"{where}: {flag}" for where, flag in named if flag not in known | FOREIGN_FLAGS
+    )
     assert not missing, missing
 
 
