@@ -9,7 +9,13 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 
 from claresia_sync.db.engine import make_engine
-from claresia_sync.db.migrate import current_revision, downgrade, head_revision, upgrade
+from claresia_sync.db.migrate import (
+    current_revision,
+    downgrade,
+    head_revision,
+    migrations_dir,
+    upgrade,
+)
 from claresia_sync.db.models import Base
 
 
@@ -18,12 +24,17 @@ def _include(obj: object, name: str | None, type_: str, reflected: bool, other: 
     return not (partition and name != "telemetry_event_id")
 
 
+# Every script in migrations/versions, oldest first (named NNNN_what.py).
+REVISIONS = sorted(p.name[:4] for p in (migrations_dir() / "versions").glob("[0-9]*.py"))
+
+
 def test_up_down_up_and_models_match(make_database: Callable[[], str]) -> None:
     engine = make_engine(make_database())
     try:
         first = upgrade(engine)
         assert first.before is None and first.after == head_revision()
-        assert [r.id for r in first.applied] == ["0001", "0002"]
+        assert REVISIONS[:2] == ["0001", "0002"]
+        assert [r.id for r in first.applied] == REVISIONS
         assert upgrade(engine).applied == []  # a second run is a no-op
 
         tables = set(inspect(engine).get_table_names())
@@ -38,7 +49,7 @@ def test_up_down_up_and_models_match(make_database: Callable[[], str]) -> None:
         assert diff == [], f"models and migrations disagree: {diff}"
 
         down = downgrade(engine)
-        assert down.after is None and [r.id for r in down.applied] == ["0002", "0001"]
+        assert down.after is None and [r.id for r in down.applied] == REVISIONS[::-1]
         assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
         with engine.connect() as conn:
             leftovers = conn.execute(

@@ -304,11 +304,24 @@ def storable_raw(raw: Any) -> Any:
     return raw
 
 
+def without_email(raw: Any) -> Any:
+    """`raw` without `actor.email` (CONTRACT.md section 4: emails are not stored unless
+    configured); `raw` itself when it has none. The event is not changed: a shallow copy."""
+    actor = raw.get("actor") if isinstance(raw, dict) else None
+    if not isinstance(actor, dict) or "email" not in actor:
+        return raw
+    return {**raw, "actor": {k: v for k, v in actor.items() if k != "email"}}
+
+
 def fn_telemetry_event(event: AuditEvent | Mapping[str, Any], ctx: AttributionContext) -> Verdict:
-    """Normalise one raw audit event (CONTRACT.md section 4) for the organisation of `ctx`."""
+    """Normalise one raw audit event (CONTRACT.md section 4) for the organisation of `ctx`.
+
+    What is stored of the event (the row's `raw`, the quarantine's raw JSON) has no
+    `actor.email` unless `ctx.settings.store_emails`."""
     if not isinstance(event, AuditEvent):
         event = AuditEvent.from_raw(event)
     raw = event.raw
+    kept = raw if ctx.settings.store_emails else without_email(raw)
     kind = raw.get("type")
     event_id = raw.get("id") if isinstance(raw.get("id"), str) and raw.get("id") else None
     if isinstance(kind, str) and kind not in EVENT_STATUS:
@@ -319,14 +332,14 @@ def fn_telemetry_event(event: AuditEvent | Mapping[str, Any], ctx: AttributionCo
     try:
         row = _row(_plain(raw) or _typed_fields(event), ctx)
     except _Bad as bad:
-        return Quarantined(event_id, str(bad), storable_raw(raw))
-    text = _storable_json(raw)
+        return Quarantined(event_id, str(bad), storable_raw(kept))
+    text = _storable_json(kept)
     if text is None:
         return Quarantined(
             event_id,
             "the event holds NUL characters, broken Unicode or numbers that PostgreSQL cannot "
             "store (kept here with them replaced by U+FFFD or null)",
-            storable_raw(raw),
+            storable_raw(kept),
         )
     row["raw"] = text
     return TelemetryRow(row)
