@@ -1,58 +1,225 @@
-"""Settings from the environment: where the database is and where local state lives.
+"""The settings of one process: one object, read once at start from `CLARESIA_*` environment
+variables and (for `run`) command-line flags, validated with one line per bad value.
 
-`CLARESIA_DATABASE_URL` names an existing PostgreSQL; without it the program starts an embedded
-one whose data lives under `CLARESIA_STATE_DIR` (default: the per-user data dir).
+Every field of `Settings` is a setting: its environment variable is `CLARESIA_` + the field name
+in capitals; `run`'s flag, where it has one, is `--` + the name with dashes. Adding a setting is
+one line in `Settings`; `config show`, `run --help` and the docs test read it from the field.
+pydantic-settings does the reading (prefix, types, empty = unset); this module adds the one-line
+errors and the process-wide instance.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
 
 import platformdirs
+from pydantic import Field, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_core import ErrorDetails
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from claresia_sync.errors import UserError
+from claresia_sync.errors import ExitCode, UserError
+from claresia_sync.telemetry.settings import (
+    DEFAULT_HUB_RECORD_URL,
+    DEFAULT_RETENTION_DAYS,
+    TelemetrySettings,
+    link_template_problem,
+)
 
 APP_NAME = "claresia-sync"
+ENV_PREFIX = "CLARESIA_"
 DATABASE_URL_ENV = "CLARESIA_DATABASE_URL"
 STATE_DIR_ENV = "CLARESIA_STATE_DIR"
+OPS_HOST = "0.0.0.0"  # the one default address of the ops endpoints (DaemonConfig's too)
 
 
-@dataclass(frozen=True)
-class Settings:
-    database_url: str | None
-    """`postgresql+psycopg://...`, or None for the embedded server."""
-    state_dir: Path
-    """Local state: the embedded server's data lives in `state_dir / "pgdata"`."""
+def setting(
+    default: Any, help: str, *, flag: bool = False, secret: bool = False, **rules: Any
+) -> Any:
+    """A field of `Settings`: its default (a callable: computed), what it means, whether `run`
+    has a flag for it, whether `config show` masks it, and pydantic's rules (`gt`, `ge`, ...)."""
+    extra: dict[str, Any] = {"flag": flag, "secret": secret}
+    if isinstance(default, float):
+        rules.setdefault("allow_inf_nan", False)
+    if callable(default):
+        return Field(default_factory=default, description=help, json_schema_extra=extra, **rules)
+    return Field(default, description=help, json_schema_extra=extra, **rules)
+
+
+def _user_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir(APP_NAME))
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set; read it with `Settings.load()` (see the module doc)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_ignore_empty=True,  # `CLARESIA_X=` means "not set"
+        str_strip_whitespace=True,
+        frozen=True,
+        extra="forbid",
+    )
+
+    # fmt: off
+    # where state lives
+    database_url: str | None = setting(None, "PostgreSQL URL postgresql+psycopg://user:pw@host/db; unset: an embedded server under the state dir", secret=True)  # noqa: E501
+    state_dir: Path = setting(_user_data_dir, "local state: the embedded server's data lives in its pgdata")  # noqa: E501
+    # the Anthropic API and the job queue
+    api_timeout_s: float = setting(30.0, "seconds one Anthropic API request may take", gt=0)
+    job_stale_after_s: float = setting(30.0, "seconds without heartbeat after which a running publish job is requeued", gt=0)  # noqa: E501
+    # telemetry (handed down as telemetry.settings.TelemetrySettings)
+    telemetry_retention_days: int = setting(DEFAULT_RETENTION_DAYS, "telemetry older than this many days is dropped", ge=1)  # noqa: E501
+    telemetry_store_emails: bool = setting(False, "true keeps the invoking user's email")
+    hub_record_url: str = setting(DEFAULT_HUB_RECORD_URL, "the footer's View record link ({parent_tenant}, {tenant}, {record_id})")  # noqa: E501
+    # the daemon (`run`)
+    poll_interval: float = setting(60.0, "seconds between two audit-log polls of one organisation", flag=True, ge=1, le=86400)  # noqa: E501
+    ops_host: str = setting(OPS_HOST, "address of /healthz, /readyz and /metrics", flag=True, min_length=1)  # noqa: E501
+    ops_port: int = setting(9464, "port of the ops endpoints (0: any free port)", flag=True, ge=0, le=65535)  # noqa: E501
+    publish_workers: int = setting(2, "publish jobs one replica runs at once", flag=True, ge=1, le=64)  # noqa: E501
+    drift_interval: float = setting(3600.0, "seconds between drift checks (a forced republish-all)", flag=True, ge=1)  # noqa: E501
+    job_fallback_interval: float = setting(5.0, "seconds between queue checks when no NOTIFY arrives", flag=True, ge=0.1, le=3600)  # noqa: E501
+    log_format: Literal["json", "console"] = setting("json", "the daemon's log lines: json or console", flag=True)  # noqa: E501
+    # fmt: on
+
+    @field_validator("state_dir")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @field_validator("hub_record_url")
+    @classmethod
+    def _link_template(cls, value: str) -> str:
+        problem = link_template_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if env is None else env
-        url = env.get(DATABASE_URL_ENV, "").strip() or None
-        state = env.get(STATE_DIR_ENV, "").strip()
-        state_dir = (
-            Path(state).expanduser() if state else Path(platformdirs.user_data_dir(APP_NAME))
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Flags (init values) over the environment; no .env file or secrets dir behind our back.
+        return (init_settings, env_settings)
+
+    @classmethod
+    def load(cls, flags: Mapping[str, Any] | None = None) -> Settings:
+        """Settings from `flags` (field -> value given on the command line, None: not given)
+        over the `CLARESIA_*` environment over the defaults.
+
+        A bad value is a `UserError` of one line naming each bad flag or variable and what it
+        expects; exit code 2 (usage) when a flag is wrong, else 1 (configuration)."""
+        given = {k: v for k, v in (flags or {}).items() if v is not None}
+        try:
+            return cls(**given)
+        except ValidationError as exc:
+            errors = exc.errors()
+            usage = any(_field_of(e) in given for e in errors)
+            raise UserError(
+                "; ".join(_describe(e, given) for e in errors),
+                exit_code=ExitCode.USAGE if usage else ExitCode.ERROR,
+            ) from None
+
+    @property
+    def telemetry(self) -> TelemetrySettings:
+        return TelemetrySettings(
+            retention_days=self.telemetry_retention_days,
+            store_emails=self.telemetry_store_emails,
+            hub_record_url=self.hub_record_url,
         )
-        return cls(database_url=url, state_dir=state_dir)
+
+    def source_of(self, name: str) -> str:
+        """Where the value came from: `flag`, `env` or `default` (for `config show`)."""
+        if name not in self.model_fields_set:
+            return "default"
+        return "env" if os.environ.get(env_name(name), "").strip() else "flag"
+
+
+def env_name(field: str) -> str:
+    return ENV_PREFIX + field.upper()
+
+
+def flag_name(field: str) -> str:
+    return "--" + field.replace("_", "-")
+
+
+def field_info(name: str) -> FieldInfo:
+    return Settings.model_fields[name]
+
+
+def _extra(name: str, key: str) -> bool:
+    extra = field_info(name).json_schema_extra
+    return isinstance(extra, dict) and bool(extra.get(key))
+
+
+def is_secret(name: str) -> bool:
+    return _extra(name, "secret")
+
+
+def has_flag(name: str) -> bool:
+    return _extra(name, "flag")
+
+
+def default_of(name: str) -> Any:
+    return field_info(name).get_default(call_default_factory=True)
+
+
+def flag_help(name: str) -> str:
+    """`run --help` text of a setting's flag, from its field: meaning, variable, default."""
+    return f"{field_info(name).description} [env {env_name(name)}; default {default_of(name)}]"
+
+
+def _field_of(err: ErrorDetails) -> str:
+    return str(err["loc"][0]) if err["loc"] else ""
+
+
+def _describe(err: ErrorDetails, given: Mapping[str, Any]) -> str:
+    name = _field_of(err)
+    message = err["msg"].removeprefix("Value error, ").removeprefix("Input should be ")
+    message = message.split(", unable to")[0]
+    if name not in Settings.model_fields:
+        return message
+    if name in given:
+        where = f"{flag_name(name)} {given[name]}"
+    else:
+        where = f"{env_name(name)}={os.environ.get(env_name(name), '').strip()!r}"
+    if err["type"] == "value_error":
+        return f"{where}: {message}"
+    return f"{where}: must be {message} — {field_info(name).description}"
+
+
+# --- the settings of this process -------------------------------------------------------------
+
+_current: Settings | None = None
+_keep_first_read = False
+
+
+def read_once() -> None:
+    """From now on the first read is the process's settings (the CLI calls this at start; a
+    command reads them when it first needs them, so `--help` never fails on a bad variable)."""
+    global _keep_first_read
+    _keep_first_read = True
+
+
+def use_settings(settings: Settings) -> Settings:
+    """Make `settings` the process's settings (`run`: the environment with its flags over it)."""
+    global _current
+    _current = settings
+    return settings
 
 
 def load_settings() -> Settings:
-    """The settings of this process (read from the environment each call)."""
-    return Settings.from_env()
-
-
-def env_seconds(name: str, default: float, env: Mapping[str, str] | None = None) -> float:
-    """A positive duration in seconds from the environment variable `name` (else `default`),
-    read when needed, so that a bad value is a clear error rather than a failed import."""
-    raw = (os.environ if env is None else env).get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0 < value < float("inf"):
-        raise UserError(f"{name}={raw!r}: give a positive number of seconds, such as {default:g}")
-    return value
+    """The process's settings. Outside the CLI (library use, tests) they are read afresh from
+    the environment on each call, since a test's environment may change between calls."""
+    if _current is not None:
+        return _current
+    settings = Settings.load()
+    return use_settings(settings) if _keep_first_read else settings

@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Literal
 
 import structlog
@@ -18,6 +20,25 @@ from structlog.typing import EventDict, WrappedLogger
 _KEY_SHAPE = re.compile(r"sk-ant-[A-Za-z0-9_\-]{4,}")
 
 LogFormat = Literal["json", "console"]
+
+
+@contextmanager
+def log_context(
+    *, org_id: str | None = None, tenant: str | None = None, job_id: int | None = None
+) -> Iterator[None]:
+    """Within the block (and the tasks and threads it starts), every log line carries these
+    fields as keys of its own (`org_id`, `tenant`, `job_id`, as docs/deployment.md promises);
+    None leaves a field out. Nested blocks add to the outer ones and restore them on exit."""
+    fields = {
+        k: v
+        for k, v in {"org_id": org_id, "tenant": tenant, "job_id": job_id}.items()
+        if v is not None
+    }
+    tokens = structlog.contextvars.bind_contextvars(**fields)
+    try:
+        yield
+    finally:
+        structlog.contextvars.reset_contextvars(**tokens)
 
 
 def mask_keys(text: str) -> str:

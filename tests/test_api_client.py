@@ -25,7 +25,7 @@ from claresia_sync.api import (
     collect,
     make_http_pool,
 )
-from claresia_sync.api.client import DEFAULT_TIMEOUT, TIMEOUT_ENV, OrgClient, _decode
+from claresia_sync.api.client import OrgClient, _decode
 from claresia_sync.emulator import EmulatorServer
 from claresia_sync.errors import UserError
 from tests.cli import clean_env
@@ -272,10 +272,13 @@ async def test_unreachable_api_error_names_the_base_url() -> None:
     assert "check the base URL" in refused.value.hint
 
 
-async def test_api_timeout_is_read_when_a_client_is_built(monkeypatch: pytest.MonkeyPatch) -> None:
+TIMEOUT_ENV = "CLARESIA_API_TIMEOUT_S"
+
+
+async def test_api_timeout_is_the_settings_value(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(TIMEOUT_ENV, raising=False)
     async with OrgClient("http://127.0.0.1:9", admin_key()) as client:
-        assert client._timeout.read == DEFAULT_TIMEOUT
+        assert client._timeout.read == 30.0
     monkeypatch.setenv(TIMEOUT_ENV, "2.5")
     async with OrgClient("http://127.0.0.1:9", admin_key()) as client:
         assert client._timeout.read == 2.5
@@ -283,7 +286,7 @@ async def test_api_timeout_is_read_when_a_client_is_built(monkeypatch: pytest.Mo
         monkeypatch.setenv(TIMEOUT_ENV, bad)
         with pytest.raises(UserError) as refused:
             OrgClient("http://127.0.0.1:9", admin_key())
-        assert str(refused.value).startswith(f"{TIMEOUT_ENV}={bad!r}: give a positive number")
+        assert str(refused.value).startswith(f"{TIMEOUT_ENV}={bad!r}: must be")
 
 
 def test_a_bad_api_timeout_does_not_break_the_import() -> None:

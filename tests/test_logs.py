@@ -37,3 +37,34 @@ def test_json_lines_with_masked_keys(capsys: pytest.CaptureFixture[str]) -> None
 
 def test_mask_keys_keeps_only_the_last_four() -> None:
     assert mask_keys(f"key={CANARY}!") == "key=sk-ant-…WXYZ!"
+
+
+def test_context_fields_are_json_keys_in_threads_too(capsys: pytest.CaptureFixture[str]) -> None:
+    import asyncio
+
+    from claresia_sync.logs import log_context
+
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    log = logging.getLogger("claresia_sync.test")
+
+    async def job() -> None:
+        with log_context(org_id="org_dainese", tenant="dainese"):
+            with log_context(job_id=7):
+                await asyncio.to_thread(log.info, "applied")
+            log.info("polled")
+        log.info("idle")
+
+    try:
+        configure_logging("json", logging.INFO)
+        asyncio.run(job())
+    finally:
+        root.handlers[:], _ = saved
+        root.setLevel(saved[1])
+    records = [json.loads(line) for line in capsys.readouterr().err.strip().splitlines()]
+    fields = [{k: r.get(k) for k in ("event", "org_id", "tenant", "job_id")} for r in records]
+    assert fields == [
+        {"event": "applied", "org_id": "org_dainese", "tenant": "dainese", "job_id": 7},
+        {"event": "polled", "org_id": "org_dainese", "tenant": "dainese", "job_id": None},
+        {"event": "idle", "org_id": None, "tenant": None, "job_id": None},
+    ]

@@ -59,7 +59,7 @@ from claresia_sync.api.models import (
     SkillDeleted,
     Workspace,
 )
-from claresia_sync.config import env_seconds
+from claresia_sync.config import load_settings
 from claresia_sync.secrets import AdminKey
 
 log = logging.getLogger(__name__)
@@ -67,11 +67,6 @@ log = logging.getLogger(__name__)
 ANTHROPIC_VERSION = "2023-06-01"
 SKILL_EVENT_TYPES = ("skill.invoked", "skill.failed")
 MAX_PAGE = 1000
-# Seconds a call may take when the caller names no timeout: TIMEOUT_ENV if set (chaos tests
-# shorten it), read when a client is built so that a bad value is a clear error, not a failed
-# import.
-TIMEOUT_ENV = "CLARESIA_API_TIMEOUT_S"
-DEFAULT_TIMEOUT = 30.0
 # A 1,000-event audit page is about 0.7 MB; anything near this is not an answer we can trust.
 DEFAULT_MAX_BODY_BYTES = 32 * 2**20
 
@@ -296,10 +291,12 @@ def make_http_pool(
     *,
     max_connections: int = POOL_CONNECTIONS,
     max_keepalive: int = POOL_KEEPALIVE,
-    timeout: float | httpx2.Timeout = DEFAULT_TIMEOUT,
+    timeout: float | httpx2.Timeout | None = None,
 ) -> httpx2.AsyncClient:
     """The one place an HTTP connection pool is built: shared by the `OrgClient`s of many
     tenants (close it yourself), or owned by a client opened without one."""
+    if timeout is None:  # the process's setting (CLARESIA_API_TIMEOUT_S)
+        timeout = load_settings().api_timeout_s
     return httpx2.AsyncClient(
         limits=httpx2.Limits(
             max_connections=max_connections,
@@ -341,8 +338,8 @@ class OrgClient:
         self.base_url = base_url.rstrip("/")
         self._key_hint = str(key)
         self._auth = _AdminKeyAuth(key)
-        if timeout is None:
-            timeout = env_seconds(TIMEOUT_ENV, DEFAULT_TIMEOUT)
+        if timeout is None:  # the process's setting (CLARESIA_API_TIMEOUT_S)
+            timeout = load_settings().api_timeout_s
         self._timeout = timeout if isinstance(timeout, httpx2.Timeout) else httpx2.Timeout(timeout)
         self._owns_http = http is None
         self._http = http or make_http_pool(timeout=self._timeout)

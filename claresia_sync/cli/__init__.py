@@ -9,6 +9,7 @@ import typer
 from psycopg import errors as pg_errors
 from sqlalchemy.exc import DBAPIError
 
+from claresia_sync.config import read_once
 from claresia_sync.errors import UserError
 from claresia_sync.logs import configure_logging
 
@@ -26,6 +27,7 @@ def _register() -> None:
     from claresia_sync.cli import (
         catalog,
         catalog_import,
+        config,
         connection,
         daemon,
         demo,
@@ -46,6 +48,7 @@ def _register() -> None:
         tenants,
         connection,
         publish,
+        config,
         telemetry,
         daemon,
         emulator,
@@ -56,6 +59,7 @@ def _register() -> None:
 def main() -> None:
     """Console entry point: exit 0 on success, non-zero with a one-line reason on stderr."""
     configure_logging("console", logging.WARNING)  # `run` switches to JSON lines
+    read_once()  # one settings object per process (claresia_sync.config)
     _register()
     try:
         app()  # click's standalone mode handles usage errors (exit 2) and ^C itself

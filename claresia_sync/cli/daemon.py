@@ -5,54 +5,78 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from claresia_sync.config import load_settings
+from claresia_sync.config import Settings, flag_help, load_settings, use_settings
 from claresia_sync.db import open_database
 from claresia_sync.status import org_status, tenant_status
+
+if TYPE_CHECKING:
+    from claresia_sync.daemon.service import DaemonConfig
 
 
 def run_command(
     poll_interval: Annotated[
-        float, typer.Option(help="Seconds between two audit-log polls of one organisation.")
-    ] = 60.0,
-    ops_host: Annotated[str, typer.Option(help="Address of /healthz, /readyz, /metrics.")] = (
-        "0.0.0.0"
-    ),
-    ops_port: Annotated[int, typer.Option(help="Port of the ops endpoints (0: any free).")] = 9464,
-    publish_workers: Annotated[int, typer.Option(help="Publish jobs run at once.")] = 2,
+        float | None, typer.Option(help=flag_help("poll_interval"), show_default=False)
+    ] = None,
+    ops_host: Annotated[
+        str | None, typer.Option(help=flag_help("ops_host"), show_default=False)
+    ] = None,
+    ops_port: Annotated[
+        int | None, typer.Option(help=flag_help("ops_port"), show_default=False)
+    ] = None,
+    publish_workers: Annotated[
+        int | None, typer.Option(help=flag_help("publish_workers"), show_default=False)
+    ] = None,
     drift_interval: Annotated[
-        float, typer.Option(help="Seconds between drift checks (remote vs publications).")
-    ] = 3600.0,
+        float | None, typer.Option(help=flag_help("drift_interval"), show_default=False)
+    ] = None,
     job_fallback_interval: Annotated[
-        float, typer.Option(help="Seconds between queue checks when no NOTIFY arrives.")
-    ] = 5.0,
+        float | None, typer.Option(help=flag_help("job_fallback_interval"), show_default=False)
+    ] = None,
+    log_format: Annotated[
+        str | None, typer.Option(help=flag_help("log_format"), show_default=False)
+    ] = None,
     migrate: Annotated[
         bool, typer.Option("--migrate/--no-migrate", help="Upgrade the schema before starting.")
     ] = False,
-    log_format: Annotated[str, typer.Option(help="json or console.")] = "json",
 ) -> None:
     """Run the daemon: poll audit logs, serve publish jobs, check drift, until SIGTERM."""
     from claresia_sync.daemon.runtime import run_daemon
-    from claresia_sync.daemon.service import DaemonConfig
     from claresia_sync.logs import configure_logging
 
-    configure_logging("json" if log_format == "json" else "console", logging.INFO)
-    config = DaemonConfig(
-        poll_interval=poll_interval,
-        poll_jitter=min(5.0, poll_interval / 10),
-        ops_host=ops_host,
-        ops_port=ops_port,
-        publish_workers=publish_workers,
-        drift_interval=drift_interval,
-        job_fallback_interval=job_fallback_interval,
+    flags = {
+        "poll_interval": poll_interval,
+        "ops_host": ops_host,
+        "ops_port": ops_port,
+        "publish_workers": publish_workers,
+        "drift_interval": drift_interval,
+        "job_fallback_interval": job_fallback_interval,
+        "log_format": log_format,
+    }
+    settings = use_settings(Settings.load(flags))  # every value checked before anything starts
+    configure_logging(settings.log_format, logging.INFO)
+    with open_database(settings, migrate=migrate) as engine:
+        asyncio.run(run_daemon(engine, daemon_config(settings), settings))
+
+
+def daemon_config(settings: Settings) -> DaemonConfig:
+    """The daemon's schedule and endpoints from the process's settings."""
+    from claresia_sync.daemon.service import DaemonConfig
+
+    return DaemonConfig(
+        poll_interval=settings.poll_interval,
+        poll_jitter=min(5.0, settings.poll_interval / 10),
+        ops_host=settings.ops_host,
+        ops_port=settings.ops_port,
+        publish_workers=settings.publish_workers,
+        drift_interval=settings.drift_interval,
+        job_fallback_interval=settings.job_fallback_interval,
     )
-    with open_database(load_settings(), migrate=migrate) as engine:
-        asyncio.run(run_daemon(engine, config))
 
 
 def _age(seconds: float | None) -> str:

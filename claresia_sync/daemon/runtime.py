@@ -25,10 +25,9 @@ import httpx2
 from sqlalchemy import Connection, Engine, select, text
 from sqlalchemy.orm import Session
 
-from claresia_sync.api import client
 from claresia_sync.api.client import CallCounter, make_http_pool
 from claresia_sync.api.connect import ConnectionKeyError, TenantConnection, open_client
-from claresia_sync.config import env_seconds
+from claresia_sync.config import Settings
 from claresia_sync.daemon.locks import NAMESPACES
 from claresia_sync.daemon.metrics import Metrics
 from claresia_sync.daemon.service import Daemon, DaemonConfig, WorkFailed
@@ -40,9 +39,6 @@ from claresia_sync.telemetry.settings import TelemetrySettings
 
 log = logging.getLogger(__name__)
 
-# Seconds without heartbeat after which a job's replica is presumed dead (tests shorten it).
-STALE_AFTER_ENV = "CLARESIA_JOB_STALE_AFTER_S"
-STALE_AFTER_DEFAULT = 30.0
 LOCK_RETRY = 0.2
 
 _REQUEUE_STALE = text("""
@@ -82,6 +78,7 @@ class LiveWork:
         metrics: Metrics,
         replica: str,
         telemetry: TelemetrySettings,
+        stale_after: float,
     ) -> None:
         self.engine = engine
         self.http = http
@@ -89,8 +86,8 @@ class LiveWork:
         self.metrics = metrics
         self.replica = replica
         self.telemetry = telemetry
-        self.stale_after = env_seconds(STALE_AFTER_ENV, STALE_AFTER_DEFAULT)
-        env_seconds(client.TIMEOUT_ENV, client.DEFAULT_TIMEOUT)  # refused now, not at a poll
+        # seconds without heartbeat after which a job's replica is presumed dead
+        self.stale_after = stale_after
         self.heartbeat_every = min(5.0, self.stale_after / 3)
         self._running: set[int] = set()  # ids of the jobs this replica runs right now
         # Held from a claim until its job is in `_running`, and while lost jobs are requeued, so
@@ -296,10 +293,18 @@ def _release(conn: Connection, kind: str, names: list[str]) -> None:
         conn.close()
 
 
-async def run_daemon(engine: Engine, config: DaemonConfig) -> None:
+async def run_daemon(engine: Engine, config: DaemonConfig, settings: Settings) -> None:
     calls = CallCounter()
     metrics = Metrics(calls)
     url = engine.url.render_as_string(hide_password=False)
     async with make_http_pool() as http:
-        work = LiveWork(engine, http, calls, metrics, config.replica, TelemetrySettings.from_env())
+        work = LiveWork(
+            engine,
+            http,
+            calls,
+            metrics,
+            config.replica,
+            settings.telemetry,
+            stale_after=settings.job_stale_after_s,
+        )
         await Daemon(work, url, engine, metrics, config).run()

@@ -33,6 +33,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine, text
 
+from claresia_sync.config import OPS_HOST
 from claresia_sync.daemon.metrics import Metrics
 from claresia_sync.daemon.ops import Health, ops_server
 from claresia_sync.db.engine import is_unavailable
@@ -67,7 +68,7 @@ class DaemonConfig:
     refresh_interval: float = 30.0
     db_check_interval: float = 5.0
     grace_seconds: float = 7.0  # SIGTERM -> exit within 10 s, with room for cleanup
-    ops_host: str = "127.0.0.1"
+    ops_host: str = OPS_HOST
     ops_port: int = 9464
     replica: str = f"{socket.gethostname()}-{os.getpid()}"
 

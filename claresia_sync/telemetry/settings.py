@@ -1,4 +1,7 @@
-"""Telemetry settings from the environment (defaults suit the demo and an audit trail).
+"""Telemetry settings (defaults suit the demo and an audit trail).
+
+They are read with every other setting by `claresia_sync.config.Settings` (its
+`telemetry` property builds this object); the variables:
 
 - `CLARESIA_TELEMETRY_RETENTION_DAYS`: keep rows this many days (default 365).
 - `CLARESIA_TELEMETRY_STORE_EMAILS`: `true` to keep the actor's email (default: dropped).
@@ -8,18 +11,27 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from claresia_sync.errors import UserError
 
 RETENTION_ENV = "CLARESIA_TELEMETRY_RETENTION_DAYS"
-EMAILS_ENV = "CLARESIA_TELEMETRY_STORE_EMAILS"
 HUB_URL_ENV = "CLARESIA_HUB_RECORD_URL"
 DEFAULT_RETENTION_DAYS = 365
 DEFAULT_HUB_RECORD_URL = "https://hub.{parent_tenant}.claresia.com/records/{record_id}"
 _PLACEHOLDERS = {"parent_tenant": "p", "tenant": "t", "record_id": "r"}
+
+
+def link_template_problem(url: str) -> str | None:
+    """Why `url` is not a usable "View record" link template, or None."""
+    try:
+        url.format(**_PLACEHOLDERS)
+    except (KeyError, IndexError, ValueError) as exc:
+        return (
+            f"not a valid link template ({exc}): use the placeholders "
+            "{parent_tenant}, {tenant} and {record_id}"
+        )
+    return None
 
 
 @dataclass(frozen=True)
@@ -33,27 +45,13 @@ class TelemetrySettings:
             raise UserError(
                 f"{RETENTION_ENV}={self.retention_days}: retention must be at least 1 day"
             )
-        try:
-            self.hub_record_url.format(**_PLACEHOLDERS)
-        except (KeyError, IndexError, ValueError) as exc:
-            raise UserError(
-                f"{HUB_URL_ENV}={self.hub_record_url!r} is not a valid link template ({exc}): "
-                "use the placeholders {parent_tenant}, {tenant} and {record_id}"
-            ) from None
+        problem = link_template_problem(self.hub_record_url)
+        if problem:
+            raise UserError(f"{HUB_URL_ENV}={self.hub_record_url!r} is {problem}")
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> TelemetrySettings:
-        env = os.environ if env is None else env
-        days = env.get(RETENTION_ENV, "").strip()
-        try:
-            retention = int(days) if days else DEFAULT_RETENTION_DAYS
-        except ValueError:
-            raise UserError(f"{RETENTION_ENV}={days!r} is not a whole number of days") from None
-        emails = env.get(EMAILS_ENV, "").strip().lower()
-        if emails not in ("", "0", "1", "true", "false", "yes", "no"):
-            raise UserError(f"{EMAILS_ENV}={emails!r}: use true or false")
-        return cls(
-            retention_days=retention,
-            store_emails=emails in ("1", "true", "yes"),
-            hub_record_url=env.get(HUB_URL_ENV, "").strip() or DEFAULT_HUB_RECORD_URL,
-        )
+    def from_env(cls) -> TelemetrySettings:
+        """The process's telemetry settings (see `claresia_sync.config`)."""
+        from claresia_sync.config import load_settings
+
+        return load_settings().telemetry
