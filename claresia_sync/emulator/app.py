@@ -22,23 +22,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import json
 import os
 import socket
 import struct
-from collections.abc import Awaitable, Callable
-from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from claresia_sync.emulator.common import bad_request, forbidden, not_found
 from claresia_sync.emulator.faults import (
+    FAULT_CODE,
     LIMIT_UNCAPPED,
     CallStats,
     CorruptMode,
@@ -48,20 +48,21 @@ from claresia_sync.emulator.faults import (
     corrupt_answer,
     fetch_factor,
 )
-from claresia_sync.emulator.state import (
-    EmulatorError,
-    EmulatorState,
-    KeyRecord,
-    bad_request,
-    forbidden,
-    not_found,
+from claresia_sync.emulator.real_api import RealApi, authenticate
+from claresia_sync.emulator.responses import (
+    RID,
+    error_body,
+    guard,
+    json_body,
+    json_response,
+    request_key,
 )
+from claresia_sync.emulator.state import EmulatorState, KeyRecord
 
 # Set by the server's protocol for each connection, so a fault can reset the TCP connection.
 CURRENT_TRANSPORT: contextvars.ContextVar[asyncio.Transport | None] = contextvars.ContextVar(
     "emulator_transport", default=None
 )
-_RID = "emulator.request_id"
 _ERROR_TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
@@ -75,38 +76,6 @@ _ERROR_TYPES = {
 _MAX_LIMIT = 1000
 
 
-def _json(body: Any, status: int = 200) -> Response:
-    return Response(json.dumps(body, separators=(",", ":")), status, media_type="application/json")
-
-
-def error_body(status: int, error_type: str, message: str, request_id: str, **extra: Any) -> bytes:
-    error = {"type": error_type, "message": message, **extra}
-    return json.dumps(
-        {"type": "error", "error": error, "request_id": request_id}, separators=(",", ":")
-    ).encode()
-
-
-def _error_response(request: Request, exc: EmulatorError) -> Response:
-    body = error_body(
-        exc.status, exc.error_type, exc.message, request.scope.get(_RID, ""), **exc.extra
-    )
-    return Response(body, exc.status, media_type="application/json")
-
-
-Handler = Callable[[Request], Awaitable[Response]]
-
-
-def _guard(fn: Handler) -> Handler:
-    async def wrapped(request: Request) -> Response:
-        try:
-            return await fn(request)
-        except EmulatorError as exc:
-            return _error_response(request, exc)
-
-    wrapped.__name__ = fn.__name__
-    return wrapped
-
-
 def _limit(request: Request) -> tuple[int, str | None]:
     raw = request.query_params.get("limit", "20")
     try:
@@ -118,16 +87,6 @@ def _limit(request: Request) -> tuple[int, str | None]:
     return limit, request.query_params.get("after_id") or None
 
 
-async def _body(request: Request) -> dict[str, Any]:
-    try:
-        body = json.loads(await request.body())
-    except ValueError:
-        raise bad_request("the request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise bad_request("the request body must be a JSON object")
-    return body
-
-
 class EmulatorApp:
     """Routes over one `EmulatorState`, `Faults` and `CallStats`."""
 
@@ -136,45 +95,53 @@ class EmulatorApp:
         self.faults = faults
         self.stats = stats
         api = [
-            Route("/v1/organizations/me", _guard(self.me), methods=["GET"]),
-            Route("/v1/organizations/workspaces", _guard(self.workspaces), methods=["GET"]),
-            Route("/v1/organizations/rbac_groups", _guard(self.rbac_groups), methods=["GET"]),
-            Route("/v1/organizations/{org_id}/skills", _guard(self.skills), methods=["GET"]),
-            Route("/v1/organizations/{org_id}/skills", _guard(self.create), methods=["POST"]),
+            Route("/v1/organizations/me", guard(self.me), methods=["GET"]),
+            Route("/v1/organizations/workspaces", guard(self.workspaces), methods=["GET"]),
+            Route("/v1/organizations/rbac_groups", guard(self.rbac_groups), methods=["GET"]),
+            Route("/v1/organizations/{org_id}/skills", guard(self.skills), methods=["GET"]),
+            Route("/v1/organizations/{org_id}/skills", guard(self.create), methods=["POST"]),
             Route(
                 "/v1/organizations/{org_id}/skills/{skill_id}",
-                _guard(self.get_skill),
+                guard(self.get_skill),
                 methods=["GET"],
             ),
             Route(
                 "/v1/organizations/{org_id}/skills/{skill_id}",
-                _guard(self.delete),
+                guard(self.delete),
                 methods=["DELETE"],
             ),
             Route(
                 "/v1/organizations/{org_id}/skills/{skill_id}/versions",
-                _guard(self.version),
+                guard(self.version),
                 methods=["POST"],
             ),
             Route(
                 "/v1/organizations/{org_id}/skills/{skill_id}/access",
-                _guard(self.access),
+                guard(self.access),
                 methods=["PUT"],
             ),
-            Route("/v1/organizations/{org_id}/audit_logs", _guard(self.audit), methods=["GET"]),
+            Route("/v1/organizations/{org_id}/audit_logs", guard(self.audit), methods=["GET"]),
         ]
         control = [
             Route("/_emulator/health", self.health, methods=["GET"]),
-            Route("/_emulator/invocations", _guard(self.invocations), methods=["POST"]),
-            Route("/_emulator/audit_events", _guard(self.audit_events), methods=["POST"]),
-            Route("/_emulator/visible", _guard(self.visible), methods=["GET"]),
+            Route("/_emulator/invocations", guard(self.invocations), methods=["POST"]),
+            Route("/_emulator/audit_events", guard(self.audit_events), methods=["POST"]),
+            Route("/_emulator/visible", guard(self.visible), methods=["GET"]),
             Route("/_emulator/stats", self.get_stats, methods=["GET"]),
             Route("/_emulator/stats/reset", self.reset_stats, methods=["POST"]),
             Route("/_emulator/faults", self.get_faults, methods=["GET"]),
-            Route("/_emulator/faults", _guard(self.set_faults), methods=["POST"]),
+            Route("/_emulator/faults", guard(self.set_faults), methods=["POST"]),
             Route("/_emulator/reset", self.reset, methods=["POST"]),
-            Route("/_emulator/orgs/{org_id}", _guard(self.set_org), methods=["POST"]),
+            Route("/_emulator/orgs/{org_id}", guard(self.set_org), methods=["POST"]),
+            Route("/_emulator/orgs/{org_id}/org_skills", guard(self.org_skill), methods=["POST"]),
+            Route(
+                "/_emulator/plugins/{plugin_id}/versions/{version}/scan",
+                guard(self.scan),
+                methods=["POST"],
+            ),
         ]
+        self.real = RealApi(state, faults)
+        api += self.real.routes()
         self.api_routes: list[BaseRoute] = list(api)
         self.starlette = Starlette(routes=[*api, *control])
 
@@ -186,14 +153,7 @@ class EmulatorApp:
     def principal(
         self, request: Request, scope: str | None, org_id: str | None = None
     ) -> KeyRecord:
-        if not request.headers.get("anthropic-version"):
-            raise bad_request("the anthropic-version header is required")
-        value = request.headers.get("x-api-key")
-        if not value:
-            raise EmulatorError(401, "authentication_error", "x-api-key header is required")
-        key = self.state.key(value)
-        if key is None:
-            raise EmulatorError(401, "authentication_error", "invalid x-api-key")
+        key = authenticate(self.state, request)
         if scope is not None and scope not in key.scopes:
             raise forbidden(
                 f"this admin key lacks the scope {scope}, required for "
@@ -207,62 +167,71 @@ class EmulatorApp:
 
     # -- API -----------------------------------------------------------------------------------
 
+    def _enterprise_key(self, request: Request) -> bool:
+        """A Claude Enterprise admin key gets the real API's answers on routes section 3 shares."""
+        key = self.state.key(request_key(request.headers) or "")
+        return key is not None and key.family == "enterprise_admin"
+
     async def me(self, request: Request) -> Response:
+        if self._enterprise_key(request):
+            return self.real.me(request)
         key = self.principal(request, None)
-        return _json(self.state.organization_json(key.org_id))
+        return json_response(self.state.organization_json(key.org_id))
 
     async def workspaces(self, request: Request) -> Response:
         key = self.principal(request, "workspaces:read")
         limit, after = _limit(request)
         page = self.state.list_workspaces(key.org_id, limit, after)
-        return _json(page)
+        return json_response(page)
 
     async def rbac_groups(self, request: Request) -> Response:
+        if self._enterprise_key(request):
+            return self.real.list_groups(request)
         key = self.principal(request, "workspaces:read")
         limit, after = _limit(request)
-        return _json(self.state.list_rbac_groups(key.org_id, limit, after))
+        return json_response(self.state.list_rbac_groups(key.org_id, limit, after))
 
     async def skills(self, request: Request) -> Response:
         org_id = request.path_params["org_id"]
         self.principal(request, "skills:read", org_id)
         limit, after = _limit(request)
         prefix = request.query_params.get("name_prefix") or None
-        return _json(self.state.list_skills(org_id, limit, after, prefix))
+        return json_response(self.state.list_skills(org_id, limit, after, prefix))
 
     async def create(self, request: Request) -> Response:
         org_id = request.path_params["org_id"]
         self.principal(request, "skills:write", org_id)
-        body = await _body(request)
+        body = await json_body(request)
         record = self.state.create_skill(org_id, body)
-        return _json(record.to_json(), 201)
+        return json_response(record.to_json(), 201)
 
     async def get_skill(self, request: Request) -> Response:
         org_id = request.path_params["org_id"]
         self.principal(request, "skills:read", org_id)
-        return _json(self.state.skill(org_id, request.path_params["skill_id"]).to_json())
+        return json_response(self.state.skill(org_id, request.path_params["skill_id"]).to_json())
 
     async def delete(self, request: Request) -> Response:
         org_id, skill_id = request.path_params["org_id"], request.path_params["skill_id"]
         self.principal(request, "skills:write", org_id)
         self.state.delete_skill(org_id, skill_id)
-        return _json({"type": "skill_deleted", "id": skill_id})
+        return json_response({"type": "skill_deleted", "id": skill_id})
 
     async def version(self, request: Request) -> Response:
         org_id, skill_id = request.path_params["org_id"], request.path_params["skill_id"]
         self.principal(request, "skills:write", org_id)
-        body = await _body(request)
-        return _json(self.state.create_version(org_id, skill_id, body).to_json(), 201)
+        body = await json_body(request)
+        return json_response(self.state.create_version(org_id, skill_id, body).to_json(), 201)
 
     async def access(self, request: Request) -> Response:
         org_id, skill_id = request.path_params["org_id"], request.path_params["skill_id"]
         key = self.principal(request, "skills:write", org_id)
-        body = await _body(request)
+        body = await json_body(request)
         ws, groups = body.get("workspace_ids"), body.get("rbac_group_ids")
         for field, value in (("workspace_ids", ws), ("rbac_group_ids", groups)):
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise bad_request(f"{field} must be a list of strings")
         assert isinstance(ws, list) and isinstance(groups, list)
-        return _json(self.state.set_access(org_id, skill_id, ws, groups, key).to_json())
+        return json_response(self.state.set_access(org_id, skill_id, ws, groups, key).to_json())
 
     async def audit(self, request: Request) -> Response:
         org_id = request.path_params["org_id"]
@@ -278,10 +247,10 @@ class EmulatorApp:
     # -- control -------------------------------------------------------------------------------
 
     async def health(self, request: Request) -> Response:
-        return _json({"ok": True})
+        return json_response({"ok": True})
 
     async def invocations(self, request: Request) -> Response:
-        body = await _body(request)
+        body = await json_body(request)
         unknown = set(body) - {
             "org_id",
             "count",
@@ -312,7 +281,7 @@ class EmulatorApp:
                 seed=body.get("seed"),
             )
         )
-        return _json(
+        return json_response(
             {
                 "generated": count,
                 "first_id": ids[0] if ids else None,
@@ -322,14 +291,14 @@ class EmulatorApp:
         )
 
     async def audit_events(self, request: Request) -> Response:
-        body = await _body(request)
+        body = await json_body(request)
         events = body.get("events")
         if not isinstance(body.get("org_id"), str) or not isinstance(events, list):
             raise bad_request("expected {org_id, events: [...]}")
         if not all(isinstance(e, dict) for e in events):
             raise bad_request("each event must be an object")
         ids = self.state.append_events(body["org_id"], events)
-        return _json({"ids": ids}, 201)
+        return json_response({"ids": ids}, 201)
 
     async def visible(self, request: Request) -> Response:
         org_id = request.query_params.get("org_id")
@@ -337,48 +306,77 @@ class EmulatorApp:
         if not org_id or not user_id:
             raise bad_request("org_id and user_id are required")
         skills = self.state.visible_skills(org_id, user_id)
-        return _json(
-            {
-                "data": [
-                    {"id": s.id, "name": s.name, "display_title": s.display_title} for s in skills
-                ]
-            }
-        )
+        data = [{"id": s.id, "name": s.name, "display_title": s.display_title} for s in skills]
+        return json_response({"data": data + self.state.visible_plugin_skills(org_id, user_id)})
 
     async def get_stats(self, request: Request) -> Response:
-        return _json(self.stats.to_json())
+        return json_response(self.stats.to_json())
 
     async def reset_stats(self, request: Request) -> Response:
         self.stats.reset()
-        return _json({"ok": True})
+        return json_response({"ok": True})
 
     async def get_faults(self, request: Request) -> Response:
-        return _json(self.faults.config.model_dump())
+        return json_response(self.faults.config.model_dump())
 
     async def set_faults(self, request: Request) -> Response:
         try:
-            config = FaultConfig.model_validate(await _body(request))
+            config = FaultConfig.model_validate(await json_body(request))
         except ValidationError as exc:
             first = exc.errors()[0]
             raise bad_request(
                 f"faults: {'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
             ) from None
         self.faults.configure(config)
-        return _json(config.model_dump())
+        return json_response(config.model_dump())
 
     async def reset(self, request: Request) -> Response:
         self.state.reset()
         self.faults.clear()
         self.stats.reset()
-        return _json({"ok": True})
+        return json_response({"ok": True})
+
+    async def org_skill(self, request: Request) -> Response:
+        """An organisation skill made by hand in claude.ai: plugins may not hold its name."""
+        body = await json_body(request)
+        name = body.get("name")
+        if not isinstance(name, str) or set(body) != {"name"}:
+            raise bad_request("expected {name: str}")
+        with self.state.lock:
+            catalog = self.state.org(request.path_params["org_id"]).plugins
+            if catalog is None:
+                raise bad_request("organization skills are emulated for Claude Enterprise only")
+            catalog.org_skills.add(name)
+        return json_response({"name": name}, 201)
+
+    async def scan(self, request: Request) -> Response:
+        """claude.ai's content scan of a plugin version ended: `{status, assessment?, reason?}`."""
+        body = await json_body(request)
+        status, assessment = body.get("status"), body.get("assessment")
+        if status not in ("completed", "errored", "processing") or assessment not in (
+            None,
+            "pass",
+            "warn",
+            "fail",
+            "unknown",
+        ):
+            raise bad_request("expected {status: completed|errored|processing, assessment?}")
+        scan = {"status": status, "assessment": assessment, "reason": body.get("reason")}
+        p = request.path_params
+        with self.state.lock:
+            for org in self.state.orgs.values():
+                if org.plugins is not None and p["plugin_id"] in org.plugins.plugins:
+                    version = org.plugins.set_scan(p["plugin_id"], p["version"], scan)
+                    return json_response(version.to_json())
+        raise not_found(f"plugin {p['plugin_id']!r} not found")
 
     async def set_org(self, request: Request) -> Response:
-        body = await _body(request)
+        body = await json_body(request)
         zdr = body.get("zero_data_retention")
         if not isinstance(zdr, bool) or set(body) != {"zero_data_retention"}:
             raise bad_request("expected {zero_data_retention: true|false}")
         self.state.set_zero_data_retention(request.path_params["org_id"], zdr)
-        return _json(self.state.organization_json(request.path_params["org_id"]))
+        return json_response(self.state.organization_json(request.path_params["org_id"]))
 
 
 class _FaultsAndStats:
@@ -404,7 +402,7 @@ class _FaultsAndStats:
             await self.app(scope, receive, send)
             return
         request_id = "req_" + os.urandom(12).hex()
-        scope[_RID] = request_id
+        scope[RID] = request_id
         method = scope["method"]
         api = scope["path"].startswith("/v1/")
         status = 0
@@ -426,7 +424,10 @@ class _FaultsAndStats:
                 delay = self.faults.latency()
                 if delay:
                     await asyncio.sleep(delay)
-                fault = self.faults.pick(_header(scope, b"x-api-key"))
+                fault = self.faults.pick(request_key(Headers(scope=scope)), f"{method} {route}")
+                if fault is not None and fault.code is not None:
+                    scope[FAULT_CODE] = fault.code  # the handler produces it
+                    fault = None
                 if fault is not None and fault.mode is not None:
                     await self.corrupt(fault.mode, scope, route, receive, send_with_id)
                     return
@@ -470,8 +471,9 @@ class _FaultsAndStats:
             body, content_type = corrupt_answer(
                 mode, route, body, limit, self.faults.config.huge_body_bytes
             )
-            headers = [(k, v) for k, v in headers if k != b"content-type"]
-            headers.append((b"content-type", content_type))
+            if content_type is not None:
+                headers = [(k, v) for k, v in headers if k != b"content-type"]
+                headers.append((b"content-type", content_type))
         headers.append((b"content-length", str(len(body)).encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
@@ -507,13 +509,6 @@ class _FaultsAndStats:
                 "body": error_body(status, error_type, message, request_id),
             }
         )
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None
 
 
 def _reset(transport: asyncio.Transport) -> None:

@@ -21,6 +21,16 @@ answers are corrupted; error answers pass unchanged. Modes:
 - `bad_cursor` (list answers only, others pass unchanged): only the first `limit` items with the
   `last_id` of twice as many (a cursor that would skip items), or, when nothing lies beyond,
   the items in descending order.
+
+Error codes of the real API (`ErrorCode`: script steps by name, `code_rates` by probability)
+are decided by the handler of a route they apply to (`CODE_ROUTES`), since each changes state
+as the real API would: `plugin_name_taken` (an administrator's plugin of that name appears
+first), `skill_name_taken`, `registration_pending` (the plugin or version is stored, 503),
+`scan_pending` / `scan_failed` (the version is stored with that content scan, not served) and
+`settings_busy` (an installation-setting write answered 503 with `x-should-retry: true`). A code
+step at the head of the script waits for the first request it applies to; others pass by.
+`settings_write_ms` makes each installation-setting write hold its plugin that long, so that
+writes sent together for one plugin really collide.
 """
 
 from __future__ import annotations
@@ -40,8 +50,31 @@ CorruptMode = Literal[
     "truncated", "not_json", "wrong_types", "missing_fields", "huge_page", "bad_cursor"
 ]
 CORRUPT_MODES: tuple[CorruptMode, ...] = get_args(CorruptMode)
+ErrorCode = Literal[
+    "plugin_name_taken",
+    "skill_name_taken",
+    "registration_pending",
+    "scan_pending",
+    "scan_failed",
+    "settings_busy",
+]
+_UPLOADS = frozenset(
+    {"POST /v1/organizations/plugins", "POST /v1/organizations/plugins/{plugin_id}/versions"}
+)
+_SETTING = "/v1/organizations/plugins/{plugin_id}/installation_settings/{target}"
+CODE_ROUTES: dict[str, frozenset[str]] = {
+    "plugin_name_taken": frozenset({"POST /v1/organizations/plugins"}),
+    "skill_name_taken": _UPLOADS,
+    "registration_pending": _UPLOADS,
+    "scan_pending": _UPLOADS,
+    "scan_failed": _UPLOADS,
+    "settings_busy": frozenset({f"POST {_SETTING}", f"DELETE {_SETTING}"}),
+}
+# Scope key: the error code a handler must produce for this request.
+FAULT_CODE = "emulator.fault_code"
 ScriptStep = (
     int
+    | ErrorCode
     | Literal[
         "pass",  # answer this one normally
         "reset",
@@ -94,6 +127,8 @@ class FaultConfig(BaseModel):
     duplicate_rate: float = Field(default=0, ge=0, le=1)
     duplicate_count: int = Field(default=3, ge=1)
     rate_limit_rps: float | None = Field(default=None, gt=0)
+    code_rates: dict[ErrorCode, float] = Field(default_factory=dict)
+    settings_write_ms: float = Field(default=0, ge=0)
     script: list[ScriptStep] = Field(default_factory=list)
     routes: list[str] | None = None  # route templates ("GET /v1/organizations/me" or a path)
     seed: int | None = None
@@ -104,10 +139,11 @@ class Fault:
     """What to do to one request: answer `status` (with retry-after), reset, time out, or
     corrupt the real answer (`mode`)."""
 
-    kind: Literal["status", "reset", "timeout", "corrupt"]
+    kind: Literal["status", "reset", "timeout", "corrupt", "code"]
     status: int = 0
     retry_after: int | None = None
     mode: CorruptMode | None = None
+    code: ErrorCode | None = None
 
 
 class Faults:
@@ -140,10 +176,17 @@ class Faults:
             jitter = self._rng.uniform(0, cfg.latency_jitter_ms)
         return (cfg.latency_ms + jitter) / 1000
 
-    def pick(self, api_key: str | None) -> Fault | None:
-        """The fault for this request, if any (consumes one script step)."""
+    def pick(self, api_key: str | None, call: str = "") -> Fault | None:
+        """The fault for this request (`call`: "METHOD route"), if any (consumes one script
+        step; an error-code step only on a call it applies to)."""
         cfg = self.config
         with self._lock:
+            if self._script and self._script[0] in CODE_ROUTES:
+                code = self._script[0]
+                if call not in CODE_ROUTES[code]:
+                    return None
+                self._script.popleft()
+                return Fault("code", code=code)  # type: ignore[arg-type]
             if self._script:
                 step = self._script.popleft()
                 if step == "pass":
@@ -174,6 +217,9 @@ class Faults:
                         return Fault("status", status, retry)
                     return Fault("reset" if kind == "reset" else "timeout")
                 roll -= rate
+            for code, rate in cfg.code_rates.items():
+                if call in CODE_ROUTES[code] and self._rng.random() < rate:
+                    return Fault("code", code=code)
         return None
 
     def _corrupt(self, mode: str) -> Fault:
@@ -214,14 +260,18 @@ def fetch_factor(mode: CorruptMode, method: str, route: str) -> int:
 
 def corrupt_answer(
     mode: CorruptMode, route: str, body: bytes, limit: int, huge_body_bytes: int
-) -> tuple[bytes, bytes]:
-    """The corrupt form of a real 2xx answer: (body, content type). `limit` is what the client
-    asked for (the handler may have served more: `fetch_factor`)."""
+) -> tuple[bytes, bytes | None]:
+    """The corrupt form of a real 2xx answer: (body, content type, None to keep the answer's).
+    `limit` is what the client asked for (the handler may have served more: `fetch_factor`).
+    A body that is not JSON (a version's zip archive) is only ever truncated or replaced."""
     if mode == "truncated":
-        return body[: len(body) // 2], _JSON
+        return body[: len(body) // 2], None
     if mode == "not_json":
         return _HTML, b"text/html; charset=utf-8"
-    answer = json.loads(body)
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return body, None
     page = isinstance(answer, dict) and isinstance(answer.get("data"), list)
     if page and route == AUDIT_ROUTE and mode in ("wrong_types", "missing_fields"):
         answer["data"] = [

@@ -13,13 +13,13 @@ after any `after_id` costs one bisect and one join, even with a million-event ba
 from __future__ import annotations
 
 import bisect
+import hashlib
 import json
 import random
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,6 +27,15 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from ulid import ULID, ULIDGenerator
 
+from claresia_sync.emulator.common import (
+    EmulatorError,
+    bad_request,
+    forbidden,
+    iso_now,
+    not_found,
+)
+from claresia_sync.emulator.plugins import PluginCatalog, Preference
+from claresia_sync.emulator.skills_api import WorkspaceSkills
 from claresia_sync.naming import NAME_RE
 from claresia_sync.resources import shipped
 from claresia_sync.secrets import KEY_PREFIX
@@ -36,35 +45,24 @@ from claresia_sync.transpile.transpiler import content_hash as file_hash
 
 Scope = Literal["skills:read", "skills:write", "audit:read", "workspaces:read"]
 ALL_SCOPES: tuple[Scope, ...] = ("skills:read", "skills:write", "audit:read", "workspaces:read")
+# Real key families (REAL_API.md section 2): a Claude Enterprise admin key and its scopes, and
+# workspace API keys (Skills API).
+ENTERPRISE_KEY_PREFIX = "sk-ant-api01-"
+WORKSPACE_KEY_PREFIX = "sk-ant-api03-"
+ENTERPRISE_SCOPES = (
+    "write:plugins",
+    "read:plugins",
+    "read:rbac_groups",
+    "read:analytics",
+    "read:compliance_activities",
+)
+KeyFamily = Literal["console_admin", "enterprise_admin", "workspace"]
 # The demo seed (the fixed demo identities): the checkout's, or the copy in the wheel.
 DEMO_SEED = shipped("deploy/emulator.seed.yaml")
 
 
 class SeedError(ValueError):
     """A seed that cannot be loaded; the message names the file and the field."""
-
-
-class EmulatorError(Exception):
-    """An API error answer: status, error type, message and extra fields of the error object."""
-
-    def __init__(self, status: int, error_type: str, message: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.status = status
-        self.error_type = error_type
-        self.message = message
-        self.extra = extra
-
-
-def bad_request(message: str) -> EmulatorError:
-    return EmulatorError(400, "invalid_request_error", message)
-
-
-def not_found(message: str) -> EmulatorError:
-    return EmulatorError(404, "not_found_error", message)
-
-
-def forbidden(message: str) -> EmulatorError:
-    return EmulatorError(403, "permission_error", message)
 
 
 # -- seed schema -------------------------------------------------------------------------------
@@ -88,13 +86,48 @@ class SeedRbacGroup(_Seed):
 class SeedAdminKey(_Seed):
     key: str = Field(min_length=len(KEY_PREFIX) + 8)
     name: str = ""
-    scopes: list[Scope] = Field(default_factory=lambda: list(ALL_SCOPES))
+    # Default: every scope of the key's family (section 3's four, or the Enterprise five).
+    scopes: list[str] | None = None
     workspaces: list[str] | None = None  # the workspaces the key's principal may use; None: all
 
     @model_validator(mode="after")
     def _key_form(self) -> SeedAdminKey:
-        if not self.key.startswith(KEY_PREFIX) or self.key != self.key.strip():
-            raise ValueError(f"an admin key must begin {KEY_PREFIX!r} and have no spaces")
+        if self.key != self.key.strip() or not self.key.startswith(
+            (KEY_PREFIX, ENTERPRISE_KEY_PREFIX)
+        ):
+            raise ValueError(
+                f"an admin key must begin {KEY_PREFIX!r} (Console) or {ENTERPRISE_KEY_PREFIX!r} "
+                "(Claude Enterprise) and have no spaces"
+            )
+        allowed = self.allowed_scopes
+        unknown = sorted(set(self.scopes or ()) - set(allowed))
+        if unknown:
+            raise ValueError(f"scopes {unknown} are not scopes of this key family {list(allowed)}")
+        return self
+
+    @property
+    def family(self) -> KeyFamily:
+        return "enterprise_admin" if self.key.startswith(ENTERPRISE_KEY_PREFIX) else "console_admin"
+
+    @property
+    def allowed_scopes(self) -> tuple[str, ...]:
+        return ENTERPRISE_SCOPES if self.family == "enterprise_admin" else ALL_SCOPES
+
+
+class SeedApiKey(_Seed):
+    """A workspace API key (Skills API). `workspace: null` is a key that may act on every
+    workspace of the organisation, naming one in the `anthropic-workspace-id` header."""
+
+    key: str = Field(min_length=len(WORKSPACE_KEY_PREFIX) + 8)
+    name: str = ""
+    workspace: str | None
+
+    @model_validator(mode="after")
+    def _key_form(self) -> SeedApiKey:
+        if not self.key.startswith(WORKSPACE_KEY_PREFIX) or self.key != self.key.strip():
+            raise ValueError(
+                f"a workspace API key must begin {WORKSPACE_KEY_PREFIX!r} and have no spaces"
+            )
         return self
 
 
@@ -110,9 +143,13 @@ class SeedOrganization(_Seed):
     id: str = Field(pattern=r"^org_[A-Za-z0-9_]+$")
     name: str = Field(min_length=1)
     zero_data_retention: bool = True
+    claude_enterprise: bool = False  # the Plugins API and the real rbac groups API answer
+    plugin_default_preference: Preference = "available"  # the library marketplace's default
+    org_skills: list[str] = Field(default_factory=list)  # made by hand in claude.ai
     workspaces: list[SeedWorkspace] = Field(default_factory=list)
     rbac_groups: list[SeedRbacGroup] = Field(default_factory=list)
     admin_keys: list[SeedAdminKey] = Field(default_factory=list)
+    api_keys: list[SeedApiKey] = Field(default_factory=list)
     users: list[SeedUser] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -133,6 +170,18 @@ class SeedOrganization(_Seed):
                 raise ValueError(
                     f"organization {self.id}: admin_keys[{i}].workspaces names unknown {unknown}"
                 )
+        for i, key in enumerate(self.admin_keys):
+            if key.family == "enterprise_admin" and not self.claude_enterprise:
+                raise ValueError(
+                    f"organization {self.id}: admin_keys[{i}] is a Claude Enterprise key "
+                    "(sk-ant-api01-) in an organization without claude_enterprise: true"
+                )
+        for i, api_key in enumerate(self.api_keys):
+            if api_key.workspace is not None and api_key.workspace not in ws:
+                raise ValueError(
+                    f"organization {self.id}: api_keys[{i}].workspace names unknown "
+                    f"{api_key.workspace!r}"
+                )
         for user in self.users:
             unknown = sorted((set(user.workspaces) - ws) | (set(user.rbac_groups) - groups))
             if unknown:
@@ -147,6 +196,7 @@ class Seed(_Seed):
     def _unique(self) -> Seed:
         orgs = [o.id for o in self.organizations]
         keys = [k.key for o in self.organizations for k in o.admin_keys]
+        keys += [k.key for o in self.organizations for k in o.api_keys]
         if len(set(orgs)) != len(orgs):
             raise ValueError("duplicate organization ids")
         if len(set(keys)) != len(keys):
@@ -182,12 +232,6 @@ def load_seed(source: str | Path | Mapping[str, Any] | Seed) -> Seed:
 # -- live state --------------------------------------------------------------------------------
 
 
-def iso_now(ms: int | None = None) -> str:
-    ms = time.time_ns() // 1_000_000 if ms is None else ms
-    stamp = datetime.fromtimestamp(ms / 1000, tz=UTC)
-    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
-
-
 @dataclass(frozen=True)
 class KeyRecord:
     key: str
@@ -195,6 +239,13 @@ class KeyRecord:
     name: str
     scopes: frozenset[str]
     workspaces: frozenset[str] | None  # None: every workspace of the organisation
+    family: KeyFamily = "console_admin"
+    workspace: str | None = None  # a workspace API key's own workspace (None: any, by header)
+
+    @property
+    def key_id(self) -> str:
+        """The key's id as the real API shows it (`created_by.api_key_id`), never its value."""
+        return "apikey_01" + hashlib.sha256(self.key.encode()).hexdigest()[:24]
 
 
 @dataclass
@@ -257,6 +308,9 @@ class OrgState:
     event_types: list[str] = field(default_factory=list)
     event_json: list[bytes] = field(default_factory=list)
     event_type_set: set[str] = field(default_factory=set)
+    claude_enterprise: bool = False
+    plugins: PluginCatalog | None = None  # Claude Enterprise organisations only
+    workspace_skills: dict[str, WorkspaceSkills] = field(default_factory=dict)  # Skills API
 
 
 def content_hash(files: Sequence[Mapping[str, str]]) -> str:
@@ -325,19 +379,41 @@ class EmulatorState:
                         for u in org.users
                     },
                 )
+                state = self.orgs[org.id]
+                state.claude_enterprise = org.claude_enterprise
+                if org.claude_enterprise:
+                    state.plugins = PluginCatalog(
+                        org.id, org.plugin_default_preference, org.org_skills, self.new_id
+                    )
+                state.workspace_skills = {w: WorkspaceSkills(self.new_id) for w in state.workspaces}
                 for k in org.admin_keys:
                     self.keys[k.key] = KeyRecord(
                         key=k.key,
                         org_id=org.id,
                         name=k.name,
-                        scopes=frozenset(k.scopes),
+                        scopes=frozenset(k.allowed_scopes if k.scopes is None else k.scopes),
                         workspaces=None if k.workspaces is None else frozenset(k.workspaces),
+                        family=k.family,
+                    )
+                for a in org.api_keys:
+                    self.keys[a.key] = KeyRecord(
+                        key=a.key,
+                        org_id=org.id,
+                        name=a.name,
+                        scopes=frozenset(),
+                        workspaces=None,
+                        family="workspace",
+                        workspace=a.workspace,
                     )
 
     # -- ids ---------------------------------------------------------------------------------
 
     def _ulid(self) -> ULID:
         return self._ids.generate()
+
+    def new_id(self, prefix: str) -> str:
+        """`prefix` + a ULID: ids that increase in creation order (newest-first lists)."""
+        return f"{prefix}{self._ulid()}"
 
     def _new_version(self) -> str:
         self._last_version = max(self._last_version + 1, time.time_ns() // 1000)
@@ -549,6 +625,28 @@ class EmulatorState:
                 and user.rbac_groups.intersection(s.rbac_group_ids)
             ]
 
+    def visible_plugin_skills(self, org_id: str, user_id: str) -> list[dict[str, Any]]:
+        """Skills of the plugins a Claude Enterprise user gets (installation settings of the
+        plugin for their groups, else for the organisation): not `not_available`, usable."""
+        with self.lock:
+            org = self.org(org_id)
+            user = org.users.get(user_id)
+            if user is None:
+                raise not_found(f"user {user_id!r} not found in organization {org_id}")
+            if org.plugins is None:
+                return []
+            return [
+                {
+                    "id": plugin.id,
+                    "name": skill["name"],
+                    "display_title": plugin.served.content.display_name,
+                    "plugin": plugin.name,
+                    "installation_preference": preference,
+                }
+                for plugin, preference in org.plugins.visible(user.rbac_groups)
+                for skill in plugin.served.content.skills
+            ]
+
     # -- audit log ---------------------------------------------------------------------------
 
     def _append(self, org: OrgState, event: dict[str, Any]) -> None:
@@ -739,6 +837,9 @@ class EmulatorState:
                 name="added",
                 scopes=frozenset(scopes),
                 workspaces=None if workspaces is None else frozenset(workspaces),
+                family=(
+                    "enterprise_admin" if key.startswith(ENTERPRISE_KEY_PREFIX) else "console_admin"
+                ),
             )
             self.keys[key] = record
             return record
