@@ -27,3 +27,9 @@ class UserError(Exception):
         super().__init__(message)
         if exit_code is not None:
             self.exit_code = exit_code
+
+
+def one_line(error: BaseException | str) -> str:
+    """An error's whole message on one line (status, logs and tables show it uncut: its cause
+    comes last)."""
+    return " ".join(str(error).split())

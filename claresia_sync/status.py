@@ -3,31 +3,40 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 from sqlalchemy import Connection, text
 
-# A job with tenant_id NULL (republish --all) covers every tenant.
+from claresia_sync.errors import one_line
+
+# A job with tenant_id NULL (republish --all) covers every tenant; a sub-tenant's organisation is
+# its parent's.
 _TENANTS_SQL = text("""
 SELECT t.slug,
        p.slug AS parent,
+       c.org_id,
        count(pub.id) FILTER (WHERE pub.status = 'published') AS live,
        count(pub.id) FILTER (WHERE pub.status = 'failed') AS failed,
-       (SELECT max(pub2.last_error) FROM publication pub2
-         WHERE pub2.tenant_id = t.id AND pub2.status = 'failed') AS last_error,
+       (SELECT pub2.published_name || ': ' || pub2.last_error FROM publication pub2
+         WHERE pub2.tenant_id = t.id AND pub2.status = 'failed' AND pub2.last_error IS NOT NULL
+         ORDER BY pub2.updated_at DESC, pub2.id LIMIT 1) AS last_error,
        last_job.finished_at, last_job.status AS job_status, last_job.lag_seconds,
+       last_job.errors AS job_errors,
        (SELECT count(*) FROM publish_job q
          WHERE q.status IN ('queued', 'running')
            AND (q.tenant_id IS NULL OR q.tenant_id IN (t.id, t.parent_id))) AS pending_jobs
   FROM tenant t
   LEFT JOIN tenant p ON p.id = t.parent_id
+  LEFT JOIN org_connection c ON c.tenant_id = coalesce(t.parent_id, t.id)
   LEFT JOIN publication pub ON pub.tenant_id = t.id
   LEFT JOIN LATERAL (
-        SELECT j.finished_at, j.status, j.lag_seconds FROM publish_job j
+        SELECT j.finished_at, j.status, j.lag_seconds, j.errors FROM publish_job j
          WHERE j.finished_at IS NOT NULL
            AND (j.tenant_id IS NULL OR j.tenant_id IN (t.id, t.parent_id))
          ORDER BY j.finished_at DESC LIMIT 1) last_job ON true
- GROUP BY t.id, t.slug, p.slug, last_job.finished_at, last_job.status, last_job.lag_seconds
+ GROUP BY t.id, t.slug, p.slug, c.org_id, last_job.finished_at, last_job.status,
+          last_job.lag_seconds, last_job.errors
  ORDER BY coalesce(p.slug, t.slug), p.slug NULLS FIRST, t.slug
 """)
 
@@ -49,10 +58,16 @@ class TenantStatus:
     live: int
     failed: int
     last_error: str | None
+    """Why the tenant's last job failed it (an organisation refused, say for zero retention;
+    a skill that failed), else its most recent failed skill's error; whole, on one line."""
     last_publish_at: dt.datetime | None
     last_job_status: str | None
     last_lag_seconds: float | None
     pending_jobs: int
+
+    @property
+    def failing(self) -> bool:
+        return self.failed > 0 or self.last_error is not None
 
 
 @dataclass(frozen=True)
@@ -67,14 +82,69 @@ class OrgStatus:
     last_poll_events: int | None
     quarantined: int
 
+    @property
+    def failing(self) -> bool:
+        return self.last_poll_status == "error"
+
     def checkpoint_age(self, now: dt.datetime) -> float | None:
         seen = self.last_polled_at or self.checkpoint_at
         return (now - seen).total_seconds() if seen else None
 
 
+def _job_error(errors: list[dict[str, Any]] | None, slug: str, org_id: str | None) -> str | None:
+    """The first error of a job that concerns tenant `slug`: one of its skills, its
+    organisation refused as a whole, or the job itself (a crash names no organisation)."""
+    for entry in errors or []:
+        tenant, org = entry.get("tenant"), entry.get("org_id")
+        if tenant == slug or (tenant is None and org in (None, org_id)):
+            name = entry.get("name")
+            return one_line(f"{name}: {entry.get('error')}" if name else str(entry.get("error")))
+    return None
+
+
 def tenant_status(conn: Connection) -> list[TenantStatus]:
-    return [TenantStatus(*row) for row in conn.execute(_TENANTS_SQL)]
+    out = []
+    for r in conn.execute(_TENANTS_SQL):
+        error = _job_error(r.job_errors, r.slug, r.org_id) or r.last_error
+        out.append(
+            TenantStatus(
+                r.slug,
+                r.parent,
+                r.live,
+                r.failed,
+                one_line(error) if error else None,
+                r.finished_at,
+                r.job_status,
+                r.lag_seconds,
+                r.pending_jobs,
+            )
+        )
+    return out
 
 
 def org_status(conn: Connection) -> list[OrgStatus]:
     return [OrgStatus(*row) for row in conn.execute(_ORGS_SQL)]
+
+
+def status_json(
+    tenants: list[TenantStatus], orgs: list[OrgStatus], now: dt.datetime
+) -> dict[str, Any]:
+    """What `status --json` prints: every field, times in ISO 8601, ages in seconds."""
+
+    def plain(value: Any) -> Any:
+        return value.isoformat() if isinstance(value, dt.datetime) else value
+
+    return {
+        "failing": any(t.failing for t in tenants) or any(o.failing for o in orgs),
+        "tenants": [
+            {**{k: plain(v) for k, v in asdict(t).items()}, "failing": t.failing} for t in tenants
+        ],
+        "organisations": [
+            {
+                **{k: plain(v) for k, v in asdict(o).items()},
+                "checkpoint_age_s": o.checkpoint_age(now),
+                "failing": o.failing,
+            }
+            for o in orgs
+        ],
+    }

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import logging
+import sys
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -13,7 +15,8 @@ from rich.table import Table
 
 from claresia_sync.config import Settings, flag_help, load_settings, use_settings
 from claresia_sync.db import open_database
-from claresia_sync.status import org_status, tenant_status
+from claresia_sync.errors import ExitCode
+from claresia_sync.status import OrgStatus, TenantStatus, org_status, status_json, tenant_status
 
 if TYPE_CHECKING:
     from claresia_sync.daemon.service import DaemonConfig
@@ -89,15 +92,35 @@ def _age(seconds: float | None) -> str:
     return f"{seconds / 3600:.1f}h"
 
 
-def status_command() -> None:
-    """Per tenant: last publish, lag, errors, skills live. Per organisation: checkpoint, age."""
+def _status_console() -> Console:
+    """Off a terminal (`kubectl exec ... status`, a pipe) lines are never cut at 80 columns."""
+    return Console(width=None if sys.stdout.isatty() else 400)
+
+
+def status_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the status as JSON.")] = False,
+) -> None:
+    """Per tenant: last publish, lag, errors, skills live. Per organisation: checkpoint, age,
+    last poll and its error. Exits 3 when an organisation's poll or a tenant's publishing is
+    failing."""
     with open_database(load_settings()) as engine, engine.connect() as conn:
         tenants, orgs = tenant_status(conn), org_status(conn)
     now = dt.datetime.now(dt.UTC)
-    console = Console()
+    report = status_json(tenants, orgs, now)
+    if as_json:
+        print(json.dumps(report, indent=2))
+    else:
+        _print_status(tenants, orgs, now)
+    if report["failing"]:
+        raise typer.Exit(ExitCode.FAILURES)
+
+
+def _print_status(tenants: list[TenantStatus], orgs: list[OrgStatus], now: dt.datetime) -> None:
+    console = _status_console()
     table = Table(title="Tenants")
-    for col in ("tenant", "live", "failed", "last publish", "job", "lag", "queued", "last error"):
+    for col in ("tenant", "live", "failed", "last publish", "job", "lag", "queued"):
         table.add_column(col)
+    table.add_column("last error", overflow="fold")
     for t in tenants:
         table.add_row(
             t.slug if t.parent is None else f"  {t.slug}",
@@ -109,21 +132,13 @@ def status_command() -> None:
             t.last_job_status or "-",
             f"{t.last_lag_seconds:.1f}s" if t.last_lag_seconds is not None else "-",
             str(t.pending_jobs),
-            (t.last_error or "")[:60],
+            t.last_error or "",
         )
     console.print(table)
     table = Table(title="Organisations")
-    for col in (
-        "org",
-        "tenant",
-        "checkpoint",
-        "age",
-        "last poll",
-        "events",
-        "quarantined",
-        "error",
-    ):
+    for col in ("org", "tenant", "checkpoint", "age", "last poll", "events", "quarantined"):
         table.add_column(col)
+    table.add_column("error", overflow="fold")
     for o in orgs:
         table.add_row(
             o.org_id,
@@ -133,7 +148,7 @@ def status_command() -> None:
             o.last_poll_status or "never",
             str(o.last_poll_events if o.last_poll_events is not None else "-"),
             str(o.quarantined),
-            (o.last_poll_error or "")[:60],
+            o.last_poll_error or "",
         )
     console.print(table)
     if not tenants:

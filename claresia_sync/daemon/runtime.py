@@ -26,14 +26,14 @@ from sqlalchemy import Connection, Engine, select, text
 from sqlalchemy.orm import Session
 
 from claresia_sync.api.client import CallCounter, make_http_pool
-from claresia_sync.api.connect import ConnectionKeyError, TenantConnection, open_client
+from claresia_sync.api.connect import TenantConnection
 from claresia_sync.config import Settings
 from claresia_sync.daemon.locks import NAMESPACES
 from claresia_sync.daemon.metrics import Metrics
 from claresia_sync.daemon.service import Daemon, DaemonConfig, WorkFailed
 from claresia_sync.db.models import Tenant
 from claresia_sync.publish import jobs
-from claresia_sync.telemetry.poller import poll_org, poll_targets
+from claresia_sync.telemetry.poller import poll_connection, poll_targets
 from claresia_sync.telemetry.retention import apply_retention
 from claresia_sync.telemetry.settings import TelemetrySettings
 
@@ -108,18 +108,13 @@ class LiveWork:
             target = await asyncio.to_thread(self._target, org_id)
             if target is None:
                 return  # the connection was removed since the schedule was made
-            try:  # the key is resolved afresh: a rotated key is used now
-                client = open_client(target, http=self.http, counter=self.calls)
-            except ConnectionKeyError as exc:
-                raise WorkFailed(str(exc)) from None
-            async with client:
-                result = await poll_org(
-                    self.engine,
-                    client,
-                    org_id,
-                    settings=self.telemetry,
-                    tenant_slug=target.root_slug,
-                )
+            # The key is resolved afresh (a rotated key is used now); a failure is recorded.
+            result = await poll_connection(
+                self.engine,
+                target,
+                settings=self.telemetry,
+                client_options={"http": self.http, "counter": self.calls},
+            )
         self.metrics.events_ingested.labels(org_id).inc(result.inserted)
         self.metrics.events_quarantined.labels(org_id).inc(result.quarantined)
         if result.inserted or result.quarantined:

@@ -28,15 +28,16 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from claresia_sync.api.client import MAX_PAGE, SKILL_EVENT_TYPES, OrgClient
-from claresia_sync.api.connect import ConnectionKeyError, TenantConnection, open_client
+from claresia_sync.api.connect import TenantConnection, open_client
 from claresia_sync.api.errors import APIError
 from claresia_sync.api.models import AuditEvent, Page
+from claresia_sync.db.engine import is_unavailable
 from claresia_sync.db.models import (
     AuditCheckpoint,
     TelemetryQuarantine,
 )
 from claresia_sync.db.telemetry import insert_events
-from claresia_sync.errors import UserError
+from claresia_sync.errors import UserError, one_line
 from claresia_sync.telemetry.normalise import (
     AttributionContext,
     Quarantined,
@@ -184,7 +185,8 @@ async def poll_org(
     """Ingest every audit event of `org_id` after its checkpoint (see the module docstring).
 
     API errors (after the client's retries) end the poll with `result.error` set; what was
-    committed before stays, and the next poll resumes from the checkpoint.
+    committed before stays, and the next poll resumes from the checkpoint. Any other failure
+    is recorded as the poll's error too (unless the database is gone), then raised.
     """
     result = PollResult(org_id=org_id, tenant_slug=tenant_slug)
     with Session(engine) as session:
@@ -234,8 +236,13 @@ async def poll_org(
             if not more:
                 break
     except APIError as exc:
-        result.error = str(exc)
-        log.warning("audit poll of %s stopped: %s", org_id, exc)
+        result.error = one_line(exc)
+        log.warning("audit poll of %s stopped: %s", org_id, result.error)
+    except Exception as exc:
+        if not is_unavailable(exc):  # without the database nothing can be recorded
+            result.error = one_line(f"{type(exc).__name__}: {exc}")
+            _record_poll(engine, result)
+        raise
     finally:
         writer.shutdown(wait=True)
         if not pending.done():
@@ -267,8 +274,8 @@ async def poll_once(
     """One poll of every organisation connection (or only `tenant`'s, or only `org_id`'s: the
     daemon polls each organisation on its own schedule), one after another.
 
-    A connection whose key cannot be resolved or whose API fails gets a result with `error`;
-    the others are still polled.
+    A connection whose key cannot be resolved or whose API fails gets a result with `error`
+    (`poll_connection`); the others are still polled.
     """
     settings = settings or TelemetrySettings.from_env()
     with Session(engine) as session:
@@ -277,24 +284,40 @@ async def poll_once(
         targets = [t for t in targets if t.org_id == org_id]
         if not targets:
             raise UserError(f"no tenant has a connection to organisation {org_id!r}")
-    results = []
-    for target in targets:
-        try:
-            client = open_client(target, **(client_options or {}))
-        except ConnectionKeyError as exc:
-            failed = PollResult(org_id=target.org_id, tenant_slug=target.root_slug, error=str(exc))
-            _record_poll(engine, failed)
-            results.append(failed)
-            continue
-        async with client:
-            results.append(
-                await poll_org(
-                    engine,
-                    client,
-                    target.org_id,
-                    settings=settings,
-                    page_size=page_size,
-                    tenant_slug=target.root_slug,
-                )
-            )
-    return results
+    return [
+        await poll_connection(
+            engine, target, settings=settings, page_size=page_size, client_options=client_options
+        )
+        for target in targets
+    ]
+
+
+async def poll_connection(
+    engine: Engine,
+    connection: TenantConnection,
+    *,
+    settings: TelemetrySettings | None = None,
+    page_size: int = MAX_PAGE,
+    client_options: dict[str, Any] | None = None,
+) -> PollResult:
+    """Poll one organisation connection (`poll_org` through a client opened for it).
+
+    A failure before any HTTP call (the key reference cannot be resolved: variable unset, file
+    missing; a bad client setting) is the poll's error, recorded in `audit_checkpoint` like an
+    API failure, so `status` never says `ok` for an organisation that cannot be polled."""
+    try:
+        client = open_client(connection, **(client_options or {}))
+    except UserError as exc:
+        failed = PollResult(connection.org_id, connection.root_slug, error=one_line(exc))
+        log.warning("audit poll of %s failed: %s", connection.org_id, failed.error)
+        _record_poll(engine, failed)
+        return failed
+    async with client:
+        return await poll_org(
+            engine,
+            client,
+            connection.org_id,
+            settings=settings,
+            page_size=page_size,
+            tenant_slug=connection.root_slug,
+        )
