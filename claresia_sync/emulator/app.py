@@ -1,4 +1,5 @@
-"""The emulator's HTTP app (Starlette): CONTRACT.md section 3, plus control routes.
+"""The emulator's HTTP app (Starlette): CONTRACT.md section 3, the real endpoints of REAL_API.md
+(`real_api.RealApi`: Plugins API, rbac groups, Skills API), plus control routes.
 
 API routes (`/v1/...`) check, in this order: `anthropic-version` (400), `x-api-key` (401),
 the scope (403 naming it), the organisation of the path (404 unknown, 403 another org's).
@@ -9,11 +10,14 @@ Control routes (`/_emulator/...`) take no key: the emulator listens on loopback 
     POST /_emulator/invocations   {org_id, count, failure_rate, user_id?, skill?, workspace_id?,
                                   seed?}: simulated skill.invoked/skill.failed audit events
     POST /_emulator/audit_events  {org_id, events: [...]}: append raw events (any type/shape)
-    GET  /_emulator/visible?org_id=&user_id=   skills in that user's @ picker
+    GET  /_emulator/visible?org_id=&user_id=   skills in that user's @ picker (section 3 skills,
+                                  and Claude Enterprise plugins' skills by installation settings)
     GET  /_emulator/stats, POST /_emulator/stats/reset   API calls by method, route, status
     GET|POST /_emulator/faults    fault configuration (see faults.FaultConfig); `{}` clears
     POST /_emulator/reset         back to the seed, no faults, no stats
     POST /_emulator/orgs/{org_id} {zero_data_retention: bool}
+    POST /_emulator/orgs/{org_id}/org_skills {name}: an organisation skill made in claude.ai
+    POST /_emulator/plugins/{id}/versions/{v}/scan {status, assessment?, reason?}: a scan ends
     GET  /_emulator/health
 """
 

@@ -1,0 +1,93 @@
+"""The emulator's Skills API (`/v1/skills`, per workspace), driven by the official `anthropic` SDK
+over loopback: create, list and page, versions, deletes, the name fixed at creation, the upload
+limit, and which keys may call it."""
+
+from __future__ import annotations
+
+import anthropic
+import pytest
+
+from claresia_sync.emulator import EmulatorServer
+from claresia_sync.emulator.uploads import MAX_UPLOAD_BYTES
+from tests.test_emulator_real_plugins import ENTERPRISE_KEY, client
+
+APPS_KEY = "sk-ant-api03-ferretti-APPS-0000000000000000000000000000000000000000000000"
+DATA_KEY = "sk-ant-api03-ferretti-DATA-0000000000000000000000000000000000000000000000"
+ANY_KEY = "sk-ant-api03-ferretti-ANYWS-000000000000000000000000000000000000000000000"
+
+
+def skill_files(
+    name: str = "claresia-ferretti-pr-review", top: str | None = None, body: str = "Review it."
+) -> list[tuple[str, bytes, str]]:
+    skill_md = f"---\nname: {name}\ndescription: Reviews a pull request.\n---\n# Review\n\n{body}\n"
+    folder = top or name
+    return [
+        (f"{folder}/SKILL.md", skill_md.encode(), "text/markdown"),
+        (f"{folder}/references/checklist.md", b"- tests\n", "text/markdown"),
+    ]
+
+
+def test_create_version_list_and_delete(emulator: EmulatorServer) -> None:
+    skills = client(emulator, APPS_KEY).skills
+    created = skills.create(files=skill_files(), display_name="PR Review")
+    assert created.display_name == "PR Review" and created.source.type == "custom"
+    first = skills.versions.retrieve("latest", skill_id=created.id)
+    assert (first.name, first.description) == (
+        "claresia-ferretti-pr-review",
+        "Reviews a pull request.",
+    )
+    assert first.id == created.latest_version_id
+
+    second = skills.versions.create(created.id, files=skill_files(body="Review it twice."))
+    assert skills.retrieve(created.id).latest_version_id == second.id
+    assert [v.id for v in skills.versions.list(created.id)] == [second.id, first.id]
+    # Without display_name it is the SKILL.md name.
+    other = skills.create(files=skill_files("claresia-ferretti-triage"))
+    assert other.display_name == "claresia-ferretti-triage"
+
+    page = skills.list(limit=1, source="custom")
+    assert [s.id for s in page.data] == [other.id] and page.next_page
+    assert [s.id for s in skills.list(limit=1, source="custom")] == [other.id, created.id]
+    assert skills.list(source="anthropic").data == []
+
+    with pytest.raises(anthropic.BadRequestError, match="must stay the skill's name"):
+        skills.versions.create(created.id, files=skill_files("claresia-ferretti-renamed"))
+    assert skills.versions.delete(first.id, skill_id=created.id).type == "skill_version_deleted"
+    with pytest.raises(anthropic.BadRequestError, match="only version"):
+        skills.versions.delete(second.id, skill_id=created.id)
+    assert skills.delete(created.id).type == "skill_deleted"
+    with pytest.raises(anthropic.NotFoundError):
+        skills.retrieve(created.id)
+
+
+def test_a_skill_belongs_to_one_workspace(emulator: EmulatorServer) -> None:
+    apps, data = client(emulator, APPS_KEY).skills, client(emulator, DATA_KEY).skills
+    created = apps.create(files=skill_files())
+    assert data.list().data == []
+    with pytest.raises(anthropic.NotFoundError):
+        data.retrieve(created.id)
+    anywhere = client(emulator, ANY_KEY).skills
+    assert [s.id for s in anywhere.list(workspace_id="wrkspc_ferretti_apps")] == [created.id]
+    with pytest.raises(anthropic.BadRequestError, match="anthropic-workspace-id"):
+        anywhere.list()
+    with pytest.raises(anthropic.PermissionDeniedError, match="wrkspc_ferretti_apps"):
+        apps.list(workspace_id="wrkspc_ferretti_data")
+
+
+def test_keys_of_the_wrong_family_are_refused(emulator: EmulatorServer) -> None:
+    with pytest.raises(anthropic.PermissionDeniedError, match="workspace's API key"):
+        client(emulator, ENTERPRISE_KEY).skills.list()
+    with pytest.raises(anthropic.PermissionDeniedError, match="Claude Enterprise admin key"):
+        client(emulator, APPS_KEY).beta.organization.plugins.list()
+
+
+def test_bad_uploads(emulator: EmulatorServer) -> None:
+    skills = client(emulator, APPS_KEY).skills
+    with pytest.raises(anthropic.BadRequestError, match="one top-level folder"):
+        skills.create(files=[*skill_files(), ("other/SKILL.md", b"x", "text/markdown")])
+    with pytest.raises(anthropic.BadRequestError, match="name"):  # frontmatter name != folder
+        skills.create(files=skill_files(top="claresia-ferretti-elsewhere"))
+    huge = ("claresia-ferretti-pr-review/assets/big.bin", b"\0" * (MAX_UPLOAD_BYTES + 1), "x")
+    with pytest.raises(anthropic.ContentTooLargeError):
+        skills.create(files=[*skill_files(), huge])
+    assert skills.list().data == []
