@@ -10,7 +10,7 @@ import pytest
 from anthropic.types.beta.organization import BetaRegistrationPendingError
 
 from claresia_sync.emulator import DEMO_SEED, EmulatorServer, EmulatorState, SeedError, load_seed
-from tests.test_emulator_real_plugins import ENTERPRISE_KEY, client, plugin_files
+from tests.fixtures.real_api import ENTERPRISE_KEY, client, plugin_files
 
 
 def test_a_code_step_waits_for_a_request_it_applies_to(emulator: EmulatorServer) -> None:

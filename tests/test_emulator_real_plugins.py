@@ -5,7 +5,6 @@ emulator answers as the real API does."""
 from __future__ import annotations
 
 import io
-import json
 import threading
 import zipfile
 from collections.abc import Iterator
@@ -23,46 +22,15 @@ from anthropic.types.beta.organization import (
 
 from claresia_sync.emulator import EmulatorServer
 from tests.fixtures.emulator import DAINESE_KEY
-
-ENTERPRISE_KEY = "sk-ant-api01-ferretti-DEMO-000000000000000000000000000000000000000000000000"
-READONLY_KEY = "sk-ant-api01-ferretti-READONLY-00000000000000000000000000000000000000000000"
-ENGINEERS = "rbac_group_ferretti_engineers"
-DESIGNERS = "rbac_group_ferretti_designers"
-
-File = tuple[str, bytes, str]
-
-
-def plugin_files(name: str = "claresia-ferretti-pr-review", skill: str = "pr-review") -> list[File]:
-    manifest = {
-        "name": name,
-        "display_name": "PR Review",
-        "description": "Reviews PRs",
-        "version": "v1.2.0",
-    }
-    skill_md = (
-        f"---\nname: {skill}\ndescription: Reviews a pull request. Use when asked to review.\n"
-        "---\n# PR review\n\nRead the diff, then comment.\n"
-    )
-    return [
-        (".claude-plugin/plugin.json", json.dumps(manifest).encode(), "application/json"),
-        (f"skills/{skill}/SKILL.md", skill_md.encode(), "text/markdown"),
-        (f"skills/{skill}/references/checklist.md", b"- tests\n", "text/markdown"),
-    ]
-
-
-def client(
-    emulator: EmulatorServer, key: str = ENTERPRISE_KEY, **kw: object
-) -> anthropic.Anthropic:
-    kw.setdefault("max_retries", 0)
-    return anthropic.Anthropic(base_url=emulator.base_url, api_key=key, **kw)  # type: ignore[arg-type]
-
-
-def picker(emulator: EmulatorServer, user: str, field: str = "name") -> list[str]:
-    """What a Claude Enterprise user of org_ferretti gets (the emulator's control route)."""
-    answer = httpx2.get(
-        f"{emulator.base_url}/_emulator/visible", params={"org_id": "org_ferretti", "user_id": user}
-    )
-    return [s[field] for s in answer.json()["data"]]
+from tests.fixtures.real_api import (
+    DESIGNERS,
+    ENGINEERS,
+    ENTERPRISE_KEY,
+    READONLY_KEY,
+    client,
+    picker,
+    plugin_files,
+)
 
 
 @pytest.fixture
@@ -129,9 +97,7 @@ def test_installation_settings(sdk: anthropic.Anthropic, emulator: EmulatorServe
     assert plugins.retrieve(plugin.id).organization_installation_preference == "not_available"
 
     assert picker(emulator, "user_ferretti_anna") == ["pr-review"]  # engineers: auto_install
-    assert (
-        picker(emulator, "user_ferretti_chiara") == []
-    )  # designers: not_available
+    assert picker(emulator, "user_ferretti_chiara") == []  # designers: not_available
     settings.set(DESIGNERS, plugin_id=plugin.id, installation_preference="not_available")
     assert picker(emulator, "user_ferretti_bruno") == ["pr-review"]  # the strongest of his groups
     removed = settings.remove(ENGINEERS, plugin_id=plugin.id)

@@ -9,22 +9,7 @@ import pytest
 
 from claresia_sync.emulator import EmulatorServer
 from claresia_sync.emulator.uploads import MAX_UPLOAD_BYTES
-from tests.test_emulator_real_plugins import ENTERPRISE_KEY, client
-
-APPS_KEY = "sk-ant-api03-ferretti-APPS-0000000000000000000000000000000000000000000000"
-DATA_KEY = "sk-ant-api03-ferretti-DATA-0000000000000000000000000000000000000000000000"
-ANY_KEY = "sk-ant-api03-ferretti-ANYWS-000000000000000000000000000000000000000000000"
-
-
-def skill_files(
-    name: str = "claresia-ferretti-pr-review", top: str | None = None, body: str = "Review it."
-) -> list[tuple[str, bytes, str]]:
-    skill_md = f"---\nname: {name}\ndescription: Reviews a pull request.\n---\n# Review\n\n{body}\n"
-    folder = top or name
-    return [
-        (f"{folder}/SKILL.md", skill_md.encode(), "text/markdown"),
-        (f"{folder}/references/checklist.md", b"- tests\n", "text/markdown"),
-    ]
+from tests.fixtures.real_api import ANY_KEY, APPS_KEY, DATA_KEY, ENTERPRISE_KEY, client, skill_files
 
 
 def test_create_version_list_and_delete(emulator: EmulatorServer) -> None:
