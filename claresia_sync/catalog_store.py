@@ -6,9 +6,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import flag_modified
 
 from claresia_sync.db.models import CatalogSkill
-from claresia_sync.ir import LoadedSkill
+from claresia_sync.ir import LoadedSkill, canonical_hash
 
 
 @dataclass
@@ -19,7 +20,8 @@ class ImportResult:
 
 
 def import_catalog(session: Session, skills: Sequence[LoadedSkill]) -> ImportResult:
-    """Insert new skills and update those whose IR changed (by hash); others stay as they are.
+    """Insert new skills and update those whose IR changed (by hash, key order included: it is
+    part of the transpiled output); others stay as they are.
 
     Skills missing from `skills` stay in the catalog: grants may still name them, and a skill is
     retired by marking it `deprecated` in its IR (then it is unpublished everywhere).
@@ -39,9 +41,11 @@ def import_catalog(session: Session, skills: Sequence[LoadedSkill]) -> ImportRes
         if row is None:
             session.add(CatalogSkill(skill_id=ir.skill_id, **values))
             result.added.append(ir.skill_id)
-        elif row.ir_hash != skill.ir_hash:
+        elif row.ir_hash != skill.ir_hash or canonical_hash(row.ir) != skill.ir_hash:
+            # The second test: a row stored before 0004 holds its IR in jsonb's key order.
             for key, value in values.items():
                 setattr(row, key, value)
+            flag_modified(row, "ir")  # dicts in another key order compare equal: write it anyway
             result.updated.append(ir.skill_id)
         else:
             row.source_path = str(skill.path)  # same IR found elsewhere: not a change

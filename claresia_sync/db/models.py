@@ -10,7 +10,7 @@ Tables, in dependency order:
 - `workspace_mapping`: Anthropic workspace (per org) -> tenant or sub-tenant.
 - `archetype`: a role of a tenant, bound to one Anthropic RBAC group.
 - `skill_grant`: archetype -> catalog skill (named `skill_grant`: `grant` is an SQL keyword).
-- `catalog_skill`: the Skill IR catalog, shared by all tenants (IR as jsonb with its hash).
+- `catalog_skill`: the Skill IR catalog, shared by all tenants (IR as json with its hash).
 - `publication`: what is (to be) live where: one row per tenant and skill.
 - `publish_job`: durable publish queue; `INSERT ... DEFAULT VALUES` enqueues "publish all".
 - `audit_checkpoint`: audit-log poll position per organisation.
@@ -43,7 +43,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSON, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 # Constraint names are fixed so that migrations can refer to them.
@@ -167,7 +167,9 @@ class CatalogSkill(Base):
     version: Mapped[str] = mapped_column(Text)
     title: Mapped[str] = mapped_column(Text)
     deprecated: Mapped[bool] = mapped_column(server_default=text("false"))
-    ir: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    # json, not jsonb: jsonb reorders object keys, and an example input's keys are rendered in
+    # the order the author wrote them (the publish path must transpile what `transpile` does).
+    ir: Mapped[dict[str, Any]] = mapped_column(JSON)
     ir_hash: Mapped[str] = mapped_column(Text)
     source_path: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = _now()

@@ -44,7 +44,7 @@ class LoadedSkill:
     path: Path
     ir: SkillIR
     raw: dict[str, Any]
-    ir_hash: str  # "sha256:<hex>" of the canonical JSON of `raw`
+    ir_hash: str  # "sha256:<hex>" of `raw` as compact JSON, key order kept (`canonical_hash`)
 
 
 @dataclass
@@ -66,7 +66,9 @@ class IRError(Exception):
 
 
 def canonical_hash(raw: Any) -> str:
-    text = json.dumps(raw, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """The IR's identity: its JSON without whitespace, keys in the author's order (the order is
+    part of the output: an example input's keys are rendered in it)."""
+    text = json.dumps(raw, separators=(",", ":"), ensure_ascii=False)
     return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
