@@ -42,7 +42,9 @@ def test_demo_on_the_embedded_default(tmp_path: Path) -> None:
 def _follow_the_next_step_hint(out: str, env: dict[str, str], cwd: Path) -> None:
     """issue 13 item 12: the demo's "where to look next" commands work after the demo."""
     emulator_cmd = re.search(r"^\s+claresia-sync (emulator --port \d+)$", out, re.M)
-    dry_run = re.search(r"^\s+env (.+) claresia-sync (republish --all --force --dry-run)$", out, re.M)
+    dry_run = re.search(
+        r"^\s+env (.+) claresia-sync (republish --all --force --dry-run)$", out, re.M
+    )
     assert emulator_cmd and dry_run, out
     emulator = subprocess.Popen(
         [sys.executable, "-m", "claresia_sync", *emulator_cmd.group(1).split()],
