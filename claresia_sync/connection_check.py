@@ -23,8 +23,6 @@ from claresia_sync.api.errors import (
 )
 from claresia_sync.secrets import AdminKey
 
-UNVERIFIED_SCOPES = ("skills:write",)
-
 
 @dataclass(frozen=True)
 class ConnectionReport:

@@ -29,13 +29,13 @@ def test_acl_is_tenant_workspaces_and_granted_groups(
     dainese = {d.name: d for d in orgs[1].skills}
     assert len(dainese) == 13
     postmortem = dainese["claresia-dainese-eng-incident-postmortem"]
-    assert postmortem.acl == Acl(
+    assert postmortem.access == Acl(
         ("wrkspc_dainese_eng",), ("rbac_group_dainese_engineers", "rbac_group_dainese_ops")
     )
-    assert dainese["claresia-dainese-eng-sql-query-helper"].acl.rbac_group_ids == (
+    assert dainese["claresia-dainese-eng-sql-query-helper"].access.rbac_group_ids == (
         "rbac_group_dainese_engineers",
     )
-    assert dainese["claresia-dainese-meeting-summary"].acl == Acl(
+    assert dainese["claresia-dainese-meeting-summary"].access == Acl(
         ("wrkspc_dainese_sales",), ("rbac_group_dainese_sales",)
     )
     assert postmortem.skill is not None and postmortem.error is None

@@ -61,6 +61,7 @@ from claresia_sync.api.models import (
 )
 from claresia_sync.config import load_settings
 from claresia_sync.secrets import AdminKey
+from claresia_sync.transpile import ClaudeSkill
 
 log = logging.getLogger(__name__)
 
@@ -305,6 +306,15 @@ def make_http_pool(
         timeout=timeout,
         follow_redirects=False,
     )
+
+
+def _version_body(skill: ClaudeSkill) -> dict[str, Any]:
+    return {
+        "display_title": skill.display_title,
+        "description": skill.description,
+        "files": [{"path": f.path, "content": f.content} for f in skill.files],
+        "metadata": dict(skill.metadata),
+    }
 
 
 async def collect(items: AsyncIterator[T]) -> list[T]:
@@ -593,22 +603,25 @@ class OrgClient:
 
     # -- skills ------------------------------------------------------------------------------
 
-    async def create_skill(self, org_id: str, payload: Mapping[str, Any]) -> Skill:
-        """POST a skill (Claude skill JSON); a taken name raises ConflictError(existing_id)."""
+    async def create_skill(self, org_id: str, skill: ClaudeSkill | Mapping[str, Any]) -> Skill:
+        """POST a skill (the transpiled skill; a raw body only to test the server's checks); a
+        taken name raises ConflictError(existing_id)."""
+        body = skill.payload() if isinstance(skill, ClaudeSkill) else dict(skill)
         return await self._request(
-            "POST", R_SKILLS, {"org_id": org_id}, json=dict(payload), parse=_parser(Skill)
+            "POST", R_SKILLS, {"org_id": org_id}, json=body, parse=_parser(Skill)
         )
 
     async def create_skill_version(
-        self, org_id: str, skill_id: str, payload: Mapping[str, Any]
+        self, org_id: str, skill_id: str, skill: ClaudeSkill | Mapping[str, Any]
     ) -> Skill:
-        """A new version: `files`, `metadata`, `display_title`, `description` of the payload."""
-        keys = ("files", "metadata", "display_title", "description")
+        """A new version of the skill's files, metadata, display title and description (the
+        name is fixed at creation)."""
+        body = _version_body(skill) if isinstance(skill, ClaudeSkill) else dict(skill)
         return await self._request(
             "POST",
             R_SKILL_VERSIONS,
             {"org_id": org_id, "skill_id": skill_id},
-            json={k: payload[k] for k in keys if k in payload},
+            json=body,
             parse=_parser(Skill),
         )
 

@@ -1,12 +1,13 @@
 """The publisher: reconcile every tenant's granted skills into its Anthropic organisation.
 
 `desired` computes what should be live, `planner` compares it with what is, `applier` runs the
-plan item by item, `reconcile` ties them together for one run, and `jobs` is the durable queue
-(`publish_job`) that the CLI and the daemon use.
+plan item by item against a publish target (`targets`: the seam, and `org-skills` behind it),
+`reconcile` ties them together for one run, and `jobs` is the durable queue (`publish_job`)
+that the CLI and the daemon use.
 """
 
 from claresia_sync.publish.applier import DEFAULT_CONCURRENCY, Applier, ItemResult
-from claresia_sync.publish.desired import Acl, DesiredSkill, OrgDesired, desired_state
+from claresia_sync.publish.desired import DesiredSkill, OrgDesired, desired_state
 from claresia_sync.publish.jobs import (
     ClaimedJob,
     JobOutcome,
@@ -17,6 +18,7 @@ from claresia_sync.publish.jobs import (
 )
 from claresia_sync.publish.planner import Op, OrgPlan, Plan, PlanItem, plan_org
 from claresia_sync.publish.reconcile import RunResult, reconcile
+from claresia_sync.publish.targets import Acl
 
 __all__ = [
     "DEFAULT_CONCURRENCY",

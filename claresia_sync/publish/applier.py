@@ -1,11 +1,14 @@
-"""The applier: run the items of a plan against the API, each on its own.
+"""The applier: run the items of a plan against a publish target, each on its own.
 
 - Bounded concurrency: one semaphore around every API call, shared by all organisations.
 - Isolation: an item's failure is caught and becomes its result; the others go on.
-- Idempotence: a create answered 409 adopts the existing skill (found by `existing_id`, else by
-  name) and brings it to the desired content and ACL, so a crash between create and record, or
-  a retried POST, never makes a twin. A 404 on delete counts as done; a 404 on a new version or
-  ACL (deleted behind our back) falls back to creating the skill.
+- Idempotence: a create whose name is taken adopts the existing skill if the target proves it
+  ours (org-skills: the 409's `existing_id`, else by name) and brings it to the desired content
+  and access, so a crash between create and record, or a retried POST, never makes a twin. A
+  skill gone on delete counts as done; gone on a new version or access change (deleted behind
+  our back) falls back to creating the skill.
+- What a created or adopted skill still needs is `planner.changes_needed`, the planner's own
+  decision.
 """
 
 from __future__ import annotations
@@ -15,15 +18,19 @@ import contextlib
 import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
-from claresia_sync.api.client import OrgClient
-from claresia_sync.api.errors import APIError, ConflictError, NotFoundError
-from claresia_sync.api.models import Skill
-from claresia_sync.publish.desired import Acl, DesiredSkill
-from claresia_sync.publish.planner import Op, PlanItem, same_content
+from claresia_sync.publish.desired import DesiredSkill
+from claresia_sync.publish.planner import Changes, Op, PlanItem, changes_needed
 from claresia_sync.publish.records import PublicationState
+from claresia_sync.publish.targets import (
+    LiveSkill,
+    NameTaken,
+    PublishTarget,
+    SkillGone,
+    TargetError,
+)
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -47,14 +54,11 @@ OUTCOMES = ("created", "updated", "acl", "deleted", "unchanged", "failed")
 class ItemResult:
     item: PlanItem
     outcome: str
-    remote_id: str | None
-    remote_version: str | None
-    content_hash: str | None
-    acl: Acl | None
+    live: LiveSkill | None
+    """What is live after the item (or, if it failed, as far as is known)."""
     error: str | None = None
     live_at: dt.datetime | None = None
-    """When the skill was live with its ACL (or gone, for a delete), if this run wrote."""
-    adopted: bool = False
+    """When the skill was live with its access (or gone, for a delete), if this run wrote."""
 
     def __repr__(self) -> str:
         return f"ItemResult({self.outcome} {self.item.name}: {self.error or ''})"
@@ -75,22 +79,23 @@ class ItemResult:
             status = "failed"
         else:
             status = "published"
+        live = None if deleted else self.live
         return PublicationState(
             tenant_id=item.tenant_id,
             skill_id=item.skill_id,
             published_name=item.name,
             status=status,
-            remote_skill_id=None if deleted else self.remote_id,
-            remote_version=None if deleted else self.remote_version,
-            content_hash=None if deleted else self.content_hash,
-            acl=Acl() if deleted else (self.acl or Acl()),
+            remote_skill_id=live.remote_id if live else None,
+            remote_version=live.version if live else None,
+            content_hash=live.content_hash if live else None,
+            access=live.access if live else None,
             last_error=self.error,
             published_at=self.live_at if status == "published" else None,
         )
 
 
 class _Failed(Exception):
-    """An item failed for a reason that is not an API error (the message says why)."""
+    """An item failed for a reason that is not a target error (the message says why)."""
 
 
 def _now() -> dt.datetime:
@@ -98,7 +103,7 @@ def _now() -> dt.datetime:
 
 
 class Applier:
-    """Runs plan items with at most `concurrency` API calls in flight."""
+    """Runs plan items with at most `concurrency` target calls in flight."""
 
     def __init__(self, concurrency: int = DEFAULT_CONCURRENCY) -> None:
         if concurrency < 1:
@@ -110,32 +115,23 @@ class Applier:
         async with self._sem:
             return await fn()
 
-    async def apply(self, client: OrgClient, item: PlanItem) -> ItemResult:
+    async def apply(self, target: PublishTarget, item: PlanItem) -> ItemResult:
         """Run one item; never raises for an API or content problem (the result says it)."""
-        result = ItemResult(
-            item,
-            Outcome.UNCHANGED,
-            item.remote_id,
-            item.live_version,
-            item.live_hash,
-            item.live_acl,
-        )
+        result = ItemResult(item, Outcome.UNCHANGED, item.live)
         try:
             if item.op == Op.FAILED:
                 result.outcome, result.error = Outcome.FAILED, item.reason
             elif item.op == Op.DELETE:
-                await self._delete(client, item)
+                await self._delete(target, item)
                 result.outcome, result.live_at = Outcome.DELETED, _now()
             elif item.op == Op.UNCHANGED:
-                if item.desired is not None:
-                    result.content_hash = item.desired.content_hash
-                    result.acl = item.desired.acl
+                result.live = _as_desired(item.live, item.desired)
             else:
-                await self._publish(client, item, result)
+                await self._publish(target, item, result)
                 result.live_at = _now()
-        except (APIError, _Failed) as exc:
+        except (TargetError, _Failed) as exc:
             result.outcome = Outcome.FAILED
-            hint = f" — {exc.hint}" if isinstance(exc, APIError) else ""
+            hint = f" — {exc.hint}" if isinstance(exc, TargetError) and exc.hint else ""
             result.error = f"{item.name}: {exc}{hint}"
         except Exception as exc:  # a bug must cost one skill, not the run
             log.exception("publishing %s in %s failed unexpectedly", item.name, item.org_id)
@@ -143,96 +139,69 @@ class Applier:
             result.error = f"{item.name}: unexpected {type(exc).__name__}: {exc}"
         return result
 
-    async def _delete(self, client: OrgClient, item: PlanItem) -> None:
-        if item.remote_id is None:
+    async def _delete(self, target: PublishTarget, item: PlanItem) -> None:
+        remote_id = item.remote_id
+        if remote_id is None:
             return
-        with contextlib.suppress(NotFoundError):  # already gone: the goal is reached
-            await self.call(lambda: client.delete_skill(item.org_id, item.remote_id or ""))
+        with contextlib.suppress(SkillGone):  # already gone: the goal is reached
+            await self.call(lambda: target.delete(remote_id))
 
-    async def _publish(self, client: OrgClient, item: PlanItem, result: ItemResult) -> None:
+    async def _publish(self, target: PublishTarget, item: PlanItem, result: ItemResult) -> None:
         desired = item.desired
         if desired is None or desired.skill is None:
             raise _Failed(f"no transpiled skill for {item.name}")
-        new_version, set_acl = item.new_version, item.set_acl
-        if item.op == Op.CREATE or result.remote_id is None:
-            remote = await self._create_or_adopt(client, item.org_id, desired, result)
-            new_version = not same_content(remote, desired)
-            set_acl = _acl_of(remote) != desired.acl
-            result.outcome = Outcome.CREATED
-        elif new_version:
-            result.outcome = Outcome.UPDATED
+        if item.op == Op.CREATE or item.live is None:
+            changes = await self._create_or_adopt(target, desired, result)
         else:
-            result.outcome = Outcome.ACL
+            changes = item.changes
+            result.outcome = Outcome.UPDATED if changes.new_version else Outcome.ACL
         for _attempt in range(2):
             try:
-                if new_version:
-                    await self._new_version(client, item.org_id, desired, result)
-                    new_version = False
-                if set_acl:
-                    remote = await self.call(
-                        lambda: client.set_skill_access(
-                            item.org_id,
-                            result.remote_id or "",
-                            desired.acl.workspace_ids,
-                            desired.acl.rbac_group_ids,
-                        )
-                    )
-                    result.acl = _acl_of(remote)
-                    set_acl = False
+                await self._bring(target, desired, result, changes)
                 return
-            except NotFoundError:
+            except SkillGone:
                 # Deleted behind our back between plan and now: create it again, once.
-                remote = await self._create_or_adopt(client, item.org_id, desired, result)
-                result.outcome = Outcome.CREATED
-                new_version = not same_content(remote, desired)
-                set_acl = _acl_of(remote) != desired.acl
+                changes = await self._create_or_adopt(target, desired, result)
         raise _Failed(f"{item.name} vanished twice while being published")
 
-    async def _new_version(
-        self, client: OrgClient, org_id: str, desired: DesiredSkill, result: ItemResult
+    async def _bring(
+        self, target: PublishTarget, desired: DesiredSkill, result: ItemResult, changes: Changes
     ) -> None:
-        assert desired.skill is not None
-        payload = desired.skill.payload()
-        remote = await self.call(
-            lambda: client.create_skill_version(org_id, result.remote_id or "", payload)
-        )
-        result.remote_version = remote.latest_version
-        result.content_hash = desired.content_hash
+        """Upload a new version and/or set the access, as `changes` says."""
+        skill = desired.skill
+        assert skill is not None and result.live is not None
+        remote_id = result.live.remote_id
+        if changes.new_version:
+            after = await self.call(lambda: target.new_version(remote_id, skill))
+            result.live = replace(
+                result.live, version=after.version, content_hash=desired.content_hash
+            )
+        if changes.set_access:
+            after = await self.call(lambda: target.set_access(remote_id, desired.access))
+            result.live = replace(result.live, access=after.access)
 
     async def _create_or_adopt(
-        self, client: OrgClient, org_id: str, desired: DesiredSkill, result: ItemResult
-    ) -> Skill:
-        """The skill of that name: created, or (409) the existing one."""
-        assert desired.skill is not None
-        payload = desired.skill.payload()
+        self, target: PublishTarget, desired: DesiredSkill, result: ItemResult
+    ) -> Changes:
+        """Create the skill (or, if its name is taken, adopt ours); what it still needs."""
+        skill = desired.skill
+        assert skill is not None
         try:
-            remote = await self.call(lambda: client.create_skill(org_id, payload))
-        except ConflictError as exc:
-            remote = await self._adopt(client, org_id, desired.name, exc.existing_id)
-            result.adopted = True
-        result.remote_id = remote.id
-        result.remote_version = remote.latest_version
-        result.content_hash = remote.metadata.get("claresia.content_hash", remote.content_hash)
-        result.acl = _acl_of(remote)
-        return remote
-
-    async def _adopt(
-        self, client: OrgClient, org_id: str, name: str, existing_id: str | None
-    ) -> Skill:
-        if existing_id is not None:
-            return await self.call(lambda: client.get_skill(org_id, existing_id))
-
-        async def by_name() -> Skill | None:
-            async for s in client.list_skills(org_id, name_prefix=name):
-                if s.name == name:
-                    return s
-            return None
-
-        found = await self.call(by_name)
-        if found is None:
-            raise _Failed(f"409 for {name} but no skill of that name is listed; retry later")
-        return found
+            live = await self.call(lambda: target.create(skill))
+        except NameTaken as exc:
+            holder = exc.holder_id
+            adopted = await self.call(lambda: target.adopt(desired.name, holder))
+            if adopted is None:
+                raise _Failed(
+                    f"409 for {desired.name} but no skill of that name is listed; retry later"
+                ) from None
+            live = adopted
+        result.live, result.outcome = live, Outcome.CREATED
+        return changes_needed(live, desired)
 
 
-def _acl_of(remote: Skill) -> Acl:
-    return Acl.of(remote.access.workspace_ids, remote.access.rbac_group_ids)
+def _as_desired(live: LiveSkill | None, desired: DesiredSkill | None) -> LiveSkill | None:
+    """An unchanged skill is live as desired (its row takes the desired hash and access)."""
+    if live is None or desired is None:
+        return live
+    return replace(live, content_hash=desired.content_hash, access=desired.access)

@@ -1,17 +1,18 @@
 """Desired state: what should be live in each organisation, computed from the database.
 
 For every tenant and sub-tenant: each catalog skill granted to at least one of its archetypes
-(deprecated skills excluded), transpiled for that tenant's slug, with ACL = the workspaces mapped
-to the tenant + the rbac groups of the archetypes granted the skill. A tenant and its
-sub-tenants share the root's organisation, so the state is grouped per organisation.
+(deprecated skills excluded), transpiled for that tenant's slug, with the access its target
+kind makes of the grant (org-skills: an ACL of the workspaces mapped to the tenant + the rbac
+groups of the archetypes granted the skill). A tenant and its sub-tenants share the root's
+organisation, so the state is grouped per organisation.
 """
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -27,24 +28,9 @@ from claresia_sync.db.models import (
 from claresia_sync.errors import UserError
 from claresia_sync.ir import SkillIR, parse_ir
 from claresia_sync.naming import NamingError, published_name
+from claresia_sync.publish.targets import ORG_SKILLS, Access, Grant, TargetKind
 from claresia_sync.tenancy.lookup import org_connections, require_tenant
 from claresia_sync.transpile import ClaudeSkill, transpile
-
-
-@dataclass(frozen=True, order=True)
-class Acl:
-    workspace_ids: tuple[str, ...] = ()
-    rbac_group_ids: tuple[str, ...] = ()
-
-    @classmethod
-    def of(cls, workspace_ids: Collection[str], rbac_group_ids: Collection[str]) -> Acl:
-        return cls(tuple(sorted(set(workspace_ids))), tuple(sorted(set(rbac_group_ids))))
-
-    def to_json(self) -> dict[str, list[str]]:
-        return {
-            "workspace_ids": list(self.workspace_ids),
-            "rbac_group_ids": list(self.rbac_group_ids),
-        }
 
 
 @dataclass(frozen=True)
@@ -55,7 +41,8 @@ class DesiredSkill:
     tenant_slug: str
     skill_id: str
     name: str
-    acl: Acl
+    access: Access
+    """Who may use it, in the target's own terms (`TargetKind.desired_access`)."""
     skill: ClaudeSkill | None = None
     error: str | None = None
 
@@ -67,12 +54,18 @@ class DesiredSkill:
     def content_hash(self) -> str | None:
         return self.skill.content_hash if self.skill else None
 
+    @property
+    def key(self) -> tuple[int, str]:
+        return (self.tenant_id, self.skill_id)
+
 
 @dataclass
 class OrgDesired:
     """Desired state of one organisation (a root tenant and its sub-tenants)."""
 
     connection: TenantConnection
+    kind: TargetKind = ORG_SKILLS
+    """The API the skills go through (one kind per organisation until issue 15)."""
     tenants: dict[str, int] = field(default_factory=dict)
     """Every tenant of this organisation (slug -> id), in scope or not: remote skills of these
     tenants are ours to manage."""
@@ -119,6 +112,10 @@ def _parse_catalog_ir(row: CatalogSkill) -> SkillIR | str:
     return result.ir
 
 
+Catalog = dict[str, tuple[str, SkillIR] | str]
+"""Granted catalog skills that are not deprecated: skill id -> (IR hash, IR), or why unusable."""
+
+
 def desired_state(session: Session, tenant_slug: str | None = None) -> list[OrgDesired]:
     """Desired state of every organisation, or only of `tenant_slug` (and its sub-tenants).
 
@@ -127,71 +124,18 @@ def desired_state(session: Session, tenant_slug: str | None = None) -> list[OrgD
     `DesiredSkill.error`, so the rest proceeds.
     """
     tenants = {t.id: t for t in session.scalars(select(Tenant))}
-    if tenant_slug is not None:
-        wanted = require_tenant(session, tenant_slug)
-        scope_ids = {wanted.id} | {t.id for t in tenants.values() if t.parent_id == wanted.id}
-    else:
-        scope_ids = set(tenants)
-
-    orgs = {root_id: OrgDesired(conn) for root_id, conn in org_connections(session).items()}
-    for t in tenants.values():
-        org = orgs.get(t.parent_id or t.id)
-        if org is None:
-            continue  # a root tenant without a connection: nothing can be published for it
-        org.tenants[t.slug] = t.id
-        if t.id in scope_ids:
-            org.scope.add(t.slug)
-
-    workspaces: dict[int, list[str]] = defaultdict(list)
-    for tenant_id, ws in session.execute(
-        select(WorkspaceMapping.tenant_id, WorkspaceMapping.workspace_id)
-    ):
-        workspaces[tenant_id].append(ws)
-    groups: dict[tuple[int, str], set[str]] = defaultdict(set)
-    for tenant_id, skill_id, group in session.execute(
-        select(Archetype.tenant_id, SkillGrant.skill_id, Archetype.rbac_group_id).join(
-            SkillGrant, SkillGrant.archetype_id == Archetype.id
+    scope_ids = _scope(session, tenants, tenant_slug)
+    orgs = _organisations(session, tenants, scope_ids)
+    grants = _grants(session, scope_ids)
+    catalog, deprecated = _catalog(session, {skill_id for _, skill_id in grants})
+    entries = [
+        (org, tenants[tenant_id], skill_id, grant)
+        for (tenant_id, skill_id), grant in sorted(
+            grants.items(), key=lambda kv: (tenants[kv[0][0]].slug, kv[0][1])
         )
-    ):
-        if tenant_id in scope_ids:
-            groups[(tenant_id, skill_id)].add(group)
-
-    needed = {skill_id for _, skill_id in groups}
-    catalog: dict[str, tuple[str, SkillIR] | str] = {}  # skill id -> (IR hash, IR) or error
-    deprecated: set[str] = set()
-    if needed:
-        for row in session.scalars(select(CatalogSkill).where(CatalogSkill.skill_id.in_(needed))):
-            if row.deprecated:
-                deprecated.add(row.skill_id)
-                continue
-            parsed = _parse_catalog_ir(row)
-            if isinstance(parsed, str):
-                catalog[row.skill_id] = parsed
-            elif parsed.deprecated:
-                deprecated.add(row.skill_id)
-            else:
-                catalog[row.skill_id] = (row.ir_hash, parsed)
-
-    entries: list[tuple[OrgDesired, Tenant, str, Acl]] = []
-    for (tenant_id, skill_id), rbac in sorted(
-        groups.items(), key=lambda kv: (tenants[kv[0][0]].slug, kv[0][1])
-    ):
-        tenant = tenants[tenant_id]
-        org = orgs.get(tenant.parent_id or tenant.id)
-        if skill_id in deprecated or org is None:
-            continue
-        entries.append((org, tenant, skill_id, Acl.of(workspaces[tenant_id], rbac)))
-    transpiled = transpile_many(
-        [
-            (ir_and_hash, t.slug)
-            for _, t, skill_id, _ in entries
-            if not isinstance(ir_and_hash := catalog[skill_id], str)
-        ]
-    )
-    for org, tenant, skill_id, acl in entries:
-        source = catalog[skill_id]
-        ir_or_error = source if isinstance(source, str) else transpiled[(source[0], tenant.slug)]
-        org.skills.append(_desired_skill(tenant, skill_id, acl, ir_or_error))
+        if skill_id not in deprecated and (org := _org_of(orgs, tenants[tenant_id])) is not None
+    ]
+    _add_skills(entries, catalog)
     every_slug = {t.slug for t in tenants.values()}
     for org in orgs.values():
         _fail_name_collisions(org)
@@ -206,17 +150,98 @@ def desired_state(session: Session, tenant_slug: str | None = None) -> list[OrgD
     return in_scope
 
 
+def _scope(session: Session, tenants: dict[int, Tenant], tenant_slug: str | None) -> set[int]:
+    """The ids of the tenants this run reconciles: all, or one and its sub-tenants."""
+    if tenant_slug is None:
+        return set(tenants)
+    wanted = require_tenant(session, tenant_slug)
+    return {wanted.id} | {t.id for t in tenants.values() if t.parent_id == wanted.id}
+
+
+def _org_of(orgs: dict[int, OrgDesired], tenant: Tenant) -> OrgDesired | None:
+    return orgs.get(tenant.parent_id or tenant.id)
+
+
+def _organisations(
+    session: Session, tenants: dict[int, Tenant], scope_ids: set[int]
+) -> dict[int, OrgDesired]:
+    """One entry per root tenant with a connection (by root id), with its tenants and scope;
+    a root tenant without a connection has nothing that can be published."""
+    orgs = {root_id: OrgDesired(conn) for root_id, conn in org_connections(session).items()}
+    for t in tenants.values():
+        org = _org_of(orgs, t)
+        if org is None:
+            continue
+        org.tenants[t.slug] = t.id
+        if t.id in scope_ids:
+            org.scope.add(t.slug)
+    return orgs
+
+
+def _grants(session: Session, scope_ids: set[int]) -> dict[tuple[int, str], Grant]:
+    """(tenant id, skill id) -> the tenant's workspaces and the groups granted the skill."""
+    workspaces: dict[int, set[str]] = defaultdict(set)
+    for tenant_id, ws in session.execute(
+        select(WorkspaceMapping.tenant_id, WorkspaceMapping.workspace_id)
+    ):
+        workspaces[tenant_id].add(ws)
+    groups: dict[tuple[int, str], set[str]] = defaultdict(set)
+    for tenant_id, skill_id, group in session.execute(
+        select(Archetype.tenant_id, SkillGrant.skill_id, Archetype.rbac_group_id).join(
+            SkillGrant, SkillGrant.archetype_id == Archetype.id
+        )
+    ):
+        if tenant_id in scope_ids:
+            groups[(tenant_id, skill_id)].add(group)
+    return {
+        (tenant_id, skill_id): Grant(tuple(sorted(workspaces[tenant_id])), tuple(sorted(rbac)))
+        for (tenant_id, skill_id), rbac in groups.items()
+    }
+
+
+def _catalog(session: Session, needed: set[str]) -> tuple[Catalog, set[str]]:
+    """The usable IR of each needed skill, and the needed skills that are deprecated."""
+    catalog: Catalog = {}
+    deprecated: set[str] = set()
+    if not needed:
+        return catalog, deprecated
+    for row in session.scalars(select(CatalogSkill).where(CatalogSkill.skill_id.in_(needed))):
+        parsed = None if row.deprecated else _parse_catalog_ir(row)
+        if parsed is None or (not isinstance(parsed, str) and parsed.deprecated):
+            deprecated.add(row.skill_id)
+        else:
+            catalog[row.skill_id] = parsed if isinstance(parsed, str) else (row.ir_hash, parsed)
+    return catalog, deprecated
+
+
+def _add_skills(entries: list[tuple[OrgDesired, Tenant, str, Grant]], catalog: Catalog) -> None:
+    """Transpile each (tenant, skill) and add it to its organisation, with its access."""
+    transpiled = transpile_many(
+        [
+            (ir_and_hash, t.slug)
+            for _, t, skill_id, _ in entries
+            if not isinstance(ir_and_hash := catalog[skill_id], str)
+        ]
+    )
+    for org, tenant, skill_id, grant in entries:
+        source = catalog[skill_id]
+        ir_or_error = source if isinstance(source, str) else transpiled[(source[0], tenant.slug)]
+        access = org.kind.desired_access(grant)
+        org.skills.append(_desired_skill(tenant, skill_id, access, ir_or_error))
+
+
 def _desired_skill(
-    tenant: Tenant, skill_id: str, acl: Acl, skill: ClaudeSkill | str
+    tenant: Tenant, skill_id: str, access: Access, skill: ClaudeSkill | str
 ) -> DesiredSkill:
+    """A transpiled skill carries its published name (computed once, by the transpiler); a
+    skill that could not be transpiled is named here, for its error."""
+    if isinstance(skill, ClaudeSkill):
+        return DesiredSkill(tenant.id, tenant.slug, skill_id, skill.name, access, skill=skill)
     try:
-        name = published_name(tenant.slug, skill_id)
+        name, error = published_name(tenant.slug, skill_id), skill
     except NamingError as exc:
-        name = f"claresia-{tenant.slug}-{skill_id}"
-        return DesiredSkill(tenant.id, tenant.slug, skill_id, name, acl, error=str(exc))
-    if isinstance(skill, str):
-        return DesiredSkill(tenant.id, tenant.slug, skill_id, name, acl, error=skill)
-    return DesiredSkill(tenant.id, tenant.slug, skill_id, name, acl, skill=skill)
+        name, error = f"claresia-{tenant.slug}-{skill_id}", str(exc)
+    return DesiredSkill(tenant.id, tenant.slug, skill_id, name, access, error=error)
 
 
 # Transpiling is the costly part of a run that changes nothing (0.3 ms a skill: 3 s for
@@ -270,5 +295,5 @@ def _fail_name_collisions(org: OrgDesired) -> None:
             f"published name {s.name!r} in organisation {org.org_id} is produced by {pairs}: "
             "rename the skill or the sub-tenant so the names differ"
         )
-        out.append(DesiredSkill(s.tenant_id, s.tenant_slug, s.skill_id, s.name, s.acl, error=error))
+        out.append(replace(s, skill=None, error=error))
     org.skills = out

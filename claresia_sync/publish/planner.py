@@ -1,55 +1,85 @@
 """The planner: desired state vs what is live -> one plan item per skill.
 
 What is live comes from the `publication` table; with `check_remote` (`--force`, drift checks)
-from the organisation's own list of `claresia-` skills, which also finds skills deleted or
-altered behind the daemon's back and skills of removed tenants. Skills outside the `claresia-`
-namespace are never listed, so never touched. Before anything, the organisation's
-zero-retention setting is read: without it the whole organisation is refused (seeds/002).
+from the target's own list of our skills (`PublishTarget.list_ours`), which also finds skills
+deleted or altered behind the daemon's back and skills of removed tenants. Skills that are not
+ours are never listed, so never touched. A skill whose access would be written is first
+checked against what the target's credential may grant (pre-flight): one it cannot is planned
+as failed, with the reason, before any write.
+
+Pure: no database session beyond `load_live`, no API (the caller passes what the target said),
+so every case is unit-tested (tests/unit/test_planner.py). One function per case:
+`_against_remote`, `_against_record`, `_plan_gone`, `_plan_strays`; `changes_needed` is the
+one decision of "new version and/or access change".
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from claresia_sync.api.client import OrgClient
-from claresia_sync.api.errors import ZERO_RETENTION_HINT, APIError
-from claresia_sync.api.models import Skill
 from claresia_sync.db.models import Publication
-from claresia_sync.naming import PREFIX
-from claresia_sync.publish.desired import Acl, DesiredSkill, OrgDesired
+from claresia_sync.publish.desired import DesiredSkill, OrgDesired
+from claresia_sync.publish.targets import AccessCheck, LiveSkill
 
 
 class Op(StrEnum):
     CREATE = "create"
-    UPDATE = "update"  # a new version (and the ACL if it differs too)
-    ACL = "acl"
+    UPDATE = "update"  # a new version (and the access if it differs too)
+    ACL = "acl"  # an access change only
     DELETE = "delete"
     UNCHANGED = "unchanged"
-    FAILED = "failed"  # cannot be planned (bad IR, name clash, refused organisation)
+    FAILED = "failed"  # cannot be planned (bad IR, name clash, refused access, organisation)
 
 
 WRITE_OPS = frozenset({Op.CREATE, Op.UPDATE, Op.ACL, Op.DELETE})
 
 
 @dataclass(frozen=True)
-class LivePublication:
-    """A `publication` row, detached from the session."""
+class Changes:
+    """What a live skill needs to become the desired one."""
 
-    id: int
+    new_version: bool = False
+    set_access: bool = False
+
+
+def changes_needed(
+    live: LiveSkill, desired: DesiredSkill, *, access_settled: bool = True
+) -> Changes:
+    """The one decision "new version and/or access change" (planner and applier both ask it).
+
+    Content: the hash the target proves (or the recorded one) against the transpiled skill's.
+    Access: the live access against the desired one, in the target's terms; with
+    `access_settled=False` (an earlier run failed: what is live is not known) it is set again.
+    """
+    return Changes(
+        new_version=live.content_hash != desired.content_hash,
+        set_access=not access_settled or live.access != desired.access,
+    )
+
+
+@dataclass(frozen=True)
+class LivePublication:
+    """A `publication` row, detached from the session; `live` is None when it has no remote."""
+
     tenant_id: int
     tenant_slug: str
     skill_id: str
     name: str
-    remote_id: str | None
-    remote_version: str | None
-    content_hash: str | None
-    acl: Acl
     status: str
+    live: LiveSkill | None
+
+    @property
+    def key(self) -> tuple[int, str]:
+        return (self.tenant_id, self.skill_id)
+
+    @property
+    def remote_id(self) -> str | None:
+        return self.live.remote_id if self.live else None
 
 
 @dataclass
@@ -61,18 +91,17 @@ class PlanItem:
     reason: str = ""
     tenant_id: int | None = None
     skill_id: str | None = None
-    remote_id: str | None = None
     desired: DesiredSkill | None = None
-    new_version: bool = False
-    set_acl: bool = False
-    publication_id: int | None = None
-    # What is live now, as far as the plan knows (recorded as is if the item fails).
-    live_version: str | None = None
-    live_hash: str | None = None
-    live_acl: Acl | None = None
+    changes: Changes = field(default_factory=Changes)
+    live: LiveSkill | None = None
+    """What is live now, as far as the plan knows (recorded as is if the item fails)."""
 
     def __repr__(self) -> str:
         return f"PlanItem({self.op.value} {self.name} in {self.org_id}: {self.reason})"
+
+    @property
+    def remote_id(self) -> str | None:
+        return self.live.remote_id if self.live else None
 
     @property
     def key(self) -> tuple[int, str] | None:
@@ -117,181 +146,173 @@ class Plan:
 
 def load_live(session: Session, orgs: Sequence[OrgDesired]) -> dict[str, list[LivePublication]]:
     """The publication rows of the tenants in scope, by organisation (one query)."""
-    org_of = {org.tenants[s]: org.org_id for org in orgs for s in org.scope}
-    ids = {org.tenants[s]: s for org in orgs for s in org.scope}
+    org_of = {org.tenants[s]: (org, s) for org in orgs for s in org.scope}
     out: dict[str, list[LivePublication]] = {org.org_id: [] for org in orgs}
-    rows = session.scalars(select(Publication).where(Publication.tenant_id.in_(ids)))
-    for live in _detached(rows, ids):
-        out[org_of[live.tenant_id]].append(live)
+    rows = session.scalars(select(Publication).where(Publication.tenant_id.in_(org_of)))
+    for p in rows:
+        org, slug = org_of[p.tenant_id]
+        out[org.org_id].append(_detached(p, slug, org))
     return out
 
 
-def _detached(rows: Iterable[Publication], ids: dict[int, str]) -> list[LivePublication]:
-    return [
-        LivePublication(
-            id=p.id,
-            tenant_id=p.tenant_id,
-            tenant_slug=ids[p.tenant_id],
-            skill_id=p.skill_id,
-            name=p.published_name,
+def _detached(p: Publication, tenant_slug: str, org: OrgDesired) -> LivePublication:
+    live = None
+    if p.remote_skill_id is not None:
+        live = LiveSkill(
             remote_id=p.remote_skill_id,
-            remote_version=p.remote_version,
+            version=p.remote_version,
             content_hash=p.content_hash,
-            acl=Acl.of(p.acl.get("workspace_ids", []), p.acl.get("rbac_group_ids", [])),
-            status=p.status,
+            access=org.kind.access_from_json(p.acl),
+            name=p.published_name,
         )
-        for p in rows
-    ]
+    return LivePublication(p.tenant_id, tenant_slug, p.skill_id, p.published_name, p.status, live)
 
 
-def zero_retention_refusal(org_id: str, name: str) -> str:
-    return f"organisation {org_id} ({name}): zero-retention not enabled — {ZERO_RETENTION_HINT}"
-
-
-async def check_organization(client: OrgClient, org: OrgDesired) -> str | None:
-    """Why the organisation must not be published to, or None (the zero-retention gate)."""
-    try:
-        info = await client.get_organization()
-    except APIError as exc:
-        return f"organisation {org.org_id}: {exc} — {exc.hint}"
-    if info.id != org.org_id:
-        return (
-            f"the admin key of tenant {org.root_slug!r} belongs to organisation {info.id}, not "
-            f"{org.org_id}: fix `connection.org_id` or the key"
-        )
-    if not info.zero_data_retention:
-        return zero_retention_refusal(org.org_id, info.name)
-    return None
-
-
-async def list_remote(client: OrgClient, org_id: str) -> list[Skill]:
-    return [s async for s in client.list_skills(org_id, name_prefix=PREFIX, page_size=1000)]
-
-
-def same_content(remote: Skill, desired: DesiredSkill) -> bool:
-    # The server's own hash of the files it holds (CONTRACT.md section 2's rule). Our metadata
-    # hash is not evidence: content edited behind our back can keep our metadata.
-    return remote.content_hash == desired.content_hash
+Remote = Mapping[str, LiveSkill]
+"""Our skills live on the target, by published name."""
 
 
 def plan_org(
     org: OrgDesired,
     live: Sequence[LivePublication],
-    remote: Iterable[Skill] | None = None,
+    remote: Iterable[LiveSkill] | None = None,
+    check: AccessCheck | None = None,
 ) -> OrgPlan:
-    """Compare; `remote` (the org's `claresia-` skills) overrides what the table says."""
+    """Compare. `remote` (the target's own list of our skills, with `--force` and drift checks)
+    overrides what the `publication` rows say; `check` is the pre-flight of desired access."""
+    pubs = {p.key: p for p in live}
+    by_name = None if remote is None else {s.name: s for s in remote}
     plan = OrgPlan(org)
-    pubs = {(p.tenant_id, p.skill_id): p for p in live}
-    desired_keys = {(d.tenant_id, d.skill_id) for d in org.skills}
-    remote_by_name = {s.name: s for s in remote} if remote is not None else None
-
-    for d in org.skills:
-        pub = pubs.get((d.tenant_id, d.skill_id))
-        item = PlanItem(
-            Op.UNCHANGED,
-            org.org_id,
-            d.tenant_slug,
-            d.name,
-            tenant_id=d.tenant_id,
-            skill_id=d.skill_id,
-            desired=d,
-            publication_id=pub.id if pub else None,
-        )
-        if pub is not None and pub.remote_id is not None:
-            item.remote_id = pub.remote_id
-            item.live_version, item.live_hash, item.live_acl = (
-                pub.remote_version,
-                pub.content_hash,
-                pub.acl,
-            )
-        plan.items.append(item)
-        if d.error is not None:
-            item.op, item.reason = Op.FAILED, d.error
-            continue
-        if remote_by_name is not None:
-            r = remote_by_name.get(d.name)
-            if r is None:
-                item.op = Op.CREATE
-                item.reason = "missing remotely" if pub and pub.remote_id else "new"
-                item.remote_id, item.live_version, item.live_hash, item.live_acl = (None,) * 4
-                continue
-            item.remote_id = r.id
-            item.live_version = r.latest_version
-            item.live_hash = r.metadata.get("claresia.content_hash", r.content_hash)
-            item.live_acl = Acl.of(r.access.workspace_ids, r.access.rbac_group_ids)
-            item.new_version = not same_content(r, d)
-            item.set_acl = item.live_acl != d.acl
-            if pub is None or pub.remote_id != r.id:
-                item.reason = "found remotely by name"
-        else:
-            if pub is None or pub.remote_id is None or pub.status == "unpublished":
-                item.op, item.reason = Op.CREATE, "new"
-                continue
-            item.new_version = pub.content_hash != d.content_hash
-            # After a failed run the recorded ACL may not be what is live: set it again.
-            item.set_acl = pub.acl != d.acl or pub.status != "published"
-        if item.new_version:
-            item.op = Op.UPDATE
-            item.reason = item.reason or "content changed"
-        elif item.set_acl:
-            item.op = Op.ACL
-            item.reason = item.reason or "access changed"
-        elif pub is None or pub.remote_id != item.remote_id or pub.status != "published":
-            item.reason = item.reason or "record repaired"  # unchanged remotely; fix the row
-
-    def why_gone(skill_id: str | None) -> str:
-        if skill_id is not None and skill_id in org.deprecated:
-            return "deprecated"
-        return "no longer granted"
-
-    handled_names = {d.name for d in org.skills}
-    for p in live:
-        if (p.tenant_id, p.skill_id) in desired_keys or p.status == "unpublished":
-            continue
-        handled_names.add(p.name)
-        remote_id = p.remote_id
-        if remote_by_name is not None:
-            r = remote_by_name.get(p.name)
-            remote_id = r.id if r else None
-        item = PlanItem(
-            Op.DELETE,
-            org.org_id,
-            p.tenant_slug,
-            p.name,
-            reason=why_gone(p.skill_id),
-            tenant_id=p.tenant_id,
-            skill_id=p.skill_id,
-            remote_id=remote_id,
-            publication_id=p.id,
-            live_version=p.remote_version,
-            live_hash=p.content_hash,
-            live_acl=p.acl,
-        )
-        if remote_id is None:
-            item.op, item.reason = Op.UNCHANGED, "already gone; record repaired"
-        plan.items.append(item)
-
-    if remote_by_name is not None:
-        for name, r in sorted(remote_by_name.items()):
-            if name in handled_names:
-                continue
-            owner = r.metadata.get("claresia.tenant")
-            if owner in org.scope:
-                reason = why_gone(r.metadata.get("claresia.skill_id"))
-            elif owner and org.whole_org and owner not in set(org.tenants) | org.other_tenants:
-                reason = "tenant removed"
-            else:
-                continue  # another tenant's, or not ours: never touched
-            plan.items.append(
-                PlanItem(
-                    Op.DELETE,
-                    org.org_id,
-                    owner,
-                    name,
-                    reason=f"{reason} (found remotely)",
-                    tenant_id=org.tenants.get(owner),
-                    skill_id=None,
-                    remote_id=r.id,
-                )
-            )
+    plan.items = [_plan_desired(org, d, pubs.get(d.key), by_name, check) for d in org.skills]
+    wanted = {d.key for d in org.skills}
+    gone = [p for p in live if p.key not in wanted and p.status != "unpublished"]
+    plan.items += [_plan_gone(org, p, by_name) for p in gone]
+    if by_name is not None:
+        handled = {d.name for d in org.skills} | {p.name for p in gone}
+        plan.items += _plan_strays(org, by_name, handled)
     return plan
+
+
+def _plan_desired(
+    org: OrgDesired,
+    d: DesiredSkill,
+    pub: LivePublication | None,
+    remote: Remote | None,
+    check: AccessCheck | None,
+) -> PlanItem:
+    item = PlanItem(
+        Op.UNCHANGED,
+        org.org_id,
+        d.tenant_slug,
+        d.name,
+        tenant_id=d.tenant_id,
+        skill_id=d.skill_id,
+        desired=d,
+        live=pub.live if pub else None,
+    )
+    if d.error is not None:
+        return _set(item, Op.FAILED, d.error)
+    if remote is not None:
+        _against_remote(item, d, pub, remote.get(d.name))
+    else:
+        _against_record(item, d, pub)
+    refused = check(d.access) if check is not None and _writes_access(item) else None
+    return _set(item, Op.FAILED, refused) if refused else item
+
+
+def _writes_access(item: PlanItem) -> bool:
+    return item.op == Op.CREATE or item.changes.set_access
+
+
+def _against_remote(
+    item: PlanItem, d: DesiredSkill, pub: LivePublication | None, r: LiveSkill | None
+) -> None:
+    """With the target's list: it is the truth, the row is only compared to note repairs."""
+    if r is None:
+        item.live = None
+        _set(item, Op.CREATE, "missing remotely" if pub and pub.live else "new")
+        return
+    item.live = r
+    found = "" if pub is not None and pub.remote_id == r.remote_id else "found remotely by name"
+    _decide(item, changes_needed(r, d), pub, found)
+
+
+def _against_record(item: PlanItem, d: DesiredSkill, pub: LivePublication | None) -> None:
+    """Without it: the `publication` row is what is live (after a failed run, the access is
+    set again, since the row may not be what is live)."""
+    if pub is None or pub.live is None or pub.status == "unpublished":
+        _set(item, Op.CREATE, "new")
+        return
+    _decide(item, changes_needed(pub.live, d, access_settled=pub.status == "published"), pub, "")
+
+
+def _decide(item: PlanItem, changes: Changes, pub: LivePublication | None, reason: str) -> None:
+    item.changes = changes
+    if changes.new_version:
+        _set(item, Op.UPDATE, reason or "content changed")
+    elif changes.set_access:
+        _set(item, Op.ACL, reason or "access changed")
+    elif pub is None or pub.remote_id != item.remote_id or pub.status != "published":
+        item.reason = reason or "record repaired"  # unchanged remotely; fix the row
+    else:
+        item.reason = reason
+
+
+def _set(item: PlanItem, op: Op, reason: str) -> PlanItem:
+    item.op, item.reason = op, reason
+    return item
+
+
+def _why_gone(org: OrgDesired, skill_id: str | None) -> str:
+    return (
+        "deprecated" if skill_id is not None and skill_id in org.deprecated else "no longer granted"
+    )
+
+
+def _plan_gone(org: OrgDesired, p: LivePublication, remote: Remote | None) -> PlanItem:
+    """A recorded skill no longer desired: delete it (if it is still there)."""
+    live = p.live if remote is None else remote.get(p.name)
+    item = PlanItem(
+        Op.DELETE,
+        org.org_id,
+        p.tenant_slug,
+        p.name,
+        reason=_why_gone(org, p.skill_id),
+        tenant_id=p.tenant_id,
+        skill_id=p.skill_id,
+        live=live,
+    )
+    if live is None:
+        _set(item, Op.UNCHANGED, "already gone; record repaired")
+    return item
+
+
+def _plan_strays(org: OrgDesired, remote: Remote, handled: set[str]) -> list[PlanItem]:
+    """Skills of ours on the target that nothing recorded wants: a revoked grant, a deprecated
+    skill or a removed tenant. Another tenant's, or not ours: never touched."""
+    items = []
+    for name, r in sorted(remote.items()):
+        reason = None if name in handled else _stray_reason(org, r)
+        if reason is None or r.owner_tenant is None:
+            continue
+        items.append(
+            PlanItem(
+                Op.DELETE,
+                org.org_id,
+                r.owner_tenant,
+                name,
+                reason=f"{reason} (found remotely)",
+                tenant_id=org.tenants.get(r.owner_tenant),
+                live=r,
+            )
+        )
+    return items
+
+
+def _stray_reason(org: OrgDesired, r: LiveSkill) -> str | None:
+    owner = r.owner_tenant
+    if owner in org.scope:
+        return _why_gone(org, r.owner_skill)
+    if owner and org.whole_org and owner not in set(org.tenants) | org.other_tenants:
+        return "tenant removed"
+    return None

@@ -18,8 +18,8 @@ import httpx2
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from claresia_sync.api.client import CallCounter, OrgClient, make_http_pool
-from claresia_sync.api.connect import ConnectionKeyError, open_client
+from claresia_sync.api.client import CallCounter, make_http_pool
+from claresia_sync.api.connect import ConnectionKeyError
 from claresia_sync.publish.applier import DEFAULT_CONCURRENCY, OUTCOMES, Applier, ItemResult
 from claresia_sync.publish.desired import OrgDesired, desired_state
 from claresia_sync.publish.planner import (
@@ -28,12 +28,11 @@ from claresia_sync.publish.planner import (
     OrgPlan,
     Plan,
     PlanItem,
-    check_organization,
-    list_remote,
     load_live,
     plan_org,
 )
 from claresia_sync.publish.records import PublicationState, record_publications
+from claresia_sync.publish.targets import PublishTarget
 
 log = logging.getLogger(__name__)
 
@@ -118,13 +117,6 @@ class _Recorder:
         await asyncio.gather(*self._tasks)
 
 
-def _client(org: OrgDesired, http: httpx2.AsyncClient, calls: CallCounter) -> OrgClient | str:
-    try:
-        return open_client(org.connection, http=http, counter=calls)
-    except ConnectionKeyError as exc:
-        return str(exc)
-
-
 def _desired_and_live(
     engine: Engine, tenant_slug: str | None
 ) -> tuple[list[OrgDesired], dict[str, list[LivePublication]]]:
@@ -136,22 +128,21 @@ def _desired_and_live(
 async def _plan_one(
     org: OrgDesired,
     live: list[LivePublication],
-    client: OrgClient | str,
+    target: PublishTarget,
     applier: Applier,
     check_remote: bool,
 ) -> OrgPlan:
-    if isinstance(client, str):
-        return OrgPlan(org, refused=client)
-    refusal = await applier.call(lambda: check_organization(client, org))
+    refusal = await applier.call(target.gate)
     if refusal is not None:
         return OrgPlan(org, refused=refusal)
+    check = await applier.call(target.access_check)
     remote = None
     if check_remote:
         try:
-            remote = await applier.call(lambda: list_remote(client, org.org_id))
+            remote = await applier.call(target.list_ours)
         except Exception as exc:  # an API error here stops this organisation only
             return OrgPlan(org, refused=f"organisation {org.org_id}: cannot list skills: {exc}")
-    return plan_org(org, live, remote)
+    return plan_org(org, live, remote, check)
 
 
 async def reconcile(
@@ -164,8 +155,6 @@ async def reconcile(
     job_id: int | None = None,
     http: httpx2.AsyncClient | None = None,
     progress: ProgressFn | None = None,
-    client_factory: Callable[[OrgDesired, httpx2.AsyncClient, CallCounter], OrgClient | str]
-    | None = None,
 ) -> RunResult:
     """Plan (and unless `dry_run`, apply and record) every organisation in scope."""
     orgs, live = await asyncio.to_thread(_desired_and_live, engine, tenant_slug)
@@ -173,43 +162,55 @@ async def reconcile(
     plan = Plan([], check_remote)
     run = RunResult(plan)
     recorder = _Recorder(engine, job_id)
-    make = client_factory or _client
     done = 0
     known = sum(len(o.skills) for o in orgs)
 
-    async def one_org(org: OrgDesired, http: httpx2.AsyncClient) -> None:
+    def noted(org_plan: OrgPlan) -> bool:
+        """Add the plan of one organisation to the run; False if it was refused."""
         nonlocal done, known
-        client = make(org, http, run.calls)
+        plan.orgs.append(org_plan)
+        known += len(org_plan.items) - len(org_plan.org.skills)
+        if org_plan.refused is None:
+            return True
+        run.refused[org_plan.org.org_id] = org_plan.refused
+        done += len(org_plan.org.skills)
+        if progress:
+            progress(done, known)
+        return False
+
+    async def one_item(target: PublishTarget, item: PlanItem) -> None:
+        nonlocal done
+        result = await applier.apply(target, item)
+        run.results.append(result)
+        recorder.add(result.state())
+        done += 1
+        if progress:
+            progress(done, known)
+
+    async def one_org(org: OrgDesired, http: httpx2.AsyncClient) -> None:
         try:
-            org_plan = await _plan_one(org, live[org.org_id], client, applier, check_remote)
+            target = org.kind.open(org.connection, http=http, counter=run.calls)
+        except ConnectionKeyError as exc:
+            noted(OrgPlan(org, refused=str(exc)))
+            return
+        try:
+            org_plan = await _planned(org, target)
+            if not noted(org_plan) or dry_run:
+                return
+            for item in org_plan.items:
+                if item.op not in WRITE_OPS:  # no API call: no task (a no-op run has 10,000s)
+                    await one_item(target, item)
+            writes = [i for i in org_plan.items if i.op in WRITE_OPS]
+            await asyncio.gather(*(one_item(target, item) for item in writes))
+        finally:
+            await target.aclose()
+
+    async def _planned(org: OrgDesired, target: PublishTarget) -> OrgPlan:
+        try:
+            return await _plan_one(org, live[org.org_id], target, applier, check_remote)
         except Exception as exc:  # a bug must cost one organisation, not the run
             log.exception("planning organisation %s failed unexpectedly", org.org_id)
-            org_plan = OrgPlan(org, refused=f"organisation {org.org_id}: unexpected {exc!r}")
-        plan.orgs.append(org_plan)
-        known += len(org_plan.items) - len(org.skills)
-        if org_plan.refused:
-            run.refused[org.org_id] = org_plan.refused
-            done += len(org.skills)
-            if progress:
-                progress(done, known)
-            return
-        if dry_run or isinstance(client, str):
-            return
-
-        async def one_item(item_client: OrgClient, item: PlanItem) -> None:
-            nonlocal done
-            result = await applier.apply(item_client, item)
-            run.results.append(result)
-            recorder.add(result.state())
-            done += 1
-            if progress:
-                progress(done, known)
-
-        calls = [i for i in org_plan.items if i.op in WRITE_OPS]
-        for item in org_plan.items:
-            if item.op not in WRITE_OPS:  # no API call: no task (a no-op run has 10,000s)
-                await one_item(client, item)
-        await asyncio.gather(*(one_item(client, item) for item in calls))
+            return OrgPlan(org, refused=f"organisation {org.org_id}: unexpected {exc!r}")
 
     async with AsyncExitStack() as stack:
         if http is None:

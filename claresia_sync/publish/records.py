@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -11,8 +12,10 @@ from sqlalchemy import Engine, func
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from claresia_sync.db.models import Publication
-from claresia_sync.publish.desired import Acl
+from claresia_sync.db.models import EMPTY_ACL, Publication
+from claresia_sync.publish.targets import Access
+
+NO_ACCESS: dict[str, Any] = json.loads(EMPTY_ACL)  # the column's own default
 
 
 @dataclass(frozen=True)
@@ -26,7 +29,8 @@ class PublicationState:
     remote_skill_id: str | None
     remote_version: str | None
     content_hash: str | None
-    acl: Acl
+    access: Access | None
+    """None: no access (an unpublished skill)."""
     last_error: str | None
     published_at: dt.datetime | None
 
@@ -46,7 +50,7 @@ def record_publications(
             "remote_skill_id": s.remote_skill_id,
             "remote_version": s.remote_version,
             "content_hash": s.content_hash,
-            "acl": s.acl.to_json(),
+            "acl": s.access.to_json() if s.access is not None else NO_ACCESS,
             "last_error": s.last_error,
             "published_at": s.published_at,
             "last_job_id": job_id,

@@ -13,7 +13,7 @@ from claresia_sync.publish.planner import Op, Plan, PlanItem
 
 def _details(item: PlanItem) -> str:
     if item.op == Op.UPDATE:
-        return "new version + ACL" if item.set_acl else "new version"
+        return "new version + ACL" if item.changes.set_access else "new version"
     return ""
 
 

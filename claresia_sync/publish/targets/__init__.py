@@ -1,0 +1,36 @@
+"""Where skills are published: the target seam (`base`) and its implementations.
+
+`KINDS` names every target kind a tenant can use; today only `org-skills`. See `base` for the
+protocol and for how to add a kind.
+"""
+
+from claresia_sync.publish.targets.base import (
+    Access,
+    AccessCheck,
+    Grant,
+    LiveSkill,
+    NameTaken,
+    PublishTarget,
+    SkillGone,
+    TargetError,
+    TargetKind,
+)
+from claresia_sync.publish.targets.org_skills import ORG_SKILLS, Acl, OrgSkillsTarget
+
+KINDS: dict[str, TargetKind] = {ORG_SKILLS.name: ORG_SKILLS}
+
+__all__ = [
+    "KINDS",
+    "ORG_SKILLS",
+    "Access",
+    "AccessCheck",
+    "Acl",
+    "Grant",
+    "LiveSkill",
+    "NameTaken",
+    "OrgSkillsTarget",
+    "PublishTarget",
+    "SkillGone",
+    "TargetError",
+    "TargetKind",
+]

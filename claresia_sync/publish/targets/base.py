@@ -1,0 +1,187 @@
+"""The publish target seam: what the planner and the applier need of a place skills go to.
+
+A *target kind* (`TargetKind`) is one API a skill can be published through; a *target*
+(`PublishTarget`) is one place of that kind, opened for one tenant connection: today an
+organisation of the `org-skills` API (`targets.org_skills`). The planner sees only `LiveSkill`
+values and `Access` values; the applier calls only the methods below. Nothing outside a target's
+module knows its API, its ids or its access model.
+
+Adding a target (issue 15: `claude-enterprise`, `claude-api`), step by step:
+
+1. A module `targets/<kind>.py` with a frozen, comparable `Access` value in the target's own
+   terms, a `TargetKind` (how a `Grant` of the tenant configuration becomes that access, how
+   an access is stored in and read back from `publication.acl`, how a target is opened for a
+   connection) and a `PublishTarget`.
+   - `claude-enterprise`: one plugin per skill. `Access` = installation preference per rbac
+     group (`auto_install | available | required`, from each granting archetype) plus the
+     organisation's own `not_available`; `set_access` writes the settings one at a time per
+     plugin (503 `x-should-retry` is retryable) and deletes group settings no longer wanted.
+     The plugin has no metadata: `list_ours` proves ownership and reads the content hash from a
+     marker the target writes into the plugin manifest (`.claude-plugin/plugin.json`), or
+     downloads the version archive; `content_hash=None` in a `LiveSkill` means "not provable",
+     and the planner then trusts the `publication` row. 409 `plugin_name_taken` -> `NameTaken`
+     (`holder_id` = `details.plugin_id`; `adopt` only if the marker proves it ours), 503
+     `registration_pending` -> not retryable for `create` (upload a version instead).
+   - `claude-api`: one skill per mapped workspace with that workspace's API key: open one
+     target per (connection, workspace); `Access` is empty (the workspace holding the skill is
+     the access), so `set_access` is a no-op; the name lives on the versions (SKILL.md).
+2. Register the kind in `targets.KINDS` and let the tenants file name it per tenant.
+3. Open one target per (tenant connection, kind[, workspace]) in `reconcile`; the planner and
+   the applier need no change. (The `publication` table is keyed by tenant and skill today: a
+   tenant with several targets needs the target in that key, a migration of issue 15.)
+
+Errors: every method raises `TargetError` (or a subclass) for what the API refused or could
+not answer, with `retryable` saying whether the same call may succeed later (429/5xx, timeouts)
+and a one-line `hint` for the operator; anything else is a bug (the applier catches it per item).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import httpx2
+
+from claresia_sync.api.client import CallCounter
+from claresia_sync.api.connect import TenantConnection
+from claresia_sync.transpile import ClaudeSkill
+
+
+class Access(Protocol):
+    """Who may use one skill, in a target's own terms: a frozen value compared with `==`
+    (desired vs live) and stored as JSON in `publication.acl`."""
+
+    def to_json(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True, order=True)
+class Grant:
+    """What the tenant configuration grants one (tenant, skill), before any target's terms:
+    the workspaces mapped to the tenant and the rbac groups of the archetypes granted it."""
+
+    workspace_ids: tuple[str, ...] = ()
+    rbac_group_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LiveSkill:
+    """One of our skills as it is live on a target (or as the `publication` row remembers it).
+
+    `content_hash` is the hash the target can prove (the server's own hash, a manifest marker,
+    or the recorded one); None when it cannot be known. `access` None: not known either.
+    `owner_tenant` / `owner_skill` are what the target says the skill belongs to (its
+    metadata or marker), used to find skills of removed tenants and of revoked grants.
+    """
+
+    remote_id: str
+    version: str | None = None
+    content_hash: str | None = None
+    access: Access | None = None
+    name: str = ""
+    owner_tenant: str | None = None
+    owner_skill: str | None = None
+
+
+class TargetError(Exception):
+    """A target call that failed; `str()` names the call, `hint` says what to do."""
+
+    def __init__(self, message: str, *, hint: str = "", retryable: bool = False) -> None:
+        super().__init__(message)
+        self.hint = hint
+        self.retryable = retryable
+
+
+class SkillGone(TargetError):
+    """The skill is no longer on the target (deleted behind our back): a delete is done; a new
+    version or an access change falls back to creating it again."""
+
+
+class NameTaken(TargetError):
+    """`create` found the name taken; `holder_id` is the holder's id where the API says it."""
+
+    def __init__(self, message: str, *, holder_id: str | None, hint: str = "") -> None:
+        super().__init__(message, hint=hint)
+        self.holder_id = holder_id
+
+
+class AccessCheck(Protocol):
+    """Pre-flight: why `access` cannot be written by this target's credential, or None."""
+
+    def __call__(self, access: Access) -> str | None: ...
+
+
+def no_access_check(access: Access) -> str | None:
+    """The check of a target that could not read what its credential may grant."""
+    return None
+
+
+class PublishTarget(Protocol):
+    """One place skills are published to, opened for one tenant connection (see the module
+    docstring). Only skills whose name starts `claresia-` are ever listed, changed or deleted."""
+
+    connection: TenantConnection
+
+    async def gate(self) -> str | None:
+        """Why nothing may be published here (wrong organisation for the key, zero retention
+        off, an API that does not answer), or None. Read-only."""
+        ...
+
+    async def access_check(self) -> AccessCheck:
+        """Read, once, what the credential may grant (workspaces, groups) and return the check
+        the planner applies to each skill's desired access before any write. Read-only."""
+        ...
+
+    async def list_ours(self) -> list[LiveSkill]:
+        """Every skill of ours that is live on the target (ownership proven, not guessed)."""
+        ...
+
+    async def create(self, skill: ClaudeSkill) -> LiveSkill:
+        """Create the skill with its first version (no access yet); `NameTaken` if the name is
+        held (by us after a crash: `adopt` it; by someone else: fail)."""
+        ...
+
+    async def adopt(self, name: str, holder_id: str | None) -> LiveSkill | None:
+        """The existing skill `name` if it is provably ours, else None."""
+        ...
+
+    async def new_version(self, remote_id: str, skill: ClaudeSkill) -> LiveSkill:
+        """Upload the skill as a new version; `SkillGone` if it no longer exists."""
+        ...
+
+    async def set_access(self, remote_id: str, access: Access) -> LiveSkill:
+        """Replace the skill's whole access; `SkillGone` if it no longer exists."""
+        ...
+
+    async def delete(self, remote_id: str) -> None:
+        """Remove the skill for good; `SkillGone` if it was already gone."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release what the target holds (not a shared pool it was opened on)."""
+        ...
+
+
+class TargetKind(Protocol):
+    """One API skills can be published through (`org-skills`, later `claude-enterprise`, ...)."""
+
+    name: str
+
+    def desired_access(self, grant: Grant) -> Access:
+        """The tenant configuration's grant in this target's terms."""
+        ...
+
+    def access_from_json(self, data: Mapping[str, Any]) -> Access:
+        """An access as stored by `Access.to_json` (an empty mapping: no access)."""
+        ...
+
+    def open(
+        self,
+        conn: TenantConnection,
+        *,
+        http: httpx2.AsyncClient | None = None,
+        counter: CallCounter | None = None,
+    ) -> PublishTarget:
+        """The target of `conn` (on the shared pool `http`); `ConnectionKeyError` when its
+        credential cannot be resolved."""
+        ...

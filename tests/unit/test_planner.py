@@ -1,0 +1,249 @@
+"""The planner, case by case, without a server or a database (issue 14)."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import replace
+
+from rich.console import Console
+
+from claresia_sync.api.connect import TenantConnection
+from claresia_sync.publish.desired import DesiredSkill, OrgDesired
+from claresia_sync.publish.planner import (
+    Changes,
+    LivePublication,
+    Op,
+    Plan,
+    PlanItem,
+    changes_needed,
+    plan_org,
+)
+from claresia_sync.publish.report import plan_table
+from claresia_sync.publish.targets import Access, Acl, LiveSkill
+from claresia_sync.transpile import ClaudeSkill
+
+ORG = "org_d"
+ACL = Acl.of(["wrkspc_a"], ["rbac_group_x"])
+OTHER_ACL = Acl.of(["wrkspc_a"], ["rbac_group_y"])
+
+
+def skill(name: str, content_hash: str) -> ClaudeSkill:
+    return ClaudeSkill(name, "T", "D", (), {"claresia.content_hash": content_hash})
+
+
+def desired(skill_id: str = "s1", *, h: str = "sha256:new", acl: Acl = ACL) -> DesiredSkill:
+    name = f"claresia-d-{skill_id}"
+    return DesiredSkill(1, "d", skill_id, name, acl, skill=skill(name, h))
+
+
+def org(*skills: DesiredSkill, scope: set[str] | None = None) -> OrgDesired:
+    conn = TenantConnection("d", "d", ORG, "env:K")
+    o = OrgDesired(conn, tenants={"d": 1, "d-sub": 2}, skills=list(skills))
+    o.scope = {"d", "d-sub"} if scope is None else scope
+    o.other_tenants = {"elsewhere"}
+    o.deprecated = {"old"}
+    return o
+
+
+def live(
+    remote_id: str = "skill_1", *, h: str = "sha256:new", acl: Acl = ACL, skill_id: str = "s1"
+) -> LiveSkill:
+    name = f"claresia-d-{skill_id}"
+    return LiveSkill(remote_id, "v1", h, acl, name, owner_tenant="d", owner_skill=skill_id)
+
+
+def pub(
+    skill_id: str = "s1", status: str = "published", lv: LiveSkill | None = None
+) -> LivePublication:
+    if lv is None and status != "unpublished":
+        lv = live(skill_id=skill_id)
+    return LivePublication(1, "d", skill_id, f"claresia-d-{skill_id}", status, lv)
+
+
+def only(o: OrgDesired, *args: object, **kw: object) -> PlanItem:
+    [item] = plan_org(o, *args, **kw).items  # type: ignore[arg-type]
+    return item
+
+
+# --- the one decision ---------------------------------------------------------------------
+
+
+def test_changes_needed_compares_hash_and_access() -> None:
+    d = desired()
+    assert changes_needed(live(), d) == Changes()
+    assert changes_needed(live(h="sha256:old"), d) == Changes(new_version=True)
+    assert changes_needed(live(acl=OTHER_ACL), d) == Changes(set_access=True)
+    assert changes_needed(live(), d, access_settled=False) == Changes(set_access=True)
+    unknown = replace(live(), content_hash=None, access=None)  # a target that cannot prove them
+    assert changes_needed(unknown, d) == Changes(new_version=True, set_access=True)
+
+
+# --- desired skills against the publication rows ------------------------------------------
+
+
+def test_a_skill_that_cannot_be_published_fails_with_its_reason() -> None:
+    d = replace(desired(), skill=None, error="invalid Skill IR: /steps: too short")
+    item = only(org(d), [pub()])
+    assert (item.op, item.reason) == (Op.FAILED, "invalid Skill IR: /steps: too short")
+    assert item.live == live()  # recorded as is
+
+
+def test_a_new_skill_is_created() -> None:
+    item = only(org(desired()), [])
+    assert (item.op, item.reason, item.live) == (Op.CREATE, "new", None)
+
+
+def test_an_unpublished_row_is_created_again() -> None:
+    item = only(org(desired()), [pub(status="unpublished")])
+    assert (item.op, item.reason) == (Op.CREATE, "new")
+
+
+def test_an_unchanged_skill_has_nothing_to_do() -> None:
+    item = only(org(desired()), [pub()])
+    assert (item.op, item.reason, item.changes) == (Op.UNCHANGED, "", Changes())
+    assert item.remote_id == "skill_1" and item.key == (1, "s1")
+
+
+def test_changed_content_is_a_new_version() -> None:
+    item = only(org(desired(h="sha256:newer")), [pub()])
+    assert (item.op, item.reason) == (Op.UPDATE, "content changed")
+    assert item.changes == Changes(new_version=True)
+
+
+def test_changed_access_is_an_acl_change() -> None:
+    item = only(org(desired(acl=OTHER_ACL)), [pub()])
+    assert (item.op, item.reason, item.changes) == (
+        Op.ACL,
+        "access changed",
+        Changes(set_access=True),
+    )
+
+
+def test_content_and_access_changed_is_one_update_that_says_both() -> None:
+    o = org(desired(h="sha256:newer", acl=OTHER_ACL))
+    plan = plan_org(o, [pub()])
+    assert plan.items[0].op == Op.UPDATE
+    assert plan.items[0].changes == Changes(new_version=True, set_access=True)
+    out = Console(file=io.StringIO(), width=300)
+    out.print(plan_table(Plan([plan], check_remote=False)))
+    assert "content changed; new version + ACL" in out.file.getvalue()  # type: ignore[attr-defined]
+
+
+def test_after_a_failed_run_the_access_is_set_again() -> None:
+    item = only(org(desired()), [pub(status="failed")])
+    assert (item.op, item.reason) == (Op.ACL, "access changed")
+
+
+# --- desired skills against the target's own list (--force, drift) ------------------------
+
+
+def test_missing_remotely_is_created_again() -> None:
+    item = only(org(desired()), [pub()], remote=[])
+    assert (item.op, item.reason, item.live) == (Op.CREATE, "missing remotely", None)
+
+
+def test_missing_remotely_without_a_row_is_new() -> None:
+    item = only(org(desired()), [], remote=[])
+    assert (item.op, item.reason) == (Op.CREATE, "new")
+
+
+def test_found_remotely_by_name_is_adopted_and_compared() -> None:
+    item = only(org(desired()), [], remote=[live("skill_9")])
+    assert (item.op, item.reason, item.remote_id) == (
+        Op.UNCHANGED,
+        "found remotely by name",
+        "skill_9",
+    )
+    changed = only(org(desired(h="sha256:newer")), [], remote=[live("skill_9")])
+    assert (changed.op, changed.reason) == (Op.UPDATE, "found remotely by name")
+
+
+def test_the_target_overrides_the_row() -> None:
+    edited = live(h="sha256:edited-behind-our-back", acl=OTHER_ACL)
+    item = only(org(desired()), [pub()], remote=[edited])
+    assert (item.op, item.reason) == (Op.UPDATE, "content changed")
+    assert item.changes == Changes(new_version=True, set_access=True)
+    assert item.live == edited
+
+
+def test_a_stale_row_of_an_unchanged_skill_is_repaired() -> None:
+    item = only(org(desired()), [pub(status="failed")], remote=[live()])
+    assert (item.op, item.reason) == (Op.UNCHANGED, "record repaired")
+    assert only(org(desired()), [pub()], remote=[live()]).reason == ""
+
+
+# --- recorded skills that are no longer desired -------------------------------------------
+
+
+def test_a_revoked_grant_is_deleted() -> None:
+    item = only(org(), [pub()])
+    assert (item.op, item.reason, item.remote_id) == (Op.DELETE, "no longer granted", "skill_1")
+
+
+def test_a_deprecated_skill_is_deleted_saying_so() -> None:
+    item = only(org(), [pub("old")])
+    assert (item.op, item.reason) == (Op.DELETE, "deprecated")
+
+
+def test_an_unpublished_row_is_left_alone() -> None:
+    assert plan_org(org(), [pub(status="unpublished")]).items == []
+
+
+def test_already_gone_only_repairs_the_row() -> None:
+    item = only(org(), [pub()], remote=[])
+    assert (item.op, item.reason) == (Op.UNCHANGED, "already gone; record repaired")
+    no_remote_id = only(org(), [LivePublication(1, "d", "s1", "claresia-d-s1", "failed", None)])
+    assert no_remote_id.op == Op.UNCHANGED
+
+
+# --- our skills on the target that nothing recorded wants ---------------------------------
+
+
+def stray(owner: str | None, skill_id: str = "s5") -> LiveSkill:
+    return LiveSkill("skill_s", "v", "h", ACL, f"claresia-{owner}-{skill_id}", owner, skill_id)
+
+
+def test_a_stray_of_a_tenant_in_scope_is_deleted() -> None:
+    item = only(org(), [], remote=[stray("d")])
+    assert (item.op, item.reason, item.tenant_id) == (
+        Op.DELETE,
+        "no longer granted (found remotely)",
+        1,
+    )
+    assert item.skill_id is None and item.key is None  # no row to record into
+
+
+def test_a_stray_of_a_removed_tenant_is_deleted_only_in_a_whole_organisation_run() -> None:
+    item = only(org(), [], remote=[stray("gone")])
+    assert (item.op, item.reason) == (Op.DELETE, "tenant removed (found remotely)")
+    assert plan_org(org(scope={"d"}), [], remote=[stray("gone")]).items == []
+
+
+def test_a_stray_of_another_organisation_or_of_nobody_is_never_touched() -> None:
+    assert plan_org(org(), [], remote=[stray("elsewhere"), stray(None)]).items == []
+    # a sub-tenant out of this run's scope: its skills are not this run's business
+    assert plan_org(org(scope={"d"}), [], remote=[stray("d-sub")]).items == []
+
+
+# --- pre-flight (issue 13 item 10) --------------------------------------------------------
+
+
+def refuse_group_x(access: Access) -> str | None:
+    assert isinstance(access, Acl)
+    if "rbac_group_x" in access.rbac_group_ids:
+        return "rbac group(s) rbac_group_x not in organisation org_d (D): fix the archetype"
+    return None
+
+
+def test_preflight_fails_a_skill_whose_access_cannot_be_written() -> None:
+    item = only(org(desired()), [], check=refuse_group_x)
+    assert item.op == Op.FAILED and "rbac_group_x not in organisation org_d" in item.reason
+    acl_change = only(org(desired()), [pub(lv=live(acl=OTHER_ACL))], check=refuse_group_x)
+    assert acl_change.op == Op.FAILED
+
+
+def test_preflight_leaves_skills_whose_access_is_not_written() -> None:
+    assert only(org(desired()), [pub()], check=refuse_group_x).op == Op.UNCHANGED
+    new_version = only(org(desired(h="sha256:newer")), [pub()], check=refuse_group_x)
+    assert new_version.op == Op.UPDATE  # content only: the live access is not touched
+    assert only(org(desired(acl=OTHER_ACL)), [], check=refuse_group_x).op == Op.CREATE
