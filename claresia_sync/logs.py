@@ -21,6 +21,23 @@ _KEY_SHAPE = re.compile(r"sk-ant-[A-Za-z0-9_\-]{4,}")
 
 LogFormat = Literal["json", "console"]
 
+# The daemon's APScheduler logs here ("Added job", "Removed job", "Scheduler started"...).
+SCHEDULER_LOGGER = "claresia_sync.scheduler"
+# Loggers whose INFO lines are routine detail, not news for an operator: logged at DEBUG.
+_CHATTY = ("apscheduler", SCHEDULER_LOGGER, "alembic.runtime.migration")
+
+
+class _ChatterToDebug(logging.Filter):
+    """APScheduler reports every job it adds, removes or runs at INFO (about 40% of a daemon's
+    lines) and alembic its dialect on each schema check: those records become DEBUG records,
+    shown only when the root level is DEBUG. Their warnings and errors keep their level."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.INFO and record.name.startswith(_CHATTY):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger().isEnabledFor(logging.DEBUG)
+        return True
+
 
 @contextmanager
 def log_context(
@@ -83,11 +100,12 @@ def configure_logging(fmt: LogFormat = "console", level: int | str = logging.INF
     formatter = structlog.stdlib.ProcessorFormatter(foreign_pre_chain=shared, processors=final)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter)
+    handler.addFilter(_ChatterToDebug())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
     # httpcore/httpx log every request at DEBUG with headers in some versions: keep them quiet.
-    for noisy in ("httpcore2", "httpx2", "httpcore", "httpx", "apscheduler"):
+    for noisy in ("httpcore2", "httpx2", "httpcore", "httpx"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],

@@ -68,3 +68,33 @@ def test_context_fields_are_json_keys_in_threads_too(capsys: pytest.CaptureFixtu
         {"event": "polled", "org_id": "org_dainese", "tenant": "dainese", "job_id": None},
         {"event": "idle", "org_id": None, "tenant": None, "job_id": None},
     ]
+
+
+@pytest.mark.parametrize("root_level", [logging.INFO, logging.DEBUG])
+def test_scheduler_chatter_goes_to_debug(
+    capsys: pytest.CaptureFixture[str], root_level: int
+) -> None:
+    from claresia_sync.logs import SCHEDULER_LOGGER
+
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        configure_logging("json", root_level)
+        logging.getLogger(SCHEDULER_LOGGER).info('Added job "poll:org_x" to job store "default"')
+        logging.getLogger("apscheduler.executors.default").info("Running job poll org_x")
+        logging.getLogger(SCHEDULER_LOGGER).warning("Run time of job poll was missed by 0:00:03")
+        logging.getLogger("claresia_sync.daemon.service").info("polled org_x: 3 new event(s)")
+    finally:
+        root.handlers[:], _ = saved
+        root.setLevel(saved[1])
+    records = [json.loads(line) for line in capsys.readouterr().err.strip().splitlines()]
+    levels = [(r["level"], r["event"].split(" ")[0]) for r in records]
+    if root_level == logging.INFO:
+        assert levels == [("warning", "Run"), ("info", "polled")]
+    else:
+        assert levels == [
+            ("debug", "Added"),
+            ("debug", "Running"),
+            ("warning", "Run"),
+            ("info", "polled"),
+        ]

@@ -76,10 +76,9 @@ def describe_database_failure(exc: DBAPIError) -> str:
     command starts, so this is a schema that is not there or a server lost mid-command)."""
     reason = " ".join(str(exc.orig or exc).split())[:300]
     if isinstance(exc.orig, pg_errors.UndefinedTable | pg_errors.UndefinedColumn):
-        return (
-            f"the database lacks this version's schema ({reason}): run "
-            "`claresia-sync db upgrade`, then the command again"
-        )
+        from claresia_sync.db.migrate import SchemaMissing  # alembic: only when needed
+
+        return str(SchemaMissing(reason))
     # Every step commits in its own transaction, so what was committed stays valid.
     return (
         f"the database failed during the command: {reason}; what was committed stays, run "

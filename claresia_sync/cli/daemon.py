@@ -15,11 +15,14 @@ from rich.table import Table
 
 from claresia_sync.config import Settings, flag_help, load_settings, use_settings
 from claresia_sync.db import open_database
+from claresia_sync.db.migrate import SchemaMissing, schema_behind, upgrade
 from claresia_sync.errors import ExitCode
 from claresia_sync.status import OrgStatus, TenantStatus, org_status, status_json, tenant_status
 
 if TYPE_CHECKING:
     from claresia_sync.daemon.service import DaemonConfig
+
+log = logging.getLogger(__name__)
 
 
 def run_command(
@@ -63,7 +66,16 @@ def run_command(
     }
     settings = use_settings(Settings.load(flags))  # every value checked before anything starts
     configure_logging(settings.log_format, logging.INFO)
-    with open_database(settings, migrate=migrate) as engine:
+    with open_database(settings) as engine:
+        if migrate:
+            result = upgrade(engine)
+            if result.applied:
+                applied = ", ".join(map(str, result.applied))
+                log.info("schema migrated to %s: applied %s", result.after, applied)
+        with engine.connect() as conn:
+            behind = schema_behind(conn)
+        if behind:  # it would answer /readyz and fail every poll and job on a missing table
+            raise SchemaMissing(behind, then="or start it with `claresia-sync run --migrate`")
         asyncio.run(run_daemon(engine, daemon_config(settings), settings))
 
 

@@ -31,13 +31,15 @@ from typing import Any, Protocol
 import psycopg
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from claresia_sync.config import OPS_HOST
 from claresia_sync.daemon.metrics import Metrics
 from claresia_sync.daemon.ops import Health, ops_server
 from claresia_sync.db.engine import is_unavailable
+from claresia_sync.db.migrate import require_schema
 from claresia_sync.errors import UserError
+from claresia_sync.logs import SCHEDULER_LOGGER
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +55,7 @@ class _DropSkippedRuns(logging.Filter):
         return "maximum number of running instances reached" not in record.getMessage()
 
 
-_scheduler_log = logging.getLogger(f"{__name__}.scheduler")
+_scheduler_log = logging.getLogger(SCHEDULER_LOGGER)  # its INFO lines go to DEBUG
 _scheduler_log.addFilter(_DropSkippedRuns())
 
 
@@ -314,9 +316,9 @@ class Daemon:
         self._probe.set()
 
     async def _check_db(self) -> bool:
-        def ping() -> None:
+        def ping() -> None:  # ready means: the database answers and holds our schema
             with self.engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
+                require_schema(conn)
 
         try:
             await asyncio.to_thread(ping)

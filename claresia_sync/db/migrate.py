@@ -14,7 +14,10 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import Connection, Engine, text
+
+from claresia_sync.errors import UserError
 
 _PACKAGE = Path(__file__).resolve().parent.parent
 # Two processes upgrading the same database (daemon and CLI) take turns on this lock.
@@ -65,6 +68,45 @@ def head_revision() -> str:
 
 def current_revision(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
+
+
+class SchemaMissing(UserError):
+    """The database has not (or no longer) got this version's schema."""
+
+    def __init__(self, reason: str, *, then: str = "then the command again") -> None:
+        super().__init__(
+            f"the database lacks this version's schema ({reason}): run "
+            f"`claresia-sync db upgrade`, {then}"
+        )
+
+
+def schema_behind(connection: Connection) -> str | None:
+    """Why the schema is older than this program's, or None when it is the newest one or newer
+    (a newer release migrated it: its migrations add, so this version keeps working)."""
+    current, head = current_revision(connection), head_revision()
+    if current == head:
+        return None
+    if current is None:
+        return f"no schema; this version needs {head}"
+    try:
+        ScriptDirectory.from_config(alembic_config()).get_revision(current)
+    except CommandError:  # a revision this program does not know
+        return None
+    return f"schema at {current}, this version needs {head}"
+
+
+def require_schema(connection: Connection) -> None:
+    """A cheap check that a schema is there (the daemon's readiness, every few seconds)."""
+    present = connection.execute(
+        text("SELECT to_regclass('alembic_version') IS NOT NULL")
+    ).scalar_one()
+    revision = (
+        connection.execute(text("SELECT max(version_num) FROM alembic_version")).scalar_one()
+        if present
+        else None
+    )
+    if revision is None:
+        raise SchemaMissing("no schema revision", then="and the daemon is ready again by itself")
 
 
 def _between(upper: str | None, lower: str | None) -> list[Revision]:
