@@ -47,7 +47,7 @@ class ConnectionReport:
             out.append(f"Organisation:   {self.organization_name} ({self.organization_id})")
             out.append(f"Workspaces:     {self.workspace_count}")
             zdr = "enabled" if self.zero_data_retention else "NOT enabled"
-            out.append(f"Zero retention: {zdr}")
+            out.append(f"Zero retention: {zdr} (reported by GET /v1/organizations/me)")
         if self.verified_scopes or self.missing_scopes:
             scopes = ", ".join(self.verified_scopes) or "none"
             out.append(f"Scopes:         {scopes} verified; skills:write is checked at publish")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
+import re
 import socket
 import time
 from collections.abc import Iterator
@@ -45,6 +46,9 @@ DEMO_KEYS = {
     ),
     "CLARESIA_ACME_ADMIN_KEY": (
         "sk-ant-admin01-acme-DEMO-000000000000000000000000000000000000000000000000000"
+    ),
+    "CLARESIA_FERRETTI_ENTERPRISE_KEY": (
+        "sk-ant-api01-ferretti-DEMO-000000000000000000000000000000000000000000000000"
     ),
 }
 # The emulator's port when it is free: the tenants the demo applies keep this base URL, so the
@@ -98,10 +102,15 @@ class Demo:
         example = shipped("deploy/tenants.example.yaml")
         text = example.read_text(encoding="utf-8")
         # The example's organisations live in the emulator for the demo.
-        text = text.replace(
-            "      # base_url: http://127.0.0.1:8765   # optional: the emulator, or a proxy\n",
-            "",
-        ).replace("      org_id: ", f"      base_url: {emulator.base_url}\n      org_id: ")
+        text = re.sub(
+            r"^( +)org_id: ",
+            lambda m: f"{m[1]}base_url: {emulator.base_url}\n{m[1]}org_id: ",
+            text.replace(
+                "      # base_url: http://127.0.0.1:8765   # optional: the emulator, or a proxy\n",
+                "",
+            ),
+            flags=re.MULTILINE,
+        )
         config = parse_tenants(text, str(example))
         with Session(engine) as session:
             imported = import_catalog(session, catalog.skills)

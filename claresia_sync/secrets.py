@@ -1,7 +1,12 @@
-"""Admin keys by reference (`env:NAME` or `file:PATH`), never by value.
+"""Keys by reference (`env:NAME` or `file:PATH`), never by value.
 
 A resolved key lives only in an `AdminKey`, whose str/repr show at most its last 4 chars, so
 that a key cannot reach a log line, an exception text or the database by accident.
+
+Three key families exist (REAL_API.md section 2), each accepted only where it belongs
+(`KeyFamily`): Console admin keys (`sk-ant-admin...`: the org-skills API, the Admin API),
+Claude Enterprise admin keys (`sk-ant-api01-`: the Plugins API) and workspace API keys
+(`sk-ant-api03-`: the Skills API of one workspace).
 """
 
 from __future__ import annotations
@@ -15,6 +20,34 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 KEY_PREFIX = "sk-ant-admin"
+
+
+@dataclass(frozen=True)
+class KeyFamily:
+    """Which keys a reference may resolve to, and how to get one (for the error message)."""
+
+    name: str
+    prefix: str
+    how_to_get: str
+
+
+CONSOLE_ADMIN = KeyFamily(
+    "an Anthropic admin key",
+    KEY_PREFIX,
+    "mint one under Settings → API keys → Admin keys",
+)
+ENTERPRISE_ADMIN = KeyFamily(
+    "a Claude Enterprise admin key",
+    "sk-ant-api01-",
+    "make one in claude.ai → Admin settings → API keys with the scopes write:plugins, "
+    "read:plugins, read:rbac_groups",
+)
+WORKSPACE_API_KEY = KeyFamily(
+    "a workspace API key",
+    "sk-ant-api03-",
+    "create one in console.anthropic.com → Settings → API keys, in that workspace",
+)
+FAMILIES = (CONSOLE_ADMIN, ENTERPRISE_ADMIN, WORKSPACE_API_KEY)
 _REF_RE = re.compile(r"^(env:[A-Za-z_][A-Za-z0-9_]*|file:.+)$")
 
 
@@ -57,8 +90,9 @@ class AdminKey:
         return f"AdminKey(reference={self.reference!r}, last4={self.last4!r})"
 
 
-def resolve_key(ref: str) -> AdminKey:
-    """Read the key a reference points at, strip surrounding whitespace (with a warning)."""
+def resolve_key(ref: str, family: KeyFamily = CONSOLE_ADMIN) -> AdminKey:
+    """Read the key a reference points at, strip surrounding whitespace (with a warning); a key
+    of another family than `family` is refused, naming both (never the key)."""
     check_reference(ref)
     kind, _, target = ref.partition(":")
     if kind == "env":
@@ -82,9 +116,11 @@ def resolve_key(ref: str) -> AdminKey:
         log.warning(
             "admin key from %s had surrounding whitespace (stripped); key ends …%s", ref, key[-4:]
         )
-    if not key.startswith(KEY_PREFIX):
+    if not key.startswith(family.prefix):
+        found = next((f for f in FAMILIES if key.startswith(f.prefix)), None)
+        what = f"is {found.name}" if found else f"is not {family.name}"
         raise KeyReferenceError(
-            f"the key at {ref!r} (ending …{key[-4:]}) is not an Anthropic admin key: admin keys "
-            f"begin '{KEY_PREFIX}'; mint one under Settings → API keys → Admin keys"
+            f"the key at {ref!r} (ending …{key[-4:]}) {what}, but {family.name} is needed here "
+            f"(it begins '{family.prefix}'): {family.how_to_get}"
         )
     return AdminKey(key, ref)

@@ -46,7 +46,9 @@ def names(tenant: str, skills: set[str]) -> set[str]:
 def tenants_data(emulator: EmulatorServer) -> dict[str, Any]:
     data: dict[str, Any] = yaml.safe_load(EXAMPLE.read_text())
     for t in data["tenants"]:
-        t["connection"]["base_url"] = emulator.base_url
+        for target in [t.get("connection"), *(t.get("targets") or {}).values()]:
+            if target is not None:
+                target["base_url"] = emulator.base_url
     return data
 
 

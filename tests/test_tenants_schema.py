@@ -46,7 +46,7 @@ def _edit(path: str, value: object) -> str:
 
 def test_example_file_has_the_demo_identities() -> None:
     config = load_tenants(EXAMPLE)
-    dainese, acme = config.tenants
+    dainese, acme, _ferretti = config.tenants
     assert (dainese.slug, dainese.connection.org_id) == ("dainese", "org_dainese")
     assert dainese.connection.admin_key == "env:CLARESIA_DAINESE_ADMIN_KEY"
     assert [s.slug for s in dainese.sub_tenants] == ["dainese-eng", "dainese-corp"]
@@ -76,7 +76,7 @@ def test_unknown_key_is_named_with_its_path() -> None:
     problems = _problems(_edit("tenants.0.sub_tenants.0.archetypes.0.rbac", "x"))
     assert problems == [
         "tenants.yaml: tenants[0].sub_tenants[0].archetypes[0].rbac: unknown key "
-        "(allowed here: slug, rbac_group, grants); did you mean 'rbac_group'?"
+        "(allowed here: slug, rbac_group, grants, installation); did you mean 'rbac_group'?"
     ]
 
 
@@ -181,7 +181,8 @@ def test_missing_connection() -> None:
     data = yaml.safe_load(BASE)
     del data["tenants"][0]["connection"]
     assert _problems(yaml.safe_dump(data)) == [
-        "tenants.yaml: tenants[0].connection: required key is missing"
+        "tenants.yaml: tenants[0]: no target: give `connection:` (org-skills) or `targets:` "
+        "(claude-enterprise, claude-api) with the organisation and key references"
     ]
 
 

@@ -8,6 +8,7 @@ rotated key is used at once and no key is kept between calls.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,9 +16,38 @@ import httpx2
 
 from claresia_sync.api.client import CallCounter, OrgClient
 from claresia_sync.errors import UserError
-from claresia_sync.secrets import KeyReferenceError, resolve_key
+from claresia_sync.secrets import (
+    CONSOLE_ADMIN,
+    ENTERPRISE_ADMIN,
+    WORKSPACE_API_KEY,
+    AdminKey,
+    KeyFamily,
+    KeyReferenceError,
+    resolve_key,
+)
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
+
+# The targets a tenant can publish to (CONTRACT.md section 6, docs/targets.md).
+ORG_SKILLS = "org-skills"
+CLAUDE_ENTERPRISE = "claude-enterprise"
+CLAUDE_API = "claude-api"
+KEY_FAMILY = {
+    ORG_SKILLS: CONSOLE_ADMIN,
+    CLAUDE_ENTERPRISE: ENTERPRISE_ADMIN,
+    CLAUDE_API: WORKSPACE_API_KEY,
+}
+
+
+@dataclass(frozen=True)
+class ZeroRetention:
+    """The tenants file's attestation that zero data retention is on (no API reports it)."""
+
+    attested_by: str
+    attested_at: dt.date
+
+    def __str__(self) -> str:
+        return f"attested by {self.attested_by} on {self.attested_at.isoformat()} (tenants file)"
 
 
 @dataclass(frozen=True)
@@ -35,6 +65,21 @@ class TenantConnection:
     admin_key_ref: str
     """`env:NAME` or `file:PATH`, never a key (resolved by `open_client`)."""
     base_url: str = DEFAULT_BASE_URL
+    target: str = ORG_SKILLS
+    """Which API: `org-skills`, `claude-enterprise` or `claude-api` (its key family too)."""
+    workspace_id: str = ""
+    """claude-api: the one workspace this connection's key publishes into."""
+    zero_retention: ZeroRetention | None = None
+    """The root tenant's attestation, if the tenants file gives one."""
+
+    @property
+    def target_key(self) -> str:
+        """The target as `publication.target` stores it: `claude-api:<workspace>` per workspace."""
+        return f"{self.target}:{self.workspace_id}" if self.workspace_id else self.target
+
+    @property
+    def key_family(self) -> KeyFamily:
+        return KEY_FAMILY[self.target]
 
     @classmethod
     def ad_hoc(cls, admin_key_ref: str, base_url: str | None = None) -> TenantConnection:
@@ -44,6 +89,8 @@ class TenantConnection:
     def describe(self) -> str:
         """How messages name this connection: `organisation org_x (tenant 'x')`."""
         parts = [f"organisation {self.org_id}" if self.org_id else f"the API at {self.base_url}"]
+        if self.workspace_id:
+            parts.append(f"workspace {self.workspace_id}")
         if self.root_slug:
             parts.append(f"(tenant {self.root_slug!r})")
         return " ".join(parts)
@@ -62,8 +109,14 @@ def open_client(
 ) -> OrgClient:
     """An `OrgClient` for `conn` (on the shared pool `http` if given); raises
     `ConnectionKeyError` naming the organisation and tenant when the key cannot be resolved."""
+    return OrgClient(conn.base_url, connection_key(conn), http=http, counter=counter, **options)
+
+
+def connection_key(conn: TenantConnection) -> AdminKey:
+    """The resolved key of `conn`, of its target's family; `ConnectionKeyError` naming the
+    organisation, tenant and reference (never the key) otherwise."""
+    what = "API key" if conn.target == CLAUDE_API else "admin key"
     try:
-        key = resolve_key(conn.admin_key_ref)
+        return resolve_key(conn.admin_key_ref, conn.key_family)
     except KeyReferenceError as exc:
-        raise ConnectionKeyError(f"{conn.describe()}: admin key: {exc}") from None
-    return OrgClient(conn.base_url, key, http=http, counter=counter, **options)
+        raise ConnectionKeyError(f"{conn.describe()}: {conn.target} {what}: {exc}") from None

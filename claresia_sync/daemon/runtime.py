@@ -127,7 +127,6 @@ class LiveWork:
             )
         if result.error:
             raise WorkFailed(result.error)
-        self.metrics.poll_last_success.labels(org_id).set_to_current_time()
 
     def _target(self, org_id: str) -> TenantConnection | None:
         with Session(self.engine) as session:
@@ -152,8 +151,6 @@ class LiveWork:
             beating.cancel()
             self._running.discard(job.id)
         self.metrics.jobs_finished.labels(outcome.status).inc()
-        if outcome.status == "succeeded":
-            self.metrics.job_last_success.labels(job.tenant_slug or "all").set_to_current_time()
         lag = outcome.stats.get("publish_lag_s")
         if lag is not None:
             self.metrics.publish_lag.observe(lag)
@@ -293,7 +290,7 @@ def _release(conn: Connection, kind: str, names: list[str]) -> None:
 
 async def run_daemon(engine: Engine, config: DaemonConfig, settings: Settings) -> None:
     calls = CallCounter()
-    metrics = Metrics()  # API calls: counted by the pool, for every caller
+    metrics = Metrics(calls)
     url = engine.url.render_as_string(hide_password=False)
     async with make_http_pool() as http:
         work = LiveWork(

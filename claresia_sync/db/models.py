@@ -6,7 +6,9 @@ trigger, the analyst views and the `claresia_analyst` role.
 
 Tables, in dependency order:
 - `tenant`: a Claresia tenant or sub-tenant (`parent_id` set); the slug is part of published names.
-- `org_connection`: the Anthropic organisation of a root tenant (admin key by reference only).
+- `org_connection`: the org-skills target of a root tenant (admin key by reference only).
+- `tenant_target`: a real Anthropic target of a root tenant (claude-enterprise, claude-api).
+- `zero_retention_attestation`: who confirmed a root tenant's zero retention, and when.
 - `workspace_mapping`: Anthropic workspace (per org) -> tenant or sub-tenant.
 - `archetype`: a role of a tenant, bound to one Anthropic RBAC group.
 - `skill_grant`: archetype -> catalog skill (named `skill_grant`: `grant` is an SQL keyword).
@@ -28,6 +30,7 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     Computed,
+    Date,
     DateTime,
     Double,
     ForeignKey,
@@ -59,6 +62,9 @@ NAMING_CONVENTION = {
 SLUG_CHECK = "{col} ~ '^[a-z0-9]+(-[a-z0-9]+)*$' AND {col} !~ '(anthropic|claude)'"
 PUBLICATION_STATUSES = ("pending", "published", "failed", "unpublished")
 JOB_STATUSES = ("queued", "running", "succeeded", "partial", "failed")
+TARGET_KINDS = ("claude-enterprise", "claude-api")
+INSTALLATION_PREFERENCES = ("available", "auto_install", "required")
+KEY_REF_CHECK = "{col} ~ '^(env:|file:)'"
 EMPTY_ACL = '{"workspace_ids": [], "rbac_group_ids": []}'
 
 
@@ -125,9 +131,9 @@ class WorkspaceMapping(Base):
     __table_args__ = (UniqueConstraint("org_id", "workspace_id"),)
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    org_id: Mapped[str] = mapped_column(
-        ForeignKey("org_connection.org_id", ondelete="CASCADE", onupdate="CASCADE")
-    )
+    # The organisation of the tenant's targets (org-skills or not): no foreign key, since a
+    # tenant on claude-api alone has no org_connection row.
+    org_id: Mapped[str] = mapped_column(Text)
     workspace_id: Mapped[str] = mapped_column(Text)
     workspace_name: Mapped[str | None] = mapped_column(Text)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"), index=True)
@@ -141,12 +147,19 @@ class Archetype(Base):
     __table_args__ = (
         UniqueConstraint("tenant_id", "slug"),
         CheckConstraint(SLUG_CHECK.format(col="slug"), name="slug"),
+        CheckConstraint(
+            f"installation_preference IN {INSTALLATION_PREFERENCES}", name="installation_preference"
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"))
     slug: Mapped[str] = mapped_column(Text)
     rbac_group_id: Mapped[str] = mapped_column(Text)
+    # claude-enterprise: the setting of its group on each plugin granted to it.
+    installation_preference: Mapped[str] = mapped_column(
+        Text, server_default=text("'auto_install'")
+    )
     created_at: Mapped[dt.datetime] = _now()
     updated_at: Mapped[dt.datetime] = _updated()
 
@@ -154,6 +167,54 @@ class Archetype(Base):
     grants: Mapped[list[SkillGrant]] = relationship(
         back_populates="archetype", cascade="all, delete-orphan"
     )
+
+
+class TenantTarget(Base):
+    """A real Anthropic target of a root tenant (org-skills is `org_connection`); every key is
+    a reference, never a key (docs/targets.md)."""
+
+    __tablename__ = "tenant_target"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "kind"),
+        CheckConstraint(f"kind IN {TARGET_KINDS}", name="kind"),
+        CheckConstraint(
+            "admin_key_ref IS NULL OR " + KEY_REF_CHECK.format(col="admin_key_ref"),
+            name="key_is_reference",
+        ),
+        CheckConstraint(
+            "NOT jsonb_path_exists(workspace_key_refs, "
+            """'$.* ? (!(@ like_regex "^(env:|file:)"))')""",
+            name="workspace_keys_are_references",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(Text)
+    org_id: Mapped[str] = mapped_column(Text)
+    admin_key_ref: Mapped[str | None] = mapped_column(Text)
+    """claude-enterprise: its Enterprise admin key; claude-api: an optional Console admin key."""
+    base_url: Mapped[str | None] = mapped_column(Text)
+    workspace_key_refs: Mapped[dict[str, str]] = mapped_column(
+        JSONB, server_default=text("'{}'::jsonb")
+    )
+    """claude-api: workspace id -> reference of its API key."""
+    created_at: Mapped[dt.datetime] = _now()
+    updated_at: Mapped[dt.datetime] = _updated()
+
+
+class ZeroRetentionAttestation(Base):
+    """Who confirmed zero data retention for a root tenant's organisation, and when: no API
+    reports it, so the real targets publish only with this (seeds/002's gate)."""
+
+    __tablename__ = "zero_retention_attestation"
+
+    tenant_id: Mapped[int] = mapped_column(
+        ForeignKey("tenant.id", ondelete="CASCADE"), primary_key=True
+    )
+    attested_by: Mapped[str] = mapped_column(Text)
+    attested_at: Mapped[dt.date] = mapped_column(Date)
+    recorded_at: Mapped[dt.datetime] = _updated()
 
 
 class CatalogSkill(Base):

@@ -8,6 +8,7 @@ Runs inside the caller's transaction: commit to apply, roll back for a dry run.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
@@ -19,7 +20,9 @@ from claresia_sync.db.models import (
     Publication,
     SkillGrant,
     Tenant,
+    TenantTarget,
     WorkspaceMapping,
+    ZeroRetentionAttestation,
 )
 from claresia_sync.tenancy.schema import (
     SubTenantSpec,
@@ -65,7 +68,10 @@ def apply_tenants(
         del tenants[t.slug]
     session.expire_all()
     for _, spec, root in config.entries():
-        changes += _connection(session, tenants[spec.slug], root if spec is root else None)
+        mine = root if spec is root else None
+        changes += _connection(session, tenants[spec.slug], mine)
+        changes += _targets(session, tenants[spec.slug], mine)
+        changes += _attestation(session, tenants[spec.slug], mine)
     session.flush()
     changes += _workspaces(session, config, tenants)
     for _, spec, _ in config.entries():
@@ -105,11 +111,14 @@ def _check_against_db(
         (m.org_id, m.workspace_id): m.tenant.slug for m in session.scalars(select(WorkspaceMapping))
     }
     owner_of_org = {c.org_id: c.tenant.slug for c in session.scalars(select(OrgConnection))}
+    slug_of = {t.id: t.slug for t in session.scalars(select(Tenant))}
+    for target in session.scalars(select(TenantTarget)):
+        owner_of_org.setdefault(target.org_id, slug_of[target.tenant_id])
     for path, spec, root in config.entries():
-        org = root.connection.org_id
+        org = root.org_id
         if spec is root and owner_of_org.get(org, spec.slug) not in managed | {spec.slug}:
             problems.append(
-                f"{source}: {path}.connection.org_id: organisation {org!r} is connected to "
+                f"{source}: {path}.{root.org_ids()[0][0]}: organisation {org!r} is connected to "
                 f"tenant {owner_of_org[org]!r}, which this file does not list"
             )
         for w, ws in enumerate(spec.workspaces):
@@ -171,6 +180,11 @@ def _connection(session: Session, tenant: Tenant, root: TenantSpec | None) -> li
         session.delete(conn)
         return [Change("-", f"connection {tenant.slug} (now a sub-tenant)")]
     want = root.connection
+    if want is None:  # not (or no longer) on org-skills
+        if conn is None:
+            return []
+        session.delete(conn)
+        return [Change("-", f"connection {tenant.slug} (org-skills)")]
     if conn is None:
         session.add(
             OrgConnection(
@@ -195,11 +209,85 @@ def _connection(session: Session, tenant: Tenant, root: TenantSpec | None) -> li
     return changes
 
 
+def _targets(session: Session, tenant: Tenant, root: TenantSpec | None) -> list[Change]:
+    """The root's claude-enterprise / claude-api targets (keys by reference); none for a
+    sub-tenant."""
+    have = {
+        t.kind: t
+        for t in session.scalars(select(TenantTarget).where(TenantTarget.tenant_id == tenant.id))
+    }
+    want: dict[str, dict[str, Any]] = {}
+    specs = root.targets if root is not None else None
+    if specs is not None and specs.claude_enterprise is not None:
+        ce = specs.claude_enterprise
+        want["claude-enterprise"] = {
+            "org_id": ce.org_id,
+            "admin_key_ref": ce.admin_key,
+            "base_url": ce.base_url,
+            "workspace_key_refs": {},
+        }
+    if specs is not None and specs.claude_api is not None:
+        api = specs.claude_api
+        want["claude-api"] = {
+            "org_id": api.org_id,
+            "admin_key_ref": api.admin_key,
+            "base_url": api.base_url,
+            "workspace_key_refs": dict(sorted(api.workspace_keys.items())),
+        }
+    changes: list[Change] = []
+    for kind, row in have.items():
+        if kind not in want:
+            session.delete(row)
+            changes.append(Change("-", f"target {tenant.slug} {kind}"))
+    for kind, values in want.items():
+        found = have.get(kind)
+        if found is None:
+            session.add(TenantTarget(tenant_id=tenant.id, kind=kind, **values))
+            keys = [values["admin_key_ref"], *values["workspace_key_refs"].values()]
+            refs = ", ".join(str(k) for k in keys if k)
+            changes.append(
+                Change("+", f"target {tenant.slug} {kind}: org {values['org_id']}, keys {refs}")
+            )
+            continue
+        for field, value in values.items():
+            if getattr(found, field) != value:
+                changes.append(
+                    Change(
+                        "~",
+                        f"target {tenant.slug} {kind} {field}: {getattr(found, field)} -> {value}",
+                    )
+                )
+                setattr(found, field, value)
+    return changes
+
+
+def _attestation(session: Session, tenant: Tenant, root: TenantSpec | None) -> list[Change]:
+    row = session.get(ZeroRetentionAttestation, tenant.id)
+    want = root.zero_retention if root is not None else None
+    if want is None:
+        if row is None:
+            return []
+        session.delete(row)
+        return [Change("-", f"zero-retention attestation {tenant.slug}")]
+    said = f"by {want.attested_by} on {want.attested_at.isoformat()}"
+    if row is None:
+        session.add(
+            ZeroRetentionAttestation(
+                tenant_id=tenant.id, attested_by=want.attested_by, attested_at=want.attested_at
+            )
+        )
+        return [Change("+", f"zero-retention attestation {tenant.slug} {said}")]
+    if (row.attested_by, row.attested_at) == (want.attested_by, want.attested_at):
+        return []
+    row.attested_by, row.attested_at = want.attested_by, want.attested_at
+    return [Change("~", f"zero-retention attestation {tenant.slug} {said}")]
+
+
 def _workspaces(session: Session, config: TenantsFile, tenants: dict[str, Tenant]) -> list[Change]:
     want: dict[tuple[str, str], tuple[Tenant, str | None]] = {}
     for _, spec, root in config.entries():
         for ws in spec.workspaces:
-            want[(root.connection.org_id, ws.id)] = (tenants[spec.slug], ws.name)
+            want[(root.org_id, ws.id)] = (tenants[spec.slug], ws.name)
     managed = {tenants[spec.slug].id for _, spec, _ in config.entries()}
     changes: list[Change] = []
     have: dict[tuple[str, str], WorkspaceMapping] = {}
@@ -250,11 +338,25 @@ def _archetypes(session: Session, tenant: Tenant, spec: SubTenantSpec) -> list[C
         name = f"{tenant.slug}/{want.slug}"
         found = have.get(want.slug)
         if found is None:
-            arch = Archetype(tenant_id=tenant.id, slug=want.slug, rbac_group_id=want.rbac_group)
+            arch = Archetype(
+                tenant_id=tenant.id,
+                slug=want.slug,
+                rbac_group_id=want.rbac_group,
+                installation_preference=want.installation,
+            )
             session.add(arch)
             changes.append(Change("+", f"archetype {name} ({want.rbac_group})"))
         else:
             arch = found
+        if arch.installation_preference != want.installation:
+            changes.append(
+                Change(
+                    "~",
+                    f"archetype {name} installation: {arch.installation_preference} -> "
+                    f"{want.installation}",
+                )
+            )
+            arch.installation_preference = want.installation
         if arch.rbac_group_id != want.rbac_group:
             changes.append(
                 Change(

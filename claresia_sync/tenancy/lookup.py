@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
-from claresia_sync.api.connect import DEFAULT_BASE_URL, TenantConnection
+from claresia_sync.api.connect import (
+    CLAUDE_API,
+    DEFAULT_BASE_URL,
+    TenantConnection,
+    ZeroRetention,
+)
 from claresia_sync.db.models import (
     Archetype,
     OrgConnection,
     SkillGrant,
     Tenant,
+    TenantTarget,
     WorkspaceMapping,
+    ZeroRetentionAttestation,
 )
 from claresia_sync.errors import UserError
 
@@ -36,8 +43,8 @@ def require_tenant(session: Session, slug: str) -> Tenant:
 
 def no_connection_error(root_slug: str) -> UserError:
     return UserError(
-        f"tenant {root_slug!r} has no organisation connection: add `connection:` to its "
-        "entry in the tenant file and apply it"
+        f"tenant {root_slug!r} has no organisation connection: add `connection:` (org-skills) "
+        "or `targets:` to its entry in the tenant file and apply it"
     )
 
 
@@ -69,6 +76,51 @@ def org_connections(session: Session) -> dict[int, TenantConnection]:
         .order_by(Tenant.slug)
     ).all()
     return {conn.tenant_id: _connection(conn, slug, slug) for conn, slug in rows}
+
+
+def target_connections(
+    session: Session, root_ids: set[int] | None = None
+) -> dict[int, list[TenantConnection]]:
+    """Every target of every root tenant (or of `root_ids`), by root id: its org-skills
+    `connection` first, then claude-enterprise, then claude-api once per workspace key."""
+    slugs: dict[int, str] = {i: s for i, s in session.execute(select(Tenant.id, Tenant.slug))}
+    attested = {
+        a.tenant_id: ZeroRetention(a.attested_by, a.attested_at)
+        for a in session.scalars(select(ZeroRetentionAttestation))
+    }
+    out: dict[int, list[TenantConnection]] = defaultdict(list)
+    for conn in session.scalars(select(OrgConnection)):
+        slug = slugs[conn.tenant_id]
+        out[conn.tenant_id].append(
+            replace(_connection(conn, slug, slug), zero_retention=attested.get(conn.tenant_id))
+        )
+    for t in session.scalars(select(TenantTarget).order_by(TenantTarget.kind.desc())):
+        slug = slugs[t.tenant_id]
+        base = TenantConnection(
+            tenant_slug=slug,
+            root_slug=slug,
+            org_id=t.org_id,
+            admin_key_ref=t.admin_key_ref or "",
+            base_url=t.base_url or DEFAULT_BASE_URL,
+            target=t.kind,
+            zero_retention=attested.get(t.tenant_id),
+        )
+        if t.kind != CLAUDE_API:
+            out[t.tenant_id].append(base)
+            continue
+        for ws, ref in sorted(t.workspace_key_refs.items()):
+            out[t.tenant_id].append(replace(base, admin_key_ref=ref, workspace_id=ws))
+    return {k: v for k, v in out.items() if root_ids is None or k in root_ids}
+
+
+def tenant_targets(session: Session, tenant_slug: str) -> list[TenantConnection]:
+    """The targets of a tenant (a sub-tenant's are its root's), as `target_connections`."""
+    tenant = require_tenant(session, tenant_slug)
+    root = tenant.parent or tenant
+    found = target_connections(session, {root.id}).get(root.id, [])
+    if not found:
+        raise no_connection_error(root.slug)
+    return [replace(c, tenant_slug=tenant.slug) for c in found]
 
 
 @dataclass(frozen=True)
@@ -136,7 +188,8 @@ def list_tenants(session: Session) -> list[TenantSummary]:
     """Every tenant, each root followed by its sub-tenants."""
     tenants = list(session.scalars(select(Tenant)))
     by_id = {t.id: t for t in tenants}
-    orgs = {c.tenant_id: c.org_id for c in session.scalars(select(OrgConnection))}
+    orgs = {t.tenant_id: t.org_id for t in session.scalars(select(TenantTarget))}
+    orgs |= {c.tenant_id: c.org_id for c in session.scalars(select(OrgConnection))}
     workspaces: dict[int, list[str]] = defaultdict(list)
     for m in session.scalars(select(WorkspaceMapping).order_by(WorkspaceMapping.workspace_id)):
         workspaces[m.tenant_id].append(m.workspace_id)

@@ -5,7 +5,7 @@ version: 1
 tenants:
   - slug: dainese                      # root tenant: owns the Anthropic organisation connection
     display_name: Dainese S.p.A.
-    connection: {org_id: org_dainese, admin_key: env:CLARESIA_DAINESE_ADMIN_KEY}
+    connection: {org_id: org_dainese, admin_key: env:CLARESIA_DAINESE_ADMIN_KEY}   # org-skills
     workspaces: [{id: wrkspc_dainese_sales, name: dainese-sales}]
     archetypes:
       - {slug: account-exec, rbac_group: rbac_group_dainese_sales, grants: [meeting-summary]}
@@ -13,11 +13,26 @@ tenants:
       - slug: dainese-eng
         workspaces: [{id: wrkspc_dainese_eng}]
         archetypes: [...]
+  - slug: ferretti                     # the real targets (docs/targets.md)
+    zero_retention: {attested_by: Anna Ferretti <anna@ferretti.example>, attested_at: 2026-11-20}
+    targets:
+      claude-enterprise: {org_id: org_ferretti, admin_key: env:CLARESIA_FERRETTI_ENTERPRISE_KEY}
+      claude-api:
+        org_id: org_ferretti
+        workspace_keys: {wrkspc_ferretti_apps: env:CLARESIA_FERRETTI_APPS_API_KEY}
+    workspaces: [{id: wrkspc_ferretti_apps}]
+    archetypes:
+      - {slug: engineer, rbac_group: rbac_group_ferretti_engineers, installation: required,
+         grants: [code-review-checklist]}
 ```
+
+Every key is a reference; which key family a reference must resolve to is the target's
+(`claresia_sync.secrets.KeyFamily`), checked when the key is read.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -74,18 +89,63 @@ class WorkspaceSpec(_Spec):
     name: str | None = None
 
 
+InstallationPreference = Literal["available", "auto_install", "required"]
+"""How a claude-enterprise plugin reaches an archetype's rbac group (REAL_API.md section 1 A)."""
+KeyRef = Annotated[str, AfterValidator(_key_reference)]
+"""`env:NAME` or `file:/path`: the key itself never goes into this file."""
+BaseUrl = Annotated[str, Field(pattern=r"^https?://\S+$")]
+
+
 class ArchetypeSpec(_Spec):
     slug: ArchetypeSlug
     rbac_group: AnthropicId
     grants: list[SkillId]
     """Required: a forgotten `grants` key must not silently grant nothing (`[]` says so)."""
+    installation: InstallationPreference = "auto_install"
+    """claude-enterprise only: the installation preference of its group on each granted plugin."""
 
 
 class ConnectionSpec(_Spec):
+    """The `org-skills` target (docs/interfaces.md section 3): a Console admin key."""
+
     org_id: AnthropicId
-    admin_key: Annotated[str, AfterValidator(_key_reference)]
-    """`env:NAME` or `file:/path`: the key itself never goes into this file."""
-    base_url: Annotated[str, Field(pattern=r"^https?://\S+$")] | None = None
+    admin_key: KeyRef
+    base_url: BaseUrl | None = None
+
+
+class EnterpriseTargetSpec(_Spec):
+    """`claude-enterprise`: the Plugins API of a Claude Enterprise organisation."""
+
+    org_id: AnthropicId
+    admin_key: KeyRef
+    """A Claude Enterprise admin key (`sk-ant-api01-`)."""
+    base_url: BaseUrl | None = None
+
+
+class ApiTargetSpec(_Spec):
+    """`claude-api`: the Skills API, one workspace API key per mapped workspace."""
+
+    org_id: AnthropicId
+    workspace_keys: dict[AnthropicId, KeyRef]
+    """Workspace id -> reference of that workspace's API key (`sk-ant-api03-`)."""
+    admin_key: KeyRef | None = None
+    """Optional Console admin key (`sk-ant-admin01-`): lets `connection test` name workspaces."""
+    base_url: BaseUrl | None = None
+
+
+class TargetsSpec(_Spec):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=False)
+
+    claude_enterprise: EnterpriseTargetSpec | None = Field(None, alias="claude-enterprise")
+    claude_api: ApiTargetSpec | None = Field(None, alias="claude-api")
+
+
+class ZeroRetentionSpec(_Spec):
+    """Who confirmed zero data retention is on for the organisation, and when: no API reports
+    it, so the real targets publish only with this attestation (seeds/002's gate)."""
+
+    attested_by: Annotated[str, Field(min_length=3, max_length=200)]
+    attested_at: dt.date
 
 
 class SubTenantSpec(_Spec):
@@ -100,8 +160,25 @@ class SubTenantSpec(_Spec):
 
 
 class TenantSpec(SubTenantSpec):
-    connection: ConnectionSpec
+    connection: ConnectionSpec | None = None
+    targets: TargetsSpec | None = None
+    zero_retention: ZeroRetentionSpec | None = None
     sub_tenants: list[SubTenantSpec] = []
+
+    def org_ids(self) -> list[tuple[str, str]]:
+        """(path under the tenant, org id) of every target, org-skills' `connection` first."""
+        out = [("connection.org_id", self.connection.org_id)] if self.connection else []
+        if self.targets and self.targets.claude_enterprise:
+            out.append(("targets.claude-enterprise.org_id", self.targets.claude_enterprise.org_id))
+        if self.targets and self.targets.claude_api:
+            out.append(("targets.claude-api.org_id", self.targets.claude_api.org_id))
+        return out
+
+    @property
+    def org_id(self) -> str:
+        """The organisation of the tenant (every target names the same one: checked)."""
+        found = self.org_ids()
+        return found[0][1] if found else ""
 
 
 class TenantsFile(_Spec):
@@ -185,7 +262,7 @@ def _model_at(loc: Sequence[int | str]) -> type[BaseModel]:
     for part in loc:
         if isinstance(part, int):
             continue
-        pending = [model.model_fields[part].annotation]
+        pending = [_fields(model)[part].annotation]
         while pending:
             tp = pending.pop()
             if isinstance(tp, type) and issubclass(tp, BaseModel):
@@ -195,12 +272,19 @@ def _model_at(loc: Sequence[int | str]) -> type[BaseModel]:
     return model
 
 
+def _fields(model: type[BaseModel]) -> dict[str, Any]:
+    """A model's fields by the name the file uses (the alias where there is one)."""
+    return {f.alias or name: f for name, f in model.model_fields.items()}
+
+
 def _unknown_key(loc: Sequence[int | str]) -> str:
     key, model = str(loc[-1]), _model_at(loc[:-1])
-    allowed = list(model.model_fields)
+    allowed = list(_fields(model))
     if model is SubTenantSpec and key in TenantSpec.model_fields:
         why = {
             "connection": "a sub-tenant uses its root tenant's connection",
+            "targets": "a sub-tenant uses its root tenant's targets",
+            "zero_retention": "the root tenant attests it for the organisation",
             "sub_tenants": "sub-tenants nest one level deep: list it in the root's sub_tenants",
         }[key]
         return f"not allowed in a sub-tenant: {why}"
@@ -232,11 +316,13 @@ def check_consistency(config: TenantsFile) -> list[str]:
                 f"{path}.slug: tenant {spec.slug!r} is already at {tenant_at[spec.slug]}"
             )
         tenant_at.setdefault(spec.slug, path)
-        org = root.connection.org_id
+        org = root.org_id
         if spec is root:
-            if org in org_at:
+            problems += _check_targets(path, root)
+            where = root.org_ids()[0][0] if root.org_ids() else "connection.org_id"
+            if org and org in org_at:
                 problems.append(
-                    f"{path}.connection.org_id: organisation {org!r} is already connected at "
+                    f"{path}.{where}: organisation {org!r} is already connected at "
                     f"{org_at[org]}: one root tenant per organisation (use sub_tenants)"
                 )
             org_at.setdefault(org, path)
@@ -269,4 +355,43 @@ def check_consistency(config: TenantsFile) -> list[str]:
                         f"{path}.archetypes[{a}].grants[{g}]: published name {name!r} of "
                         f"{spec.slug}/{skill} clashes with {owner} in organisation {org!r}"
                     )
+    return problems
+
+
+def _check_targets(path: str, root: TenantSpec) -> list[str]:
+    """A root tenant has at least one target, all in one organisation; claude-api has exactly
+    one key per workspace mapped to the tenant or its sub-tenants."""
+    orgs = root.org_ids()
+    if not orgs:
+        return [
+            f"{path}: no target: give `connection:` (org-skills) or `targets:` "
+            "(claude-enterprise, claude-api) with the organisation and key references"
+        ]
+    problems = [
+        f"{path}.{where}: organisation {org!r} differs from {orgs[0][1]!r} at {path}."
+        f"{orgs[0][0]}: a root tenant's targets are in one organisation"
+        for where, org in orgs[1:]
+        if org != orgs[0][1]
+    ]
+    api = root.targets.claude_api if root.targets else None
+    if api is None:
+        return problems
+    mapped = {
+        ws.id: f"{path}{'' if spec is root else f'.sub_tenants[{j - 1}]'}.workspaces[{w}]"
+        for j, spec in enumerate([root, *root.sub_tenants])
+        for w, ws in enumerate(spec.workspaces)
+    }
+    keys = f"{path}.targets.claude-api.workspace_keys"
+    for ws_id, where in mapped.items():
+        if ws_id not in api.workspace_keys:
+            problems.append(
+                f"{keys}: no API key for workspace {ws_id!r} (mapped at {where}): the claude-api "
+                f"target publishes into every mapped workspace; add `{ws_id}: env:NAME`"
+            )
+    for ws_id in api.workspace_keys:
+        if ws_id not in mapped:
+            problems.append(
+                f"{keys}.{ws_id}: workspace is not mapped to this tenant or its sub-tenants: "
+                "map it under `workspaces:` or remove its key"
+            )
     return problems
