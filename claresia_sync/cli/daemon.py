@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 import logging
-import sys
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from claresia_sync.cli.output import console, print_json
 from claresia_sync.config import Settings, flag_help, load_settings, use_settings
 from claresia_sync.db import open_database
 from claresia_sync.db.migrate import SchemaMissing, schema_behind, upgrade
@@ -104,11 +102,6 @@ def _age(seconds: float | None) -> str:
     return f"{seconds / 3600:.1f}h"
 
 
-def _status_console() -> Console:
-    """Off a terminal (`kubectl exec ... status`, a pipe) lines are never cut at 80 columns."""
-    return Console(width=None if sys.stdout.isatty() else 400)
-
-
 def status_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the status as JSON.")] = False,
 ) -> None:
@@ -120,7 +113,7 @@ def status_command(
     now = dt.datetime.now(dt.UTC)
     report = status_json(tenants, orgs, now)
     if as_json:
-        print(json.dumps(report, indent=2))
+        print_json(report)
     else:
         _print_status(tenants, orgs, now)
     if report["failing"]:
@@ -128,7 +121,7 @@ def status_command(
 
 
 def _print_status(tenants: list[TenantStatus], orgs: list[OrgStatus], now: dt.datetime) -> None:
-    console = _status_console()
+    out = console()
     table = Table(title="Tenants")
     for col in ("tenant", "live", "failed", "last publish", "job", "lag", "queued"):
         table.add_column(col)
@@ -146,7 +139,7 @@ def _print_status(tenants: list[TenantStatus], orgs: list[OrgStatus], now: dt.da
             str(t.pending_jobs),
             t.last_error or "",
         )
-    console.print(table)
+    out.print(table)
     table = Table(title="Organisations")
     for col in ("org", "tenant", "checkpoint", "age", "last poll", "events", "quarantined"):
         table.add_column(col)
@@ -162,9 +155,9 @@ def _print_status(tenants: list[TenantStatus], orgs: list[OrgStatus], now: dt.da
             str(o.quarantined),
             o.last_poll_error or "",
         )
-    console.print(table)
+    out.print(table)
     if not tenants:
-        console.print("no tenants yet: `claresia-sync tenants apply FILE.yaml`")
+        out.print("no tenants yet: `claresia-sync tenants apply FILE.yaml`")
 
 
 def register(app: typer.Typer) -> None:
