@@ -279,8 +279,9 @@ def test_cli_apply_dry_run_and_list(
 def test_an_archetype_of_an_unknown_rbac_group_fails_only_its_skills(
     engine: Engine, emulator_env: EmulatorServer
 ) -> None:
-    """An archetype whose group the organisation does not have: only the API can tell, so its
-    skills fail to publish naming the group and organisation; the rest publish."""
+    """An archetype whose group the organisation does not have: the pre-flight (issue 13 item
+    10) fails its skills before any write, naming the group and organisation; the rest
+    publish."""
     import_example_catalog(engine)
     data = tenants_data(emulator_env)
     sales = data["tenants"][0]["archetypes"][0]
@@ -289,9 +290,11 @@ def test_an_archetype_of_an_unknown_rbac_group_fails_only_its_skills(
     outcome = publish(engine, "dainese")
     assert outcome.status == "partial"
     assert outcome.stats["failed"] == len(sales["grants"]) == 3
-    says = "rbac group 'rbac_group_dainese_nope' does not exist in organization org_dainese"
+    says = "rbac group(s) rbac_group_dainese_nope not in organisation org_dainese"
+    live = emulator_env.state.org("org_dainese").names
     for error in outcome.errors:
         assert error["tenant"] == "dainese" and says in error["error"], error
+        assert error["name"] not in live  # refused before it was created
 
     sales["rbac_group"] = "rbac_group_dainese_sales"
     publish_apply(engine, data)
