@@ -2,14 +2,17 @@
 
 It calls `GET /v1/organizations/me` for the organisation name, workspace count and zero-retention
 status, then probes the read scopes with one small read each (workspaces, skills, audit log).
-It never writes: `skills:write` is proven by the first publish, whose 403 names the scope.
-Every problem comes back as the operator message of seeds/002.
+For a tenant it then runs the publisher's own pre-flight (the target's `access_check`): every
+workspace mapped to the tenant and every archetype's rbac group must be in the organisation
+and within the key's reach. It never writes: `skills:write` is proven by the first publish,
+whose 403 names the scope. Every problem comes back as the operator message of seeds/002.
 """
 
 from __future__ import annotations
 
 from contextlib import aclosing
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 import httpx2
 
@@ -21,6 +24,7 @@ from claresia_sync.api.errors import (
     APIError,
     PermissionDeniedError,
 )
+from claresia_sync.publish.targets import ORG_SKILLS, Grant, OrgSkillsTarget
 from claresia_sync.secrets import AdminKey
 
 
@@ -34,6 +38,8 @@ class ConnectionReport:
     zero_data_retention: bool | None = None
     verified_scopes: tuple[str, ...] = ()
     missing_scopes: tuple[str, ...] = ()
+    access_checked: Grant | None = None
+    """The tenant's workspaces and groups that the pre-flight checked (None: not checked)."""
     problems: tuple[str, ...] = field(default=())
 
     @property
@@ -53,6 +59,19 @@ class ConnectionReport:
             out.append(f"Scopes:         {scopes} verified; skills:write is checked at publish")
         if self.missing_scopes:
             out.append(f"Missing scopes: {', '.join(self.missing_scopes)}")
+        if self.access_checked is not None:
+            grant = self.access_checked
+            out.append(
+                f"Tenant access:  {len(grant.workspace_ids)} workspace(s), "
+                f"{len(grant.rbac_group_ids)} rbac group(s) checked against the organisation"
+            )
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        """`connection test --json`: every field, and `ok`."""
+        out = asdict(self)
+        out["access_checked"] = None if self.access_checked is None else asdict(self.access_checked)
+        out["ok"] = self.ok
         return out
 
 
@@ -62,13 +81,27 @@ TEST_ATTEMPTS = 3
 
 
 async def check_tenant_connection(
-    conn: TenantConnection, *, http: httpx2.AsyncClient | None = None
+    conn: TenantConnection, needs: Grant | None = None, *, http: httpx2.AsyncClient | None = None
 ) -> ConnectionReport:
-    """Test a tenant's (or an ad hoc) connection; `ConnectionKeyError` when its key reference
-    cannot be resolved, never an exception for API errors."""
+    """Test a tenant's (or an ad hoc) connection, and with `needs` (the tenant's workspaces and
+    groups) the pre-flight of its access; `ConnectionKeyError` when its key reference cannot be
+    resolved, never an exception for API errors."""
     client = open_client(conn, http=http, timeout=TEST_TIMEOUT, max_attempts=TEST_ATTEMPTS)
     async with client:
-        return await check_client(client, conn)
+        report = await check_client(client, conn)
+        if needs is None or report.organization_id != conn.org_id:
+            return report  # nothing asked, or the key's organisation is already the problem
+        return await _check_access(OrgSkillsTarget(client, conn), needs, report)
+
+
+async def _check_access(
+    target: OrgSkillsTarget, needs: Grant, report: ConnectionReport
+) -> ConnectionReport:
+    """The publisher's pre-flight on the tenant's whole access (one line per problem)."""
+    check = await target.access_check()
+    refused = check(ORG_SKILLS.desired_access(needs))
+    problems = report.problems + ((refused,) if refused else ())
+    return _with(report, access_checked=needs, problems=problems)
 
 
 async def check_connection(

@@ -357,7 +357,9 @@ def test_a_plain_insert_is_a_job_and_workers_do_not_share_one(
 def test_a_workspace_the_key_may_not_use_fails_only_those_skills(
     engine: Engine, emulator: EmulatorServer, world: dict[str, Any], monkeypatch: Any
 ) -> None:
-    # This key's principal is a member of the engineering workspace only.
+    # This key's principal is a member of the engineering workspace only: the pre-flight
+    # fails the other skills before any write (issue 13 item 10), so no 403 and nothing half
+    # published.
     monkeypatch.setenv("CLARESIA_DAINESE_ADMIN_KEY", DAINESE_ENGONLY_KEY)
     outcome = publish(engine, "dainese")
     assert outcome.status == "partial"
@@ -366,12 +368,14 @@ def test_a_workspace_the_key_may_not_use_fails_only_those_skills(
     assert {e["tenant"] for e in outcome.errors} == {"dainese", "dainese-corp"}
     assert visible(emulator, "user_dainese_ana") == names("dainese-eng", ENG)
     assert visible(emulator, "user_dainese_luca") == set()
+    assert emulator.stats.count(status=403) == 0
+    assert len(emulator.state.org(DAINESE_ORG).skills) == 5
 
     # With the right key the next run finishes the job: no twins, every ACL set.
     monkeypatch.setenv("CLARESIA_DAINESE_ADMIN_KEY", DAINESE_KEY)
     again = publish(engine, "dainese")
     assert again.status == "succeeded", again.errors
-    assert again.stats["unchanged"] == 5 and again.stats["acl"] == 8
+    assert again.stats["unchanged"] == 5 and again.stats["created"] == 8
     assert len(emulator.state.org(DAINESE_ORG).skills) == 13
     assert visible(emulator, "user_dainese_luca") == names("dainese-corp", CORP)
 

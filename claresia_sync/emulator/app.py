@@ -185,7 +185,7 @@ class EmulatorApp:
     async def workspaces(self, request: Request) -> Response:
         key = self.principal(request, "workspaces:read")
         limit, after = _limit(request)
-        page = self.state.list_workspaces(key.org_id, limit, after)
+        page = self.state.list_workspaces(key.org_id, limit, after, key.workspaces)
         return json_response(page)
 
     async def rbac_groups(self, request: Request) -> Response:

@@ -18,7 +18,7 @@ import json
 import random
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -470,10 +470,19 @@ class EmulatorState:
             "last_id": chosen[-1] if chosen else None,
         }
 
-    def list_workspaces(self, org_id: str, limit: int, after_id: str | None) -> dict[str, Any]:
+    def list_workspaces(
+        self,
+        org_id: str,
+        limit: int,
+        after_id: str | None,
+        usable: Collection[str] | None = None,
+    ) -> dict[str, Any]:
+        """The organisation's workspaces; for a key whose principal may use only `usable`,
+        only those (what the daemon's pre-flight reads as the key's reach)."""
         with self.lock:
             org = self.org(org_id)
-            return self.page(list(org.workspaces), org.workspaces, limit, after_id)
+            ids = [w for w in org.workspaces if usable is None or w in usable]
+            return self.page(ids, org.workspaces, limit, after_id)
 
     def list_rbac_groups(self, org_id: str, limit: int, after_id: str | None) -> dict[str, Any]:
         with self.lock:

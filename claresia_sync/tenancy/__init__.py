@@ -13,6 +13,7 @@ from claresia_sync.tenancy.lookup import (
     org_connections,
     require_tenant,
     tenant_for_workspace,
+    workspaces_and_groups,
 )
 from claresia_sync.tenancy.schema import TenantConfigError, TenantsFile, load_tenants, parse_tenants
 
@@ -34,4 +35,5 @@ __all__ = [
     "parse_tenants",
     "require_tenant",
     "tenant_for_workspace",
+    "workspaces_and_groups",
 ]

@@ -123,6 +123,18 @@ def tenant_targets(session: Session, tenant_slug: str) -> list[TenantConnection]
     return [replace(c, tenant_slug=tenant.slug) for c in found]
 
 
+def workspaces_and_groups(session: Session, tenant_slug: str) -> tuple[list[str], list[str]]:
+    """The workspaces mapped to a tenant and its sub-tenants, and their archetypes' rbac
+    groups, sorted: what the tenant's connection must be able to grant."""
+    tenant = require_tenant(session, tenant_slug)
+    ids = [tenant.id, *(t.id for t in tenant.children)]
+    workspaces = session.scalars(
+        select(WorkspaceMapping.workspace_id).where(WorkspaceMapping.tenant_id.in_(ids))
+    )
+    groups = session.scalars(select(Archetype.rbac_group_id).where(Archetype.tenant_id.in_(ids)))
+    return sorted(set(workspaces)), sorted(set(groups))
+
+
 @dataclass(frozen=True)
 class WorkspaceOwner:
     tenant_slug: str
