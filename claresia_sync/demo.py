@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from claresia_sync.api.connect import TenantConnection
 from claresia_sync.catalog_store import import_catalog
+from claresia_sync.cli.output import console as cli_console
 from claresia_sync.config import Settings
 from claresia_sync.connection_check import check_tenant_connection
 from claresia_sync.db import open_database
@@ -222,4 +223,4 @@ def _unchanged_env() -> Iterator[None]:
 
 def run_demo(settings: Settings, console: Console | None = None, invocations: int = 250) -> None:
     with _unchanged_env():
-        Demo(settings, console or Console(soft_wrap=True), invocations).run()
+        Demo(settings, console or cli_console(), invocations).run()

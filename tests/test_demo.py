@@ -35,6 +35,8 @@ def test_demo_on_the_embedded_default(tmp_path: Path) -> None:
         assert out.count("40 events ingested") == 2, out  # both organisations, every run
         assert "failed (" in out  # a failed run's card footer
         assert "Demo finished" in out
+        # off a terminal nothing is cut or folded at 80 columns (issue 13 item 8)
+        assert "┃ api calls ┃ api writes ┃ publish lag ┃" in out, out
     assert (tmp_path / "state" / "pgdata").is_dir()
     _follow_the_next_step_hint(out, env, tmp_path)
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Annotated
 
 import typer
 from psycopg import errors as pg_errors
 from sqlalchemy.exc import DBAPIError
 
+from claresia_sync import __version__
 from claresia_sync.config import read_once
-from claresia_sync.errors import UserError
+from claresia_sync.errors import ExitCode, UserError
 from claresia_sync.logs import configure_logging
 
 app = typer.Typer(
@@ -19,7 +21,31 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,  # plain help: never boxed or cut at 80 columns in a pipe
+    context_settings={"help_option_names": ["-h", "--help"]},  # inherited by every command
+    epilog=(
+        "Exit codes: 0 success; 1 error (input, configuration, database, API); 2 usage "
+        "(unknown command or flag, bad flag value); 3 the work ran but some of it failed."
+    ),
 )
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        print(f"claresia-sync {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", is_eager=True, callback=_show_version, help="Print the version, exit."
+        ),
+    ] = False,
+) -> None:
+    """Options of the program itself (the commands are registered by `_register`)."""
 
 
 def _register() -> None:
@@ -62,13 +88,35 @@ def main() -> None:
     read_once()  # one settings object per process (claresia_sync.config)
     _register()
     try:
-        app()  # click's standalone mode handles usage errors (exit 2) and ^C itself
+        # errors are ours to print, one line each; the name is the same under `python -m`
+        code = app(standalone_mode=False, prog_name="claresia-sync")
+    except typer.TyperException as exc:  # click's errors: usage (exit 2), a bad file argument
+        if line := describe_click_error(exc):
+            print(line, file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except typer.Abort:  # end of input at a prompt
+        print("claresia-sync: aborted", file=sys.stderr)
+        sys.exit(ExitCode.ERROR)
     except UserError as exc:
         print(f"claresia-sync: error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
     except DBAPIError as exc:
         print(f"claresia-sync: error: {describe_database_failure(exc)}", file=sys.stderr)
-        sys.exit(1)
+        sys.exit(ExitCode.ERROR)
+    sys.exit(code if isinstance(code, int) else ExitCode.OK)
+
+
+def describe_click_error(exc: typer.TyperException) -> str:
+    """Click's usage errors as one line naming the command's help (`no_args_is_help`: the help
+    itself, which is what an operator typing the bare command wants)."""
+    message = exc.format_message()
+    ctx = getattr(exc, "ctx", None)
+    if not message.strip() and ctx is not None:
+        message = ctx.get_help()  # the rich help prints itself and returns ""
+    if not message.strip() or "\n" in message.strip():
+        return message.rstrip()
+    where = f" (see `{ctx.command_path} -h`)" if ctx is not None else ""
+    return f"claresia-sync: error: {' '.join(message.split())}{where}"
 
 
 def describe_database_failure(exc: DBAPIError) -> str:

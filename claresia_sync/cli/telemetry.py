@@ -69,12 +69,18 @@ def report_cmd(
     fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
 ) -> None:
     """Per skill: invocations, failures, failure rate, cost, p50/p95 duration."""
+    from sqlalchemy.orm import Session
+
     from claresia_sync.telemetry.report import FORMATS, parse_since, render, skill_report
+    from claresia_sync.tenancy.lookup import require_tenant
 
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
     start = parse_since(since)
     with open_database(load_settings()) as engine, engine.connect() as conn:
+        if tenant is not None:  # an unknown tenant is an error, not "no invocations"
+            with Session(conn) as session:
+                require_tenant(session, tenant)
         figures = skill_report(conn, since=start, tenant=tenant)
     if not figures and fmt == "table":
         who = f" for tenant {tenant!r}" if tenant else ""

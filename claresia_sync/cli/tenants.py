@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from sqlalchemy.orm import Session
 
+from claresia_sync.cli.output import console, print_json
 from claresia_sync.config import load_settings
 from claresia_sync.db import open_database
 from claresia_sync.telemetry.quarantine import replay_quarantine
@@ -57,10 +58,15 @@ def apply_cmd(
 
 
 @tenants_app.command("list")
-def list_cmd() -> None:
+def list_cmd(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
+) -> None:
     """Show tenants with their organisation, workspaces and archetypes."""
     with open_database(load_settings()) as engine, Session(engine) as session:
         rows = list_tenants(session)
+    if as_json:
+        print_json({"tenants": [dataclasses.asdict(r) for r in rows]})
+        return
     if not rows:
         print("no tenants: add them with `claresia-sync tenants apply FILE.yaml`")
         return
@@ -75,7 +81,7 @@ def list_cmd() -> None:
             ", ".join(r.archetypes),
             str(r.grants),
         )
-    Console(width=None if sys.stdout.isatty() else 200).print(table)
+    console().print(table)
 
 
 def register(app: typer.Typer) -> None:
