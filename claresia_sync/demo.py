@@ -31,7 +31,7 @@ from claresia_sync.db.engine import display_url
 from claresia_sync.emulator import DEMO_SEED, EmulatorServer
 from claresia_sync.errors import UserError
 from claresia_sync.ir import load_catalog
-from claresia_sync.publish import jobs
+from claresia_sync.publish import job_run, jobs
 from claresia_sync.publish.report import summary_table
 from claresia_sync.resources import shipped
 from claresia_sync.telemetry.poller import poll_once
@@ -138,7 +138,7 @@ class Demo:
         job = jobs.claim(engine, "demo", job_id)
         if job is None:
             raise UserError(f"publish job {job_id} was taken by another process")
-        outcome = asyncio.run(jobs.run_job(engine, job))
+        outcome = asyncio.run(job_run.run_job(engine, job))
         self.console.print(
             summary_table(outcome.job_id, outcome.status, outcome.stats, outcome.errors)
         )

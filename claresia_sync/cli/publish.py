@@ -1,39 +1,43 @@
 """`claresia-sync publish --tenant T` and `claresia-sync republish --all | --tenant T`.
 
-There is no daemon yet, so `publish --wait` and `republish` run the job in this process (a
-daemon that already took the job is waited for instead).
+`publish` queues a job for the daemon (with `--wait`, it runs the job here unless a daemon has
+already claimed it, and then waits for that run). `republish` always runs its job in this
+process, with this shell's keys and `--concurrency`: the job is inserted already claimed by this
+process, so a running daemon cannot take it. Either prints the outcome of the run that did the
+work and exits 3 (`ExitCode.FAILURES`) when that run ended partial, failed or cancelled.
 """
 
 from __future__ import annotations
 
 import asyncio
-import sys
+import os
+import socket
 import time
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from claresia_sync.cli.output import console, print_json
 from claresia_sync.config import load_settings
 from claresia_sync.db import open_database
-from claresia_sync.db.models import PublishJob
-from claresia_sync.errors import UserError
+from claresia_sync.db.models import JobStatus
+from claresia_sync.errors import ExitCode, UserError
+from claresia_sync.publish import jobs
 from claresia_sync.publish.applier import DEFAULT_CONCURRENCY
-from claresia_sync.publish.jobs import JobOutcome, claim, enqueue, run_job
+from claresia_sync.publish.job_run import JobOutcome, run_job
 from claresia_sync.publish.reconcile import reconcile
 from claresia_sync.publish.report import (
     PLAN_KEYS,
     counts_line,
     errors_table,
     plan_counts,
+    plan_json,
     plan_table,
     summary_table,
 )
-
-TERMINAL = ("succeeded", "partial", "failed")
 
 Concurrency = Annotated[
     int,
@@ -41,21 +45,18 @@ Concurrency = Annotated[
 ]
 
 
-def _console(stderr: bool = False) -> Console:
-    stream = sys.stderr if stderr else sys.stdout
-    return Console(file=stream, width=None if stream.isatty() else 200)
+def cli_worker() -> str:
+    """The `claimed_by` of a job run by this command."""
+    return f"cli-{socket.gethostname()}-{os.getpid()}"
 
 
-def _run_with_progress(engine: Engine, job_id: int, concurrency: int) -> JobOutcome | None:
-    job = claim(engine, "cli", job_id)
-    if job is None:
-        return None  # someone else (a daemon) took it
+def _run_with_progress(engine: Engine, job: jobs.ClaimedJob, concurrency: int) -> JobOutcome:
     with Progress(
-        TextColumn(f"publish job {job_id}"),
+        TextColumn(f"publish job {job.id}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        console=_console(stderr=True),
+        console=console(stderr=True),
         transient=True,
     ) as bar:
         task = bar.add_task("skills", total=None)
@@ -66,33 +67,31 @@ def _run_with_progress(engine: Engine, job_id: int, concurrency: int) -> JobOutc
         return asyncio.run(run_job(engine, job, concurrency=concurrency, progress=progress))
 
 
-def _wait_for(engine: Engine, job_id: int, timeout: float) -> tuple[str, dict[str, Any], list[Any]]:
+def _wait_for(engine: Engine, job_id: int, timeout: float) -> jobs.JobView:
     deadline = time.monotonic() + timeout
     while True:
-        with Session(engine) as session:
-            row = session.get(PublishJob, job_id)
-            if row is None:
-                raise UserError(f"publish job {job_id} disappeared (its tenant was removed?)")
-            if row.status in TERMINAL:
-                return row.status, row.stats, row.errors
+        view = jobs.get_job(engine, job_id)
+        if view.status in jobs.FINISHED:
+            return view
         if time.monotonic() > deadline:
-            raise UserError(f"publish job {job_id} is still {row.status} after {timeout:.0f}s")
+            raise UserError(f"publish job {job_id} is still {view.status} after {timeout:.0f}s")
         time.sleep(0.5)
 
 
-def _finish(engine: Engine, job_id: int, concurrency: int, timeout: float) -> None:
-    outcome = _run_with_progress(engine, job_id, concurrency)
-    if outcome is None:
-        status, stats, errors = _wait_for(engine, job_id, timeout)
-    else:
-        status, stats, errors = outcome.status, outcome.stats, outcome.errors
-    out = _console()
-    out.print(summary_table(job_id, status, stats, errors))
+def report_outcome(
+    job_id: int, status: JobStatus, stats: dict[str, Any], errors: list[Any]
+) -> None:
+    """Print a finished job's summary (and errors); exit 3 unless it succeeded."""
+    console().print(summary_table(job_id, status, stats, errors))
     if errors:
-        _console(stderr=True).print(errors_table(errors))
-    if status != "succeeded":
+        console(stderr=True).print(errors_table(errors))
+    if status != JobStatus.SUCCEEDED:
         failed = stats.get("failed", len(errors))
-        raise UserError(f"publish job {job_id} {status}: {failed} skill(s) failed (see errors)")
+        raise UserError(
+            f"publish job {job_id} {status}: {failed} skill(s) failed (see errors; "
+            f"`claresia-sync jobs show {job_id}`)",
+            exit_code=ExitCode.FAILURES,
+        )
 
 
 def publish_cmd(
@@ -109,11 +108,39 @@ def publish_cmd(
     """Queue the publication of one tenant's granted skills (the onboarding trigger)."""
     with open_database(load_settings()) as engine:
         with Session(engine) as session:
-            job_id = enqueue(session, tenant, force=force)
+            job_id = jobs.enqueue(session, tenant, force=force)
             session.commit()
         print(f"queued publish job {job_id} for tenant {tenant}")
-        if wait:
-            _finish(engine, job_id, concurrency, timeout)
+        if not wait:
+            return
+        job = jobs.claim(engine, cli_worker(), job_id)
+        if job is None:  # a daemon took it first: its run is the one to report
+            view = _wait_for(engine, job_id, timeout)
+            report_outcome(job_id, view.status, view.stats, view.errors)
+        else:
+            outcome = _run_with_progress(engine, job, concurrency)
+            report_outcome(job_id, outcome.status, outcome.stats, outcome.errors)
+
+
+def _dry_run(
+    engine: Engine, tenant: str | None, force: bool, concurrency: int, as_json: bool
+) -> None:
+    run = asyncio.run(
+        reconcile(engine, tenant, check_remote=force, dry_run=True, concurrency=concurrency)
+    )
+    counts = plan_counts(run.plan)
+    if as_json:
+        print_json(plan_json(run.plan))
+    else:
+        console().print(plan_table(run.plan))
+        print(f"plan: {counts_line(counts, PLAN_KEYS)} (dry run: nothing written)")
+    if counts.get("failed"):
+        refused = sum(1 for org in run.plan.orgs if org.refused)
+        raise UserError(
+            f"the plan has {counts['failed']} failed item(s) and {refused} refused "
+            "organisation(s): see the `why` column",
+            exit_code=ExitCode.FAILURES,
+        )
 
 
 def republish_cmd(
@@ -132,26 +159,26 @@ def republish_cmd(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the plan and exit without writing.")
     ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="With --dry-run: the plan as JSON on stdout.")
+    ] = False,
     concurrency: Concurrency = DEFAULT_CONCURRENCY,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for a daemon's run.")] = 600,
 ) -> None:
-    """Bring the organisations in line with the current grants ("Republish all")."""
+    """Bring the organisations in line with the current grants ("Republish all"), in this
+    process (a running daemon does not take the job)."""
     if all_tenants == (tenant is not None):
         raise UserError("republish needs exactly one of --all or --tenant T")
+    if as_json and not dry_run:
+        raise UserError("--json goes with --dry-run (a real run prints its job's summary)")
     with open_database(load_settings()) as engine:
         if dry_run:
-            run = asyncio.run(
-                reconcile(engine, tenant, check_remote=force, dry_run=True, concurrency=concurrency)
-            )
-            _console().print(plan_table(run.plan))
-            print(
-                f"plan: {counts_line(plan_counts(run.plan), PLAN_KEYS)} (dry run: nothing written)"
-            )
+            _dry_run(engine, tenant, force, concurrency, as_json)
             return
         with Session(engine) as session:
-            job_id = enqueue(session, tenant, force=force)
+            job_id = jobs.enqueue(session, tenant, force=force, claimed_by=cli_worker())
             session.commit()
-        _finish(engine, job_id, concurrency, timeout)
+        outcome = _run_with_progress(engine, jobs.claimed(engine, job_id), concurrency)
+        report_outcome(job_id, outcome.status, outcome.stats, outcome.errors)
 
 
 def register(app: typer.Typer) -> None:

@@ -1,12 +1,15 @@
 """`claresia-sync run`: one process that keeps every organisation polled and every job served.
 
 - APScheduler 3 runs one poll job per organisation (interval with jitter, never two at once in
-  this process; an advisory lock keeps other replicas off the same org), a drift check, a
-  database check and the refresh of the organisation list (tenant changes need no restart).
+  this process; an advisory lock keeps other replicas off the same org), the refresh of the
+  organisation list (tenant changes need no restart), a drift check, the requeue of a dead
+  replica's jobs, telemetry retention and the pruning of old jobs (both at start, then daily),
+  and the gauges. Its own chatter ("Running job ...") is logged at debug (logs.py).
 - Publish jobs are picked up the moment they are inserted (LISTEN on `claresia_publish_job`),
   with a slow poll as the fallback when notifications are lost or the listener is down.
-- SIGTERM/SIGINT: stop taking work, give running work a grace period, cancel the rest, exit.
-  Cancelled work is safe to abandon: a claimed job is taken over once its heartbeat goes stale.
+- SIGTERM/SIGINT: stop taking work, wait for the work still running (at most a grace period),
+  cancel what is left, exit. An idle worker is not waited for. Cancelled work is safe to
+  abandon: a claimed job is taken over once its heartbeat goes stale.
 - Database outages (a restart, a crash, a network cut): the first piece of work that loses the
   database logs one warning and marks the daemon not ready; scheduled work is skipped and the
   workers wait while a watcher probes every second; when the database answers again, the
@@ -39,12 +42,13 @@ from claresia_sync.daemon.ops import Health, ops_server
 from claresia_sync.db.engine import is_unavailable
 from claresia_sync.db.migrate import require_schema
 from claresia_sync.errors import UserError
-from claresia_sync.logs import SCHEDULER_LOGGER
+from claresia_sync.logs import SCHEDULER_LOGGER, log_context
 
 log = logging.getLogger(__name__)
 
 NOTIFY_CHANNEL = "claresia_publish_job"
 DB_RETRY = 1.0  # seconds between probes while the database is unavailable
+GAUGES_INTERVAL = 15.0  # seconds between two refreshes of the gauges read from the database
 
 
 class _DropSkippedRuns(logging.Filter):
@@ -66,7 +70,9 @@ class DaemonConfig:
     job_fallback_interval: float = 5.0
     publish_workers: int = 2
     drift_interval: float = 3600.0
-    retention_interval: float = 86400.0
+    retention_interval: float = 86400.0  # telemetry retention: at start, then this often
+    prune_interval: float = 86400.0  # pruning of old finished jobs: at start, then this often
+    requeue_interval: float = 10.0  # requeue of the jobs of a dead replica (stale heartbeat)
     refresh_interval: float = 30.0
     db_check_interval: float = 5.0
     grace_seconds: float = 7.0  # SIGTERM -> exit within 10 s, with room for cleanup
@@ -97,8 +103,14 @@ class Work(Protocol):
     async def refresh_gauges(self) -> None:
         """Update the gauges read from the database (jobs by status, checkpoint ages)."""
 
+    async def requeue(self) -> None:
+        """Queue again the jobs whose replica died (stale heartbeat) or that this one lost."""
+
     async def retention(self) -> None:
         """Remove telemetry older than the retention period (one replica at a time)."""
+
+    async def prune_jobs(self) -> None:
+        """Delete finished jobs older than the configured age (one replica at a time)."""
 
     async def recover(self) -> None:
         """After a database outage: queue again the jobs this replica claimed but lost."""
@@ -164,13 +176,14 @@ class Daemon:
         self.metrics.up.set(1)
         await self._stopping.wait()
 
-        # Draining: no new work; what runs gets the grace period, then is cancelled.
+        # Draining: no new work; what still runs gets the grace period, then is cancelled.
+        # Idle workers see `_stopping` and end at once, so only running work is waited for.
         self.health.draining = True
         self.metrics.up.set(0)
         scheduler.shutdown(wait=False)
         listener.cancel()  # holds no work; it would otherwise wait for the next NOTIFY
         watcher.cancel()
-        running = [*workers, *self._tasks]
+        running = [t for t in (*workers, *self._tasks) if not t.done()]
         _, pending = (
             await asyncio.wait(running, timeout=self.config.grace_seconds)
             if running
@@ -180,7 +193,12 @@ class Daemon:
             task.cancel()
         await asyncio.gather(listener, watcher, *pending, return_exceptions=True)
         if pending:
-            log.warning("cancelled %d task(s) still running after the grace period", len(pending))
+            log.warning(
+                "cancelled work still running after the %.0fs grace period: %s (a publish job "
+                "is taken over by another replica once its heartbeat is stale)",
+                self.config.grace_seconds,
+                ", ".join(sorted(t.get_name() for t in pending)),
+            )
         server.should_exit = True
         await serving
         log.info("daemon %s stopped", self.config.replica)
@@ -209,31 +227,39 @@ class Daemon:
             job_defaults={"coalesce": True, "max_instances": 1}, logger=_scheduler_log
         )
         cfg = self.config
-        scheduler.add_job(
-            self._tracked("refresh", self._refresh_orgs),
-            IntervalTrigger(seconds=cfg.refresh_interval),
-            id="refresh",
-        )
-        scheduler.add_job(
-            self._tracked("drift", self.work.drift_check),
-            IntervalTrigger(seconds=cfg.drift_interval, jitter=cfg.poll_jitter),
-            id="drift",
-        )
-        scheduler.add_job(
-            self._tracked("gauges", self.work.refresh_gauges),
-            IntervalTrigger(seconds=15),
-            id="gauges",
-        )
+        # (name, step, every seconds, jittered, also at start). Daily steps run at start too: a
+        # daemon restarted more often than daily (a rollout, a crash loop) would never run them.
+        steps: list[tuple[str, Callable[[], Awaitable[None]], float, bool, bool]] = [
+            ("refresh", self._refresh_orgs, cfg.refresh_interval, False, False),
+            ("drift", self.work.drift_check, cfg.drift_interval, True, False),
+            ("requeue", self.work.requeue, cfg.requeue_interval, False, False),
+            ("retention", self.work.retention, cfg.retention_interval, True, True),
+            ("prune-jobs", self.work.prune_jobs, cfg.prune_interval, True, True),
+            ("gauges", self.work.refresh_gauges, GAUGES_INTERVAL, False, False),
+        ]
+        for name, step, seconds, jittered, at_start in steps:
+            start: dict[str, Any] = {"next_run_time": _now_utc()} if at_start else {}
+            scheduler.add_job(
+                self._tracked(name, step),
+                IntervalTrigger(seconds=seconds, jitter=cfg.poll_jitter if jittered else None),
+                id=name,
+                **start,
+            )
         scheduler.start()
         self._scheduler = scheduler
         return scheduler
 
     def _tracked(
-        self, name: str, fn: Callable[..., Awaitable[None]], *args: Any
+        self,
+        name: str,
+        fn: Callable[..., Awaitable[None]],
+        *args: Any,
+        org_id: str | None = None,
     ) -> Callable[[], Awaitable[None]]:
         """Wrap a job so that shutdown can wait for it and one failure never kills the loop.
 
-        While the database is unavailable the job is skipped: it would fail on its first query."""
+        While the database is unavailable the job is skipped: it would fail on its first query.
+        `org_id` goes into every line the job logs, its failure included."""
 
         async def job() -> None:
             if self._stopping.is_set() or self.health.db_error is not None:
@@ -242,22 +268,28 @@ class Daemon:
             assert task is not None
             self._tasks.add(task)
             try:
-                await fn(*args)
-            except asyncio.CancelledError:
-                raise
-            except WorkFailed as exc:
-                log.warning("%s failed: %s; it runs again at its next interval", name, exc)
-            except Exception as exc:
-                if is_unavailable(exc):
-                    self._db_lost(exc)
-                    log.debug("%s stopped: the database is unavailable", name)
-                else:
-                    log.exception("%s failed; it runs again at its next interval", name)
+                with log_context(org_id=org_id):
+                    await self._logged(name, fn, *args)
             finally:
                 self._tasks.discard(task)
 
         job.__name__ = job.__qualname__ = name
         return job
+
+    async def _logged(self, name: str, fn: Callable[..., Awaitable[None]], *args: Any) -> None:
+        """Run `fn`; its failure is a log line (and a database outage a pause), never raised."""
+        try:
+            await fn(*args)
+        except asyncio.CancelledError:
+            raise
+        except WorkFailed as exc:
+            log.warning("%s failed: %s; it runs again at its next interval", name, exc)
+        except Exception as exc:
+            if is_unavailable(exc):
+                self._db_lost(exc)
+                log.debug("%s stopped: the database is unavailable", name)
+            else:
+                log.exception("%s failed; it runs again at its next interval", name)
 
     async def _refresh_orgs(self) -> None:
         """Keep one poll job per configured organisation, added and removed as config changes."""
@@ -277,7 +309,7 @@ class Daemon:
         }
         for org_id in sorted(orgs - current):
             scheduler.add_job(
-                self._tracked(f"poll {org_id}", self._poll, org_id),
+                self._tracked(f"poll {org_id}", self._poll, org_id, org_id=org_id),
                 IntervalTrigger(seconds=self.config.poll_interval, jitter=self.config.poll_jitter),
                 id=f"poll:{org_id}",
                 next_run_time=_now_utc(),  # first poll right away, then on the interval
@@ -385,6 +417,8 @@ class Daemon:
                 await self._pause(backoff)
                 backoff = min(backoff * 2, 30.0)
                 continue
+            if self._stopping.is_set():
+                break
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.config.job_fallback_interval)

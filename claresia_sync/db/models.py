@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -61,10 +62,25 @@ NAMING_CONVENTION = {
 # A slug as CONTRACT.md section 2 allows it in a published name, without the reserved words.
 SLUG_CHECK = "{col} ~ '^[a-z0-9]+(-[a-z0-9]+)*$' AND {col} !~ '(anthropic|claude)'"
 PUBLICATION_STATUSES = ("pending", "published", "failed", "unpublished")
-JOB_STATUSES = ("queued", "running", "succeeded", "partial", "failed")
 TARGET_KINDS = ("claude-enterprise", "claude-api")
 INSTALLATION_PREFERENCES = ("available", "auto_install", "required")
 KEY_REF_CHECK = "{col} ~ '^(env:|file:)'"
+
+
+class JobStatus(StrEnum):
+    """A publish job's status (`publish_job.status`); the queue (`publish.jobs`) moves it:
+    queued -> running -> succeeded | partial | failed | cancelled (and running -> queued when
+    its replica died or lost the database)."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    PARTIAL = "partial"  # some skills failed
+    FAILED = "failed"  # nothing could be done
+    CANCELLED = "cancelled"  # an operator cancelled it (a running job stops between items)
+
+
+JOB_STATUSES = tuple(s.value for s in JobStatus)
 EMPTY_ACL = '{"workspace_ids": [], "rbac_group_ids": []}'
 
 
@@ -263,6 +279,11 @@ class PublishJob(Base):
     __table_args__ = (
         CheckConstraint(f"status IN {JOB_STATUSES!r}", name="status"),
         Index("ix_publish_job_queued", "requested_at", postgresql_where=text("status = 'queued'")),
+        Index(
+            "ix_publish_job_finished_at",
+            "finished_at",
+            postgresql_where=text("finished_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -282,6 +303,10 @@ class PublishJob(Base):
     )
     claimed_by: Mapped[str | None] = mapped_column(Text)
     heartbeat_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    cancel_requested_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    """Set by `jobs cancel` on a running job: it stops at the next item and ends `cancelled`."""
+    retry_of: Mapped[int | None] = mapped_column(ForeignKey("publish_job.id", ondelete="SET NULL"))
+    """The job this one re-runs (`jobs retry`)."""
 
 
 class Publication(Base):

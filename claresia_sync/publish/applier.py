@@ -59,6 +59,8 @@ class ItemResult:
     error: str | None = None
     live_at: dt.datetime | None = None
     """When the skill was live with its access (or gone, for a delete), if this run wrote."""
+    retryable: bool = False
+    """It failed for a reason that may pass (429, 5xx, no answer): worth another try."""
 
     def __repr__(self) -> str:
         return f"ItemResult({self.outcome} {self.item.name}: {self.error or ''})"
@@ -131,6 +133,7 @@ class Applier:
                 result.live_at = _now()
         except (TargetError, _Failed) as exc:
             result.outcome = Outcome.FAILED
+            result.retryable = isinstance(exc, TargetError) and exc.retryable
             hint = f" — {exc.hint}" if isinstance(exc, TargetError) and exc.hint else ""
             result.error = f"{item.name}: {exc}{hint}"
         except Exception as exc:  # a bug must cost one skill, not the run

@@ -1,49 +1,96 @@
-"""The publish-job queue (`publish_job`): enqueue, claim, run, finish.
+"""The publish-job queue (`publish_job`): every move of a job's status happens here.
 
 A job is any row: `INSERT INTO publish_job DEFAULT VALUES` asks for "publish every tenant",
 `INSERT INTO publish_job (tenant_id) VALUES (...)` for one tenant (and its sub-tenants), with
-`force = true` for a check against the organisation's own skill list. Workers claim with
-`FOR UPDATE SKIP LOCKED`, so several may share the queue. Status: queued -> running ->
-succeeded | partial (some skills failed) | failed (nothing could be done).
+`force = true` for a check against the organisation's own skill list.
 
+    queued --claim--> running --finish--> succeeded | partial | failed | cancelled
+    queued --cancel--> cancelled          running --cancel--> (stops at its next item) cancelled
+    running --requeue_stale / requeue_lost--> queued     (its replica died / lost the database)
+    finished --retry--> a new queued job (`retry_of`)    finished, old --prune--> deleted
+
+Workers claim with `FOR UPDATE SKIP LOCKED`, so several may share the queue; a running job's
+runner heartbeats (`heartbeat`), which also tells it whether a cancel was asked.
 Lag: `lag_seconds` (a generated column) is requested -> finished; `stats.publish_lag_s` is
 requested -> the last skill live with its ACL, the figure the publish-lag SLO is about.
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import httpx2
-from sqlalchemy import Engine, func, select, text, update
+from sqlalchemy import Engine, delete, func, select, text, update
 from sqlalchemy.orm import Session
 
-from claresia_sync.db.engine import is_unavailable
-from claresia_sync.db.models import PublishJob, Tenant
-from claresia_sync.publish.applier import DEFAULT_CONCURRENCY
-from claresia_sync.publish.reconcile import ProgressFn, RunResult, reconcile
+from claresia_sync.db.models import JobStatus, PublishJob, Tenant
+from claresia_sync.errors import UserError
 from claresia_sync.tenancy.lookup import require_tenant
 
-log = logging.getLogger(__name__)
+__all__ = [
+    "ACTIVE",
+    "FINISHED",
+    "MAX_RECORDED_ERRORS",
+    "ClaimedJob",
+    "JobStatus",
+    "cancel",
+    "claim",
+    "claimed",
+    "counts",
+    "enqueue",
+    "enqueue_drift_check",
+    "finish",
+    "heartbeat",
+    "list_jobs",
+    "mark_started",
+    "prune",
+    "requeue_lost",
+    "requeue_stale",
+    "retry",
+]
 
 MAX_RECORDED_ERRORS = 1000
-WRITE_METHODS = ("POST", "PUT", "DELETE", "PATCH")
+FINISHED = frozenset(
+    {JobStatus.SUCCEEDED, JobStatus.PARTIAL, JobStatus.FAILED, JobStatus.CANCELLED}
+)
+ACTIVE = frozenset({JobStatus.QUEUED, JobStatus.RUNNING})
+RETRYABLE = frozenset({JobStatus.PARTIAL, JobStatus.FAILED, JobStatus.CANCELLED})
 
-_CLAIM = """
-UPDATE publish_job j SET status = 'running', started_at = now(), heartbeat_at = now(),
+# Statuses are bound parameters (`:queued`, `:running`: see `_STATUS`), never spliced in.
+_CLAIM = text("""
+UPDATE publish_job j SET status = :running, started_at = now(), heartbeat_at = now(),
        claimed_by = :worker
   FROM (SELECT id FROM publish_job
-         WHERE status = 'queued' {only}
+         WHERE status = :queued AND (CAST(:job_id AS bigint) IS NULL OR id = :job_id)
          ORDER BY requested_at, id
          LIMIT 1
          FOR UPDATE SKIP LOCKED) q
  WHERE j.id = q.id
 RETURNING j.id, j.tenant_id, j.force, j.requested_at
-"""
+""")
+_REQUEUE_STALE = text("""
+UPDATE publish_job j SET status = :queued, claimed_by = NULL, started_at = NULL
+  FROM (SELECT id, claimed_by FROM publish_job
+         WHERE status = :running AND heartbeat_at < now() - make_interval(secs => :stale)
+         FOR UPDATE SKIP LOCKED) old
+ WHERE j.id = old.id
+RETURNING j.id, old.claimed_by
+""")
+_REQUEUE_LOST = text("""
+UPDATE publish_job SET status = :queued, claimed_by = NULL, started_at = NULL
+ WHERE status = :running AND claimed_by = :me AND NOT (id = ANY(CAST(:running_ids AS bigint[])))
+RETURNING id
+""")
+_ENQUEUE_DRIFT = text("""
+INSERT INTO publish_job (force, requested_by)
+SELECT true, 'drift-check'
+ WHERE NOT EXISTS (SELECT 1 FROM publish_job
+                    WHERE status IN (:queued, :running) AND force AND tenant_id IS NULL)
+RETURNING id
+""")
+_STATUS = {"queued": str(JobStatus.QUEUED), "running": str(JobStatus.RUNNING)}
 
 
 @dataclass(frozen=True)
@@ -54,21 +101,32 @@ class ClaimedJob:
     requested_at: dt.datetime
 
 
-@dataclass(frozen=True)
-class JobOutcome:
-    job_id: int
-    status: str
-    stats: dict[str, Any]
-    errors: list[dict[str, Any]]
-    run: RunResult | None
+class JobStateError(UserError):
+    """An operator verb that does not apply to the job in its current state."""
 
 
-def enqueue(session: Session, tenant_slug: str | None = None, *, force: bool = False) -> int:
-    """Queue a job (in the caller's transaction: commit to make it visible); its id."""
-    tenant_id = None
-    if tenant_slug is not None:
-        tenant_id = require_tenant(session, tenant_slug).id
-    job = PublishJob(tenant_id=tenant_id, force=force)
+def _tenant_id(session: Session, tenant_slug: str) -> int:
+    return require_tenant(session, tenant_slug).id
+
+
+def enqueue(
+    session: Session,
+    tenant_slug: str | None = None,
+    *,
+    force: bool = False,
+    claimed_by: str | None = None,
+    retry_of: int | None = None,
+) -> int:
+    """Queue a job (in the caller's transaction: commit to make it visible); its id.
+
+    With `claimed_by` the job is born running and claimed by that worker, so that no daemon can
+    take it between the insert and the caller's own run (`republish` runs its job in-process)."""
+    tenant_id = None if tenant_slug is None else _tenant_id(session, tenant_slug)
+    job = PublishJob(tenant_id=tenant_id, force=force, retry_of=retry_of)
+    if claimed_by is not None:
+        job.status = JobStatus.RUNNING
+        job.claimed_by = claimed_by
+        job.started_at = job.heartbeat_at = func.now()
     session.add(job)
     session.flush()
     return job.id
@@ -76,103 +134,243 @@ def enqueue(session: Session, tenant_slug: str | None = None, *, force: bool = F
 
 def claim(engine: Engine, worker: str, job_id: int | None = None) -> ClaimedJob | None:
     """Take the oldest queued job (or job `job_id` if still queued); None if there is none."""
-    sql = _CLAIM.format(only="AND id = :job_id" if job_id is not None else "")
-    params: dict[str, Any] = {"worker": worker}
-    if job_id is not None:
-        params["job_id"] = job_id
     with Session(engine) as session, session.begin():
-        row = session.execute(text(sql), params).one_or_none()
+        row = session.execute(_CLAIM, {**_STATUS, "worker": worker, "job_id": job_id}).one_or_none()
         if row is None:
             return None
         slug = session.scalar(select(Tenant.slug).where(Tenant.id == row.tenant_id))
         return ClaimedJob(row.id, slug, row.force, row.requested_at)
 
 
-def _status(run: RunResult) -> str:
-    counts = run.counts()
-    if not counts["failed"]:
-        return "succeeded"
-    ok = sum(n for k, n in counts.items() if k != "failed")
-    return "partial" if ok else "failed"
+def claimed(engine: Engine, job_id: int) -> ClaimedJob:
+    """A job this process enqueued already claimed (`enqueue(..., claimed_by=...)`)."""
+    with Session(engine) as session:
+        job = session.get(PublishJob, job_id)
+        if job is None:
+            raise JobStateError(f"publish job {job_id} does not exist")
+        slug = None if job.tenant_id is None else session.get(Tenant, job.tenant_id)
+        return ClaimedJob(job.id, slug.slug if slug else None, job.force, job.requested_at)
 
 
-def _stats(run: RunResult, job: ClaimedJob) -> dict[str, Any]:
-    stats: dict[str, Any] = dict(run.counts())
-    stats["api_calls"] = run.calls.total()
-    stats["api_writes"] = sum(run.calls.total(method=m) for m in WRITE_METHODS)
-    stats["check_remote"] = run.plan.check_remote
-    last = run.last_live_at
-    stats["publish_lag_s"] = (
-        round((last - job.requested_at).total_seconds(), 3) if last is not None else None
-    )
-    return stats
+def mark_started(engine: Engine, job_id: int) -> None:
+    """The job's tenants are locked and its work starts now (the wait for locks is not work)."""
+    with engine.begin() as conn:
+        conn.execute(
+            update(PublishJob)
+            .where(PublishJob.id == job_id)
+            .values(started_at=func.now(), heartbeat_at=func.now())
+        )
+
+
+def heartbeat(engine: Engine, job_id: int) -> bool:
+    """Refresh a running job's heartbeat; True if a cancel of it was requested."""
+    with engine.begin() as conn:
+        requested = conn.execute(
+            update(PublishJob)
+            .where(PublishJob.id == job_id)
+            .values(heartbeat_at=func.now())
+            .returning(PublishJob.cancel_requested_at)
+        ).scalar_one_or_none()
+    return requested is not None
+
+
+def requeue_stale(engine: Engine, stale_after: float) -> list[tuple[int, str]]:
+    """Queue again the running jobs whose heartbeat is older than `stale_after` seconds (their
+    replica died); (job id, the replica that had it) of each."""
+    with engine.begin() as conn:
+        rows = conn.execute(_REQUEUE_STALE, {**_STATUS, "stale": stale_after}).all()
+    return [(int(r.id), str(r.claimed_by)) for r in rows]
+
+
+def requeue_lost(engine: Engine, worker: str, running: Sequence[int]) -> list[int]:
+    """Queue again the jobs `worker` claimed but no longer runs (not in `running`)."""
+    with engine.begin() as conn:
+        rows = conn.execute(
+            _REQUEUE_LOST, {**_STATUS, "me": worker, "running_ids": sorted(running)}
+        ).all()
+    return [int(r.id) for r in rows]
 
 
 def finish(
-    engine: Engine, job_id: int, status: str, stats: dict[str, Any], errors: list[Any]
+    engine: Engine,
+    job_id: int,
+    status: JobStatus,
+    stats: dict[str, Any],
+    errors: Sequence[Any],
 ) -> None:
-    with Session(engine) as session, session.begin():
-        session.execute(
+    with engine.begin() as conn:
+        conn.execute(
             update(PublishJob)
             .where(PublishJob.id == job_id)
             .values(
                 status=status,
                 stats=stats,
-                errors=errors[:MAX_RECORDED_ERRORS],
+                errors=list(errors[:MAX_RECORDED_ERRORS]),
                 finished_at=func.now(),
                 heartbeat_at=func.now(),
             )
         )
 
 
-async def run_job(
-    engine: Engine,
-    job: ClaimedJob,
-    *,
-    concurrency: int = DEFAULT_CONCURRENCY,
-    http: httpx2.AsyncClient | None = None,
-    progress: ProgressFn | None = None,
-) -> JobOutcome:
-    """Run a claimed job to its end and record it; a crash inside marks the job failed."""
-    try:
-        run = await reconcile(
-            engine,
-            job.tenant_slug,
-            check_remote=job.force,
-            concurrency=concurrency,
-            job_id=job.id,
-            http=http,
-            progress=progress,
-        )
-    except Exception as exc:
-        if is_unavailable(exc):
-            # Not the job's fault: it stays claimed, and the daemon queues it again once the
-            # database is back (skills it created meanwhile are adopted, never created twice).
-            raise
-        log.exception("publish job %d failed", job.id)
-        errors: list[dict[str, Any]] = [{"error": f"{type(exc).__name__}: {exc}"}]
-        await asyncio.to_thread(finish, engine, job.id, "failed", {}, errors)
-        return JobOutcome(job.id, "failed", {}, errors, None)
-    status, stats = _status(run), _stats(run, job)
-    recorded: list[dict[str, Any]] = list(run.errors())
-    await asyncio.to_thread(finish, engine, job.id, status, stats, recorded)
-    return JobOutcome(job.id, status, stats, recorded, run)
+def enqueue_drift_check(engine: Engine) -> int | None:
+    """Queue a forced republish-all unless one is already queued or running; its id."""
+    with engine.begin() as conn:
+        return conn.execute(_ENQUEUE_DRIFT, _STATUS).scalar_one_or_none()
 
 
-async def run_next_job(
-    engine: Engine,
-    *,
-    worker: str = "daemon",
-    concurrency: int = DEFAULT_CONCURRENCY,
-    http: httpx2.AsyncClient | None = None,
-    progress: ProgressFn | None = None,
-) -> JobOutcome | None:
-    """Claim and run the oldest queued job; None when the queue is empty."""
-    job = await asyncio.to_thread(claim, engine, worker)
+# --- operator verbs ---------------------------------------------------------------------------
+
+
+def _locked(session: Session, job_id: int) -> PublishJob:
+    job = session.scalar(select(PublishJob).where(PublishJob.id == job_id).with_for_update())
     if job is None:
-        return None
-    return await run_job(engine, job, concurrency=concurrency, http=http, progress=progress)
+        raise JobStateError(f"publish job {job_id} does not exist (see `claresia-sync jobs list`)")
+    return job
 
 
-def job_row(session: Session, job_id: int) -> PublishJob | None:
-    return session.get(PublishJob, job_id)
+def cancel(engine: Engine, job_id: int) -> JobStatus:
+    """Cancel a job: a queued one ends `cancelled` now; a running one is asked to stop at its
+    next item (it ends `cancelled`). Returns the job's status after the call."""
+    with Session(engine) as session, session.begin():
+        job = _locked(session, job_id)
+        status = JobStatus(job.status)
+        if status in FINISHED:
+            raise JobStateError(f"publish job {job_id} already ended {status}: nothing to cancel")
+        job.cancel_requested_at = func.now()
+        if status == JobStatus.QUEUED:
+            job.status = JobStatus.CANCELLED
+            job.finished_at = func.now()
+            return JobStatus.CANCELLED
+        return status
+
+
+def retry(engine: Engine, job_id: int) -> int:
+    """Queue a new job with the scope of a finished partial, failed or cancelled one; its id."""
+    with Session(engine) as session, session.begin():
+        job = _locked(session, job_id)
+        if JobStatus(job.status) not in RETRYABLE:
+            raise JobStateError(
+                f"publish job {job_id} is {job.status}: only a partial, failed or cancelled job "
+                "can be retried"
+            )
+        new = PublishJob(tenant_id=job.tenant_id, force=job.force, retry_of=job.id)
+        session.add(new)
+        session.flush()
+        return new.id
+
+
+def prune(engine: Engine, older_than: dt.timedelta) -> int:
+    """Delete finished jobs that finished more than `older_than` ago; how many."""
+    cutoff = func.now() - older_than
+    with engine.begin() as conn:
+        result = conn.execute(
+            delete(PublishJob).where(
+                PublishJob.status.in_([str(s) for s in FINISHED]),
+                PublishJob.finished_at < cutoff,
+            )
+        )
+    return int(result.rowcount or 0)
+
+
+def counts(engine: Engine) -> dict[JobStatus, int]:
+    """Jobs by status (every status, zeros included)."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(PublishJob.status, func.count()).group_by(PublishJob.status)
+        ).all()
+    found = {str(status): int(n) for status, n in rows}
+    return {s: found.get(s, 0) for s in JobStatus}
+
+
+@dataclass(frozen=True)
+class JobView:
+    """One job as `jobs list` / `jobs show` print it."""
+
+    id: int
+    tenant: str | None
+    force: bool
+    status: JobStatus
+    requested_by: str
+    requested_at: dt.datetime
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    claimed_by: str | None
+    cancel_requested: bool
+    retry_of: int | None
+    stats: dict[str, Any]
+    errors: list[Any]
+
+    def as_json(self) -> dict[str, Any]:
+        def iso(t: dt.datetime | None) -> str | None:
+            return None if t is None else t.isoformat()
+
+        return {
+            "id": self.id,
+            "tenant": self.tenant,
+            "force": self.force,
+            "status": str(self.status),
+            "requested_by": self.requested_by,
+            "requested_at": iso(self.requested_at),
+            "started_at": iso(self.started_at),
+            "finished_at": iso(self.finished_at),
+            "claimed_by": self.claimed_by,
+            "cancel_requested": self.cancel_requested,
+            "retry_of": self.retry_of,
+            "stats": self.stats,
+            "errors": self.errors,
+        }
+
+
+def _view(job: PublishJob, tenant: str | None) -> JobView:
+    return JobView(
+        id=job.id,
+        tenant=tenant,
+        force=job.force,
+        status=JobStatus(job.status),
+        requested_by=job.requested_by,
+        requested_at=job.requested_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        claimed_by=job.claimed_by,
+        cancel_requested=job.cancel_requested_at is not None,
+        retry_of=job.retry_of,
+        stats=job.stats,
+        errors=job.errors,
+    )
+
+
+def list_jobs(
+    engine: Engine,
+    *,
+    status: JobStatus | None = None,
+    tenant_slug: str | None = None,
+    limit: int = 20,
+) -> list[JobView]:
+    """The newest jobs first, optionally of one status or one tenant."""
+    with Session(engine) as session:
+        query = (
+            select(PublishJob, Tenant.slug)
+            .outerjoin(Tenant, Tenant.id == PublishJob.tenant_id)
+            .order_by(PublishJob.id.desc())
+            .limit(limit)
+        )
+        if status is not None:
+            query = query.where(PublishJob.status == status)
+        if tenant_slug is not None:
+            query = query.where(PublishJob.tenant_id == _tenant_id(session, tenant_slug))
+        return [_view(job, slug) for job, slug in session.execute(query).all()]
+
+
+def get_job(engine: Engine, job_id: int) -> JobView:
+    with Session(engine) as session:
+        row = session.execute(
+            select(PublishJob, Tenant.slug)
+            .outerjoin(Tenant, Tenant.id == PublishJob.tenant_id)
+            .where(PublishJob.id == job_id)
+        ).one_or_none()
+        if row is None:
+            raise JobStateError(
+                f"publish job {job_id} does not exist (see `claresia-sync jobs list`)"
+            )
+        job, slug = row
+        return _view(job, slug)

@@ -155,10 +155,15 @@ async def reconcile(
     job_id: int | None = None,
     http: httpx2.AsyncClient | None = None,
     progress: ProgressFn | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> RunResult:
-    """Plan (and unless `dry_run`, apply and record) every organisation in scope."""
+    """Plan (and unless `dry_run`, apply and record) every organisation in scope.
+
+    `stop()` is asked before each item starts: once it says True, no further item starts (items
+    already started finish and are recorded); the skipped ones are left out of the results."""
     orgs, live = await asyncio.to_thread(_desired_and_live, engine, tenant_slug)
     applier = Applier(concurrency)
+    starting = asyncio.Semaphore(concurrency)  # items start when they can call, not before
     plan = Plan([], check_remote)
     run = RunResult(plan)
     recorder = _Recorder(engine, job_id)
@@ -180,7 +185,10 @@ async def reconcile(
 
     async def one_item(target: PublishTarget, item: PlanItem) -> None:
         nonlocal done
-        result = await applier.apply(target, item)
+        async with starting:
+            if stop is not None and stop():
+                return
+            result = await applier.apply(target, item)
         run.results.append(result)
         recorder.add(result.state())
         done += 1

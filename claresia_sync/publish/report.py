@@ -35,6 +35,28 @@ def plan_table(plan: Plan, *, show_unchanged: bool = False) -> Table:
     return table
 
 
+def plan_json(plan: Plan) -> dict[str, Any]:
+    """The plan as `republish --dry-run --json` prints it: every item, the refusals, counts."""
+    items = [
+        {
+            "org_id": item.org_id,
+            "tenant": item.tenant_slug,
+            "skill_id": item.skill_id,
+            "name": item.name,
+            "action": item.op.value,
+            "why": "; ".join(x for x in (item.reason, _details(item)) if x),
+        }
+        for org in plan.orgs
+        for item in sorted(org.items, key=lambda i: (i.tenant_slug, i.name))
+    ]
+    refused = [
+        {"org_id": org.org.org_id, "tenant": org.org.root_slug, "why": org.refused}
+        for org in plan.orgs
+        if org.refused
+    ]
+    return {"counts": plan_counts(plan), "refused": refused, "items": items}
+
+
 def counts_line(counts: dict[str, Any], keys: Sequence[str] = OUTCOMES) -> str:
     return ", ".join(f"{counts.get(k, 0)} {k}" for k in keys)
 

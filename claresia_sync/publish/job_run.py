@@ -1,0 +1,272 @@
+"""Running one claimed publish job: reconcile its scope, retry what failed for a passing reason,
+honour a cancel, heartbeat throughout, and record the outcome (`jobs.finish`).
+
+Retries: a skill that failed with a retryable error (429, 5xx, no answer) is tried again after a
+backoff, by running reconcile for the job's scope again: reconcile is idempotent, so a new round
+plans only what is still missing. Rounds stop when nothing retryable is left, at
+`RetryPolicy.rounds`, or on cancel; the job then records what still fails and why (`errors`,
+with `retryable` and the number of attempts, and `stats.still_failing`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx2
+from sqlalchemy import Engine
+
+from claresia_sync.db.engine import is_unavailable
+from claresia_sync.db.models import JobStatus
+from claresia_sync.publish import jobs
+from claresia_sync.publish.applier import DEFAULT_CONCURRENCY, ItemResult
+from claresia_sync.publish.reconcile import ProgressFn, RunResult, reconcile
+
+log = logging.getLogger(__name__)
+
+WRITE_METHODS = ("POST", "PUT", "DELETE", "PATCH")
+HEARTBEAT_EVERY = 1.0  # seconds; a beat also tells the run whether a cancel was asked
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Rounds of a job at most (the first run included), and the waits between them."""
+
+    rounds: int = 4
+    first_delay: float = 2.0
+    factor: float = 3.0
+    max_delay: float = 60.0
+
+    def delay(self, after_round: int) -> float:
+        return min(self.max_delay, self.first_delay * self.factor ** (after_round - 1))
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    job_id: int
+    status: JobStatus
+    stats: dict[str, Any]
+    errors: list[dict[str, Any]]
+    run: RunResult | None
+
+
+def _key(result: ItemResult) -> tuple[str, str, str]:
+    return (result.item.org_id, result.item.tenant_slug, result.item.name)
+
+
+@dataclass
+class _Rounds:
+    """The merged view of a job's rounds: each skill's latest meaningful result."""
+
+    runs: list[RunResult] = field(default_factory=list)
+    latest: dict[tuple[str, str, str], ItemResult] = field(default_factory=dict)
+    attempts: dict[tuple[str, str, str], int] = field(default_factory=dict)
+
+    def add(self, run: RunResult) -> None:
+        self.runs.append(run)
+        for result in run.results:
+            key = _key(result)
+            before = self.latest.get(key)
+            # A later round that finds a skill unchanged keeps what the earlier round did to it.
+            if before is None or before.outcome == "failed" or result.outcome != "unchanged":
+                self.latest[key] = result
+            if result.item.op.value != "unchanged":
+                self.attempts[key] = self.attempts.get(key, 0) + 1
+
+    def retryable(self) -> list[ItemResult]:
+        return [r for r in self.latest.values() if r.outcome == "failed" and r.retryable]
+
+    def merged(self) -> RunResult:
+        last = self.runs[-1]
+        return RunResult(last.plan, list(self.latest.values()), dict(last.refused), last.calls)
+
+    def errors(self) -> list[dict[str, Any]]:
+        merged = self.merged()
+        out: list[dict[str, Any]] = []
+        for org_id, why in sorted(merged.refused.items()):
+            out.append(
+                {
+                    "org_id": org_id,
+                    "tenant": None,
+                    "skill_id": None,
+                    "name": None,
+                    "error": why,
+                    "retryable": False,
+                    "attempts": len(self.runs),
+                }
+            )
+        for r in sorted(merged.results, key=_key):
+            if r.error:
+                out.append(
+                    {
+                        "org_id": r.item.org_id,
+                        "tenant": r.item.tenant_slug,
+                        "skill_id": r.item.skill_id,
+                        "name": r.item.name,
+                        "error": r.error,
+                        "retryable": r.retryable,
+                        "attempts": self.attempts.get(_key(r), 1),
+                    }
+                )
+        return out
+
+    def stats(self, job: jobs.ClaimedJob) -> dict[str, Any]:
+        merged = self.merged()
+        stats: dict[str, Any] = dict(merged.counts())
+        stats["api_calls"] = sum(run.calls.total() for run in self.runs)
+        stats["api_writes"] = sum(
+            run.calls.total(method=m) for run in self.runs for m in WRITE_METHODS
+        )
+        stats["check_remote"] = merged.plan.check_remote
+        stats["rounds"] = len(self.runs)
+        stats["retried"] = sum(1 for n in self.attempts.values() if n > 1)
+        stats["still_failing"] = sum(1 for e in self.errors() if e["skill_id"] or e["name"])
+        last = merged.last_live_at
+        stats["publish_lag_s"] = (
+            round((last - job.requested_at).total_seconds(), 3) if last is not None else None
+        )
+        return stats
+
+
+def _status(run: RunResult, cancelled: bool) -> JobStatus:
+    if cancelled:
+        return JobStatus.CANCELLED
+    counts = run.counts()
+    if not counts["failed"]:
+        return JobStatus.SUCCEEDED
+    ok = sum(n for k, n in counts.items() if k != "failed")
+    return JobStatus.PARTIAL if ok else JobStatus.FAILED
+
+
+class _Beat:
+    """Heartbeats a running job and notices a cancel request."""
+
+    def __init__(self, engine: Engine, job_id: int, every: float) -> None:
+        self.engine, self.job_id, self.every = engine, job_id, every
+        self.cancelled = asyncio.Event()
+
+    async def check(self) -> None:
+        with contextlib.suppress(Exception):  # a missed beat is retried at the next one
+            if await asyncio.to_thread(jobs.heartbeat, self.engine, self.job_id):
+                self.cancelled.set()
+
+    async def loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.every)
+            await self.check()
+
+
+@asynccontextmanager
+async def _beating(engine: Engine, job_id: int, every: float) -> AsyncIterator[_Beat]:
+    beat = _Beat(engine, job_id, every)
+    await beat.check()
+    task = asyncio.create_task(beat.loop(), name=f"heartbeat-{job_id}")
+    try:
+        yield beat
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _rounds(
+    engine: Engine,
+    job: jobs.ClaimedJob,
+    beat: _Beat,
+    *,
+    concurrency: int,
+    http: httpx2.AsyncClient | None,
+    progress: ProgressFn | None,
+    retry: RetryPolicy,
+) -> _Rounds:
+    rounds = _Rounds()
+    while not beat.cancelled.is_set():
+        run = await reconcile(
+            engine,
+            job.tenant_slug,
+            check_remote=job.force,
+            concurrency=concurrency,
+            job_id=job.id,
+            http=http,
+            progress=progress,
+            stop=beat.cancelled.is_set,
+        )
+        rounds.add(run)
+        pending = rounds.retryable()
+        if not pending or len(rounds.runs) >= retry.rounds:
+            break
+        delay = retry.delay(len(rounds.runs))
+        log.info(
+            "publish job %d: %d skill(s) failed for a passing reason; round %d in %.0fs",
+            job.id,
+            len(pending),
+            len(rounds.runs) + 1,
+            delay,
+        )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(beat.cancelled.wait(), delay)
+    return rounds
+
+
+async def run_job(
+    engine: Engine,
+    job: jobs.ClaimedJob,
+    *,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    http: httpx2.AsyncClient | None = None,
+    progress: ProgressFn | None = None,
+    retry: RetryPolicy | None = None,
+    heartbeat_every: float = HEARTBEAT_EVERY,
+) -> JobOutcome:
+    """Run a claimed job to its end and record it; a crash inside marks the job failed."""
+    try:
+        async with _beating(engine, job.id, heartbeat_every) as beat:
+            rounds = await _rounds(
+                engine,
+                job,
+                beat,
+                concurrency=concurrency,
+                http=http,
+                progress=progress,
+                retry=retry or RetryPolicy(),
+            )
+    except Exception as exc:
+        if is_unavailable(exc):
+            # Not the job's fault: it stays claimed, and the daemon queues it again once the
+            # database is back (skills it created meanwhile are adopted, never created twice).
+            raise
+        log.exception("publish job %d failed", job.id)
+        errors: list[dict[str, Any]] = [{"error": f"{type(exc).__name__}: {exc}"}]
+        await asyncio.to_thread(jobs.finish, engine, job.id, JobStatus.FAILED, {}, errors)
+        return JobOutcome(job.id, JobStatus.FAILED, {}, errors, None)
+    cancelled = beat.cancelled.is_set()
+    if not rounds.runs:  # cancelled before its first round
+        await asyncio.to_thread(jobs.finish, engine, job.id, JobStatus.CANCELLED, {}, [])
+        return JobOutcome(job.id, JobStatus.CANCELLED, {}, [], None)
+    merged = rounds.merged()
+    status, stats, errors = _status(merged, cancelled), rounds.stats(job), rounds.errors()
+    await asyncio.to_thread(jobs.finish, engine, job.id, status, stats, errors)
+    return JobOutcome(job.id, status, stats, errors, merged)
+
+
+async def run_next_job(
+    engine: Engine,
+    *,
+    worker: str = "daemon",
+    concurrency: int = DEFAULT_CONCURRENCY,
+    http: httpx2.AsyncClient | None = None,
+    progress: ProgressFn | None = None,
+    retry: RetryPolicy | None = None,
+) -> JobOutcome | None:
+    """Claim and run the oldest queued job; None when the queue is empty."""
+    job = await asyncio.to_thread(jobs.claim, engine, worker)
+    if job is None:
+        return None
+    return await run_job(
+        engine, job, concurrency=concurrency, http=http, progress=progress, retry=retry
+    )
