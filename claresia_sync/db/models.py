@@ -431,3 +431,98 @@ class TelemetryQuarantine(Base):
     event_id: Mapped[str | None] = mapped_column(Text)
     reason: Mapped[str] = mapped_column(Text)
     raw: Mapped[Any] = mapped_column(JSONB)
+
+
+class SkillUsageDaily(Base):
+    """Claude Enterprise skills analytics (CONTRACT.md section 6): one row per UTC day x skill,
+    and per user or rbac group for the breakdowns asked for, upserted as Anthropic revises it.
+
+    Money: the API gives `estimated_overage_spend` and `attributed_list_price` as decimal
+    strings in cents; they are stored exactly (numeric, no rounding) in US dollars."""
+
+    __tablename__ = "skill_usage_daily"
+    __table_args__ = (
+        UniqueConstraint("org_id", "day", "breakdown", "skill_name", "user_id", "rbac_group_id"),
+        CheckConstraint("breakdown IN ('skill', 'user', 'rbac_group')", name="breakdown"),
+        Index("ix_skill_usage_daily_tenant_day", "tenant_slug", "day"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    org_id: Mapped[str] = mapped_column(Text)
+    day: Mapped[dt.date] = mapped_column(Date)
+    breakdown: Mapped[str] = mapped_column(Text)
+    """`skill` (organisation-wide), `user` (group_by user_id) or `rbac_group`."""
+    skill_name: Mapped[str] = mapped_column(Text)
+    """As reported (an opaque id for plugin skills); `published_name` is what it resolved to."""
+    user_id: Mapped[str] = mapped_column(Text, server_default=text("''"))
+    rbac_group_id: Mapped[str] = mapped_column(Text, server_default=text("''"))
+    published_name: Mapped[str | None] = mapped_column(Text)
+    tenant_slug: Mapped[str | None] = mapped_column(Text)
+    parent_tenant_slug: Mapped[str | None] = mapped_column(Text)
+    skill_id: Mapped[str | None] = mapped_column(Text)
+    archetype_slug: Mapped[str | None] = mapped_column(Text)
+    invocation_count: Mapped[int | None] = mapped_column(Integer)
+    distinct_user_count: Mapped[int | None] = mapped_column(Integer)
+    chat_conversations: Mapped[int | None] = mapped_column(Integer)
+    claude_code_sessions: Mapped[int | None] = mapped_column(Integer)
+    cowork_sessions: Mapped[int | None] = mapped_column(Integer)
+    estimated_overage_spend_usd: Mapped[Decimal | None] = mapped_column(Numeric)
+    """Dollars, exact: the API's cents string divided by 100."""
+    attributed_list_price_usd: Mapped[Decimal | None] = mapped_column(Numeric)
+    """Dollars, exact: the API's cents string divided by 100."""
+    currency: Mapped[str | None] = mapped_column(Text)
+    raw: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    row_hash: Mapped[str] = mapped_column(Text)
+    first_seen_at: Mapped[dt.datetime] = _now()
+    last_seen_at: Mapped[dt.datetime] = _now()
+    last_changed_at: Mapped[dt.datetime] = _now()
+    revision_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    """How often Anthropic's numbers for this row changed after it was first stored."""
+
+
+class OrgActivity(Base):
+    """Skill and plugin lifecycle events of the Compliance activity feed, once per activity id,
+    append-only (CONTRACT.md section 6)."""
+
+    __tablename__ = "org_activity"
+    __table_args__ = (Index("ix_org_activity_org_time", "org_id", "created_at"),)
+
+    activity_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    org_id: Mapped[str] = mapped_column(Text)
+    activity_type: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    ingested_at: Mapped[dt.datetime] = _now()
+    actor_type: Mapped[str | None] = mapped_column(Text)
+    actor_id: Mapped[str | None] = mapped_column(Text)
+    subject_id: Mapped[str | None] = mapped_column(Text)
+    """The plugin or skill the activity is about."""
+    subject_name: Mapped[str | None] = mapped_column(Text)
+    tenant_slug: Mapped[str | None] = mapped_column(Text)
+    skill_id: Mapped[str | None] = mapped_column(Text)
+    repair_job_id: Mapped[int | None] = mapped_column(BigInteger)
+    """The publish job queued because this activity changed one of ours behind our back."""
+    raw: Mapped[dict[str, Any]] = mapped_column(JSONB)
+
+
+class TelemetrySource(Base):
+    """Where one telemetry source stands for one organisation (or tenant): its checkpoint,
+    written in the transaction of the rows it covers, and its last run (status, /metrics)."""
+
+    __tablename__ = "telemetry_source"
+
+    source: Mapped[str] = mapped_column(Text, primary_key=True)
+    """`skills-analytics`, `activity-feed` or `claude-code-otlp`."""
+    org_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    cursor: Mapped[str | None] = mapped_column(Text)
+    """activity-feed: the newest activity stored."""
+    cursor_day: Mapped[dt.date | None] = mapped_column(Date)
+    """skills-analytics: the newest day read in full."""
+    backfill_cursor: Mapped[str | None] = mapped_column(Text)
+    latest_available_day: Mapped[dt.date | None] = mapped_column(Date)
+    last_run_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    last_success_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_rows: Mapped[int | None] = mapped_column(Integer)
+    newest_data_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    """The newest instant the stored data covers (lag = now - this)."""
+    errors_total: Mapped[int] = mapped_column(Integer, server_default=text("0"))

@@ -8,7 +8,11 @@ Errors have the real shape `{"type":"error","error":{...},"request_id":...}` and
 
 Control routes (`/_emulator/...`) take no key: the emulator listens on loopback by default.
     POST /_emulator/invocations   {org_id, count, failure_rate, user_id?, skill?, workspace_id?,
-                                  seed?}: simulated skill.invoked/skill.failed audit events
+                                  seed?}: simulated skill.invoked/skill.failed audit events; for
+                                  a Claude Enterprise organisation {org_id, count, user_id?,
+                                  skill?, day?, product?, seed?}: uses of plugin skills, counted
+                                  in its skills analytics (see emulator/analytics.py)
+    POST /_emulator/orgs/{org_id}/analytics {lag_days}: days before analytics serve a day
     POST /_emulator/audit_events  {org_id, events: [...]}: append raw events (any type/shape)
     GET  /_emulator/visible?org_id=&user_id=   skills in that user's @ picker (section 3 skills,
                                   and Claude Enterprise plugins' skills by installation settings)
@@ -26,9 +30,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import datetime as dt
 import os
 import socket
 import struct
+from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from pydantic import ValidationError
@@ -139,13 +145,17 @@ class EmulatorApp:
             Route("/_emulator/orgs/{org_id}", guard(self.set_org), methods=["POST"]),
             Route("/_emulator/orgs/{org_id}/org_skills", guard(self.org_skill), methods=["POST"]),
             Route(
+                "/_emulator/orgs/{org_id}/analytics", guard(self.set_analytics), methods=["POST"]
+            ),
+            Route(
                 "/_emulator/plugins/{plugin_id}/versions/{version}/scan",
                 guard(self.scan),
                 methods=["POST"],
             ),
         ]
         self.real = RealApi(state, faults)
-        api += self.real.routes()
+        # First: `/v1/organizations/analytics/skills` would match `{org_id}/skills`.
+        api = [*self.real.routes(), *api]
         self.api_routes: list[BaseRoute] = list(api)
         self.starlette = Starlette(routes=[*api, *control])
 
@@ -263,6 +273,8 @@ class EmulatorApp:
             "skill",
             "workspace_id",
             "seed",
+            "day",
+            "product",
         }
         if unknown:
             raise bad_request(f"unknown field(s) {sorted(unknown)}")
@@ -273,6 +285,8 @@ class EmulatorApp:
         rate = body.get("failure_rate", 0.0)
         if not isinstance(count, int) or not isinstance(rate, int | float):
             raise bad_request("count must be an integer and failure_rate a number")
+        if self.state.org(org_id).claude_enterprise:
+            return await self._enterprise_invocations(org_id, count, body)
         # Big batches run off the event loop so the API keeps answering meanwhile.
         ids = await run_in_threadpool(
             lambda: self.state.generate_invocations(
@@ -293,6 +307,38 @@ class EmulatorApp:
             },
             201,
         )
+
+    async def _enterprise_invocations(
+        self, org_id: str, count: int, body: dict[str, Any]
+    ) -> Response:
+        """Claude Enterprise: uses of plugin skills, into the skills analytics (no audit event)."""
+        day = body.get("day")
+        try:
+            when = dt.date.fromisoformat(day) if day is not None else None
+        except (TypeError, ValueError):
+            raise bad_request(f"day must be YYYY-MM-DD, not {day!r}") from None
+        generated = await run_in_threadpool(
+            lambda: self.state.generate_enterprise_invocations(
+                org_id,
+                count,
+                user_id=body.get("user_id"),
+                skill=body.get("skill"),
+                day=when,
+                product=body.get("product"),
+                seed=body.get("seed"),
+            )
+        )
+        return json_response({"generated": generated, "analytics": True}, 201)
+
+    async def set_analytics(self, request: Request) -> Response:
+        """`{lag_days}`: how many days old a day must be before the analytics serve it."""
+        body = await json_body(request)
+        lag = body.get("lag_days")
+        if not isinstance(lag, int) or lag < 0 or set(body) != {"lag_days"}:
+            raise bad_request("expected {lag_days: integer >= 0}")
+        with self.state.lock:
+            self.state.org(request.path_params["org_id"]).analytics.lag_days = lag
+        return json_response({"lag_days": lag})
 
     async def audit_events(self, request: Request) -> Response:
         body = await json_body(request)

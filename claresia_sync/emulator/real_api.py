@@ -85,6 +85,7 @@ class RealApi:
             (SETTINGS, self.list_settings, "GET"),
             (SETTINGS + "/{target}", self.set_setting, "POST"),
             (SETTINGS + "/{target}", self.remove_setting, "DELETE"),
+            ("/v1/organizations/analytics/skills", self.skill_analytics, "GET"),
             (GROUPS + "/{rbac_group_id}", self.get_group, "GET"),
             (GROUPS + "/{rbac_group_id}/members", self.group_members, "GET"),
             ("/v1/skills", self.create_skill, "POST"),
@@ -174,6 +175,19 @@ class RealApi:
         limit = cursor_limit(_query(request, "limit"), maximum)
         with self.state.lock:
             return json_response(lister(limit, _query(request, "page")))
+
+    # -- analytics ----------------------------------------------------------------------------
+
+    async def skill_analytics(self, request: Request) -> Response:
+        """Per-skill usage of one UTC day (`date`), optionally `group_by[]`, paged."""
+        org = self.enterprise(request, "read:analytics", beta=False)
+        q = request.query_params
+        group_by = q.getlist("group_by[]") or q.getlist("group_by")
+        with self.state.lock:
+            body = org.analytics.page(
+                q.get("date"), group_by, q.get("limit"), _query(request, "page")
+            )
+        return json_response(body)
 
     # -- organisation --------------------------------------------------------------------------
 

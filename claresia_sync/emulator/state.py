@@ -13,6 +13,7 @@ after any `after_id` costs one bisect and one join, even with a million-event ba
 from __future__ import annotations
 
 import bisect
+import datetime as dt
 import hashlib
 import json
 import random
@@ -20,6 +21,7 @@ import threading
 import time
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,6 +29,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from ulid import ULID, ULIDGenerator
 
+from claresia_sync.emulator.analytics import (
+    PRODUCTS,
+    SkillAnalytics,
+    opaque_skill_name,
+    skill_key,
+)
 from claresia_sync.emulator.common import (
     EmulatorError,
     bad_request,
@@ -310,6 +318,7 @@ class OrgState:
     event_type_set: set[str] = field(default_factory=set)
     claude_enterprise: bool = False
     plugins: PluginCatalog | None = None  # Claude Enterprise organisations only
+    analytics: SkillAnalytics = field(default_factory=SkillAnalytics)  # Claude Enterprise
     workspace_skills: dict[str, WorkspaceSkills] = field(default_factory=dict)  # Skills API
 
 
@@ -704,6 +713,58 @@ class EmulatorState:
                 first = first or event["id"]
                 last = event["id"]
             return [i for i in (first, last) if i]
+
+    def generate_enterprise_invocations(
+        self,
+        org_id: str,
+        count: int,
+        *,
+        user_id: str | None = None,
+        skill: str | None = None,
+        day: dt.date | None = None,
+        product: str | None = None,
+        seed: int | None = None,
+    ) -> int:
+        """`count` uses of plugin skills by users who see them (installation settings), into
+        the organisation's skills analytics (Claude apps report no per-invocation event);
+        `day` back-dates them (late data: a revision of a day already served)."""
+        if count < 0:
+            raise bad_request("count must be >= 0")
+        if product is not None and product not in PRODUCTS:
+            raise bad_request(f"product must be one of {', '.join(PRODUCTS)}")
+        rng = random.Random(seed)
+        when = day or dt.datetime.now(dt.UTC).date()
+        with self.lock:
+            org = self.org(org_id)
+            assert org.plugins is not None
+            users = [org.users[user_id]] if user_id in org.users else list(org.users.values())
+            if user_id is not None and user_id not in org.users:
+                raise not_found(f"user {user_id!r} not found in organization {org.id}")
+            choices = [
+                (user, plugin.id, s["name"])
+                for user in users
+                for plugin, _ in org.plugins.visible(user.rbac_groups)
+                for s in plugin.served.content.skills
+                if skill is None or skill in (s["name"], plugin.name)
+            ]
+            if not choices:
+                raise bad_request(
+                    f"no user of organization {org.id} sees a matching plugin skill (publish "
+                    "plugins and set their installation settings first)"
+                )
+            for _ in range(count):
+                user, plugin_id, name = rng.choice(choices)
+                spend = Decimal(rng.randint(0, 2500)) / 10  # tenths of a cent
+                org.analytics.record(
+                    when,
+                    skill_key(name, opaque_skill_name(plugin_id, name)),
+                    user.id,
+                    user.rbac_groups,
+                    product or rng.choice(PRODUCTS),
+                    spend,
+                    spend * 2,
+                )
+            return count
 
     def _invocation_choices(
         self,

@@ -1,0 +1,519 @@
+"""Claude Enterprise skills analytics into `skill_usage_daily` (issue 16, CONTRACT.md section 6).
+
+`GET /v1/organizations/analytics/skills?date=D[&group_by[]=...]` answers one row per skill (per
+group value) for one UTC day, about a day late, and revised by a few percent over the following
+days. Each run of one organisation:
+
+- reads every day from the first day not yet read in full (or, on the first run, `backfill_days`
+  ago) or the start of the trailing window (`window_days`), whichever is earlier, up to
+  yesterday; a day the API says is too recent ends the run normally (the answer names the latest
+  available day, which is recorded);
+- per day, reads the organisation-wide rows and each breakdown asked for (`user`, `rbac_group`)
+  page by page into a staging table, then upserts them into `skill_usage_daily` and advances the
+  checkpoint (`telemetry_source.cursor_day`) in that one transaction: a crash loses nothing (the
+  day is read again) and duplicates nothing (the upsert key);
+- an upsert of a row whose numbers changed counts a revision (`revision_count`,
+  `last_changed_at`); an unchanged one only moves `last_seen_at`.
+
+Attribution: the published name (`skill_display_name`, else `skill_name`; plugin-delivered skills
+have an opaque `skill_name`, and a `plugin:` style prefix is dropped) gives tenant and catalog
+skill; an rbac group gives the archetype and, through it, the sub-tenant. Rows of skills outside
+`claresia-` are counted and not stored; a `claresia-` skill no tenant publishes, or a row that
+does not fit, goes to `telemetry_quarantine` with why.
+
+Money: `estimated_overage_spend` and `attributed_list_price` are decimal strings in cents;
+they are stored exactly in dollars (`Decimal(cents) / 100`, numeric columns).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import logging
+import re
+from collections.abc import AsyncIterator, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any, NamedTuple, Protocol
+
+import orjson
+from sqlalchemy import Connection, Engine, select, text
+from sqlalchemy.orm import Session, aliased
+
+from claresia_sync import naming
+from claresia_sync.db.engine import is_unavailable
+from claresia_sync.db.models import Archetype, Tenant
+from claresia_sync.errors import one_line
+from claresia_sync.telemetry import sources
+from claresia_sync.telemetry.normalise import AttributionContext
+
+log = logging.getLogger(__name__)
+
+SOURCE = sources.SKILLS_ANALYTICS
+BREAKDOWNS: dict[str, str | None] = {
+    "skill": None,
+    "user": "user_id",
+    "rbac_group": "rbac_group_id",
+}
+PAGE_LIMIT = 1000  # the endpoint's maximum
+INT4_MAX = 2**31 - 1
+_LATEST = re.compile(r"latest available (?:day|date)\D{0,20}(\d{4}-\d{2}-\d{2})")
+_CENTS = Decimal(100)
+
+
+class AnalyticsPage(NamedTuple):
+    rows: list[dict[str, Any]]
+    next_page: str | None
+
+
+class TooRecent(Exception):
+    """The API has no data for this day yet; `latest` is the latest day it names, if any."""
+
+    def __init__(self, latest: dt.date | None) -> None:
+        super().__init__(f"not available yet (latest available day: {latest})")
+        self.latest = latest
+
+
+class AnalyticsReader(Protocol):
+    """One page of one day's skill analytics (the SDK in the daemon; anything in a bench)."""
+
+    async def page(
+        self, day: dt.date, group_by: str | None, cursor: str | None, limit: int
+    ) -> AnalyticsPage: ...
+
+
+def latest_day_named(message: str) -> dt.date | None:
+    """The day a "too recent" answer names as the latest available one."""
+    found = _LATEST.search(message)
+    if not found:
+        return None
+    try:
+        return dt.date.fromisoformat(found.group(1))
+    except ValueError:
+        return None
+
+
+# --- attribution ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GroupOwner:
+    archetype_slug: str
+    tenant_slug: str
+    parent_tenant_slug: str | None
+
+
+@dataclass
+class UsageContext:
+    """What attributing an analytics row needs: published names and rbac groups."""
+
+    skills: AttributionContext
+    groups: dict[str, list[GroupOwner]] = field(default_factory=dict)
+    parents: dict[str, str | None] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, session: Session, org_id: str) -> UsageContext:
+        parent = aliased(Tenant)
+        groups: dict[str, list[GroupOwner]] = {}
+        for group, arch, slug, parent_slug in session.execute(
+            select(Archetype.rbac_group_id, Archetype.slug, Tenant.slug, parent.slug)
+            .join(Tenant, Tenant.id == Archetype.tenant_id)
+            .outerjoin(parent, parent.id == Tenant.parent_id)
+            .order_by(Tenant.slug, Archetype.slug)
+        ):
+            groups.setdefault(group, []).append(GroupOwner(arch, slug, parent_slug))
+        parents: dict[str, str | None] = {
+            slug: parent_slug
+            for slug, parent_slug in session.execute(
+                select(Tenant.slug, parent.slug).outerjoin(parent, parent.id == Tenant.parent_id)
+            )
+        }
+        return cls(AttributionContext.load(session, org_id), groups, parents)
+
+
+def published_name(row: Mapping[str, Any]) -> str | None:
+    """The `claresia-` name a row is about, or None (not one of ours)."""
+    for value in (row.get("skill_display_name"), row.get("skill_name")):
+        if isinstance(value, str):
+            name = value.rsplit(":", 1)[-1].strip()
+            if naming.is_claresia_name(name):
+                return name
+    return None
+
+
+class Verdict(NamedTuple):
+    row: dict[str, Any] | None
+    quarantine: str | None
+    """Why the row is quarantined (row is None then); both None: not one of ours."""
+
+
+def _count(row: Mapping[str, Any], *path: str) -> int | None:
+    value: Any = row
+    for key in path:
+        value = value.get(key) if isinstance(value, Mapping) else None
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= INT4_MAX:
+        raise ValueError(f"{'.'.join(path)} is {value!r}, not a count")
+    return value
+
+
+def _dollars(row: Mapping[str, Any], key: str) -> Decimal | None:
+    value = row.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"{key} is {value!r}, not a decimal string")
+    try:
+        cents = Decimal(value)
+    except InvalidOperation:
+        raise ValueError(f"{key} is {value!r}, not a decimal string") from None
+    if not cents.is_finite():
+        raise ValueError(f"{key} is {value!r}, not a finite amount")
+    return cents / _CENTS
+
+
+def normalise_row(
+    raw: Mapping[str, Any], *, org_id: str, day: dt.date, breakdown: str, ctx: UsageContext
+) -> Verdict:
+    """One analytics row as a `skill_usage_daily` row, a quarantine reason, or not ours."""
+    skill_name = raw.get("skill_name")
+    if not isinstance(skill_name, str) or not skill_name:
+        return Verdict(None, "malformed: skill_name missing or not a string")
+    name = published_name(raw)
+    if name is None:
+        return Verdict(None, None)
+    dimension = BREAKDOWNS[breakdown]
+    key_value = raw.get(dimension) if dimension else ""
+    if not isinstance(key_value, str) or (dimension and not key_value):
+        return Verdict(None, f"malformed: {dimension} missing in a row grouped by it")
+    ref = ctx.skills.skill_for(name)
+    if ref is None:
+        return Verdict(None, f"unknown Claresia skill {name!r}: no tenant publishes it")
+    try:
+        values = {
+            "invocation_count": _count(raw, "invocation_count"),
+            "distinct_user_count": _count(raw, "distinct_user_count"),
+            "chat_conversations": _count(
+                raw, "chat_metrics", "distinct_conversation_skill_used_count"
+            ),
+            "claude_code_sessions": _count(
+                raw, "claude_code_metrics", "distinct_session_skill_used_count"
+            ),
+            "cowork_sessions": _count(raw, "cowork_metrics", "distinct_session_skill_used_count"),
+            "estimated_overage_spend_usd": _dollars(raw, "estimated_overage_spend"),
+            "attributed_list_price_usd": _dollars(raw, "attributed_list_price"),
+        }
+    except ValueError as exc:
+        return Verdict(None, f"malformed: {exc}")
+    currency = raw.get("currency")
+    tenant, parent, archetype = ref.owner_tenant, ctx.parents.get(ref.owner_tenant), None
+    if breakdown == "rbac_group":
+        root = parent or tenant
+        for owner in ctx.groups.get(key_value, []):
+            if (owner.parent_tenant_slug or owner.tenant_slug) == root:
+                tenant, parent = owner.tenant_slug, owner.parent_tenant_slug
+                archetype = owner.archetype_slug
+                break
+    raw_json = orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)
+    row = {
+        "org_id": org_id,
+        "day": day,
+        "breakdown": breakdown,
+        "skill_name": skill_name,
+        "user_id": key_value if breakdown == "user" else "",
+        "rbac_group_id": key_value if breakdown == "rbac_group" else "",
+        "published_name": name,
+        "tenant_slug": tenant,
+        "parent_tenant_slug": parent,
+        "skill_id": ref.skill_id,
+        "archetype_slug": archetype,
+        **values,
+        "currency": currency if isinstance(currency, str) else None,
+        "raw": raw_json.decode(),
+        # What a revision changes: the whole answer for this row (sorted keys).
+        "row_hash": hashlib.sha256(raw_json).hexdigest()[:32],
+    }
+    return Verdict(row, None)
+
+
+# --- storage --------------------------------------------------------------------------------
+
+COLUMNS = (
+    "org_id",
+    "day",
+    "breakdown",
+    "skill_name",
+    "user_id",
+    "rbac_group_id",
+    "published_name",
+    "tenant_slug",
+    "parent_tenant_slug",
+    "skill_id",
+    "archetype_slug",
+    "invocation_count",
+    "distinct_user_count",
+    "chat_conversations",
+    "claude_code_sessions",
+    "cowork_sessions",
+    "estimated_overage_spend_usd",
+    "attributed_list_price_usd",
+    "currency",
+    "raw",
+    "row_hash",
+)
+# The SQL is written out (no interpolation): COLUMNS must list the same columns in this order.
+_CREATE_STAGE = """
+CREATE TEMP TABLE IF NOT EXISTS skill_usage_stage ON COMMIT DELETE ROWS AS SELECT
+    org_id, day, breakdown, skill_name, user_id, rbac_group_id, published_name, tenant_slug,
+    parent_tenant_slug, skill_id, archetype_slug, invocation_count, distinct_user_count,
+    chat_conversations, claude_code_sessions, cowork_sessions, estimated_overage_spend_usd,
+    attributed_list_price_usd, currency, raw, row_hash
+FROM skill_usage_daily WITH NO DATA
+"""
+_COPY = """
+COPY skill_usage_stage (
+    org_id, day, breakdown, skill_name, user_id, rbac_group_id, published_name, tenant_slug,
+    parent_tenant_slug, skill_id, archetype_slug, invocation_count, distinct_user_count,
+    chat_conversations, claude_code_sessions, cowork_sessions, estimated_overage_spend_usd,
+    attributed_list_price_usd, currency, raw, row_hash
+) FROM STDIN
+"""
+# One day's rows: new ones inserted, changed ones updated and counted as a revision, the rest
+# only seen again. DISTINCT ON: a key the answer repeats is upserted once.
+_MERGE = """
+INSERT INTO skill_usage_daily AS t (
+    org_id, day, breakdown, skill_name, user_id, rbac_group_id, published_name, tenant_slug,
+    parent_tenant_slug, skill_id, archetype_slug, invocation_count, distinct_user_count,
+    chat_conversations, claude_code_sessions, cowork_sessions, estimated_overage_spend_usd,
+    attributed_list_price_usd, currency, raw, row_hash
+)
+SELECT DISTINCT ON (org_id, day, breakdown, skill_name, user_id, rbac_group_id)
+    org_id, day, breakdown, skill_name, user_id, rbac_group_id, published_name, tenant_slug,
+    parent_tenant_slug, skill_id, archetype_slug, invocation_count, distinct_user_count,
+    chat_conversations, claude_code_sessions, cowork_sessions, estimated_overage_spend_usd,
+    attributed_list_price_usd, currency, raw, row_hash
+FROM skill_usage_stage
+ORDER BY org_id, day, breakdown, skill_name, user_id, rbac_group_id
+ON CONFLICT (org_id, day, breakdown, skill_name, user_id, rbac_group_id) DO UPDATE SET
+    last_seen_at = now(),
+    revision_count = t.revision_count + (t.row_hash <> EXCLUDED.row_hash)::int,
+    last_changed_at = CASE WHEN t.row_hash <> EXCLUDED.row_hash THEN now()
+                           ELSE t.last_changed_at END,
+    published_name = EXCLUDED.published_name,
+    tenant_slug = EXCLUDED.tenant_slug,
+    parent_tenant_slug = EXCLUDED.parent_tenant_slug,
+    skill_id = EXCLUDED.skill_id,
+    archetype_slug = EXCLUDED.archetype_slug,
+    invocation_count = EXCLUDED.invocation_count,
+    distinct_user_count = EXCLUDED.distinct_user_count,
+    chat_conversations = EXCLUDED.chat_conversations,
+    claude_code_sessions = EXCLUDED.claude_code_sessions,
+    cowork_sessions = EXCLUDED.cowork_sessions,
+    estimated_overage_spend_usd = EXCLUDED.estimated_overage_spend_usd,
+    attributed_list_price_usd = EXCLUDED.attributed_list_price_usd,
+    currency = EXCLUDED.currency,
+    raw = EXCLUDED.raw,
+    row_hash = EXCLUDED.row_hash
+RETURNING (xmax = 0) AS inserted, (t.last_changed_at = now()) AS changed
+"""
+_QUARANTINE = text(
+    "INSERT INTO telemetry_quarantine (org_id, event_id, reason, raw) "
+    "VALUES (:org_id, :event_id, :reason, CAST(:raw AS jsonb)) "
+    "ON CONFLICT (org_id, event_id) DO UPDATE SET reason = EXCLUDED.reason, raw = EXCLUDED.raw"
+)
+
+
+class DayWriter:
+    """One day of one organisation in one transaction: `begin`, `add` pages, `commit`."""
+
+    def __init__(self, engine: Engine, org_id: str) -> None:
+        self.engine = engine
+        self.org_id = org_id
+        self._conn: Connection | None = None
+
+    def begin(self) -> sources.Checkpoint:
+        self._conn = self.engine.connect()
+        self._conn.begin()
+        self._conn.execute(text(_CREATE_STAGE))
+        return sources.lock(self._conn, SOURCE, self.org_id)
+
+    def add(self, rows: list[dict[str, Any]], quarantine: list[dict[str, Any]]) -> None:
+        conn = self._conn
+        assert conn is not None
+        if rows:
+            dbapi = conn.connection.driver_connection
+            assert dbapi is not None
+            with dbapi.cursor() as cur, cur.copy(_COPY) as copy:
+                for r in rows:
+                    copy.write_row(tuple(r[c] for c in COLUMNS))
+        if quarantine:
+            conn.execute(_QUARANTINE, quarantine)
+
+    def commit(self, day: dt.date, advance_to: dt.date | None) -> tuple[int, int, int]:
+        """Upsert the day's rows and advance the checkpoint; (inserted, revised, unchanged)."""
+        conn = self._conn
+        assert conn is not None
+        try:
+            result = conn.execute(text(_MERGE)).all()
+            inserted = sum(1 for r in result if r.inserted)
+            revised = sum(1 for r in result if not r.inserted and r.changed)
+            values: dict[str, object] = {
+                "newest_data_at": dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC)
+            }
+            if advance_to is not None:
+                values["cursor_day"] = advance_to
+            sources.advance(conn, SOURCE, self.org_id, **values)
+            conn.commit()
+        finally:
+            self.close()
+        return inserted, revised, len(result) - inserted - revised
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()  # rolls back what was not committed
+            self._conn = None
+
+
+# --- the run --------------------------------------------------------------------------------
+
+
+@dataclass
+class AnalyticsResult:
+    org_id: str
+    days: int = 0
+    pages: int = 0
+    inserted: int = 0
+    revised: int = 0
+    unchanged: int = 0
+    quarantined: int = 0
+    not_ours: int = 0
+    latest_available_day: dt.date | None = None
+    error: str | None = None
+
+
+def days_to_read(
+    checkpoint_day: dt.date | None, today: dt.date, *, window_days: int, backfill_days: int
+) -> list[dt.date]:
+    """From the first day not read in full (or `backfill_days` ago on a first run) or the start
+    of the trailing window, whichever is earlier, up to yesterday."""
+    yesterday = today - dt.timedelta(days=1)
+    window_start = today - dt.timedelta(days=window_days)
+    if checkpoint_day is None:
+        start = today - dt.timedelta(days=backfill_days)
+    else:
+        start = min(checkpoint_day + dt.timedelta(days=1), window_start)
+    return [start + dt.timedelta(days=i) for i in range((yesterday - start).days + 1)]
+
+
+def _quarantine_entry(
+    org_id: str, day: dt.date, breakdown: str, raw: Mapping[str, Any], reason: str
+) -> dict[str, Any]:
+    key = raw.get(BREAKDOWNS[breakdown] or "", "") if BREAKDOWNS[breakdown] else ""
+    event_id = f"analytics:{day.isoformat()}:{breakdown}:{raw.get('skill_name')}:{key}"
+    return {
+        "org_id": org_id,
+        "event_id": event_id,
+        "reason": reason,
+        "raw": orjson.dumps(raw, default=str).decode(),
+    }
+
+
+async def ingest_org(
+    engine: Engine,
+    reader: AnalyticsReader,
+    org_id: str,
+    *,
+    window_days: int = 7,
+    backfill_days: int = 30,
+    breakdowns: tuple[str, ...] = ("user", "rbac_group"),
+    today: dt.date | None = None,
+    page_limit: int = PAGE_LIMIT,
+) -> AnalyticsResult:
+    """Read the days `days_to_read` names for `org_id` into `skill_usage_daily`."""
+    result = AnalyticsResult(org_id)
+    today = today or dt.datetime.now(dt.UTC).date()
+    with Session(engine) as session:
+        ctx = UsageContext.load(session, org_id)
+    checkpoint = await asyncio.to_thread(sources.read, engine, SOURCE, org_id)
+    days = days_to_read(
+        checkpoint.cursor_day, today, window_days=window_days, backfill_days=backfill_days
+    )
+    # One thread holds each day's transaction (a connection stays on the thread that uses it).
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"analytics-{org_id}")
+    loop = asyncio.get_running_loop()
+
+    async def db(fn: Callable[..., Any], *args: Any) -> Any:
+        return await loop.run_in_executor(writer, fn, *args)
+
+    try:
+        for day in days:
+            day_writer = DayWriter(engine, org_id)
+            current = await db(day_writer.begin)
+            try:
+                for breakdown in ("skill", *breakdowns):
+                    async for page in _pages(reader, day, BREAKDOWNS[breakdown], page_limit):
+                        result.pages += 1
+                        rows, bad = [], []
+                        for raw in page:
+                            verdict = normalise_row(
+                                raw, org_id=org_id, day=day, breakdown=breakdown, ctx=ctx
+                            )
+                            if verdict.row is not None:
+                                rows.append(verdict.row)
+                            elif verdict.quarantine is not None:
+                                bad.append(
+                                    _quarantine_entry(
+                                        org_id, day, breakdown, raw, verdict.quarantine
+                                    )
+                                )
+                            else:
+                                result.not_ours += 1
+                        result.quarantined += len(bad)
+                        await db(day_writer.add, rows, bad)
+                advance = day if current.cursor_day is None or day > current.cursor_day else None
+                inserted, revised, unchanged = await db(day_writer.commit, day, advance)
+            except BaseException:
+                await db(day_writer.close)
+                raise
+            result.days += 1
+            result.inserted += inserted
+            result.revised += revised
+            result.unchanged += unchanged
+    except TooRecent as exc:
+        result.latest_available_day = exc.latest
+    except Exception as exc:
+        if is_unavailable(exc):
+            raise
+        result.error = one_line(exc)
+        log.warning("skills analytics of %s stopped: %s", org_id, result.error)
+    finally:
+        writer.shutdown(wait=True)
+    await asyncio.to_thread(
+        sources.record_run,
+        engine,
+        SOURCE,
+        org_id,
+        rows=result.inserted + result.revised,
+        error=result.error,
+        latest_available_day=result.latest_available_day,
+    )
+    return result
+
+
+async def _pages(
+    reader: AnalyticsReader, day: dt.date, group_by: str | None, limit: int
+) -> AsyncIterator[list[dict[str, Any]]]:
+    cursor: str | None = None
+    seen: set[str] = set()
+    while True:
+        page = await reader.page(day, group_by, cursor, limit)
+        yield page.rows
+        if not page.next_page:
+            return
+        if page.next_page in seen:  # a cursor that loops would never end the day
+            raise ValueError(f"the analytics of {day} repeat the page cursor {page.next_page!r}")
+        seen.add(page.next_page)
+        cursor = page.next_page
