@@ -123,7 +123,13 @@ def test_analyst_role_can_select_telemetry_and_nothing_else(engine: Engine) -> N
                     {"r": name, "p": p},
                 ).scalar_one()
             }
-            if name in ("telemetry_event", "telemetry_daily", "telemetry_quarantine"):
+            if name in (
+                "telemetry_event",
+                "telemetry_daily",
+                "telemetry_quarantine",
+                "skill_usage_daily",
+                "org_activity",
+            ):
                 assert granted == {"SELECT"}, (name, granted)
             elif name.startswith("telemetry") and kind != "S":
                 assert granted <= {"SELECT"}, (name, granted)  # partitions: through the parent
