@@ -7,7 +7,8 @@
   429/500/502/503/504/529, connection errors and timeouts; a bounded number of attempts. Other
   4xx answers fail at once.
 - Every attempt is counted by (method, route template, status) in a `CallCounter`, which can be
-  shared by many clients and read by a metrics exporter.
+  shared by many clients (a job's stats); the process-wide count behind `/metrics` is made by
+  the pool itself (`api/call_metrics.py`).
 - A 2xx answer is not trusted blindly: a body over `max_body_bytes` is refused while streaming
   (never buffered whole), and one that is not JSON, does not fit its model, or is a list page
   breaking the list contract (more items than `limit`, ids not ascending, a `last_id` that is
@@ -24,7 +25,6 @@ from __future__ import annotations
 import json as jsonlib
 import logging
 import time
-from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterable, Mapping
 from itertools import pairwise
 from types import TracebackType
@@ -43,6 +43,8 @@ from tenacity import (
 )
 from tenacity.wait import wait_base
 
+from claresia_sync.api.call_metrics import ROUTE_EXTENSION, MeteredAsyncClient
+from claresia_sync.api.call_metrics import CallCounter as CallCounter  # re-exported
 from claresia_sync.api.errors import (
     APIConnectionError,
     APIError,
@@ -83,30 +85,6 @@ R_SKILL = "/v1/organizations/{org_id}/skills/{skill_id}"
 R_SKILL_VERSIONS = "/v1/organizations/{org_id}/skills/{skill_id}/versions"
 R_SKILL_ACCESS = "/v1/organizations/{org_id}/skills/{skill_id}/access"
 R_AUDIT_LOGS = "/v1/organizations/{org_id}/audit_logs"
-
-
-class CallCounter:
-    """Attempts by (method, route template, status); status is the HTTP code, "timeout" or
-    "connection_error". Label-shaped so a Prometheus counter can be fed from `samples()`."""
-
-    def __init__(self) -> None:
-        self._counts: Counter[tuple[str, str, str]] = Counter()
-
-    def add(self, method: str, route: str, status: str) -> None:
-        self._counts[(method, route, status)] += 1
-
-    def samples(self) -> list[tuple[dict[str, str], int]]:
-        return [
-            ({"method": m, "route": r, "status": s}, n)
-            for (m, r, s), n in sorted(self._counts.items())
-        ]
-
-    def total(self, *, method: str | None = None, route: str | None = None) -> int:
-        return sum(
-            n
-            for (m, r, _), n in self._counts.items()
-            if (method is None or m == method) and (route is None or r == route)
-        )
 
 
 class _AdminKeyAuth(httpx2.Auth):
@@ -298,7 +276,7 @@ def make_http_pool(
     tenants (close it yourself), or owned by a client opened without one."""
     if timeout is None:  # the process's setting (CLARESIA_API_TIMEOUT_S)
         timeout = load_settings().api_timeout_s
-    return httpx2.AsyncClient(
+    return MeteredAsyncClient(  # every call through it is counted (api/call_metrics.py)
         limits=httpx2.Limits(
             max_connections=max_connections,
             max_keepalive_connections=min(max_keepalive, max_connections),
@@ -473,6 +451,7 @@ class OrgClient:
                 headers={"anthropic-version": ANTHROPIC_VERSION, "accept": "application/json"},
                 auth=self._auth,
                 timeout=self._timeout,
+                extensions={ROUTE_EXTENSION: route},
             ) as response:
                 status = response.status_code
                 headers = {

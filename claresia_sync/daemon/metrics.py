@@ -1,18 +1,21 @@
 """Prometheus metrics of the daemon, in a registry of its own (served on /metrics).
 
 Work functions return results; the daemon records them here, so the publisher and the poller
-stay free of metrics code. API calls come from the shared `CallCounter` of the clients.
+stay free of metrics code. API calls are counted by the HTTP pools themselves
+(`api/call_metrics.py`): every call of the process, polls and publish jobs alike.
 """
 
 from __future__ import annotations
 
+import platform
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
-from claresia_sync.api.client import CallCounter
+from claresia_sync import __version__
+from claresia_sync.api.call_metrics import API_CALLS, CallCounter
 
 
 class _ApiCalls(Collector):
@@ -32,7 +35,7 @@ class _ApiCalls(Collector):
 
 
 class Metrics:
-    def __init__(self, calls: CallCounter) -> None:
+    def __init__(self, calls: CallCounter = API_CALLS) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
         self.publish_lag = Histogram(
@@ -82,4 +85,20 @@ class Metrics:
             registry=r,
         )
         self.up = Gauge("claresia_up", "1 while the daemon is running and not draining", registry=r)
+        Info("claresia_build", "The running version", registry=r).info(
+            {"version": __version__, "python": platform.python_version()}
+        )
+        self.poll_last_success = Gauge(
+            "claresia_audit_poll_last_success_timestamp_seconds",
+            "Unix time of the org's last audit-log poll that succeeded",
+            ["org_id"],
+            registry=r,
+        )
+        self.job_last_success = Gauge(
+            "claresia_publish_last_success_timestamp_seconds",
+            "Unix time this replica last finished a publish job that succeeded, by the job's "
+            "tenant ('all' for a job of every tenant)",
+            ["tenant"],
+            registry=r,
+        )
         r.register(_ApiCalls(calls))

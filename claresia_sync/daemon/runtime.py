@@ -116,6 +116,7 @@ class LiveWork:
             )
         if result.error:
             raise WorkFailed(result.error)
+        self.metrics.poll_last_success.labels(org_id).set_to_current_time()
 
     def _target(self, org_id: str) -> TenantConnection | None:
         with Session(self.engine) as session:
@@ -149,6 +150,8 @@ class LiveWork:
 
     def _record(self, job: jobs.ClaimedJob, outcome: job_run.JobOutcome) -> None:
         self.metrics.jobs_finished.labels(outcome.status).inc()
+        if outcome.status == "succeeded":
+            self.metrics.job_last_success.labels(job.tenant_slug or "all").set_to_current_time()
         lag = outcome.stats.get("publish_lag_s")
         if lag is not None:
             self.metrics.publish_lag.observe(lag)
@@ -276,7 +279,7 @@ class LiveWork:
 
 async def run_daemon(engine: Engine, config: DaemonConfig, settings: Settings) -> None:
     calls = CallCounter()
-    metrics = Metrics(calls)
+    metrics = Metrics()  # API calls: counted by the pool, for every caller
     url = engine.url.render_as_string(hide_password=False)
     async with make_http_pool() as http:
         work = LiveWork(
