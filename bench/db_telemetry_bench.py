@@ -18,7 +18,7 @@ from sqlalchemy.engine import make_url
 from claresia_sync.config import load_settings
 from claresia_sync.db.engine import make_engine, normalize_url
 from claresia_sync.db.migrate import upgrade
-from claresia_sync.db.telemetry import insert_events
+from claresia_sync.telemetry.load import insert_events
 
 
 def main() -> None:

@@ -29,7 +29,7 @@ from bench.telemetry_setup import (
 )
 from claresia_sync.db import make_engine
 from claresia_sync.db.models import TelemetryEvent, TelemetryEventId
-from claresia_sync.db.telemetry import insert_events
+from claresia_sync.telemetry.load import insert_events
 from claresia_sync.telemetry.normalise import (
     AttributionContext,
     Owner,

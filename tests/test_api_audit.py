@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from claresia_sync.api import OrgClient, collect
+from claresia_sync.api import OrgClient
 from claresia_sync.emulator import EmulatorServer
 from tests.fixtures.emulator import DAINESE_ORG, api_client, set_faults, skill_payload
 
@@ -26,22 +26,25 @@ async def test_pages_past_1000_in_id_order(emulator: EmulatorServer) -> None:
         skill_id = await publish(client)
         emulator.state.generate_invocations(DAINESE_ORG, 2500, failure_rate=0.2, seed=1)
         first = await client.audit_events(DAINESE_ORG, limit=1000)
-        events = await collect(client.iter_audit_events(DAINESE_ORG, page_size=1000))
+        events, page = list(first.data), first
+        while page.has_more:
+            page = await client.audit_events(DAINESE_ORG, page.last_id, limit=1000)
+            events += page.data
     assert first.has_more and len(first.data) == 1000
     assert first.first_id == first.data[0].id and first.last_id == first.data[-1].id
     ids = [e.id for e in events]
     assert len(ids) == 2500 and ids == sorted(ids) and len(set(ids)) == 2500
     assert all(i.startswith("evt_") for i in ids)
-    assert emulator.stats.count(route="/v1/organizations/{org_id}/audit_logs") == 4
-    sample = events[0]
-    assert sample.problem is None and sample.skill and sample.skill.id == skill_id
+    assert emulator.stats.count(route="/v1/organizations/{org_id}/audit_logs") == 3
+    sample = events[0].view
+    assert events[0].problem is None and sample.skill and sample.skill.id == skill_id
     assert sample.actor and sample.actor.user_id in {"user_dainese_ana", "user_dainese_marco"}
     assert sample.workspace_id == "wrkspc_dainese_eng"
     assert sample.invocation and sample.invocation.usage and sample.invocation.model
-    assert sample.raw["id"] == sample.id
-    failed = [e for e in events if e.type == "skill.failed"]
+    assert events[0].raw["id"] == sample.id == events[0].id
+    failed = [e.view for e in events if e.type == "skill.failed"]
     assert 300 < len(failed) < 700 and all(e.error and e.error.type for e in failed)
-    assert all(e.error is None for e in events if e.type == "skill.invoked")
+    assert all(e.view.error is None for e in events if e.type == "skill.invoked")
 
 
 async def test_after_id_need_not_exist_and_last_page_is_empty(emulator: EmulatorServer) -> None:

@@ -23,7 +23,7 @@ from claresia_sync.db.models import (
     Tenant,
     WorkspaceMapping,
 )
-from claresia_sync.db.telemetry import ensure_partitions, insert_events
+from claresia_sync.telemetry.load import ensure_partitions, insert_events
 
 HASH = "sha256:" + "0" * 64
 

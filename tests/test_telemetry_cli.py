@@ -17,8 +17,8 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
 from claresia_sync.config import Settings
-from claresia_sync.db.telemetry import insert_events
 from claresia_sync.emulator import EmulatorServer
+from claresia_sync.telemetry.load import insert_events
 from claresia_sync.telemetry.report import parse_since, skill_report
 from claresia_sync.telemetry.retention import apply_retention
 from tests.cli import clean_env, run_cli

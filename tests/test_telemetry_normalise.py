@@ -205,7 +205,7 @@ def test_skill_attribution_prefers_the_publication_table() -> None:
     # `claresia-dainese-eng-x` could be tenant dainese, skill eng-x: the naming rule alone picks
     # the longest known tenant; a publication says otherwise and wins.
     assert row(event(skill={"name": "claresia-dainese-eng-x"}))["skill_id"] == "x"
-    published = {"claresia-dainese-eng-x": SkillRef("eng-x", "dainese", "skill_remote")}
+    published = {"claresia-dainese-eng-x": SkillRef("eng-x", "skill_remote")}
     r = row(event(skill={"name": "claresia-dainese-eng-x"}), ctx(published=published))
     assert (r["skill_id"], r["remote_skill_id"]) == ("eng-x", "skill_remote")
     assert r["footer_md"].startswith("*Claresia · Eng X · ")  # title from the id when uncatalogued

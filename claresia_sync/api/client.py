@@ -662,27 +662,3 @@ class OrgClient:
             params=params,
             parse=lambda body: _audit_page(body, limit=limit, after_id=after_id),
         )
-
-    async def iter_audit_events(
-        self,
-        org_id: str,
-        after_id: str | None = None,
-        *,
-        page_size: int = MAX_PAGE,
-        event_types: Iterable[str] | None = SKILL_EVENT_TYPES,
-    ) -> AsyncGenerator[AuditEvent, None]:
-        """Every event after `after_id`, page by page (no checkpointing: see `audit_events`)."""
-        types = tuple(event_types) if event_types else None
-        while True:
-            page = await self.audit_events(org_id, after_id, page_size, types)
-            for event in page.data:
-                yield event
-            if not page.has_more:
-                return
-            if not page.last_id or page.last_id == after_id:
-                raise UnexpectedResponseError(
-                    "has_more is true but the page did not advance",
-                    status=200,
-                    route=_label("GET", R_AUDIT_LOGS, {"org_id": org_id}),
-                )
-            after_id = page.last_id

@@ -190,34 +190,6 @@ class AuditEvent:
     def problem(self) -> str | None:
         return self._checked()[1]
 
-    @property
-    def created_at(self) -> str | None:
-        return self.view.created_at
-
-    @property
-    def organization_id(self) -> str | None:
-        return self.view.organization_id
-
-    @property
-    def workspace_id(self) -> str | None:
-        return self.view.workspace_id
-
-    @property
-    def actor(self) -> AuditActor | None:
-        return self.view.actor
-
-    @property
-    def skill(self) -> AuditSkill | None:
-        return self.view.skill
-
-    @property
-    def invocation(self) -> AuditInvocation | None:
-        return self.view.invocation
-
-    @property
-    def error(self) -> AuditError | None:
-        return self.view.error
-
 
 class Page(BaseModel, Generic[T]):
     """One page of a list call: ascending by id; `last_id` is the cursor for the next page."""

@@ -1,2 +1,4 @@
-"""Telemetry: the audit-log poller, the normaliser (`fn_telemetry_event`), retention and the
-report (issue 6; CONTRACT.md section 4)."""
+"""Telemetry (CONTRACT.md section 4), one stage per module: `poller` (audit-log pages, the
+checkpoint) -> `normalise` (`fn_telemetry_event`: a row, a quarantine entry or a skip) -> `load`
+(`insert_events`: rows into `telemetry_event`); then `quarantine` (replay), `retention` and
+`report`."""

@@ -45,8 +45,6 @@ _MD_SPECIAL = re.compile(r"([\\`*\[\]<>|])")  # what ends the emphasis or starts
 @dataclass(frozen=True)
 class SkillRef:
     skill_id: str
-    owner_tenant: str
-    """The tenant whose published name this is."""
     remote_skill_id: str | None = None
 
 
@@ -87,14 +85,11 @@ class AttributionContext:
             )
         }
         published = {
-            name: SkillRef(skill_id, slug, remote)
-            for name, skill_id, slug, remote in session.execute(
+            name: SkillRef(skill_id, remote)
+            for name, skill_id, remote in session.execute(
                 select(
-                    Publication.published_name,
-                    Publication.skill_id,
-                    Tenant.slug,
-                    Publication.remote_skill_id,
-                ).join(Tenant, Tenant.id == Publication.tenant_id)
+                    Publication.published_name, Publication.skill_id, Publication.remote_skill_id
+                )
             )
         }
         return cls(
@@ -126,7 +121,7 @@ class AttributionContext:
                 for skill_id in [tail, *self.titles] if hashed else [tail]:
                     try:
                         if naming.published_name(tenant, skill_id) == name:
-                            matches.append(SkillRef(skill_id, tenant))
+                            matches.append(SkillRef(skill_id))
                     except naming.NamingError:
                         continue
             catalogued = [m for m in matches if m.skill_id in self.titles]

@@ -20,7 +20,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, Engine, select, text
@@ -36,8 +36,8 @@ from claresia_sync.db.models import (
     AuditCheckpoint,
     TelemetryQuarantine,
 )
-from claresia_sync.db.telemetry import insert_events
 from claresia_sync.errors import UserError, one_line
+from claresia_sync.telemetry.load import insert_events
 from claresia_sync.telemetry.normalise import (
     AttributionContext,
     Quarantined,
@@ -68,11 +68,6 @@ class PollResult:
     skipped_outside_namespace: int = 0
     checkpoint: str | None = None
     error: str | None = None
-    conflicts: int = 0
-    """Pages dropped because another poller had moved the checkpoint."""
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass
@@ -220,7 +215,6 @@ async def poll_org(
                 writer, write_page, engine, org_id, after, new_after, batch
             )
             if inserted is None:
-                result.conflicts += 1
                 if more:
                     pending.cancel()
                 with engine.connect() as conn:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
-from claresia_sync.db.telemetry import insert_events
+from claresia_sync.telemetry.load import insert_events
 from claresia_sync.telemetry.normalise import (
     AttributionContext,
     Quarantined,

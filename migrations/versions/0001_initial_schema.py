@@ -33,7 +33,7 @@ CREATE TRIGGER publish_job_notify AFTER INSERT ON publish_job
 """
 
 # Monthly partitions (UTC months) named telemetry_event_YYYY_MM, made on demand by the writer
-# (claresia_sync.db.telemetry.ensure_partitions) and ahead of time here. Rows whose month had no
+# (claresia_sync.telemetry.load.ensure_partitions) and ahead of time here. Rows whose month had no
 # partition yet sit in telemetry_event_default and move into the month's partition when it is made.
 # Retention drops a month's partition (then deletes its ids from telemetry_event_id).
 TELEMETRY_PARTITIONS = """

@@ -1,4 +1,5 @@
-"""Storage rules of `telemetry_event` that belong with its schema (see the 0001 migration).
+"""The load stage of telemetry (poll -> normalise -> load): writing `telemetry_event` rows by
+the storage rules of its schema (see the 0001 migration).
 
 `insert_events` is the one way to write rows: it records each event id in `telemetry_event_id`
 (the global unique key) and writes only rows whose id was new, so a redelivered event is a no-op.
