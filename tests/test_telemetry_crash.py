@@ -61,9 +61,15 @@ def test_sigkill_at_random_moments_loses_nothing_and_counts_nothing_twice(
     count = "SELECT count(*) FROM telemetry_event"
     partial_kills = 0
     for _ in range(KILLS):
+        before = scalar(engine, count)
         proc = _poller(db_settings)
-        # Python and the CLI take about a second to start; then pages of 1,000 flow.
-        time.sleep(rng.uniform(1.0, 3.0))
+        # Kill only once pages flow: start-up time varies with the machine's load (a fixed
+        # sleep killed pollers that had not started yet on a busy machine).
+        deadline = time.monotonic() + 60
+        while scalar(engine, count) == before and proc.poll() is None:
+            assert time.monotonic() < deadline, "the poller stored nothing in 60 s"
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 1.0))
         proc.send_signal(signal.SIGKILL)
         assert proc.wait(timeout=30) == -signal.SIGKILL or proc.returncode == 0
         stored = scalar(engine, count)
