@@ -58,7 +58,7 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
-        env_ignore_empty=True,  # `CLARESIA_X=` means "not set"
+        env_ignore_empty=True,  # an empty variable means "not set"
         str_strip_whitespace=True,
         frozen=True,
         extra="forbid",
