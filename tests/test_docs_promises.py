@@ -17,7 +17,11 @@ import pytest
 import typer.main
 
 from claresia_sync.cli import _register, app
+from claresia_sync.emulator import EmulatorServer
+from claresia_sync.errors import ExitCode
+from tests.cli import clean_env, run_cli
 from tests.fixtures.daemon import DaemonProcess
+from tests.fixtures.emulator import DAINESE_KEY, DAINESE_ORG
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -153,3 +157,49 @@ def test_every_documented_metric_is_exported(metrics_page: str) -> None:
     # prometheus_client names a counter `x` in TYPE and its samples `x_total`.
     exported |= {f"{name}_total" for name in exported}
     assert documented <= exported, f"documented but not exported: {documented - exported}"
+
+
+def test_documented_exit_codes_are_the_codes_of_the_code() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Exit codes", 1)
+    assert len(section) == 2, "README has no 'Exit codes' section"
+    rows = re.findall(r"^\| (\d) \| (.+?) \|$", section[1].split("\n## ", 1)[0], re.M)
+    assert {int(code) for code, _ in rows} == {int(code) for code in ExitCode}
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (("no-such-command",), ExitCode.USAGE),
+        (("catalog", "validate", "--no-such-flag"), ExitCode.USAGE),
+        (("catalog", "validate", "skills_ir/catalog"), ExitCode.OK),
+        (("catalog", "validate", "tests/ir_corpus/mixed"), ExitCode.ERROR),
+        (("--version",), ExitCode.OK),
+        (("transpile", "-h"), ExitCode.OK),
+    ],
+)
+def test_exit_codes_behave_as_documented(args: tuple[str, ...], code: ExitCode) -> None:
+    done = run_cli(*args, timeout=60)
+    assert done.returncode == code, done.stdout + done.stderr
+    if code in (ExitCode.ERROR, ExitCode.USAGE):
+        # The reason is one line (validate lists each file's problems before it); no traceback.
+        assert done.stderr.strip().splitlines()[-1].startswith("claresia-sync: "), done.stderr
+        assert "Traceback" not in done.stderr
+
+
+def test_work_with_failures_exits_3(emulator: EmulatorServer) -> None:
+    """A connection test whose organisation fails a check (zero retention off) ran, but failed."""
+    httpx2.post(
+        f"{emulator.base_url}/_emulator/orgs/{DAINESE_ORG}", json={"zero_data_retention": False}
+    ).raise_for_status()
+    done = run_cli(
+        "connection",
+        "test",
+        "--base-url",
+        emulator.base_url,
+        "--key-ref",
+        "env:CLARESIA_DAINESE_ADMIN_KEY",
+        env=clean_env(CLARESIA_DAINESE_ADMIN_KEY=DAINESE_KEY),
+        timeout=60,
+    )
+    assert done.returncode == ExitCode.FAILURES, done.stdout + done.stderr
