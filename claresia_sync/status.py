@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from claresia_sync.errors import one_line
+from claresia_sync.publish.jobs import ACTIVE
 
 # A job with tenant_id NULL (republish --all) covers every tenant; a sub-tenant's organisation is
 # its parent's.
@@ -24,7 +25,7 @@ SELECT t.slug,
        last_job.finished_at, last_job.status AS job_status, last_job.lag_seconds,
        last_job.errors AS job_errors,
        (SELECT count(*) FROM publish_job q
-         WHERE q.status IN ('queued', 'running')
+         WHERE q.status = ANY(:active)
            AND (q.tenant_id IS NULL OR q.tenant_id IN (t.id, t.parent_id))) AS pending_jobs
   FROM tenant t
   LEFT JOIN tenant p ON p.id = t.parent_id
@@ -104,7 +105,7 @@ def _job_error(errors: list[dict[str, Any]] | None, slug: str, org_id: str | Non
 
 def tenant_status(conn: Connection) -> list[TenantStatus]:
     out = []
-    for r in conn.execute(_TENANTS_SQL):
+    for r in conn.execute(_TENANTS_SQL, {"active": [str(s) for s in ACTIVE]}):
         error = _job_error(r.job_errors, r.slug, r.org_id) or r.last_error
         out.append(
             TenantStatus(

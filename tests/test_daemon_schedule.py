@@ -5,11 +5,14 @@ APScheduler's per-run chatter stays at debug."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from sqlalchemy import Engine, text
 
+from claresia_sync.db.models import JobStatus
 from claresia_sync.emulator import EmulatorServer
+from claresia_sync.publish import jobs
 from tests.fixtures.daemon import DaemonProcess, wait_until
 from tests.fixtures.world import FINISHED, job_status, scalar
 
@@ -112,4 +115,25 @@ def test_failed_jobs_are_warnings_with_reasons_and_scheduler_chatter_is_debug(
     assert (record["job_id"], record["tenant"]) == (job_id, "acme")  # JSON keys, not just text
     infos = _messages(daemon, "info")
     assert not [m for m in infos if "Running job" in m or "executed successfully" in m], infos
+    assert daemon.stop()[0] == 0
+
+
+def test_a_job_the_daemon_runs_honours_a_cancel(
+    start_daemon: Callable[..., DaemonProcess], engine: Engine, emulator: EmulatorServer
+) -> None:
+    # 18 skills, 16 calls in flight at most, each create slow: 2 skills are still waiting for a
+    # slot when the cancel is seen, and never start.
+    daemon = start_daemon()
+    emulator.set_faults(latency_ms=3000, routes=[CREATE])
+    job_id = _insert(engine, "INSERT INTO publish_job DEFAULT VALUES")
+    wait_until(lambda: job_status(engine, job_id) == "running", 10, "the job to start")
+    time.sleep(1.0)  # its first 16 creates are in flight (3 s each); 2 wait for a slot
+    assert jobs.cancel(engine, job_id) == JobStatus.RUNNING
+    wait_until(lambda: job_status(engine, job_id) in jobs.FINISHED, 30, "the job to stop")
+    view = jobs.get_job(engine, job_id)
+    assert view.status == JobStatus.CANCELLED, view.errors
+    created = int(view.stats["created"])
+    assert 0 < created < 18, view.stats
+    live = sum(len(o.skills) for o in emulator.state.orgs.values())
+    assert live == created  # what started finished and was recorded; nothing else was written
     assert daemon.stop()[0] == 0

@@ -67,7 +67,11 @@ def show_cmd(job_id: JobId, as_json: AsJson = False) -> None:
     out = console()
     lines = [
         f"publish job {view.id}: {view.status}"
-        + (" (cancel requested)" if view.cancel_requested and view.status == "running" else ""),
+        + (
+            " (cancel requested)"
+            if view.cancel_requested and view.status == JobStatus.RUNNING
+            else ""
+        ),
         f"  scope: {view.tenant or 'all tenants'}{' (forced: remote lists)' if view.force else ''}",
         f"  requested: {_when(view.requested_at)} by {view.requested_by}"
         + (f" (retry of job {view.retry_of})" if view.retry_of else ""),

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from claresia_sync.api.client import CallCounter, make_http_pool
 from claresia_sync.api.connect import TenantConnection
-from claresia_sync.config import Settings
+from claresia_sync.config import Settings, default_of
 from claresia_sync.daemon.locks import advisory_locks
 from claresia_sync.daemon.metrics import Metrics
 from claresia_sync.daemon.service import Daemon, DaemonConfig, WorkFailed
@@ -62,7 +62,7 @@ class LiveWork:
         replica: str,
         telemetry: TelemetrySettings,
         stale_after: float,
-        job_keep: dt.timedelta,
+        job_keep: dt.timedelta | None = None,
     ) -> None:
         self.engine = engine
         self.http = http
@@ -73,7 +73,8 @@ class LiveWork:
         # seconds without heartbeat after which a job's replica is presumed dead
         self.stale_after = stale_after
         self.heartbeat_every = min(job_run.HEARTBEAT_EVERY, self.stale_after / 3)
-        self.job_keep = job_keep
+        # finished jobs older than this are pruned (default: the setting's default)
+        self.job_keep = job_keep or dt.timedelta(days=default_of("job_keep_days"))
         self._running: set[int] = set()  # ids of the jobs this replica runs right now
         # Held from a claim until its job is in `_running`, and while lost jobs are requeued, so
         # that a job just claimed is never taken for a lost one.
