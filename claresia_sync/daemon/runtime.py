@@ -151,7 +151,7 @@ class LiveWork:
 
     def _record(self, job: jobs.ClaimedJob, outcome: job_run.JobOutcome) -> None:
         self.metrics.jobs_finished.labels(outcome.status).inc()
-        if outcome.status == "succeeded":
+        if outcome.status == JobStatus.SUCCEEDED:
             self.metrics.job_last_success.labels(job.tenant_slug or "all").set_to_current_time()
         lag = outcome.stats.get("publish_lag_s")
         if lag is not None:
