@@ -72,6 +72,7 @@ class Settings(BaseSettings):
     api_timeout_s: float = setting(30.0, "seconds one Anthropic API request may take", gt=0)
     job_stale_after_s: float = setting(30.0, "seconds without heartbeat after which a running publish job is requeued", gt=0)  # noqa: E501
     job_keep_days: float = setting(30.0, "finished publish jobs older than this many days are pruned (daily, and by jobs prune)", gt=0)  # noqa: E501
+    job_retry_rounds: int = setting(4, "rounds of a publish job at most: skills that failed for a passing reason (429, 5xx, no answer) are retried with backoff", ge=1, le=10)  # noqa: E501
     # telemetry (handed down as telemetry.settings.TelemetrySettings)
     telemetry_retention_days: int = setting(DEFAULT_RETENTION_DAYS, "telemetry older than this many days is dropped", ge=1)  # noqa: E501
     telemetry_store_emails: bool = setting(False, "true keeps the invoking user's email")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
@@ -130,3 +131,16 @@ def test_a_job_cancelled_before_it_starts_does_nothing(
     outcome = asyncio.run(run_job(engine, job))
     assert outcome.status == JobStatus.CANCELLED
     assert _acme(emulator) == set() and emulator.stats.writes() == 0
+
+
+def test_the_rounds_come_from_the_setting(
+    engine: Engine,
+    emulator: EmulatorServer,
+    world: dict[str, Any],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CLARESIA_JOB_RETRY_ROUNDS", "1")  # no retries
+    emulator.set_faults(script=[503] * (ACME_SKILLS * 5), routes=[CREATE])
+    outcome = asyncio.run(run_job(engine, _claimed(engine, "acme")))
+    assert outcome.status == JobStatus.FAILED and outcome.stats["rounds"] == 1
+    assert all(e["retryable"] and e["attempts"] == 1 for e in outcome.errors)

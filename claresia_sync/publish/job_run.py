@@ -4,8 +4,9 @@ honour a cancel, heartbeat throughout, and record the outcome (`jobs.finish`).
 Retries: a skill that failed with a retryable error (429, 5xx, no answer) is tried again after a
 backoff, by running reconcile for the job's scope again: reconcile is idempotent, so a new round
 plans only what is still missing. Rounds stop when nothing retryable is left, at
-`RetryPolicy.rounds`, or on cancel; the job then records what still fails and why (`errors`,
-with `retryable` and the number of attempts, and `stats.still_failing`).
+`RetryPolicy.rounds` (`CLARESIA_JOB_RETRY_ROUNDS`), or on cancel; the job then records what
+still fails and why (`errors`, with `retryable` and the number of attempts, and
+`stats.still_failing`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 import httpx2
 from sqlalchemy import Engine
 
+from claresia_sync.config import load_settings
 from claresia_sync.db.engine import is_unavailable
 from claresia_sync.db.models import JobStatus
 from claresia_sync.publish import jobs
@@ -35,7 +37,8 @@ HEARTBEAT_EVERY = 1.0  # seconds; a beat also tells the run whether a cancel was
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Rounds of a job at most (the first run included), and the waits between them."""
+    """Rounds of a job at most (the first run included), and the waits between them.
+    `run_job` takes the rounds from the setting `CLARESIA_JOB_RETRY_ROUNDS` unless given one."""
 
     rounds: int = 4
     first_delay: float = 2.0
@@ -233,7 +236,7 @@ async def run_job(
                 concurrency=concurrency,
                 http=http,
                 progress=progress,
-                retry=retry or RetryPolicy(),
+                retry=retry or RetryPolicy(rounds=load_settings().job_retry_rounds),
             )
     except Exception as exc:
         if is_unavailable(exc):
