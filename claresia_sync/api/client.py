@@ -74,6 +74,9 @@ MAX_PAGE = 1000
 DEFAULT_MAX_BODY_BYTES = 32 * 2**20
 
 M = TypeVar("M", bound=BaseModel)
+# Query parameters: a mapping, or pairs where a name repeats (`activity_types[]`).
+Pairs = list[tuple[str, str | int | float | bool | None]]
+Query = Mapping[str, str | int] | Pairs
 T = TypeVar("T")
 
 # Route templates: the label under which calls are counted, and the path they expand to.
@@ -85,6 +88,8 @@ R_SKILL = "/v1/organizations/{org_id}/skills/{skill_id}"
 R_SKILL_VERSIONS = "/v1/organizations/{org_id}/skills/{skill_id}/versions"
 R_SKILL_ACCESS = "/v1/organizations/{org_id}/skills/{skill_id}/access"
 R_AUDIT_LOGS = "/v1/organizations/{org_id}/audit_logs"
+R_ACTIVITIES = "/v1/compliance/activities"
+ACTIVITY_MAX_PAGE = 5000
 
 
 class _AdminKeyAuth(httpx2.Auth):
@@ -251,6 +256,35 @@ def _audit_page(body: Any, *, limit: int, after_id: str | None) -> Page[AuditEve
     )
 
 
+class ActivityPage(BaseModel):
+    """One page of the Compliance activity feed, newest first (items kept as raw dicts: a bad
+    one is quarantined by the ingester, not a reason to refuse its neighbours)."""
+
+    data: list[dict[str, Any]]
+    has_more: bool
+    first_id: str | None = None
+    last_id: str | None = None
+
+
+def _activity_page(body: Any, *, limit: int) -> ActivityPage:
+    """The feed's page contract: at most `limit` items, ids strictly descending, `first_id` /
+    `last_id` the first and last item's (the ingester checkpoints on them)."""
+    page = _parse_model(ActivityPage, body)
+    if len(page.data) > limit:
+        raise _Malformed(f"the page holds {len(page.data)} items but limit={limit} was asked for")
+    ids = [i.get("id") if isinstance(i.get("id"), str) else None for i in page.data]
+    known = [i for i in ids if i is not None]
+    for newer, older in pairwise(known):
+        if not older < newer:
+            raise _Malformed(f"ids are not newest first: {_short(older)} after {_short(newer)}")
+    if page.data and (page.first_id != ids[0] or page.last_id != ids[-1]):
+        raise _Malformed(
+            f"first_id/last_id {_short(page.first_id)}/{_short(page.last_id)} are not the "
+            "page's first and last items: following them could skip activities"
+        )
+    return page
+
+
 def _parse_retry_after(value: str | None) -> float | None:
     if value is None:
         return None
@@ -370,7 +404,7 @@ class OrgClient:
         path_params: Mapping[str, str] | None = None,
         *,
         parse: Callable[[Any], T],
-        params: Mapping[str, str | int] | None = None,
+        params: Query | None = None,
         json: Any = None,
     ) -> T:
         """`parse` of the decoded JSON body of a 2xx answer, with retries; raises an `APIError`
@@ -394,7 +428,7 @@ class OrgClient:
         method: str,
         route: str,
         path: str,
-        params: Mapping[str, str | int] | None,
+        params: Query | None,
         json: Any,
         parse: Callable[[Any], T],
     ) -> T:
@@ -429,7 +463,7 @@ class OrgClient:
         method: str,
         route: str,
         path: str,
-        params: Mapping[str, str | int] | None,
+        params: Query | None,
         json: Any,
     ) -> tuple[int, dict[str, str], bytes]:
         """One HTTP exchange, reduced to plain data so no httpx2 request (whose headers hold the
@@ -635,6 +669,31 @@ class OrgClient:
     async def delete_skill(self, org_id: str, skill_id: str) -> SkillDeleted:
         ids = {"org_id": org_id, "skill_id": skill_id}
         return await self._request("DELETE", R_SKILL, ids, parse=_parser(SkillDeleted))
+
+    # -- compliance activity feed ----------------------------------------------------------
+
+    async def compliance_activities(
+        self,
+        *,
+        after_id: str | None = None,
+        before_id: str | None = None,
+        limit: int = 1000,
+        activity_types: Iterable[str] = (),
+    ) -> ActivityPage:
+        """One page of `GET /v1/compliance/activities` (newest first: `after_id` pages back in
+        time, `before_id` forward). Not in the SDK: raw HTTP with this client's retries."""
+        params: Pairs = [("limit", limit)]
+        if after_id:
+            params.append(("after_id", after_id))
+        if before_id:
+            params.append(("before_id", before_id))
+        params += [("activity_types[]", t) for t in activity_types]
+        return await self._request(
+            "GET",
+            R_ACTIVITIES,
+            params=params,
+            parse=lambda body: _activity_page(body, limit=limit),
+        )
 
     # -- audit log ---------------------------------------------------------------------------
 

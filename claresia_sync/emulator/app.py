@@ -13,6 +13,9 @@ Control routes (`/_emulator/...`) take no key: the emulator listens on loopback 
                                   skill?, day?, product?, seed?}: uses of plugin skills, counted
                                   in its skills analytics (see emulator/analytics.py)
     POST /_emulator/orgs/{org_id}/analytics {lag_days}: days before analytics serve a day
+    POST /_emulator/orgs/{org_id}/admin {action, plugin_id, ...}: an administrator's write in
+                                  claude.ai (delete a plugin, change an installation setting),
+                                  in the activity feed as a user_actor's (drift)
     POST /_emulator/audit_events  {org_id, events: [...]}: append raw events (any type/shape)
     GET  /_emulator/visible?org_id=&user_id=   skills in that user's @ picker (section 3 skills,
                                   and Claude Enterprise plugins' skills by installation settings)
@@ -58,7 +61,8 @@ from claresia_sync.emulator.faults import (
     corrupt_answer,
     fetch_factor,
 )
-from claresia_sync.emulator.real_api import RealApi, authenticate
+from claresia_sync.emulator.plugins import PREFERENCES
+from claresia_sync.emulator.real_api import RealApi, authenticate, plugin_subject
 from claresia_sync.emulator.responses import (
     RID,
     error_body,
@@ -147,6 +151,7 @@ class EmulatorApp:
             Route(
                 "/_emulator/orgs/{org_id}/analytics", guard(self.set_analytics), methods=["POST"]
             ),
+            Route("/_emulator/orgs/{org_id}/admin", guard(self.admin_write), methods=["POST"]),
             Route(
                 "/_emulator/plugins/{plugin_id}/versions/{version}/scan",
                 guard(self.scan),
@@ -419,6 +424,50 @@ class EmulatorApp:
                     version = org.plugins.set_scan(p["plugin_id"], p["version"], scan)
                     return json_response(version.to_json())
         raise not_found(f"plugin {p['plugin_id']!r} not found")
+
+    async def admin_write(self, request: Request) -> Response:
+        """A write an administrator makes in claude.ai, behind claresia-sync's back (drift):
+        `{action: delete_plugin | set_installation | remove_installation, plugin_id, target?,
+        installation_preference?, user_id?}`; it shows in the activity feed as theirs."""
+        body = await json_body(request)
+        action, plugin_id = body.get("action"), body.get("plugin_id")
+        target = body.get("target", "organization")
+        if action not in ("delete_plugin", "set_installation", "remove_installation") or not (
+            isinstance(plugin_id, str) and isinstance(target, str)
+        ):
+            raise bad_request(
+                "expected {action: delete_plugin|set_installation|remove_installation, "
+                "plugin_id, target?, installation_preference?, user_id?}"
+            )
+        org_id = request.path_params["org_id"]
+        with self.state.lock:
+            org = self.state.org(org_id)
+            if org.plugins is None:
+                raise bad_request("plugins are emulated for Claude Enterprise only")
+            user = org.users.get(body.get("user_id") or "") or next(iter(org.users.values()))
+            actor = {"type": "user_actor", "user_id": user.id, "email_address": user.email}
+            subject = plugin_subject(org.plugins.get(plugin_id))
+            if action == "delete_plugin":
+                org.plugins.delete(plugin_id)
+                self.state.record_activity(org_id, "claude_plugin_deleted", actor, **subject)
+            else:
+                preference = body.get("installation_preference")
+                if action == "set_installation":
+                    if preference not in PREFERENCES:
+                        raise bad_request(f"installation_preference must be one of {PREFERENCES}")
+                    org.plugins.set_setting(plugin_id, target, preference)
+                else:
+                    org.plugins.remove_setting(plugin_id, target)
+                    preference = None
+                self.state.record_activity(
+                    org_id,
+                    "plugin_installation_preference_updated",
+                    actor,
+                    **subject,
+                    target=target,
+                    installation_preference=preference,
+                )
+        return json_response({"ok": True, "action": action}, 201)
 
     async def set_org(self, request: Request) -> Response:
         body = await json_body(request)

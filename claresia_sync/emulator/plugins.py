@@ -241,6 +241,7 @@ class PluginCatalog:
         org_skills: Iterable[str],
         new_id: Callable[[str], str],
     ) -> None:
+        self.org_id = org_id
         self.marketplace_id = f"marketplace_{org_id.removeprefix('org_')}_library"
         self.default_preference: Preference = default_preference
         self.org_skills: set[str] = set(org_skills)

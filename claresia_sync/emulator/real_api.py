@@ -86,6 +86,7 @@ class RealApi:
             (SETTINGS + "/{target}", self.set_setting, "POST"),
             (SETTINGS + "/{target}", self.remove_setting, "DELETE"),
             ("/v1/organizations/analytics/skills", self.skill_analytics, "GET"),
+            ("/v1/compliance/activities", self.activities, "GET"),
             (GROUPS + "/{rbac_group_id}", self.get_group, "GET"),
             (GROUPS + "/{rbac_group_id}/members", self.group_members, "GET"),
             ("/v1/skills", self.create_skill, "POST"),
@@ -189,6 +190,20 @@ class RealApi:
             )
         return json_response(body)
 
+    async def activities(self, request: Request) -> Response:
+        """The Compliance activity feed, newest first (emulator/activity.py)."""
+        org = self.enterprise(request, "read:compliance_activities", beta=False)
+        q = request.query_params
+        types = q.getlist("activity_types[]") or q.getlist("activity_types")
+        with self.state.lock:
+            body = org.activity.page(
+                q.get("limit"), _query(request, "after_id"), _query(request, "before_id"), types
+            )
+        return json_response(body)
+
+    def _activity(self, request: Request, org_id: str, activity_type: str, **fields: Any) -> None:
+        self.state.record_activity(org_id, activity_type, self.actor(request), **fields)
+
     # -- organisation --------------------------------------------------------------------------
 
     def me(self, request: Request) -> Response:
@@ -241,6 +256,9 @@ class RealApi:
             plugin = catalog.create(
                 upload, self.actor(request), _fault(request), upload.fields.get("release_notes")
             )
+            self._activity(
+                request, catalog.org_id, "claude_plugin_created", **plugin_subject(plugin)
+            )
             return json_response(catalog.to_json(plugin))
 
     async def list_plugins(self, request: Request) -> Response:
@@ -263,13 +281,18 @@ class RealApi:
             raise bad_request("served_version_id must name a version (pluginver_...)")
         with self.state.lock:
             plugin = catalog.serve(request.path_params["plugin_id"], version)
+            self._activity(
+                request, catalog.org_id, "claude_plugin_updated", **plugin_subject(plugin)
+            )
             return json_response(catalog.to_json(plugin))
 
     async def delete_plugin(self, request: Request) -> Response:
         catalog = self.catalog(request, write=True)
         plugin_id = request.path_params["plugin_id"]
         with self.state.lock:
+            subject = plugin_subject(catalog.get(plugin_id))
             catalog.delete(plugin_id)
+            self._activity(request, catalog.org_id, "claude_plugin_deleted", **subject)
         return json_response({"type": "plugin_deleted", "id": plugin_id})
 
     async def create_version(self, request: Request) -> Response:
@@ -282,6 +305,10 @@ class RealApi:
                 self.actor(request),
                 _fault(request),
                 upload.fields.get("release_notes"),
+            )
+            plugin = catalog.get(request.path_params["plugin_id"])
+            self._activity(
+                request, catalog.org_id, "claude_plugin_replaced", **plugin_subject(plugin)
             )
             return json_response(version.to_json())
 
@@ -345,6 +372,14 @@ class RealApi:
         async with self._one_write(request, catalog, plugin_id):
             with self.state.lock:
                 setting = catalog.set_setting(plugin_id, target, cast(Preference, preference))
+                self._activity(
+                    request,
+                    catalog.org_id,
+                    "plugin_installation_preference_updated",
+                    **plugin_subject(catalog.get(plugin_id)),
+                    target=target,
+                    installation_preference=preference,
+                )
                 return json_response(setting_json(plugin_id, target, setting))
 
     async def remove_setting(self, request: Request) -> Response:
@@ -354,6 +389,14 @@ class RealApi:
         async with self._one_write(request, catalog, plugin_id):
             with self.state.lock:
                 catalog.remove_setting(plugin_id, target)
+                self._activity(
+                    request,
+                    catalog.org_id,
+                    "plugin_installation_preference_updated",
+                    **plugin_subject(catalog.get(plugin_id)),
+                    target=target,
+                    installation_preference=None,
+                )
         return json_response(
             {
                 "type": "plugin_installation_setting_deleted",
@@ -376,7 +419,9 @@ class RealApi:
         skills = self.workspace(request)
         upload = await read_upload(request, archives=False)
         with self.state.lock:
-            return json_response(skills.create(upload).to_json())
+            skill = skills.create(upload)
+            self._skill_version_activity(request, "platform_skill_version_created", skill.id)
+            return json_response(skill.to_json())
 
     async def list_skills(self, request: Request) -> Response:
         skills, source = self.workspace(request), _query(request, "source")
@@ -399,6 +444,9 @@ class RealApi:
         upload = await read_upload(request, archives=False)
         with self.state.lock:
             version = skills.add_version(request.path_params["skill_id"], upload)
+            self._skill_version_activity(
+                request, "platform_skill_version_created", request.path_params["skill_id"]
+            )
             return json_response(version.to_json())
 
     async def list_skill_versions(self, request: Request) -> Response:
@@ -416,8 +464,37 @@ class RealApi:
         p = request.path_params
         with self.state.lock:
             version_id = skills.get(p["skill_id"]).version(p["version"]).id
+            self._skill_version_activity(
+                request, "platform_skill_version_deleted", p["skill_id"], p["version"]
+            )
             skills.delete_version(p["skill_id"], p["version"])
         return json_response({"type": "skill_version_deleted", "id": version_id})
+
+    def _skill_version_activity(
+        self, request: Request, activity_type: str, skill_id: str, version: str | None = None
+    ) -> None:
+        key = self.key(request)
+        ws = key.workspace or request.headers.get("anthropic-workspace-id") or ""
+        skill = self.state.org(key.org_id).workspace_skills[ws].get(skill_id)
+        version = version or skill.versions[-1].id
+        self._activity(
+            request,
+            key.org_id,
+            activity_type,
+            skill_id=skill_id,
+            skill_name=skill.name,
+            version=version,
+            workspace_id=ws,
+        )
+
+
+def plugin_subject(plugin: Any) -> dict[str, Any]:
+    """The fields an activity about a plugin names it by (and its skills, by name)."""
+    return {
+        "plugin_id": plugin.id,
+        "plugin_name": plugin.name,
+        "skill_names": [s["name"] for s in plugin.served.content.skills],
+    }
 
 
 def authenticate(state: EmulatorState, request: Request) -> KeyRecord:

@@ -29,6 +29,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from ulid import ULID, ULIDGenerator
 
+from claresia_sync.emulator.activity import ActivityFeed
 from claresia_sync.emulator.analytics import (
     PRODUCTS,
     SkillAnalytics,
@@ -319,6 +320,7 @@ class OrgState:
     claude_enterprise: bool = False
     plugins: PluginCatalog | None = None  # Claude Enterprise organisations only
     analytics: SkillAnalytics = field(default_factory=SkillAnalytics)  # Claude Enterprise
+    activity: ActivityFeed = field(default_factory=ActivityFeed)  # the Compliance activity feed
     workspace_skills: dict[str, WorkspaceSkills] = field(default_factory=dict)  # Skills API
 
 
@@ -713,6 +715,24 @@ class EmulatorState:
                 first = first or event["id"]
                 last = event["id"]
             return [i for i in (first, last) if i]
+
+    def record_activity(
+        self, org_id: str, activity_type: str, actor: dict[str, Any], **fields: Any
+    ) -> dict[str, Any]:
+        """One Compliance activity-feed event of `org_id` (after a write it describes)."""
+        with self.lock:
+            org = self.org(org_id)
+            ulid = self._ulid()
+            activity = {
+                "id": f"activity_{ulid}",
+                "created_at": iso_now(ulid.milliseconds),
+                "organization_id": org.id,
+                "actor": actor,
+                "type": activity_type,
+                **fields,
+            }
+            org.activity.add(activity)
+            return activity
 
     def generate_enterprise_invocations(
         self,

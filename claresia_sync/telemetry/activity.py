@@ -1,0 +1,403 @@
+"""The Compliance activity feed into `org_activity` (issue 16, CONTRACT.md section 6).
+
+`GET /v1/compliance/activities` is newest first: `after_id` pages back in time, `before_id`
+forward. Each run of one organisation:
+
+- first run: the newest page is stored and its newest id becomes the checkpoint
+  (`telemetry_source.cursor`); its oldest id is where the backfill goes on, back in time
+  (`backfill_cursor`), until the feed ends or activities are older than `backfill_days`;
+- every run: the backfill goes on if unfinished, then the feed is paged forward from the
+  checkpoint (`before_id`), page by page, each page's new activities and the new checkpoint in
+  ONE transaction, with the checkpoint row locked and compared (two replicas cannot move it
+  backwards); a crash loses nothing and the activity id (primary key) stores nothing twice;
+- then the `SETTLE_PAGE` activities just before the checkpoint are read again: one that became
+  queryable late (the feed promises "within about a minute") with an id before the checkpoint
+  is stored then.
+
+Only skill and plugin lifecycle types are asked for (`activity_types[]`). An activity that
+changes one of our plugins or skills behind our back (deleted, replaced, updated, an
+installation preference changed; an actor that is not an API key: an administrator in
+claude.ai) queues a forced publish job for its tenant in the same transaction, unless one is
+already queued: the publisher repairs it at once instead of at the hourly drift check.
+An activity that does not fit (no id, no type, no time) goes to `telemetry_quarantine`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.orm import Session
+
+from claresia_sync import naming
+from claresia_sync.api.client import ActivityPage, OrgClient
+from claresia_sync.api.connect import TenantConnection, open_client
+from claresia_sync.api.errors import APIError, UnexpectedResponseError
+from claresia_sync.db.engine import is_unavailable
+from claresia_sync.errors import UserError, one_line
+from claresia_sync.publish import jobs
+from claresia_sync.telemetry import sources
+from claresia_sync.telemetry.analytics import UsageContext
+
+log = logging.getLogger(__name__)
+
+SOURCE = sources.ACTIVITY_FEED
+ACTIVITY_TYPES = (
+    "claude_skill_created",
+    "claude_skill_deleted",
+    "claude_skill_replaced",
+    "claude_skill_enabled",
+    "claude_skill_disabled",
+    "claude_plugin_created",
+    "claude_plugin_updated",
+    "claude_plugin_replaced",
+    "claude_plugin_deleted",
+    "plugin_installation_preference_updated",
+    "platform_skill_version_created",
+    "platform_skill_version_deleted",
+)
+# What changes a published plugin or skill (created/enabled ones are not ours to undo).
+DRIFT_TYPES = frozenset(
+    {
+        "claude_skill_deleted",
+        "claude_skill_replaced",
+        "claude_skill_disabled",
+        "claude_plugin_updated",
+        "claude_plugin_replaced",
+        "claude_plugin_deleted",
+        "plugin_installation_preference_updated",
+        "platform_skill_version_created",
+        "platform_skill_version_deleted",
+    }
+)
+SETTLE_PAGE = 100
+OUR_ACTOR = "api_actor"  # claresia-sync writes with an API key; people do not
+
+
+@dataclass
+class ActivityResult:
+    org_id: str
+    pages: int = 0
+    inserted: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    repairs: list[int] = field(default_factory=list)
+    """Publish jobs queued for drift."""
+    checkpoint: str | None = None
+    backfilled: bool = False
+    conflicts: int = 0
+    error: str | None = None
+
+
+def _parse_time(value: Any) -> dt.datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else None
+
+
+@dataclass(frozen=True)
+class _Row:
+    values: dict[str, Any]
+    drift_tenant: str | None
+    """The root tenant to repair, if this activity changed one of ours behind our back."""
+
+
+def normalise_activity(
+    raw: Mapping[str, Any], org_id: str, ctx: UsageContext, remote_names: Mapping[str, str]
+) -> _Row | str:
+    """An activity as an `org_activity` row, or why it is quarantined."""
+    activity_id, kind = raw.get("id"), raw.get("type")
+    created = _parse_time(raw.get("created_at"))
+    if not isinstance(activity_id, str) or not activity_id:
+        return "malformed: id missing or not a string"
+    if not isinstance(kind, str) or not kind:
+        return "malformed: type missing or not a string"
+    if created is None:
+        return f"malformed: created_at {raw.get('created_at')!r} is not an ISO time with a zone"
+    actor = raw.get("actor") if isinstance(raw.get("actor"), Mapping) else {}
+    assert isinstance(actor, Mapping)
+    subject_id = raw.get("plugin_id") or raw.get("skill_id")
+    subject_id = subject_id if isinstance(subject_id, str) else None
+    name = raw.get("plugin_name") or raw.get("skill_name")
+    if not isinstance(name, str) and subject_id is not None:
+        name = remote_names.get(subject_id)  # a deletion may name only the id
+    name = name if isinstance(name, str) else None
+    ref = ctx.skills.skill_for(name) if name and naming.is_claresia_name(name) else None
+    tenant = ref.owner_tenant if ref else None
+    actor_type = actor.get("type") if isinstance(actor.get("type"), str) else None
+    actor_id = actor.get("user_id") or actor.get("api_key_id")
+    drift = None
+    if tenant is not None and kind in DRIFT_TYPES and actor_type != OUR_ACTOR:
+        drift = ctx.parents.get(tenant) or tenant
+    values = {
+        "activity_id": activity_id,
+        "org_id": org_id,
+        "activity_type": kind,
+        "created_at": created,
+        "actor_type": actor_type,
+        "actor_id": actor_id if isinstance(actor_id, str) else None,
+        "subject_id": subject_id,
+        "subject_name": name,
+        "tenant_slug": tenant,
+        "skill_id": ref.skill_id if ref else None,
+        "repair_job_id": None,
+        "raw": orjson.dumps(raw).decode(),
+    }
+    return _Row(values, drift)
+
+
+_EXISTING = text("SELECT activity_id FROM org_activity WHERE activity_id = ANY(:ids)")
+_INSERT = text("""
+INSERT INTO org_activity (activity_id, org_id, activity_type, created_at, actor_type, actor_id,
+                          subject_id, subject_name, tenant_slug, skill_id, repair_job_id, raw)
+VALUES (:activity_id, :org_id, :activity_type, :created_at, :actor_type, :actor_id,
+        :subject_id, :subject_name, :tenant_slug, :skill_id, :repair_job_id, CAST(:raw AS jsonb))
+ON CONFLICT (activity_id) DO NOTHING
+""")
+_QUEUED_REPAIR = text("""
+SELECT j.id FROM publish_job j JOIN tenant t ON t.id = j.tenant_id
+ WHERE t.slug = :slug AND j.status = 'queued' AND j.force ORDER BY j.id LIMIT 1
+""")
+_QUARANTINE = text(
+    "INSERT INTO telemetry_quarantine (org_id, event_id, reason, raw) "
+    "VALUES (:org_id, :event_id, :reason, CAST(:raw AS jsonb)) "
+    "ON CONFLICT (org_id, event_id) DO NOTHING"
+)
+
+
+@dataclass
+class _Written:
+    inserted: int
+    duplicates: int
+    quarantined: int
+    repairs: list[int]
+
+
+def write_page(
+    engine: Engine,
+    org_id: str,
+    activities: Sequence[Mapping[str, Any]],
+    ctx: UsageContext,
+    remote_names: Mapping[str, str],
+    *,
+    expected: sources.Checkpoint,
+    checkpoint: Mapping[str, object],
+) -> _Written | None:
+    """New activities, their repair jobs, quarantine entries and the checkpoint columns in
+    `checkpoint`, in one transaction; None (nothing written) when the checkpoint moved since
+    `expected` was read (another replica)."""
+    with engine.connect() as conn, conn.begin():
+        current = sources.lock(conn, SOURCE, org_id)
+        if (current.cursor, current.backfill_cursor) != (expected.cursor, expected.backfill_cursor):
+            return None
+        rows: list[_Row] = []
+        bad: list[dict[str, Any]] = []
+        for raw in activities:
+            verdict = normalise_activity(raw, org_id, ctx, remote_names)
+            if isinstance(verdict, _Row):
+                rows.append(verdict)
+            else:
+                ident = raw.get("id")
+                bad.append(
+                    {
+                        "org_id": org_id,
+                        "event_id": f"activity:{ident}" if isinstance(ident, str) else None,
+                        "reason": verdict,
+                        "raw": orjson.dumps(raw, default=str).decode(),
+                    }
+                )
+        ids = [r.values["activity_id"] for r in rows]
+        existing = set(conn.execute(_EXISTING, {"ids": ids}).scalars()) if ids else set()
+        new = {r.values["activity_id"]: r for r in rows if r.values["activity_id"] not in existing}
+        repairs = _queue_repairs(conn, [r for r in new.values() if r.drift_tenant])
+        if new:
+            conn.execute(_INSERT, [r.values for r in new.values()])
+        if bad:
+            conn.execute(_QUARANTINE, bad)
+        if checkpoint:
+            sources.advance(conn, SOURCE, org_id, **checkpoint)
+    return _Written(len(new), len(rows) - len(new), len(bad), repairs)
+
+
+def _queue_repairs(conn: Connection, drifted: list[_Row]) -> list[int]:
+    """One forced publish job per drifted root tenant (an already queued one is reused); the
+    activities record the job that repairs them."""
+    jobs_by_tenant: dict[str, int] = {}
+    queued: list[int] = []
+    for row in drifted:
+        tenant = row.drift_tenant
+        assert tenant is not None
+        if tenant not in jobs_by_tenant:
+            job_id = conn.execute(_QUEUED_REPAIR, {"slug": tenant}).scalar()
+            if job_id is None:
+                with Session(bind=conn) as session:
+                    job_id = jobs.enqueue(session, tenant, force=True)
+                    session.flush()
+                queued.append(job_id)
+                log.info(
+                    "activity %s (%s by %s) changed %s behind our back: publish job %s queued",
+                    row.values["activity_id"],
+                    row.values["activity_type"],
+                    row.values["actor_type"],
+                    row.values["subject_name"],
+                    job_id,
+                )
+            jobs_by_tenant[tenant] = job_id
+        row.values["repair_job_id"] = jobs_by_tenant[tenant]
+    return queued
+
+
+def _remote_names(session: Session) -> dict[str, str]:
+    """Published names by remote id (plugin or skill id), for activities naming only the id."""
+    rows = session.execute(
+        text("SELECT remote_skill_id, published_name FROM publication WHERE remote_skill_id <> ''")
+    )
+    return {remote: name for remote, name in rows}
+
+
+async def ingest_feed(
+    engine: Engine,
+    client: OrgClient,
+    org_id: str,
+    *,
+    backfill_days: int = 30,
+    page_size: int = 1000,
+    max_pages: int | None = None,
+    now: dt.datetime | None = None,
+) -> ActivityResult:
+    """Backfill (until done) then page forward from the checkpoint (see the module doc)."""
+    result = ActivityResult(org_id)
+    horizon = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(days=backfill_days)
+    with Session(engine) as session:
+        ctx = UsageContext.load(session, org_id)
+        remote_names = _remote_names(session)
+
+    def budget() -> bool:
+        return max_pages is None or result.pages < max_pages
+
+    async def store(page: ActivityPage, expected: sources.Checkpoint, **cp: object) -> bool:
+        written = await asyncio.to_thread(
+            write_page,
+            engine,
+            org_id,
+            page.data,
+            ctx,
+            remote_names,
+            expected=expected,
+            checkpoint=cp,
+        )
+        result.pages += 1
+        if written is None:
+            result.conflicts += 1
+            return False
+        result.inserted += written.inserted
+        result.duplicates += written.duplicates
+        result.quarantined += written.quarantined
+        result.repairs += written.repairs
+        return True
+
+    def newest_time(page: ActivityPage) -> dt.datetime | None:
+        return _parse_time(page.data[0].get("created_at")) if page.data else None
+
+    try:
+        state = await asyncio.to_thread(sources.read, engine, SOURCE, org_id)
+        types = ACTIVITY_TYPES
+        if state.cursor is None:  # first run: the newest page sets both ends
+            page = await client.compliance_activities(limit=page_size, activity_types=types)
+            if not page.data:
+                result.backfilled = True
+            else:
+                ended = not page.has_more or _older_than(page, horizon)
+                await store(
+                    page,
+                    state,
+                    cursor=page.first_id,
+                    backfill_cursor=None if ended else page.last_id,
+                    newest_data_at=newest_time(page),
+                )
+            state = await asyncio.to_thread(sources.read, engine, SOURCE, org_id)
+        while state.backfill_cursor and budget():  # back in time
+            page = await client.compliance_activities(
+                after_id=state.backfill_cursor, limit=page_size, activity_types=types
+            )
+            ended = not page.data or not page.has_more or _older_than(page, horizon)
+            await store(page, state, backfill_cursor=None if ended else page.last_id)
+            state = await asyncio.to_thread(sources.read, engine, SOURCE, org_id)
+        result.backfilled = state.backfill_cursor is None
+        while state.cursor and budget():  # forward from the newest stored
+            page = await client.compliance_activities(
+                before_id=state.cursor, limit=page_size, activity_types=types
+            )
+            if not page.data:
+                break
+            if page.first_id is None or page.first_id <= state.cursor:
+                raise UnexpectedResponseError(
+                    f"the feed's page before {state.cursor} does not move forward "
+                    f"(first_id {page.first_id!r})",
+                    status=200,
+                    route="GET /v1/compliance/activities",
+                )
+            stored = await store(
+                page, state, cursor=page.first_id, newest_data_at=newest_time(page)
+            )
+            state = await asyncio.to_thread(sources.read, engine, SOURCE, org_id)
+            if stored and not page.has_more:
+                break
+        if state.cursor and budget():
+            # An activity becomes queryable up to about a minute after it happened, so one may
+            # appear behind the checkpoint: the newest ones just before it are read again (the
+            # activity id absorbs those already stored; the checkpoint does not move).
+            page = await client.compliance_activities(
+                after_id=state.cursor, limit=SETTLE_PAGE, activity_types=types
+            )
+            await store(page, state)
+        result.checkpoint = state.cursor
+    except APIError as exc:
+        result.error = one_line(exc)
+        log.warning("activity feed of %s stopped: %s", org_id, result.error)
+    except Exception as exc:
+        if is_unavailable(exc):
+            raise
+        result.error = one_line(f"{type(exc).__name__}: {exc}")
+        await asyncio.to_thread(
+            sources.record_run, engine, SOURCE, org_id, rows=result.inserted, error=result.error
+        )
+        raise
+    await asyncio.to_thread(
+        sources.record_run, engine, SOURCE, org_id, rows=result.inserted, error=result.error
+    )
+    return result
+
+
+def _older_than(page: ActivityPage, horizon: dt.datetime) -> bool:
+    oldest = _parse_time(page.data[-1].get("created_at")) if page.data else None
+    return oldest is not None and oldest < horizon
+
+
+async def ingest_connection(
+    engine: Engine,
+    conn: TenantConnection,
+    *,
+    client_options: dict[str, Any] | None = None,
+    backfill_days: int = 30,
+) -> ActivityResult:
+    """One feed run of one claude-enterprise organisation; a key that cannot be resolved is the
+    run's recorded error, like an API failure."""
+    try:
+        client = open_client(conn, **(client_options or {}))
+    except UserError as exc:
+        failed = ActivityResult(conn.org_id, error=one_line(exc))
+        sources.record_run(engine, SOURCE, conn.org_id, rows=0, error=failed.error)
+        return failed
+    async with client:
+        return await ingest_feed(engine, client, conn.org_id, backfill_days=backfill_days)

@@ -1,0 +1,167 @@
+"""The Compliance activity feed into `org_activity` (issue 16): real PostgreSQL, the emulator's
+`/v1/compliance/activities` over loopback, activities made by the writes it receives."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+import httpx2
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
+
+from claresia_sync.api.connect import open_client
+from claresia_sync.emulator import EmulatorServer
+from claresia_sync.telemetry.activity import ActivityResult, ingest_connection, ingest_feed
+from claresia_sync.telemetry.analytics_reader import enterprise_connections
+from tests.fixtures.real_api import ENGINEERS, client
+from tests.fixtures.sources import ORG, apply_ferretti, make_plugin
+
+SKILL = "claresia-ferretti-prd-review"
+
+
+def _run(engine: Engine, **kw: Any) -> ActivityResult:
+    with Session(engine) as session:
+        (conn,) = enterprise_connections(session)
+
+    async def go() -> ActivityResult:
+        async with open_client(conn) as api:
+            return await ingest_feed(engine, api, ORG, **kw)
+
+    return asyncio.run(go())
+
+
+def _stored(engine: Engine) -> Sequence[Any]:
+    with engine.connect() as conn:
+        return conn.execute(
+            text(
+                "SELECT activity_id, activity_type, actor_type, tenant_slug, repair_job_id "
+                "FROM org_activity ORDER BY activity_id"
+            )
+        ).all()
+
+
+def _feed(emulator: EmulatorServer) -> list[str]:
+    return list(emulator.state.orgs[ORG].activity.ids)
+
+
+def _admin(emulator: EmulatorServer, **body: Any) -> None:
+    answer = httpx2.post(f"{emulator.base_url}/_emulator/orgs/{ORG}/admin", json=body)
+    assert answer.status_code == 201, answer.text
+
+
+def _jobs(engine: Engine) -> Sequence[Any]:
+    with engine.connect() as conn:
+        return conn.execute(
+            text(
+                "SELECT j.id, t.slug, j.force, j.status FROM publish_job j "
+                "JOIN tenant t ON t.id = j.tenant_id ORDER BY j.id"
+            )
+        ).all()
+
+
+def test_the_feed_is_paged_forward_across_restarts(
+    engine: Engine, session: Session, emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    apply_ferretti(session, emulator, monkeypatch)
+    sdk = client(emulator)
+    for i in range(5):
+        make_plugin(emulator, f"claresia-ferretti-s{i}")
+    assert len(_feed(emulator)) == 5
+
+    first = _run(engine, page_size=2)
+    assert first.error is None and first.inserted == 5 and first.backfilled
+    assert [r.activity_id for r in _stored(engine)] == sorted(_feed(emulator))
+
+    # More writes while "down", then several runs each stopped after one page (a restart
+    # between pages): every activity once, in the end.
+    more = [make_plugin(emulator, f"claresia-ferretti-t{i}") for i in range(7)]
+    sdk.beta.organization.plugins.delete(more[0])
+    runs = []
+    for _ in range(10):
+        runs.append(_run(engine, page_size=2, max_pages=1))
+        if len(_stored(engine)) == len(_feed(emulator)):
+            break
+    assert len(runs) >= 3  # it took several restarts
+    stored = _stored(engine)
+    assert [r.activity_id for r in stored] == sorted(_feed(emulator))
+    assert sum(r.inserted for r in runs) == 8
+    assert {r.actor_type for r in stored} == {"api_actor"}
+    assert all(r.repair_job_id is None for r in stored)  # our own writes are no drift
+    with engine.connect() as conn:
+        cursor = conn.execute(
+            text("SELECT cursor FROM telemetry_source WHERE source = 'activity-feed'")
+        ).scalar_one()
+    assert cursor == max(_feed(emulator))
+
+    again = _run(engine, page_size=2)
+    assert again.inserted == 0 and again.error is None
+
+
+def test_a_plugin_deleted_in_claude_ai_queues_one_repair(
+    engine: Engine, session: Session, emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    apply_ferretti(session, emulator, monkeypatch)
+    ours = make_plugin(emulator, SKILL)
+    foreign = make_plugin(emulator, "acme-travel-helper")
+    assert _run(engine).inserted == 2 and _jobs(engine) == []
+
+    _admin(emulator, action="delete_plugin", plugin_id=foreign)  # not ours: nothing to repair
+    _admin(
+        emulator,
+        action="set_installation",
+        plugin_id=ours,
+        target=ENGINEERS,
+        installation_preference="not_available",
+        user_id="user_ferretti_anna",
+    )
+    _admin(emulator, action="delete_plugin", plugin_id=ours)
+    result = _run(engine)
+    assert result.inserted == 3
+    jobs = _jobs(engine)
+    assert [(j.slug, j.force, j.status) for j in jobs] == [("ferretti", True, "queued")]
+    assert result.repairs == [jobs[0].id]
+    by_type = {(r.activity_type, r.tenant_slug): r for r in _stored(engine)[2:]}
+    assert by_type[("claude_plugin_deleted", "ferretti")].repair_job_id == jobs[0].id
+    assert by_type[("plugin_installation_preference_updated", "ferretti")].repair_job_id == (
+        jobs[0].id
+    )
+    assert by_type[("claude_plugin_deleted", None)].repair_job_id is None
+    assert by_type[("claude_plugin_deleted", "ferretti")].actor_type == "user_actor"
+
+    # Read again (a restart): the same activities queue nothing more.
+    assert _run(engine).inserted == 0
+    assert len(_jobs(engine)) == 1
+
+
+def test_a_malformed_activity_is_quarantined_and_a_bad_key_recorded(
+    engine: Engine, session: Session, emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    apply_ferretti(session, emulator, monkeypatch)
+    make_plugin(emulator, SKILL)
+    feed = emulator.state.orgs[ORG].activity
+    with emulator.state.lock:
+        feed.add({"id": "activity_zzz", "type": "claude_plugin_updated", "created_at": "yesterday"})
+    result = _run(engine)
+    assert result.inserted == 1 and result.quarantined == 1
+    with engine.connect() as conn:
+        reason = conn.execute(
+            text("SELECT reason FROM telemetry_quarantine WHERE event_id = 'activity:activity_zzz'")
+        ).scalar_one()
+    assert "created_at 'yesterday'" in reason
+
+    monkeypatch.delenv("FERRETTI_ENTERPRISE_KEY")
+    with Session(engine) as s:
+        (target,) = enterprise_connections(s)
+    failed = asyncio.run(ingest_connection(engine, target))
+    assert failed.error is not None and "FERRETTI_ENTERPRISE_KEY" in failed.error
+    with engine.connect() as c:
+        state = c.execute(
+            text(
+                "SELECT last_error, errors_total FROM telemetry_source "
+                "WHERE source = 'activity-feed'"
+            )
+        ).one()
+    assert state.last_error == failed.error and state.errors_total == 1
