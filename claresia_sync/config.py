@@ -28,6 +28,7 @@ from claresia_sync.telemetry.settings import (
     TelemetrySettings,
     link_template_problem,
 )
+from claresia_sync.telemetry.sources import SourceSettings
 
 APP_NAME = "claresia-sync"
 ENV_PREFIX = "CLARESIA_"
@@ -85,12 +86,37 @@ class Settings(BaseSettings):
     drift_interval: float = setting(3600.0, "seconds between drift checks (a forced republish-all)", flag=True, ge=1)  # noqa: E501
     job_fallback_interval: float = setting(5.0, "seconds between queue checks when no NOTIFY arrives", flag=True, ge=0.1, le=3600)  # noqa: E501
     log_format: Literal["json", "console"] = setting("json", "the daemon's log lines: json or console", flag=True)  # noqa: E501
+    # telemetry of Claude Enterprise organisations (issue 16)
+    analytics_interval: float = setting(3600.0, "seconds between two skills-analytics runs of one Claude Enterprise organisation", ge=1)  # noqa: E501
+    analytics_window_days: int = setting(7, "days of skills analytics read again on each run (Anthropic revises them)", ge=1, le=366)  # noqa: E501
+    analytics_backfill_days: int = setting(30, "days of skills analytics read on an organisation's first run", ge=1, le=366)  # noqa: E501
+    analytics_breakdowns: str = setting("user,rbac_group", "breakdowns stored beside the per-skill daily rows: user, rbac_group, comma-separated (empty: none)")  # noqa: E501
+    activity_interval: float = setting(60.0, "seconds between two reads of one Claude Enterprise organisation's activity feed", ge=1)  # noqa: E501
+    activity_backfill_days: int = setting(30, "days of the activity feed read on an organisation's first run", ge=1)  # noqa: E501
     # fmt: on
 
     @field_validator("state_dir")
     @classmethod
     def _expand(cls, value: Path) -> Path:
         return value.expanduser()
+
+    @field_validator("analytics_breakdowns")
+    @classmethod
+    def _breakdowns(cls, value: str) -> str:
+        names = [n.strip() for n in value.split(",") if n.strip()]
+        unknown = [n for n in names if n not in ("user", "rbac_group")]
+        if unknown:
+            raise ValueError(f"unknown breakdown {unknown[0]!r}: use user, rbac_group or both")
+        return ",".join(names)
+
+    @property
+    def sources(self) -> SourceSettings:
+        return SourceSettings(
+            analytics_window_days=self.analytics_window_days,
+            analytics_backfill_days=self.analytics_backfill_days,
+            analytics_breakdowns=tuple(n for n in self.analytics_breakdowns.split(",") if n),
+            activity_backfill_days=self.activity_backfill_days,
+        )
 
     @field_validator("hub_record_url")
     @classmethod

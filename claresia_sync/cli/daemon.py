@@ -89,6 +89,8 @@ def daemon_config(settings: Settings) -> DaemonConfig:
         publish_workers=settings.publish_workers,
         drift_interval=settings.drift_interval,
         job_fallback_interval=settings.job_fallback_interval,
+        analytics_interval=settings.analytics_interval,
+        activity_interval=settings.activity_interval,
     )
 
 

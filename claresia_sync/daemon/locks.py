@@ -25,6 +25,7 @@ NAMESPACES = {
     "drift-check": 7303,
     "retention": 7304,
     "job-prune": 7305,
+    "telemetry-source": 7306,  # one replica per telemetry source and organisation
 }
 RETRY_EVERY = 0.2  # seconds between two tries of a lock that `advisory_locks(wait=True)` waits for
 

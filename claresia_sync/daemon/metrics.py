@@ -84,6 +84,32 @@ class Metrics:
             ["org_id"],
             registry=r,
         )
+        # Telemetry sources of real organisations (issue 16): this process's runs, and where
+        # each source stands (read from telemetry_source, whichever replica ran it).
+        self.source_rows = Counter(
+            "claresia_source_rows",
+            "Rows a telemetry source stored (new or revised), by source and organisation",
+            ["source", "org_id"],
+            registry=r,
+        )
+        self.source_errors = Counter(
+            "claresia_source_errors",
+            "Runs of a telemetry source that failed, by source and organisation",
+            ["source", "org_id"],
+            registry=r,
+        )
+        self.source_last_success = Gauge(
+            "claresia_source_last_success_timestamp_seconds",
+            "When a telemetry source last ran without error (Unix time), by source and org",
+            ["source", "org_id"],
+            registry=r,
+        )
+        self.source_lag = Gauge(
+            "claresia_source_lag_seconds",
+            "Seconds between now and the newest instant a source's stored data covers",
+            ["source", "org_id"],
+            registry=r,
+        )
         self.up = Gauge("claresia_up", "1 while the daemon is running and not draining", registry=r)
         Info("claresia_build", "The running version", registry=r).info(
             {"version": __version__, "python": platform.python_version()}

@@ -10,6 +10,8 @@
   the heartbeat to go stale.
 - One organisation is polled by one replica at a time (advisory lock per org id); retention, the
   drift check and the pruning of old jobs run on one replica at a time too.
+- The telemetry sources of each Claude Enterprise organisation (skills analytics, the activity
+  feed) are read on their own schedules, one replica per source and organisation.
 - Connections and keys are read afresh for every poll and job: tenant changes and rotated keys
   take effect on the next call, and no key is kept in memory between calls.
 """
@@ -36,9 +38,18 @@ from claresia_sync.daemon.service import Daemon, DaemonConfig, WorkFailed
 from claresia_sync.db.models import JobStatus, Tenant
 from claresia_sync.logs import log_context
 from claresia_sync.publish import job_run, jobs
+from claresia_sync.telemetry import activity, analytics_reader
+from claresia_sync.telemetry.analytics_reader import enterprise_connections
 from claresia_sync.telemetry.poller import PollResult, poll_connection, poll_targets
 from claresia_sync.telemetry.retention import apply_retention
 from claresia_sync.telemetry.settings import TelemetrySettings
+from claresia_sync.telemetry.sources import (
+    ACTIVITY_FEED,
+    SKILLS_ANALYTICS,
+    SourceSettings,
+    SourceState,
+    source_states,
+)
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +74,7 @@ class LiveWork:
         telemetry: TelemetrySettings,
         stale_after: float,
         job_keep: dt.timedelta | None = None,
+        sources: SourceSettings | None = None,
     ) -> None:
         self.engine = engine
         self.http = http
@@ -75,6 +87,7 @@ class LiveWork:
         self.heartbeat_every = min(job_run.HEARTBEAT_EVERY, self.stale_after / 3)
         # finished jobs older than this are pruned (default: the setting's default)
         self.job_keep = job_keep or dt.timedelta(days=default_of("job_keep_days"))
+        self.sources = sources or SourceSettings()
         self._running: set[int] = set()  # ids of the jobs this replica runs right now
         # Held from a claim until its job is in `_running`, and while lost jobs are requeued, so
         # that a job just claimed is never taken for a lost one.
@@ -122,6 +135,73 @@ class LiveWork:
     def _target(self, org_id: str) -> TenantConnection | None:
         with Session(self.engine) as session:
             return next((t for t in poll_targets(session) if t.org_id == org_id), None)
+
+    # --- telemetry sources of Claude Enterprise organisations ---------------------------------
+
+    def source_organisations(self) -> dict[str, list[str]]:
+        with Session(self.engine) as session:
+            orgs = sorted({c.org_id for c in enterprise_connections(session)})
+        return {SKILLS_ANALYTICS: orgs, ACTIVITY_FEED: orgs}
+
+    async def ingest(self, source: str, org_id: str) -> None:
+        lock = f"{source}:{org_id}"
+        async with advisory_locks(self.engine, "telemetry-source", [lock], wait=False) as held:
+            if not held:
+                log.debug("%s of %s skipped: another replica reads it", source, org_id)
+                return
+            target = await asyncio.to_thread(self._enterprise_target, org_id)
+            if target is None:
+                return  # the target was removed since the schedule was made
+            with log_context(tenant=target.root_slug):
+                rows, error = await self._ingest(source, target)
+        self.metrics.source_rows.labels(source, org_id).inc(rows)
+        if error:
+            raise WorkFailed(error)
+
+    async def _ingest(self, source: str, target: TenantConnection) -> tuple[int, str | None]:
+        cfg = self.sources
+        if source == SKILLS_ANALYTICS:
+            done = await analytics_reader.ingest_connection(
+                self.engine,
+                target,
+                http=self.http,
+                counter=self.calls,
+                window_days=cfg.analytics_window_days,
+                backfill_days=cfg.analytics_backfill_days,
+                breakdowns=cfg.analytics_breakdowns,
+            )
+            if done.inserted or done.revised or done.quarantined:
+                log.info(
+                    "skills analytics of %s: %d day(s), %d new row(s), %d revised, "
+                    "%d quarantined; latest available day %s",
+                    target.org_id,
+                    done.days,
+                    done.inserted,
+                    done.revised,
+                    done.quarantined,
+                    done.latest_available_day,
+                )
+            return done.inserted + done.revised, done.error
+        fed = await activity.ingest_connection(
+            self.engine,
+            target,
+            client_options={"http": self.http, "counter": self.calls},
+            backfill_days=cfg.activity_backfill_days,
+        )
+        if fed.inserted or fed.quarantined:
+            log.info(
+                "activity feed of %s: %d new activit(ies), %d quarantined, %d repair job(s) %s",
+                target.org_id,
+                fed.inserted,
+                fed.quarantined,
+                len(fed.repairs),
+                fed.repairs,
+            )
+        return fed.inserted, fed.error
+
+    def _enterprise_target(self, org_id: str) -> TenantConnection | None:
+        with Session(self.engine) as session:
+            return next((c for c in enterprise_connections(session) if c.org_id == org_id), None)
 
     # --- publish jobs ---------------------------------------------------------------------------
 
@@ -268,9 +348,20 @@ class LiveWork:
     async def refresh_gauges(self) -> None:
         for status, n in (await asyncio.to_thread(jobs.counts, self.engine)).items():
             self.metrics.jobs.labels(status).set(n)
+        for state in await asyncio.to_thread(self._source_states):
+            labels = (state.source, state.org_id)
+            if state.last_success_at is not None:
+                success = state.last_success_at.timestamp()
+                self.metrics.source_last_success.labels(*labels).set(success)
+            if state.lag_seconds is not None:
+                self.metrics.source_lag.labels(*labels).set(state.lag_seconds)
         for org_id, age in await asyncio.to_thread(self._checkpoint_ages):
             if age is not None:
                 self.metrics.checkpoint_age.labels(org_id).set(age)
+
+    def _source_states(self) -> list[SourceState]:
+        with self.engine.connect() as conn:
+            return source_states(conn)
 
     def _checkpoint_ages(self) -> list[tuple[str, float | None]]:
         with self.engine.connect() as conn:
@@ -292,6 +383,7 @@ async def run_daemon(engine: Engine, config: DaemonConfig, settings: Settings) -
             settings.telemetry,
             stale_after=settings.job_stale_after_s,
             job_keep=dt.timedelta(days=settings.job_keep_days),
+            sources=settings.sources,
         )
         # A dead replica's job is requeued within about 1.5 stale periods, not one interval later.
         requeue = min(config.requeue_interval, work.stale_after / 2)

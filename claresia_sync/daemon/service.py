@@ -74,6 +74,8 @@ class DaemonConfig:
     prune_interval: float = 86400.0  # pruning of old finished jobs: at start, then this often
     requeue_interval: float = 10.0  # requeue of the jobs of a dead replica (stale heartbeat)
     refresh_interval: float = 30.0
+    analytics_interval: float = 3600.0  # skills analytics of each Claude Enterprise organisation
+    activity_interval: float = 60.0  # its Compliance activity feed
     db_check_interval: float = 5.0
     grace_seconds: float = 7.0  # SIGTERM -> exit within 10 s, with room for cleanup
     ops_host: str = OPS_HOST
@@ -114,6 +116,12 @@ class Work(Protocol):
 
     async def recover(self) -> None:
         """After a database outage: queue again the jobs this replica claimed but lost."""
+
+    def source_organisations(self) -> dict[str, list[str]]:
+        """Org ids to read, per telemetry source of real organisations (issue 16)."""
+
+    async def ingest(self, source: str, org_id: str) -> None:
+        """One run of a telemetry source for one organisation, unless another replica runs it."""
 
 
 class Daemon:
@@ -319,6 +327,49 @@ class Daemon:
         for org_id in sorted(current - orgs):
             scheduler.remove_job(f"poll:{org_id}")
             log.info("stopped polling %s: its connection was removed", org_id)
+        await self._refresh_sources(scheduler)
+
+    async def _refresh_sources(self, scheduler: AsyncIOScheduler) -> None:
+        """One job per telemetry source and Claude Enterprise organisation (`source:org`)."""
+        try:
+            wanted = await asyncio.to_thread(self.work.source_organisations)
+        except Exception as exc:
+            if is_unavailable(exc):
+                self._db_lost(exc)
+            else:
+                log.warning("cannot read the telemetry sources: %s", _oneline(exc))
+            return
+        intervals = {
+            "skills-analytics": self.config.analytics_interval,
+            "activity-feed": self.config.activity_interval,
+        }
+        want = {f"{source}:{org}" for source, orgs in wanted.items() for org in orgs}
+        have = {j.id for j in scheduler.get_jobs() if j.id.split(":", 1)[0] in intervals}
+        for job_id in sorted(want - have):
+            source, org_id = job_id.split(":", 1)
+            every = intervals[source]
+            scheduler.add_job(
+                self._tracked(f"{source} {org_id}", self._ingest, source, org_id, org_id=org_id),
+                IntervalTrigger(seconds=every, jitter=min(self.config.poll_jitter, every / 10)),
+                id=job_id,
+                next_run_time=_now_utc(),
+                misfire_grace_time=int(every),
+            )
+            log.info("reading %s of %s every %ss", source, org_id, every)
+        for job_id in sorted(have - want):
+            scheduler.remove_job(job_id)
+            log.info("stopped reading %s: its target was removed", job_id.replace(":", " of ", 1))
+
+    async def _ingest(self, source: str, org_id: str) -> None:
+        key = f"{source} {org_id}"
+        try:
+            await self.work.ingest(source, org_id)
+            self.health.api_errors.pop(key, None)
+        except Exception as exc:
+            self.metrics.source_errors.labels(source, org_id).inc()
+            if not is_unavailable(exc):  # /readyz reports the database apart
+                self.health.api_errors[key] = str(exc)
+            raise
 
     async def _poll(self, org_id: str) -> None:
         started = time.monotonic()

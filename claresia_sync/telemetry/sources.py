@@ -35,6 +35,16 @@ UPDATE telemetry_source SET last_run_at = now(), last_rows = :rows, last_error =
 
 
 @dataclass(frozen=True)
+class SourceSettings:
+    """How the sources of Claude Enterprise organisations read (from `config.Settings`)."""
+
+    analytics_window_days: int = 7
+    analytics_backfill_days: int = 30
+    analytics_breakdowns: tuple[str, ...] = ("user", "rbac_group")
+    activity_backfill_days: int = 30
+
+
+@dataclass(frozen=True)
 class Checkpoint:
     cursor: str | None
     cursor_day: dt.date | None
