@@ -190,7 +190,7 @@ def normalise_row(
     if not isinstance(key_value, str) or (dimension and not key_value):
         return Verdict(None, f"malformed: {dimension} missing in a row grouped by it")
     ref = ctx.skills.skill_for(name)
-    if ref is None:
+    if ref is None or ref.owner_tenant is None:
         return Verdict(None, f"unknown Claresia skill {name!r}: no tenant publishes it")
     try:
         values = {
@@ -209,7 +209,8 @@ def normalise_row(
     except ValueError as exc:
         return Verdict(None, f"malformed: {exc}")
     currency = raw.get("currency")
-    tenant, parent, archetype = ref.owner_tenant, ctx.parents.get(ref.owner_tenant), None
+    tenant: str = ref.owner_tenant
+    parent, archetype = ctx.parents.get(tenant), None
     if breakdown == "rbac_group":
         root = parent or tenant
         for owner in ctx.groups.get(key_value, []):

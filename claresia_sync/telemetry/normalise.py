@@ -46,6 +46,9 @@ _MD_SPECIAL = re.compile(r"([\\`*\[\]<>|])")  # what ends the emphasis or starts
 class SkillRef:
     skill_id: str
     remote_skill_id: str | None = None
+    owner_tenant: str | None = None
+    """The tenant whose published name this is: audit events are attributed by workspace, but
+    skills analytics and the activity feed (issue 16) have only the name."""
 
 
 @dataclass(frozen=True)
@@ -85,11 +88,14 @@ class AttributionContext:
             )
         }
         published = {
-            name: SkillRef(skill_id, remote)
-            for name, skill_id, remote in session.execute(
+            name: SkillRef(skill_id, remote, slug)
+            for name, skill_id, remote, slug in session.execute(
                 select(
-                    Publication.published_name, Publication.skill_id, Publication.remote_skill_id
-                )
+                    Publication.published_name,
+                    Publication.skill_id,
+                    Publication.remote_skill_id,
+                    Tenant.slug,
+                ).join(Tenant, Tenant.id == Publication.tenant_id)
             )
         }
         return cls(
@@ -121,7 +127,7 @@ class AttributionContext:
                 for skill_id in [tail, *self.titles] if hashed else [tail]:
                     try:
                         if naming.published_name(tenant, skill_id) == name:
-                            matches.append(SkillRef(skill_id))
+                            matches.append(SkillRef(skill_id, owner_tenant=tenant))
                     except naming.NamingError:
                         continue
             catalogued = [m for m in matches if m.skill_id in self.titles]
