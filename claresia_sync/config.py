@@ -21,6 +21,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from claresia_sync.center.auth import TokenSpec, parse_tokens
 from claresia_sync.errors import ExitCode, UserError
 from claresia_sync.telemetry.settings import (
     DEFAULT_HUB_RECORD_URL,
@@ -93,6 +94,10 @@ class Settings(BaseSettings):
     analytics_breakdowns: str = setting("user,rbac_group", "breakdowns stored beside the per-skill daily rows: user, rbac_group, comma-separated (empty: none)")  # noqa: E501
     activity_interval: float = setting(60.0, "seconds between two reads of one Claude Enterprise organisation's activity feed", ge=1)  # noqa: E501
     activity_backfill_days: int = setting(30, "days of the activity feed read on an organisation's first run", ge=1)  # noqa: E501
+    # the Command Center: operator HTTP API and console (claresia_sync/center/), served by `run`
+    center_host: str = setting("127.0.0.1", "address of the Command Center (operator API and console)", min_length=1)  # noqa: E501
+    center_port: int = setting(9480, "port of the Command Center (0: any free port)", ge=0, le=65535)  # noqa: E501
+    center_tokens: str | None = setting(None, "Command Center tokens NAME:ROLE:REF,... (role viewer or operator, REF env:NAME or file:/path); none: no Command Center", secret=True)  # noqa: E501
     # fmt: on
 
     @field_validator("state_dir")
@@ -117,6 +122,12 @@ class Settings(BaseSettings):
             analytics_breakdowns=tuple(n for n in self.analytics_breakdowns.split(",") if n),
             activity_backfill_days=self.activity_backfill_days,
         )
+
+    @field_validator("center_tokens")
+    @classmethod
+    def _center_tokens(cls, value: str | None) -> str | None:
+        parse_tokens(value or "")  # one line naming the bad entry
+        return value
 
     @field_validator("hub_record_url")
     @classmethod
@@ -163,6 +174,10 @@ class Settings(BaseSettings):
             store_emails=self.telemetry_store_emails,
             hub_record_url=self.hub_record_url,
         )
+
+    @property
+    def center_token_specs(self) -> tuple[TokenSpec, ...]:
+        return parse_tokens(self.center_tokens or "")
 
     def source_of(self, name: str) -> str:
         """Where the value came from: `flag`, `env` or `default` (for `config show`)."""
@@ -217,6 +232,8 @@ def _describe(err: ErrorDetails, given: Mapping[str, Any]) -> str:
         return message
     if name in given:
         where = f"{flag_name(name)} {given[name]}"
+    elif is_secret(name):  # a pasted secret is not echoed
+        where = env_name(name)
     else:
         where = f"{env_name(name)}={os.environ.get(env_name(name), '').strip()!r}"
     if err["type"] == "value_error":

@@ -90,25 +90,30 @@ class AdminKey:
         return f"AdminKey(reference={self.reference!r}, last4={self.last4!r})"
 
 
-def resolve_key(ref: str, family: KeyFamily = CONSOLE_ADMIN) -> AdminKey:
-    """Read the key a reference points at, strip surrounding whitespace (with a warning); a key
-    of another family than `family` is refused, naming both (never the key)."""
-    check_reference(ref)
+def read_reference(ref: str, what: str = "admin key") -> str:
+    """The text an `env:NAME` / `file:PATH` reference points at, read now (never cached), less
+    the newline an editor adds at the end of a file; `what` names it in the error."""
     kind, _, target = ref.partition(":")
     if kind == "env":
         raw = os.environ.get(target)
         if raw is None:
             raise KeyReferenceError(f"environment variable {target} (from {ref!r}) is not set")
-    else:
-        path = Path(target).expanduser()
-        try:
-            raw = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise KeyReferenceError(
-                f"cannot read the admin key file {path} (from {ref!r}): {exc.strerror}"
-            ) from None
-    if kind == "file" and raw.endswith("\n"):
-        raw = raw[:-1]  # the newline an editor adds at the end of a file is not a typo
+        return raw
+    path = Path(target).expanduser()
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise KeyReferenceError(
+            f"cannot read the {what} file {path} (from {ref!r}): {exc.strerror}"
+        ) from None
+    return raw[:-1] if raw.endswith("\n") else raw  # an editor's final newline is no typo
+
+
+def resolve_key(ref: str, family: KeyFamily = CONSOLE_ADMIN) -> AdminKey:
+    """Read the key a reference points at, strip surrounding whitespace (with a warning); a key
+    of another family than `family` is refused, naming both (never the key)."""
+    check_reference(ref)
+    raw = read_reference(ref)
     key = raw.strip()
     if not key:
         raise KeyReferenceError(f"the admin key at {ref!r} is empty")

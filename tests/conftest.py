@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.fixtures.db",
     "tests.fixtures.emulator",
     "tests.fixtures.daemon",
+    "tests.fixtures.center",
 ]

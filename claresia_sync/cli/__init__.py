@@ -53,6 +53,7 @@ def _register() -> None:
     from claresia_sync.cli import (
         catalog,
         catalog_import,
+        center,
         config,
         connection,
         daemon,
@@ -80,6 +81,7 @@ def _register() -> None:
         telemetry,
         daemon,
         emulator,
+        center,
     ):
         module.register(app)
 

@@ -50,6 +50,7 @@ def run_command(
     ] = False,
 ) -> None:
     """Run the daemon: poll audit logs, serve publish jobs, check drift, until SIGTERM."""
+    from claresia_sync.center.app import with_center
     from claresia_sync.daemon.runtime import run_daemon
     from claresia_sync.logs import configure_logging
 
@@ -74,7 +75,8 @@ def run_command(
             behind = schema_behind(conn)
         if behind:  # it would answer /readyz and fail every poll and job on a missing table
             raise SchemaMissing(behind, then="or start it with `claresia-sync run --migrate`")
-        asyncio.run(run_daemon(engine, daemon_config(settings), settings))
+        daemon = run_daemon(engine, daemon_config(settings), settings)
+        asyncio.run(with_center(engine, settings, daemon))  # the Command Center, if configured
 
 
 def daemon_config(settings: Settings) -> DaemonConfig:

@@ -128,19 +128,10 @@ def replay_cmd(
 ) -> None:
     """Normalise quarantined events again: those whose workspace or skill is now known become
     telemetry rows (`tenants apply` does this by itself after a change)."""
-    from sqlalchemy.orm import Session
-
-    from claresia_sync.telemetry.poller import poll_targets
-    from claresia_sync.telemetry.quarantine import replay_quarantine
+    from claresia_sync.telemetry.quarantine import replay_for_tenant
 
     with open_database(load_settings()) as engine:
-        orgs: list[str | None] = [None]
-        if tenant is not None:
-            with Session(engine) as session:
-                orgs = [t.org_id for t in poll_targets(session, tenant)]
-        results = [
-            r for org in orgs for r in replay_quarantine(engine, org_id=org, dry_run=dry_run)
-        ]
+        results = replay_for_tenant(engine, tenant, dry_run=dry_run)
     if not results:
         print("the quarantine is empty")
     verb = "would be attributed" if dry_run else "attributed"

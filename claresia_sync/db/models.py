@@ -18,6 +18,7 @@ Tables, in dependency order:
 - `audit_checkpoint`: audit-log poll position per organisation.
 - `telemetry_event_id` + `telemetry_event`: one row per audit event (CONTRACT.md section 4).
 - `telemetry_quarantine`: events that could not be attributed, kept with the reason.
+- `center_action`: what was done through the Command Center, by whom, when (append-only).
 """
 
 from __future__ import annotations
@@ -526,3 +527,24 @@ class TelemetrySource(Base):
     newest_data_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     """The newest instant the stored data covers (lag = now - this)."""
     errors_total: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+class CenterAction(Base):
+    """One request to act made through the Command Center (`claresia_sync/center/`): who (the
+    token's name and role), when, what (action, target, parameters) and how it ended.
+    Append-only: the database refuses UPDATE and DELETE (migration 0008)."""
+
+    __tablename__ = "center_action"
+    __table_args__ = (
+        CheckConstraint("outcome IN ('ok', 'refused', 'error')", name="outcome"),
+        Index("ix_center_action_at", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    at: Mapped[dt.datetime] = _now()
+    actor: Mapped[str] = mapped_column(Text)
+    role: Mapped[str] = mapped_column(Text)
+    action: Mapped[str] = mapped_column(Text)
+    target: Mapped[str | None] = mapped_column(Text)
+    params: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    outcome: Mapped[str] = mapped_column(Text)
+    detail: Mapped[str | None] = mapped_column(Text)
+    job_id: Mapped[int | None] = mapped_column(BigInteger)

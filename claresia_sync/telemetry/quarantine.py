@@ -23,6 +23,7 @@ from claresia_sync.telemetry.normalise import (
     TelemetryRow,
     fn_telemetry_event,
 )
+from claresia_sync.telemetry.poller import poll_targets
 from claresia_sync.telemetry.settings import TelemetrySettings
 
 BATCH = 1000
@@ -66,6 +67,26 @@ def replay_quarantine(
         orgs = list(conn.execute(_ORGS, {"org": org_id}).scalars())
     return [_replay_org(engine, org, settings, dry_run) for org in orgs]
 
+
+
+def replay_for_tenant(
+    engine: Engine,
+    tenant: str | None = None,
+    *,
+    settings: TelemetrySettings | None = None,
+    dry_run: bool = False,
+) -> list[ReplayResult]:
+    """`replay_quarantine` of one tenant's organisation (a sub-tenant: its parent's), or of all
+    (`telemetry replay-quarantine` and the Command Center)."""
+    orgs: list[str | None] = [None]
+    if tenant is not None:
+        with Session(engine) as session:
+            orgs = [t.org_id for t in poll_targets(session, tenant)]
+    return [
+        r
+        for org in orgs
+        for r in replay_quarantine(engine, org_id=org, settings=settings, dry_run=dry_run)
+    ]
 
 def _replay_org(
     engine: Engine, org_id: str, settings: TelemetrySettings, dry_run: bool

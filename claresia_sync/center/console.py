@@ -1,0 +1,295 @@
+"""The console: HTML pages over the same operations as the API (no second copy).
+
+Login turns a token into a session cookie (`auth.Tokens.new_session`); every form carries the
+session's CSRF token and every POST checks it (the login form too, with a pre-login cookie).
+A viewer's pages have no buttons, and its POSTs are refused (and recorded) all the same.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from claresia_sync.center import actions, operations
+from claresia_sync.center.api import SESSION_COOKIE, SLUG
+from claresia_sync.center.auth import SESSION_SECONDS, Identity
+from claresia_sync.center.context import Center, Forbidden
+from claresia_sync.center.operations import Conflict, NotFound
+from claresia_sync.errors import UserError
+from claresia_sync.telemetry.report import parse_since
+
+LOGIN_CSRF_COOKIE = "claresia_center_login"
+_env = Environment(
+    loader=PackageLoader("claresia_sync.center", "templates"),
+    autoescape=select_autoescape(["html"]),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+class _Page:
+    """The logged-in caller of a page: identity and CSRF token."""
+
+    def __init__(self, who: Identity, csrf: str) -> None:
+        self.who, self.csrf = who, csrf
+
+
+def _render(name: str, code: int = 200, **context: Any) -> HTMLResponse:
+    return HTMLResponse(_env.get_template(name).render(**context), status_code=code)
+
+
+def _session(center: Center, request: Request) -> _Page | None:
+    cookie = request.cookies.get(SESSION_COOKIE)
+    found = center.tokens.session(cookie) if cookie else None
+    return None if found is None else _Page(*found)
+
+
+def _login_redirect() -> Response:
+    return RedirectResponse("/login", status_code=303)
+
+
+PageFn = Callable[[Request, _Page], Awaitable[Response]]
+
+
+def _page(center: Center, fn: PageFn) -> Callable[[Request], Awaitable[Response]]:
+    """A GET page: logged in, else to the login page."""
+
+    async def handle(request: Request) -> Response:
+        page = _session(center, request)
+        if page is None:
+            return _login_redirect()
+        try:
+            return await fn(request, page)
+        except NotFound as exc:
+            return _render("error.html", 404, page=page, message=str(exc))
+        except UserError as exc:
+            return _render("error.html", 422, page=page, message=str(exc))
+
+    return handle
+
+
+def _form(center: Center, fn: PageFn) -> Callable[[Request], Awaitable[Response]]:
+    """A POST form: logged in and the session's CSRF token, else refused."""
+
+    async def handle(request: Request) -> Response:
+        page = _session(center, request)
+        if page is None:
+            return _render("error.html", 401, page=None, message="log in first")
+        form = await request.form()
+        sent = str(form.get("csrf", ""))
+        if not hmac.compare_digest(sent.encode(), page.csrf.encode()):
+            return _render(
+                "error.html", 403, page=page, message="refused: the form's CSRF token is wrong"
+            )
+        try:
+            return await fn(request, page)
+        except Forbidden as exc:
+            return _render("error.html", 403, page=page, message=str(exc))
+        except (NotFound, Conflict, UserError) as exc:
+            return _render("error.html", 409, page=page, message=str(exc))
+
+    return handle
+
+
+def _valid(value: str, what: str) -> str:
+    if not re.match(SLUG, value) or len(value) > 64:
+        raise NotFound(f"{value[:64]!r} is not a {what}")
+    return value
+
+
+def _slug(request: Request) -> str:
+    return _valid(str(request.path_params["slug"]), "tenant slug")
+
+
+def _optional(value: object, what: str) -> str | None:
+    return _valid(str(value), what) if value else None
+
+
+def console_routes(center: Center) -> list[Route]:
+    engine = center.engine
+
+    # --- login ----------------------------------------------------------------------------------
+
+    async def login_page(request: Request) -> Response:
+        nonce = secrets.token_hex(16)
+        response = _render("login.html", csrf=nonce, error=None, page=None)
+        response.set_cookie(LOGIN_CSRF_COOKIE, nonce, max_age=600, httponly=True, samesite="strict")
+        return response
+
+    async def login(request: Request) -> Response:
+        form = await request.form()
+        expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+        if not expected or not hmac.compare_digest(
+            str(form.get("csrf", "")).encode(), expected.encode()
+        ):
+            return _render("error.html", 403, page=None, message="refused: CSRF token missing")
+        who = center.tokens.authenticate(str(form.get("token", "")).strip())
+        if who is None:
+            nonce = secrets.token_hex(16)
+            response = _render(
+                "login.html", 401, csrf=nonce, error="that token is not valid", page=None
+            )
+            response.set_cookie(
+                LOGIN_CSRF_COOKIE, nonce, max_age=600, httponly=True, samesite="strict"
+            )
+            return response
+        done = RedirectResponse("/", status_code=303)
+        done.set_cookie(
+            SESSION_COOKIE,
+            center.tokens.new_session(who),
+            max_age=SESSION_SECONDS,
+            httponly=True,
+            samesite="strict",
+        )
+        done.delete_cookie(LOGIN_CSRF_COOKIE)
+        return done
+
+    async def logout(request: Request, page: _Page) -> Response:
+        response = _login_redirect()
+        response.delete_cookie(SESSION_COOKIE)
+        return response
+
+    # --- pages ----------------------------------------------------------------------------------
+
+    async def home(request: Request, page: _Page) -> Response:
+        status = await center.read(operations.tenants, engine)
+        recent = await center.read(
+            operations.list_jobs, engine, status=None, tenant_slug=None, limit=5
+        )
+        return _render("tenants.html", page=page, status=status, jobs=recent)
+
+    async def tenant_page(request: Request, page: _Page) -> Response:
+        slug = _slug(request)
+        found = await center.read(operations.tenant, engine, slug)
+        pubs = await center.read(operations.publications, engine, tenant=slug)
+        return _render("tenant.html", page=page, tenant=found, publications=pubs)
+
+    async def plan_page(request: Request, page: _Page) -> Response:
+        slug = _slug(request) if "slug" in request.path_params else None
+        force = request.query_params.get("force", "1" if slug is None else "0") == "1"
+        plan = await operations.plan(engine, slug, force=force)
+        return _render("plan.html", page=page, plan=plan, tenant=slug, force=force)
+
+    async def publish(request: Request, page: _Page) -> Response:
+        form = await request.form()
+        slug = _optional(form.get("tenant"), "tenant slug")
+        force = form.get("force") == "1"
+        action = actions.Action("publish", slug, {"force": force, "via": "console"})
+
+        async def work() -> dict[str, Any]:
+            return await center.read(
+                operations.publish,
+                engine,
+                slug,
+                force=force,
+                requested_by=f"center:{page.who.name}",
+            )
+
+        job = await center.act(page.who, action, work)
+        return RedirectResponse(f"/jobs/{job['id']}", status_code=303)
+
+    async def jobs_page(request: Request, page: _Page) -> Response:
+        found = await center.read(
+            operations.list_jobs, engine, status=None, tenant_slug=None, limit=50
+        )
+        return _render("jobs.html", page=page, jobs=found)
+
+    def _job_id(request: Request) -> int:
+        value = str(request.path_params["job_id"])
+        if not value.isdigit() or not 1 <= int(value) < 2**63:
+            raise NotFound(f"no publish job {value!r}")
+        return int(value)
+
+    async def job_page(request: Request, page: _Page) -> Response:
+        job = await center.read(operations.job, engine, _job_id(request))
+        return _render("job.html", page=page, job=job)
+
+    def job_verb(name: str, fn: Callable[[Any, int], dict[str, Any]]) -> PageFn:
+        async def verb(request: Request, page: _Page) -> Response:
+            job_id = _job_id(request)
+            action = actions.Action(f"job.{name}", str(job_id), {"via": "console"})
+
+            async def work() -> dict[str, Any]:
+                return await center.read(fn, engine, job_id)
+
+            job = await center.act(page.who, action, work)
+            return RedirectResponse(f"/jobs/{job['id']}", status_code=303)
+
+        return verb
+
+    async def drift_page(request: Request, page: _Page) -> Response:
+        plan = await operations.plan(engine, None, force=True)
+        quarantine = await center.read(operations.quarantine, engine, org_id=None, limit=100)
+        return _render("drift.html", page=page, plan=plan, quarantine=quarantine)
+
+    async def replay(request: Request, page: _Page) -> Response:
+        form = await request.form()
+        dry_run = form.get("dry_run") == "1"
+        action = actions.Action("quarantine.replay", None, {"dry_run": dry_run, "via": "console"})
+
+        async def work() -> dict[str, Any]:
+            results = await center.read(
+                operations.replay, engine, center.settings, None, dry_run=dry_run
+            )
+            return {"results": results}
+
+        done = await center.act(page.who, action, work)
+        quarantine = await center.read(operations.quarantine, engine, org_id=None, limit=100)
+        return _render("drift.html", page=page, plan=None, quarantine=quarantine, replay=done)
+
+    async def telemetry_page(request: Request, page: _Page) -> Response:
+        tenant = _optional(request.query_params.get("tenant"), "tenant slug")
+        skill = _optional(request.query_params.get("skill"), "skill id")
+        figures = await center.read(
+            operations.telemetry_summary, engine, since=parse_since("30d"), tenant_slug=tenant
+        )
+        status = await center.read(operations.tenants, engine)
+        skills = sorted({f["skill_id"] for f in figures if f["skill_id"]})
+        return _render(
+            "telemetry.html",
+            page=page,
+            figures=figures,
+            tenants=[t["slug"] for t in status["tenants"]],
+            skills=skills,
+            tenant=tenant,
+            skill=skill,
+        )
+
+    async def actions_page(request: Request, page: _Page) -> Response:
+        found = await center.read(actions.recent, engine, 100)
+        return _render("actions.html", page=page, actions=found)
+
+    return [
+        Route("/login", login_page, methods=["GET"]),
+        Route("/login", login, methods=["POST"]),
+        Route("/logout", _form(center, logout), methods=["POST"]),
+        Route("/", _page(center, home), methods=["GET"]),
+        Route("/tenants/{slug}", _page(center, tenant_page), methods=["GET"]),
+        Route("/tenants/{slug}/plan", _page(center, plan_page), methods=["GET"]),
+        Route("/republish", _page(center, plan_page), methods=["GET"]),
+        Route("/publish", _form(center, publish), methods=["POST"]),
+        Route("/jobs", _page(center, jobs_page), methods=["GET"]),
+        Route("/jobs/{job_id}", _page(center, job_page), methods=["GET"]),
+        Route(
+            "/jobs/{job_id}/retry",
+            _form(center, job_verb("retry", operations.retry)),
+            methods=["POST"],
+        ),
+        Route(
+            "/jobs/{job_id}/cancel",
+            _form(center, job_verb("cancel", operations.cancel)),
+            methods=["POST"],
+        ),
+        Route("/drift", _page(center, drift_page), methods=["GET"]),
+        Route("/quarantine/replay", _form(center, replay), methods=["POST"]),
+        Route("/telemetry", _page(center, telemetry_page), methods=["GET"]),
+        Route("/actions", _page(center, actions_page), methods=["GET"]),
+    ]
