@@ -1,0 +1,132 @@
+"""The console in a real browser: Playwright driving Debian's chromium (`/usr/bin/chromium`,
+installed by .ci/run) against a real daemon serving the Command Center.
+
+An operator logs in, sees a tenant, opens its plan, presses "Republish all", confirms after
+reading the plan, watches the job finish, and sees a telemetry chart; a viewer has no button to
+act; a form whose CSRF token was tampered with is refused."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from claresia_sync.emulator import EmulatorServer
+from tests.fixtures.center import CenterProcess
+from tests.fixtures.daemon import wait_until
+from tests.fixtures.emulator import DAINESE_ORG
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield browser
+        browser.close()
+
+
+def _log_in(browser: Browser, c: CenterProcess, token: str) -> Page:
+    page = browser.new_context(base_url=c.url).new_page()
+    page.set_default_timeout(30_000)
+    outside: list[str] = []
+    page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(c.url) else None)
+    page.goto("/")
+    expect(page).to_have_url(re.compile(r"/login$"))  # not logged in: the login page
+    page.fill("input[name=token]", token)
+    page.click("#login button[type=submit]")
+    expect(page.locator("#who")).to_be_visible()
+    page.outside = outside  # type: ignore[attr-defined]
+    return page
+
+
+def test_an_operator_republishes_all_and_watches_it(
+    center: Callable[..., CenterProcess], browser: Browser, emulator: EmulatorServer
+) -> None:
+    c = center()
+    page = _log_in(browser, c, c.operator_token)
+
+    # a tenant, and its plan before anything was published: skills to create
+    row = page.locator("#tenants tr[data-tenant=dainese]")
+    expect(row).to_be_visible()
+    expect(row.locator(".live")).to_have_text("0")
+    row.locator("a", has_text="dainese").click()
+    page.click("#open-plan")
+    expect(page.locator("h1")).to_have_text("Plan of dainese")
+    expect(page.locator("#plan tr.op-create").first).to_be_visible()
+    creates = page.locator("#plan tr.op-create").count()
+    assert creates > 0
+    assert emulator.stats.writes() == 0  # the plan is a dry run
+
+    # Republish all: the forced plan of every organisation, then confirm
+    page.goto("/")
+    page.click("#republish-all")
+    expect(page.locator("h1")).to_have_text("Republish all: the plan")
+    expect(page.locator("#plan-counts")).to_contain_text("compared with each organisation")
+    assert page.locator("#plan tr.op-create").count() > creates  # every tenant
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#confirm-button")
+    expect(page).to_have_url(re.compile(r"/jobs/\d+$"))
+    expect(page.locator("#job-status")).to_have_text("succeeded", timeout=60_000)
+    results = page.locator("#job-results tbody tr.status-published")
+    expect(results.first).to_be_visible()
+    assert results.count() == page.locator("#job-results tbody tr").count() > creates
+
+    # the tenant now has live skills
+    page.goto("/")
+    expect(page.locator("#tenants tr[data-tenant=dainese] .live")).not_to_have_text("0")
+
+    # telemetry: users invoke skills; the charts per day show them
+    emulator.state.generate_invocations(DAINESE_ORG, 30, failure_rate=0.2, seed=11)
+    wait_until(
+        lambda: c.api("GET", "/telemetry/summary", c.viewer_token).json() != [], 30, "ingestion"
+    )
+    page.goto("/telemetry?tenant=dainese")
+    chart = page.locator(".chart[data-metric=invocations] svg.bars")
+    expect(chart).to_have_attribute("data-points", "1")
+    assert chart.locator("rect.bar").count() == 1
+    expect(page.locator(".chart[data-metric=failure_rate] svg rect.bar")).to_have_count(1)
+    expect(page.locator("#telemetry-summary tbody tr").first).to_contain_text("dainese")
+    assert page.outside == []  # type: ignore[attr-defined]  # nothing loaded from elsewhere
+
+
+def test_a_viewer_cannot_act_and_a_forged_form_is_refused(
+    center: Callable[..., CenterProcess], browser: Browser
+) -> None:
+    c = center()
+    viewer = _log_in(browser, c, c.viewer_token)
+    expect(viewer.locator("#tenants tr[data-tenant=dainese]")).to_be_visible()
+    expect(viewer.locator("#republish-all")).to_have_count(0)
+    viewer.goto("/republish")
+    expect(viewer.locator("#plan")).to_be_visible()  # a viewer may read the plan
+    expect(viewer.locator("main button")).to_have_count(0)
+    expect(viewer.locator("#confirm")).to_have_count(0)
+    # posting the form anyway (with a valid CSRF token of its session) is refused
+    token = viewer.locator("header input[name=csrf]").get_attribute("value")
+    answer = viewer.request.post("/publish", form={"csrf": token or "", "tenant": "dainese"})
+    assert answer.status == 403 and "viewer" in answer.text()
+
+    operator = _log_in(browser, c, c.operator_token)
+    operator.goto("/republish")
+    # a request without the CSRF token (as another site's form would send) is refused
+    answer = operator.request.post("/publish", form={"tenant": "dainese"})
+    assert answer.status == 403 and "CSRF" in answer.text()
+    # and so is the page's own form once its token is tampered with
+    operator.eval_on_selector("#confirm input[name=csrf]", "e => e.value = 'f'.repeat(64)")
+    operator.once("dialog", lambda dialog: dialog.accept())
+    operator.click("#confirm-button")
+    expect(operator.locator("#error")).to_contain_text("CSRF")
+    jobs = c.api("GET", "/jobs", c.viewer_token).json()
+    assert jobs == []
