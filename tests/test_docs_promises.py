@@ -20,7 +20,7 @@ from claresia_sync.cli import _register, app
 from claresia_sync.emulator import EmulatorServer
 from claresia_sync.errors import ExitCode
 from tests.cli import clean_env, run_cli
-from tests.fixtures.daemon import DaemonProcess
+from tests.fixtures.daemon import DaemonProcess, wait_until
 from tests.fixtures.emulator import DAINESE_KEY, DAINESE_ORG
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -203,3 +203,40 @@ def test_work_with_failures_exits_3(emulator: EmulatorServer) -> None:
         timeout=60,
     )
     assert done.returncode == ExitCode.FAILURES, done.stdout + done.stderr
+
+
+def test_scheduled_work_is_what_the_docs_list(start_daemon: Callable[..., DaemonProcess]) -> None:
+    """docs/deployment.md "Scheduled work" names each step the daemon schedules, and the log
+    fields it promises are JSON keys of the daemon's lines."""
+    guide = (ROOT / "docs/deployment.md").read_text(encoding="utf-8")
+    table = guide.split("## Scheduled work", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"^\| `([a-z-]+)` \|", table, re.M))
+    # acme's key unset: its polls fail, and those lines are about one organisation (org_id).
+    daemon = start_daemon(env={"CLARESIA_ACME_ADMIN_KEY": ""})
+    line = wait_for_log(daemon, lambda e: str(e.get("event", "")).startswith("scheduled: "))
+    steps = str(line["event"]).split(";", 1)[0]
+    scheduled = set(re.findall(r"([a-z-]+) every [\d.e+]+s", steps))
+    assert "poll" in documented and "one poll per organisation" in str(line["event"])
+    assert documented - {"poll"} == scheduled
+
+    promised = re.search(r"fields such as\s+(.+?)\)", guide, re.S)
+    assert promised is not None
+    fields = re.findall(r"`(\w+)`", promised.group(1))
+    assert fields == ["org_id", "tenant", "job_id"]
+    job = run_cli("publish", "--tenant", "dainese", env=daemon.env)
+    assert job.returncode == 0, job.stderr
+    for field in fields:
+        wait_for_log(daemon, lambda e, f=field: f in e)  # type: ignore[misc]
+
+
+def wait_for_log(
+    daemon: DaemonProcess, match: Callable[[dict[str, object]], bool]
+) -> dict[str, object]:
+    found: list[dict[str, object]] = []
+
+    def check() -> bool:
+        found[:] = [e for e in daemon.logs() if match(e)]
+        return bool(found)
+
+    wait_until(check, 30, "a matching daemon log line")
+    return found[0]

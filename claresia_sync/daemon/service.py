@@ -254,6 +254,13 @@ class Daemon:
                 **start,
             )
         scheduler.start()
+        # One line that says what runs how often (docs/deployment.md, "Scheduled work", lists the
+        # same steps; tests/test_docs_promises.py holds the two together).
+        log.info(
+            "scheduled: %s; and one poll per organisation every %gs",
+            ", ".join(f"{name} every {seconds:g}s" for name, _, seconds, _, _ in steps),
+            cfg.poll_interval,
+        )
         self._scheduler = scheduler
         return scheduler
 

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from claresia_sync.api.client import CallCounter, make_http_pool
 from claresia_sync.api.connect import ConnectionKeyError
+from claresia_sync.logs import log_context
 from claresia_sync.publish.applier import DEFAULT_CONCURRENCY, OUTCOMES, Applier, ItemResult
 from claresia_sync.publish.desired import OrgDesired, desired_state
 from claresia_sync.publish.planner import (
@@ -196,6 +197,11 @@ async def reconcile(
             progress(done, known)
 
     async def one_org(org: OrgDesired, http: httpx2.AsyncClient) -> None:
+        # Every line about this organisation (and its item tasks) carries org_id and tenant keys.
+        with log_context(org_id=org.org_id, tenant=org.connection.root_slug):
+            await _one_org(org, http)
+
+    async def _one_org(org: OrgDesired, http: httpx2.AsyncClient) -> None:
         try:
             target = org.kind.open(org.connection, http=http, counter=run.calls)
         except ConnectionKeyError as exc:
