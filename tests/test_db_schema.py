@@ -67,7 +67,7 @@ def test_one_publication_per_tenant_and_skill(session: Session) -> None:
     err = _fails(
         session, Publication(tenant_id=tenant.id, skill_id=skill.skill_id, published_name=name)
     )
-    assert "uq_publication_tenant_id_skill_id" in str(err)
+    assert "uq_publication_tenant_id_skill_id_target" in str(err)
 
 
 def test_publication_status_is_checked(session: Session) -> None:

@@ -17,6 +17,7 @@ from psycopg import sql
 from sqlalchemy import Engine, text
 
 from claresia_sync.emulator import EmulatorServer
+from claresia_sync.emulator.state import ENTERPRISE_SCOPES
 from tests.fixtures.daemon import ROOT, DaemonProcess, wait_until
 from tests.fixtures.emulator import DAINESE_ORG
 
@@ -177,7 +178,11 @@ def test_a_canary_key_never_reaches_logs_database_metrics_or_errors(
     canary = f"sk-ant-admin01-dainese-CANARY-{secrets.token_hex(24)}"
     secret = canary[len("sk-ant-") : -4]  # masking may keep the kind and the last 4 chars
     emulator.state.add_admin_key(DAINESE_ORG, canary)
-    env = {"CLARESIA_DAINESE_ADMIN_KEY": canary}
+    # The claude-enterprise target's key family too (issue 15), through the official SDK.
+    enterprise = f"sk-ant-api01-ferretti-CANARY-{secrets.token_hex(24)}"
+    enterprise_secret = enterprise[len("sk-ant-") : -4]
+    emulator.state.add_admin_key("org_ferretti", enterprise, scopes=ENTERPRISE_SCOPES)
+    env = {"CLARESIA_DAINESE_ADMIN_KEY": canary, "CLARESIA_FERRETTI_ENTERPRISE_KEY": enterprise}
     daemon = start_daemon(env=env)
     with engine.begin() as conn:
         job = conn.execute(text("INSERT INTO publish_job DEFAULT VALUES RETURNING id")).scalar()
@@ -205,6 +210,7 @@ def test_a_canary_key_never_reaches_logs_database_metrics_or_errors(
     time.sleep(3)
     with emulator.state.lock:
         del emulator.state.keys[canary]
+        del emulator.state.keys[enterprise]
     emulator.set_faults()
     time.sleep(3)
     metrics = httpx2.get(f"http://127.0.0.1:{daemon.port}/metrics", timeout=5).text
@@ -227,6 +233,7 @@ def test_a_canary_key_never_reaches_logs_database_metrics_or_errors(
         ("CLI output", errors.stdout + errors.stderr),
     ):
         assert secret not in content, f"the key leaked into {where}"
+        assert enterprise_secret not in content, f"the Enterprise key leaked into {where}"
 
     columns = _text_columns(engine)
     assert len(columns) > 20
@@ -238,9 +245,10 @@ def test_a_canary_key_never_reaches_logs_database_metrics_or_errors(
             query = sql.SQL("SELECT count(*) FROM {} WHERE position(%s in {}::text) > 0").format(
                 sql.Identifier(table), sql.Identifier(column)
             )
-            cursor.execute(query, (secret,))
-            row = cursor.fetchone()
-            assert row is not None and row[0] == 0, f"the key is stored in {table}.{column}"
+            for leaked in (secret, enterprise_secret):
+                cursor.execute(query, (leaked,))
+                row = cursor.fetchone()
+                assert row is not None and row[0] == 0, f"the key is stored in {table}.{column}"
         # The reference, not the key, is what the database holds.
         cursor.execute("SELECT admin_key_ref FROM org_connection WHERE org_id = %s", (DAINESE_ORG,))
         assert cursor.fetchone() == ("env:CLARESIA_DAINESE_ADMIN_KEY",)

@@ -13,7 +13,7 @@ Tables, in dependency order:
 - `archetype`: a role of a tenant, bound to one Anthropic RBAC group.
 - `skill_grant`: archetype -> catalog skill (named `skill_grant`: `grant` is an SQL keyword).
 - `catalog_skill`: the Skill IR catalog, shared by all tenants (IR as json with its hash).
-- `publication`: what is (to be) live where: one row per tenant and skill.
+- `publication`: what is (to be) live where: one row per tenant, skill and target.
 - `publish_job`: durable publish queue; `INSERT ... DEFAULT VALUES` enqueues "publish all".
 - `audit_checkpoint`: audit-log poll position per organisation.
 - `telemetry_event_id` + `telemetry_event`: one row per audit event (CONTRACT.md section 4).
@@ -311,11 +311,11 @@ class PublishJob(Base):
 
 
 class Publication(Base):
-    """What is (to be) live in which organisation for one tenant and skill."""
+    """What is (to be) live in which organisation for one tenant, skill and target."""
 
     __tablename__ = "publication"
     __table_args__ = (
-        UniqueConstraint("tenant_id", "skill_id"),
+        UniqueConstraint("tenant_id", "skill_id", "target"),
         CheckConstraint(f"status IN {PUBLICATION_STATUSES!r}", name="status"),
     )
 
@@ -326,6 +326,8 @@ class Publication(Base):
         ForeignKey("catalog_skill.skill_id", ondelete="RESTRICT"), index=True
     )
     published_name: Mapped[str] = mapped_column(Text)
+    # org-skills, claude-enterprise or claude-api:<workspace id> (TenantConnection.target_key).
+    target: Mapped[str] = mapped_column(Text, server_default=text("'org-skills'"))
     remote_skill_id: Mapped[str | None] = mapped_column(Text)
     remote_version: Mapped[str | None] = mapped_column(Text)
     content_hash: Mapped[str | None] = mapped_column(Text)

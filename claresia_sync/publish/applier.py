@@ -93,6 +93,7 @@ class ItemResult:
             access=live.access if live else None,
             last_error=self.error,
             published_at=self.live_at if status == "published" else None,
+            target=item.target,
         )
 
 

@@ -28,8 +28,8 @@ from claresia_sync.db.models import (
 from claresia_sync.errors import UserError
 from claresia_sync.ir import SkillIR, parse_ir
 from claresia_sync.naming import NamingError, published_name
-from claresia_sync.publish.targets import ORG_SKILLS, Access, Grant, TargetKind
-from claresia_sync.tenancy.lookup import org_connections, require_tenant
+from claresia_sync.publish.targets import KINDS, ORG_SKILLS, Access, Grant, TargetKind
+from claresia_sync.tenancy.lookup import require_tenant, target_connections
 from claresia_sync.transpile import ClaudeSkill, transpile
 
 
@@ -86,6 +86,18 @@ class OrgDesired:
         return self.connection.org_id
 
     @property
+    def key(self) -> str:
+        """This organisation's target (several targets can share one organisation)."""
+        return f"{self.org_id} {self.connection.target_key}"
+
+    @property
+    def label(self) -> str:
+        """How errors name it: the org id (org-skills, as before), else org id and target."""
+        if self.connection.target == ORG_SKILLS.name:
+            return self.org_id
+        return f"{self.org_id} ({self.connection.target_key})"
+
+    @property
     def root_slug(self) -> str:
         return self.connection.root_slug
 
@@ -133,15 +145,17 @@ def desired_state(session: Session, tenant_slug: str | None = None) -> list[OrgD
         for (tenant_id, skill_id), grant in sorted(
             grants.items(), key=lambda kv: (tenants[kv[0][0]].slug, kv[0][1])
         )
-        if skill_id not in deprecated and (org := _org_of(orgs, tenants[tenant_id])) is not None
+        if skill_id not in deprecated
+        for org in _orgs_of(orgs, tenants[tenant_id])
     ]
     _add_skills(entries, catalog)
     every_slug = {t.slug for t in tenants.values()}
-    for org in orgs.values():
+    every_org = [org for targets in orgs.values() for org in targets]
+    for org in every_org:
         _fail_name_collisions(org)
         org.deprecated = deprecated
         org.other_tenants = every_slug - set(org.tenants)
-    in_scope = sorted((o for o in orgs.values() if o.scope), key=lambda o: (o.root_slug, o.org_id))
+    in_scope = sorted((o for o in every_org if o.scope), key=lambda o: (o.root_slug, o.key))
     if tenant_slug is not None and not in_scope:
         raise UserError(
             f"tenant {tenant_slug!r} has no organisation connection (nor has its parent): add "
@@ -158,23 +172,24 @@ def _scope(session: Session, tenants: dict[int, Tenant], tenant_slug: str | None
     return {wanted.id} | {t.id for t in tenants.values() if t.parent_id == wanted.id}
 
 
-def _org_of(orgs: dict[int, OrgDesired], tenant: Tenant) -> OrgDesired | None:
-    return orgs.get(tenant.parent_id or tenant.id)
+def _orgs_of(orgs: dict[int, list[OrgDesired]], tenant: Tenant) -> list[OrgDesired]:
+    return orgs.get(tenant.parent_id or tenant.id, [])
 
 
 def _organisations(
     session: Session, tenants: dict[int, Tenant], scope_ids: set[int]
-) -> dict[int, OrgDesired]:
-    """One entry per root tenant with a connection (by root id), with its tenants and scope;
-    a root tenant without a connection has nothing that can be published."""
-    orgs = {root_id: OrgDesired(conn) for root_id, conn in org_connections(session).items()}
+) -> dict[int, list[OrgDesired]]:
+    """One entry per target of each root tenant (by root id), with its tenants and scope; a
+    root tenant without a target has nothing that can be published."""
+    orgs = {
+        root_id: [OrgDesired(c, KINDS[c.target]) for c in conns if c.target in KINDS]
+        for root_id, conns in target_connections(session).items()
+    }
     for t in tenants.values():
-        org = _org_of(orgs, t)
-        if org is None:
-            continue
-        org.tenants[t.slug] = t.id
-        if t.id in scope_ids:
-            org.scope.add(t.slug)
+        for org in _orgs_of(orgs, t):
+            org.tenants[t.slug] = t.id
+            if t.id in scope_ids:
+                org.scope.add(t.slug)
     return orgs
 
 
@@ -185,16 +200,23 @@ def _grants(session: Session, scope_ids: set[int]) -> dict[tuple[int, str], Gran
         select(WorkspaceMapping.tenant_id, WorkspaceMapping.workspace_id)
     ):
         workspaces[tenant_id].add(ws)
-    groups: dict[tuple[int, str], set[str]] = defaultdict(set)
-    for tenant_id, skill_id, group in session.execute(
-        select(Archetype.tenant_id, SkillGrant.skill_id, Archetype.rbac_group_id).join(
-            SkillGrant, SkillGrant.archetype_id == Archetype.id
-        )
+    groups: dict[tuple[int, str], set[tuple[str, str]]] = defaultdict(set)
+    for tenant_id, skill_id, group, preference in session.execute(
+        select(
+            Archetype.tenant_id,
+            SkillGrant.skill_id,
+            Archetype.rbac_group_id,
+            Archetype.installation_preference,
+        ).join(SkillGrant, SkillGrant.archetype_id == Archetype.id)
     ):
         if tenant_id in scope_ids:
-            groups[(tenant_id, skill_id)].add(group)
+            groups[(tenant_id, skill_id)].add((group, preference))
     return {
-        (tenant_id, skill_id): Grant(tuple(sorted(workspaces[tenant_id])), tuple(sorted(rbac)))
+        (tenant_id, skill_id): Grant(
+            tuple(sorted(workspaces[tenant_id])),
+            tuple(sorted({g for g, _ in rbac})),
+            tuple(sorted(rbac)),
+        )
         for (tenant_id, skill_id), rbac in groups.items()
     }
 

@@ -92,6 +92,8 @@ class PlanItem:
     tenant_id: int | None = None
     skill_id: str | None = None
     desired: DesiredSkill | None = None
+    target: str = "org-skills"
+    """`publication.target` of the item (`TenantConnection.target_key`)."""
     changes: Changes = field(default_factory=Changes)
     live: LiveSkill | None = None
     """What is live now, as far as the plan knows (recorded as is if the item fails)."""
@@ -145,13 +147,19 @@ class Plan:
 
 
 def load_live(session: Session, orgs: Sequence[OrgDesired]) -> dict[str, list[LivePublication]]:
-    """The publication rows of the tenants in scope, by organisation (one query)."""
-    org_of = {org.tenants[s]: (org, s) for org in orgs for s in org.scope}
-    out: dict[str, list[LivePublication]] = {org.org_id: [] for org in orgs}
-    rows = session.scalars(select(Publication).where(Publication.tenant_id.in_(org_of)))
+    """The publication rows of the tenants in scope, by organisation target (`OrgDesired.key`,
+    one query)."""
+    org_of = {
+        (org.tenants[s], org.connection.target_key): (org, s) for org in orgs for s in org.scope
+    }
+    out: dict[str, list[LivePublication]] = {org.key: [] for org in orgs}
+    tenant_ids = {tenant_id for tenant_id, _ in org_of}
+    rows = session.scalars(select(Publication).where(Publication.tenant_id.in_(tenant_ids)))
     for p in rows:
-        org, slug = org_of[p.tenant_id]
-        out[org.org_id].append(_detached(p, slug, org))
+        found = org_of.get((p.tenant_id, p.target))
+        if found is not None:  # a row of a target the tenant no longer has stays as it is
+            org, slug = found
+            out[org.key].append(_detached(p, slug, org))
     return out
 
 
@@ -190,6 +198,8 @@ def plan_org(
     if by_name is not None:
         handled = {d.name for d in org.skills} | {p.name for p in gone}
         plan.items += _plan_strays(org, by_name, handled)
+    for item in plan.items:
+        item.target = org.connection.target_key
     return plan
 
 

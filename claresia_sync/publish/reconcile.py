@@ -142,7 +142,7 @@ async def _plan_one(
         try:
             remote = await applier.call(target.list_ours)
         except Exception as exc:  # an API error here stops this organisation only
-            return OrgPlan(org, refused=f"organisation {org.org_id}: cannot list skills: {exc}")
+            return OrgPlan(org, refused=f"organisation {org.label}: cannot list skills: {exc}")
     return plan_org(org, live, remote, check)
 
 
@@ -178,7 +178,7 @@ async def reconcile(
         known += len(org_plan.items) - len(org_plan.org.skills)
         if org_plan.refused is None:
             return True
-        run.refused[org_plan.org.org_id] = org_plan.refused
+        run.refused[org_plan.org.label] = org_plan.refused
         done += len(org_plan.org.skills)
         if progress:
             progress(done, known)
@@ -221,15 +221,15 @@ async def reconcile(
 
     async def _planned(org: OrgDesired, target: PublishTarget) -> OrgPlan:
         try:
-            return await _plan_one(org, live[org.org_id], target, applier, check_remote)
+            return await _plan_one(org, live[org.key], target, applier, check_remote)
         except Exception as exc:  # a bug must cost one organisation, not the run
             log.exception("planning organisation %s failed unexpectedly", org.org_id)
-            return OrgPlan(org, refused=f"organisation {org.org_id}: unexpected {exc!r}")
+            return OrgPlan(org, refused=f"organisation {org.label}: unexpected {exc!r}")
 
     async with AsyncExitStack() as stack:
         if http is None:
             http = await stack.enter_async_context(make_http_pool(max_connections=concurrency + 4))
         await asyncio.gather(*(one_org(org, http) for org in orgs))
         await recorder.close()
-    plan.orgs.sort(key=lambda o: (o.org.root_slug, o.org.org_id))
+    plan.orgs.sort(key=lambda o: (o.org.root_slug, o.org.key))
     return run

@@ -33,12 +33,15 @@ class PublicationState:
     """None: no access (an unpublished skill)."""
     last_error: str | None
     published_at: dt.datetime | None
+    target: str = "org-skills"
+    """`TenantConnection.target_key`: one row per tenant, skill and target."""
 
 
 def record_publications(
     engine: Engine, states: Sequence[PublicationState], job_id: int | None
 ) -> None:
-    """Upsert the rows (by tenant and skill); `published_at` keeps its value when not live."""
+    """Upsert the rows (by tenant, skill and target); `published_at` keeps its value when not
+    live."""
     if not states:
         return
     rows: list[dict[str, Any]] = [
@@ -54,12 +57,13 @@ def record_publications(
             "last_error": s.last_error,
             "published_at": s.published_at,
             "last_job_id": job_id,
+            "target": s.target,
         }
         for s in states
     ]
     stmt = insert(Publication)
     stmt = stmt.on_conflict_do_update(
-        index_elements=[Publication.tenant_id, Publication.skill_id],
+        index_elements=[Publication.tenant_id, Publication.skill_id, Publication.target],
         set_={
             "published_name": stmt.excluded.published_name,
             "status": stmt.excluded.status,

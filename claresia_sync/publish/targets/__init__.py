@@ -15,17 +15,28 @@ from claresia_sync.publish.targets.base import (
     TargetError,
     TargetKind,
 )
+from claresia_sync.publish.targets.claude_enterprise import (
+    CLAUDE_ENTERPRISE_KIND,
+    ClaudeEnterpriseTarget,
+    Installation,
+)
 from claresia_sync.publish.targets.org_skills import ORG_SKILLS, Acl, OrgSkillsTarget
 
-KINDS: dict[str, TargetKind] = {ORG_SKILLS.name: ORG_SKILLS}
+KINDS: dict[str, TargetKind] = {
+    ORG_SKILLS.name: ORG_SKILLS,
+    CLAUDE_ENTERPRISE_KIND.name: CLAUDE_ENTERPRISE_KIND,
+}
 
 __all__ = [
+    "CLAUDE_ENTERPRISE_KIND",
     "KINDS",
     "ORG_SKILLS",
     "Access",
     "AccessCheck",
     "Acl",
+    "ClaudeEnterpriseTarget",
     "Grant",
+    "Installation",
     "LiveSkill",
     "NameTaken",
     "OrgSkillsTarget",

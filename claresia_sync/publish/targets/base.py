@@ -62,6 +62,8 @@ class Grant:
 
     workspace_ids: tuple[str, ...] = ()
     rbac_group_ids: tuple[str, ...] = ()
+    installations: tuple[tuple[str, str], ...] = ()
+    """(rbac group, installation preference) of each granting archetype (claude-enterprise)."""
 
 
 @dataclass(frozen=True)

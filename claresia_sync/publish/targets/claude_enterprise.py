@@ -1,0 +1,467 @@
+"""The `claude-enterprise` target: the Claude apps of a Claude Enterprise organisation, through
+the Plugins API (REAL_API.md section 1 A), on the official SDK.
+
+- One plugin per published skill, named as the skill (`claresia-{tenant}-{skill}`): the
+  manifest `.claude-plugin/plugin.json` plus the transpiled bundle under `skills/<name>/`
+  (only the packaging differs from the other targets).
+- Access (`Installation`): the plugin's organisation setting `not_available` plus, for each
+  rbac group of an archetype granted the skill, that archetype's preference (`available`,
+  `auto_install`, `required`; the strongest when two archetypes of one group differ). Settings
+  are written one at a time per plugin; a setting no longer wanted is removed.
+- Ownership, provable from the server: the manifest `description` ends with the marker
+  `[claresia-sync <tenant>/<skill> sha256:<hash>]` (`MARKER`), which the plugin list returns,
+  so the published content hash and its owner survive a lost database (the version archive
+  holds the same manifest). A plugin without our marker is never adopted, changed or deleted,
+  whatever its name.
+- Zero retention: no API reports it; the tenants file's attestation is the gate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, cast
+
+import httpx2
+
+from claresia_sync.api.client import CallCounter
+from claresia_sync.api.connect import CLAUDE_ENTERPRISE, TenantConnection
+from claresia_sync.api.errors import ZERO_RETENTION_HINT
+from claresia_sync.naming import PREFIX
+from claresia_sync.publish.targets.base import (
+    Access,
+    AccessCheck,
+    Grant,
+    LiveSkill,
+    NameTaken,
+    TargetError,
+    no_access_check,
+)
+from claresia_sync.publish.targets.sdk import SdkCaller, SdkFailure
+from claresia_sync.transpile import ClaudeSkill
+
+log = logging.getLogger(__name__)
+
+NAME = CLAUDE_ENTERPRISE
+Preference = Literal["auto_install", "available", "not_available", "required"]
+MANIFEST = ".claude-plugin/plugin.json"
+ORG_SETTING = "not_available"
+PREFERENCES = ("available", "auto_install", "required")  # weakest first
+SCOPES = ("write:plugins", "read:plugins", "read:rbac_groups")
+MARKER = re.compile(
+    r"\[claresia-sync (?P<tenant>[a-z0-9-]+)/(?P<skill>[a-z0-9-]+) (?P<hash>sha256:[0-9a-f]{64})\]$"
+)
+MAX_DESCRIPTION = 500  # of a plugin manifest's description
+# Routes as counted in claresia_api_calls_total.
+R_ME = "/v1/organizations/me"
+R_GROUPS = "/v1/organizations/rbac_groups"
+R_PLUGINS = "/v1/organizations/plugins"
+R_PLUGIN = "/v1/organizations/plugins/{plugin_id}"
+R_VERSIONS = "/v1/organizations/plugins/{plugin_id}/versions"
+R_SETTINGS = "/v1/organizations/plugins/{plugin_id}/installation_settings"
+R_SETTING = "/v1/organizations/plugins/{plugin_id}/installation_settings/{target}"
+
+
+@dataclass(frozen=True, order=True)
+class Installation:
+    """Who gets a plugin: its own organisation setting (None: inherited from the marketplace)
+    and each rbac group's own setting, as (group id, preference) sorted by group."""
+
+    organization: str | None = ORG_SETTING
+    groups: tuple[tuple[str, str], ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"organization": self.organization, "rbac_groups": dict(self.groups)}
+
+
+def _installation(access: Access) -> Installation:
+    if not isinstance(access, Installation):  # a bug: another target's access reached this one
+        raise TypeError(
+            f"claude-enterprise access must be Installation, not {type(access).__name__}"
+        )
+    return access
+
+
+def marker(skill: ClaudeSkill) -> str:
+    meta = skill.metadata
+    owner = f"{meta['claresia.tenant']}/{meta['claresia.skill_id']}"
+    return f"[claresia-sync {owner} {skill.content_hash}]"
+
+
+def plugin_files(skill: ClaudeSkill) -> list[tuple[str, bytes, str]]:
+    """The plugin of one skill: its manifest (with the ownership marker) and the bundle under
+    `skills/` (the bundle's top folder is the skill's name)."""
+    tag = marker(skill)
+    room = MAX_DESCRIPTION - len(tag) - 1
+    text = (
+        skill.description if len(skill.description) <= room else skill.description[: room - 1] + "…"
+    )
+    manifest = {
+        "name": skill.name,
+        "display_name": skill.display_title,
+        "description": f"{text} {tag}",
+        "version": skill.metadata.get("claresia.skill_version", "1.0.0"),
+    }
+    files = [
+        (MANIFEST, json.dumps(manifest, ensure_ascii=False, indent=2).encode(), "application/json")
+    ]
+    for f in skill.files:
+        kind = "text/markdown" if f.path.endswith(".md") else "text/plain"
+        files.append((f"skills/{f.path}", f.content.encode(), kind))
+    return files
+
+
+def _hints(status: int, code: str | None, message: str) -> str:
+    if code == "plugin_name_taken":
+        return "a plugin of that name exists: it is adopted only if claresia-sync made it"
+    if code == "skill_name_taken":
+        return (
+            "an organisation skill made in claude.ai has this skill's name: remove or rename it "
+            "in claude.ai (Admin settings → Skills), then publish again"
+        )
+    if code in ("scan_failed", "scan_pending"):
+        return "the content scan decides: see the plugin's version in claude.ai"
+    if status == 401:
+        return (
+            "the Claude Enterprise admin key was refused: re-paste it (most common: a trailing "
+            "space)"
+        )
+    if status == 403:
+        return (
+            "the Claude Enterprise admin key lacks a scope: re-mint it in claude.ai with the "
+            "scopes " + ", ".join(SCOPES)
+        )
+    if status == 404 and ("beta" in message or "Enterprise" in message):
+        return (
+            "the Plugins API answers only for a Claude Enterprise organisation with the "
+            "ce-plugins-2026-09-01 beta: use the claude-api target otherwise"
+        )
+    if status == 503 or status == 429:
+        return "the API is busy: the next run retries"
+    return ""
+
+
+def zero_retention_refusal(conn: TenantConnection) -> str:
+    return (
+        f"{conn.describe()}: zero-retention not attested — {ZERO_RETENTION_HINT}, then record "
+        "it in the tenants file as `zero_retention: {attested_by: ..., attested_at: YYYY-MM-DD}` "
+        "(no API reports it)"
+    )
+
+
+def _owner(description: str | None) -> re.Match[str] | None:
+    return MARKER.search(description or "")
+
+
+class ClaudeEnterpriseTarget:
+    """One Claude Enterprise organisation, through one Enterprise admin key."""
+
+    def __init__(self, caller: SdkCaller, connection: TenantConnection) -> None:
+        self.caller = caller
+        self.connection = connection
+        self._plugins = caller.sdk.beta.organization.plugins
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def __repr__(self) -> str:
+        return f"ClaudeEnterpriseTarget({self.connection.org_id}, {self.caller!r})"
+
+    # -- reads ---------------------------------------------------------------------------
+
+    async def organization_name(self) -> str:
+        me = await self.caller.call(
+            "GET", R_ME, "GET /v1/organizations/me", self.caller.sdk.organization.retrieve
+        )
+        if me.id != self.connection.org_id:
+            raise TargetError(
+                f"the claude-enterprise admin key of tenant {self.connection.root_slug!r} belongs "
+                f"to organisation {me.id}, not {self.connection.org_id}",
+                hint="fix `targets.claude-enterprise.org_id` or the key",
+            )
+        return me.name
+
+    async def gate(self) -> str | None:
+        conn = self.connection
+        if conn.zero_retention is None:
+            return zero_retention_refusal(conn)
+        try:
+            await self.organization_name()
+            await self.caller.call(
+                "GET",
+                R_PLUGINS,
+                "GET /v1/organizations/plugins",
+                lambda: self._plugins.list(limit=1),
+            )
+        except TargetError as exc:
+            return f"{conn.describe()}: {exc}" + (f" — {exc.hint}" if exc.hint else "")
+        return None
+
+    async def rbac_groups(self) -> dict[str, str]:
+        """Group id -> name, every group of the organisation (`read:rbac_groups`)."""
+
+        async def groups() -> dict[str, str]:
+            return {
+                g.id: g.name async for g in self.caller.sdk.organization.rbac_groups.list(limit=100)
+            }
+
+        return await self.caller.call("GET", R_GROUPS, "GET /v1/organizations/rbac_groups", groups)
+
+    async def access_check(self) -> AccessCheck:
+        try:
+            known = await self.rbac_groups()
+        except TargetError:  # cannot read: the setting write's own 404 still names the group
+            return no_access_check
+        where = f"organisation {self.connection.org_id}"
+
+        def check(access: Access) -> str | None:
+            missing = [g for g, _ in _installation(access).groups if g not in known]
+            if not missing:
+                return None
+            return (
+                f"rbac group(s) {', '.join(missing)} not in {where}: fix the archetype's "
+                "rbac_group in the tenant file"
+            )
+
+        return check
+
+    async def _settings(self, plugin_id: str) -> Installation:
+        async def listed() -> Installation:
+            org: str | None = None
+            groups = []
+            async for s in self._plugins.installation_settings.list(plugin_id, limit=100):
+                if s.target.type == "organization":
+                    org = s.installation_preference
+                else:
+                    groups.append(
+                        (getattr(s.target, "rbac_group_id", ""), s.installation_preference)
+                    )
+            return Installation(org, tuple(sorted(groups)))
+
+        return await self.caller.call(
+            "GET",
+            R_SETTINGS,
+            f"GET /v1/organizations/plugins/{plugin_id}/installation_settings",
+            listed,
+        )
+
+    def _live(self, plugin: Any, access: Installation | None = None) -> LiveSkill | None:
+        """A listed plugin as a LiveSkill if it is provably ours (our marker), else None."""
+        found = _owner(plugin.description)
+        if found is None or not plugin.name.startswith(PREFIX):
+            return None
+        return LiveSkill(
+            remote_id=plugin.id,
+            version=plugin.latest_version_id,
+            content_hash=found["hash"],
+            access=access,
+            name=plugin.name,
+            owner_tenant=found["tenant"],
+            owner_skill=found["skill"],
+        )
+
+    async def list_ours(self) -> list[LiveSkill]:
+        async def listed() -> list[Any]:
+            return [p async for p in self._plugins.list(limit=100, owner_type="organization")]
+
+        plugins = await self.caller.call("GET", R_PLUGINS, "GET /v1/organizations/plugins", listed)
+        ours = [p for p in plugins if self._live(p) is not None]
+        bound = asyncio.Semaphore(8)
+
+        async def with_access(p: Any) -> LiveSkill:
+            async with bound:
+                live = self._live(p, await self._settings(p.id))
+            assert live is not None
+            return live
+
+        return list(await asyncio.gather(*(with_access(p) for p in ours)))
+
+    # -- writes --------------------------------------------------------------------------
+
+    async def create(self, skill: ClaudeSkill) -> LiveSkill:
+        files = plugin_files(skill)
+        try:
+            plugin = await self.caller.call(
+                "POST",
+                R_PLUGINS,
+                "POST /v1/organizations/plugins",
+                lambda: self._plugins.create(files=files, release_notes="claresia-sync"),
+            )
+        except SdkFailure as exc:
+            if exc.code == "plugin_name_taken":
+                raise NameTaken(
+                    str(exc), holder_id=exc.details.get("plugin_id"), hint=exc.hint
+                ) from None
+            if exc.code == "registration_pending" and exc.details.get("plugin_id"):
+                # Stored but not usable: never create again (409); a version completes it.
+                plugin_id = str(exc.details["plugin_id"])
+                log.warning("%s: registration pending; completing it with a version", skill.name)
+                return await self.new_version(plugin_id, skill)
+            raise
+        self._scan(skill.name, plugin.content_scan, plugin.latest_version_id)
+        return LiveSkill(
+            remote_id=plugin.id,
+            version=plugin.latest_version_id,
+            content_hash=skill.content_hash,
+            access=Installation(
+                None
+                if plugin.organization_installation_preference_inherited
+                else plugin.organization_installation_preference
+            ),
+            name=plugin.name,
+            owner_tenant=skill.metadata.get("claresia.tenant"),
+            owner_skill=skill.metadata.get("claresia.skill_id"),
+        )
+
+    async def adopt(self, name: str, holder_id: str | None) -> LiveSkill | None:
+        if holder_id is None:
+            return None
+        plugin = await self.caller.call(
+            "GET",
+            R_PLUGIN,
+            f"GET /v1/organizations/plugins/{holder_id}",
+            lambda: self._plugins.retrieve(holder_id),
+        )
+        live = self._live(plugin)
+        if live is None:
+            by = plugin.created_by
+            who = f"{by.type}" if by is not None else "someone"
+            raise TargetError(
+                f"plugin name {name} is held by plugin {plugin.id} "
+                f"({plugin.display_name or plugin.name!r}, "
+                f"created by a {who}), which claresia-sync did not make: left untouched",
+                hint=(
+                    "rename or delete that plugin in claude.ai (Admin settings → Plugins), then "
+                    "publish again"
+                ),
+            )
+        return LiveSkill(**{**live.__dict__, "access": await self._settings(plugin.id)})
+
+    async def new_version(self, remote_id: str, skill: ClaudeSkill) -> LiveSkill:
+        files = plugin_files(skill)
+        version = await self.caller.call(
+            "POST",
+            R_VERSIONS,
+            f"POST /v1/organizations/plugins/{remote_id}/versions",
+            lambda: self._plugins.versions.create(
+                remote_id, files=files, release_notes="claresia-sync"
+            ),
+        )
+        self._scan(skill.name, version.content_scan, version.id)
+        return LiveSkill(
+            remote_id=remote_id,
+            version=version.id,
+            content_hash=skill.content_hash,
+            name=skill.name,
+            owner_tenant=skill.metadata.get("claresia.tenant"),
+            owner_skill=skill.metadata.get("claresia.skill_id"),
+        )
+
+    def _scan(self, name: str, scan: Any, version_id: str) -> None:
+        """Report a version's content scan: failed is this skill's error; pending is logged
+        (the version is served once the scan passes)."""
+        if scan is None:
+            return
+        if getattr(scan, "assessment", None) == "fail":
+            raise TargetError(
+                f"{name}: version {version_id} failed the content scan of claude.ai",
+                hint=(
+                    "the previous version stays served; change the skill's content and publish "
+                    "again"
+                ),
+            )
+        if getattr(scan, "status", None) == "processing":
+            log.warning(
+                "%s: version %s is waiting for its content scan; it is served when the scan passes",
+                name,
+                version_id,
+            )
+
+    async def set_access(self, remote_id: str, access: Access) -> LiveSkill:
+        want = _installation(access)
+        lock = self._locks.setdefault(remote_id, asyncio.Lock())
+        async with lock:  # writes for one plugin go one at a time (else 503 x-should-retry)
+            have = await self._settings(remote_id)
+            if have.organization != want.organization:
+                await self._write(remote_id, "organization", want.organization)
+            wanted = dict(want.groups)
+            for group, pref in want.groups:
+                if dict(have.groups).get(group) != pref:
+                    await self._write(remote_id, group, pref)
+            for group, _ in have.groups:
+                if group not in wanted:
+                    await self._write(remote_id, group, None)
+        return LiveSkill(remote_id=remote_id, access=want)
+
+    async def _write(self, plugin_id: str, target: str, preference: str | None) -> None:
+        settings = self._plugins.installation_settings
+        path = f"/v1/organizations/plugins/{plugin_id}/installation_settings/{target}"
+        if preference is None:
+            await self.caller.call(
+                "DELETE",
+                R_SETTING,
+                f"DELETE {path}",
+                lambda: settings.remove(target, plugin_id=plugin_id),
+            )
+        else:
+            await self.caller.call(
+                "POST",
+                R_SETTING,
+                f"POST {path}",
+                lambda: settings.set(
+                    target,
+                    plugin_id=plugin_id,
+                    installation_preference=cast(Preference, preference),
+                ),
+            )
+
+    async def delete(self, remote_id: str) -> None:
+        await self.caller.call(
+            "DELETE",
+            R_PLUGIN,
+            f"DELETE /v1/organizations/plugins/{remote_id}",
+            lambda: self._plugins.delete(remote_id),
+        )
+
+    async def aclose(self) -> None:
+        await self.caller.aclose()
+
+
+class ClaudeEnterpriseKind:
+    """The `claude-enterprise` kind: a grant is the installation preference of each granting
+    archetype's group, the organisation `not_available`."""
+
+    name = NAME
+
+    def desired_access(self, grant: Grant) -> Installation:
+        strongest: dict[str, str] = {}
+        for group, pref in grant.installations:
+            if (
+                PREFERENCES.index(pref) > PREFERENCES.index(strongest.get(group, "available"))
+                or group not in strongest
+            ):
+                strongest[group] = pref
+        return Installation(ORG_SETTING, tuple(sorted(strongest.items())))
+
+    def access_from_json(self, data: Mapping[str, Any]) -> Installation:
+        if not data or "organization" not in data:
+            return Installation(None)
+        return Installation(
+            data.get("organization"), tuple(sorted(dict(data.get("rbac_groups") or {}).items()))
+        )
+
+    def open(
+        self,
+        conn: TenantConnection,
+        *,
+        http: httpx2.AsyncClient | None = None,
+        counter: CallCounter | None = None,
+    ) -> ClaudeEnterpriseTarget:
+        return ClaudeEnterpriseTarget(
+            SdkCaller(conn, http=http, counter=counter, hints=_hints), conn
+        )
+
+
+CLAUDE_ENTERPRISE_KIND = ClaudeEnterpriseKind()

@@ -1,0 +1,180 @@
+"""The official `anthropic` SDK under the daemon's one retry policy, for the real targets.
+
+SDK clients are built with `max_retries=0` (its own retries would stack with ours) on the
+daemon's shared HTTP pool; every call goes through `SdkCaller.call`: tenacity with the same
+backoff as `OrgClient` (exponential with jitter, or the server's `retry-after`), retrying what
+the API says may succeed later (429, 5xx, 408, connection errors and timeouts) unless it answers
+`x-should-retry: false` (a 409 `plugin_name_taken`, a 503 `registration_pending`), and retrying a
+409 or 503 that says `x-should-retry: true` (a busy installation-setting write). Errors become
+the seam's `TargetError` naming the call (method and path, never a header: the request holds the
+key), with a one-line hint.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import anthropic
+import httpx2
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+from claresia_sync.api.client import CallCounter, _parse_retry_after, _RetryAfterOrBackoff
+from claresia_sync.api.connect import TenantConnection, connection_key
+from claresia_sync.config import load_settings
+from claresia_sync.publish.targets.base import SkillGone, TargetError
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 5
+
+
+class SdkFailure(TargetError):
+    """A failed SDK call: `status`, `code` (`error.details.error_code`) and `details` kept."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None,
+        code: str | None,
+        details: dict[str, Any],
+        hint: str = "",
+        retryable: bool = False,
+    ) -> None:
+        super().__init__(message, hint=hint, retryable=retryable)
+        self.retry_after: float | None = None
+        self.status = status
+        self.code = code
+        self.details = details
+
+
+def _retryable(exc: BaseException) -> bool:
+    return isinstance(exc, TargetError) and exc.retryable
+
+
+def _should_retry(exc: anthropic.APIStatusError) -> bool:
+    said = exc.response.headers.get("x-should-retry")
+    if said in ("true", "false"):
+        return said == "true"
+    return exc.status_code in (408, 429) or exc.status_code >= 500
+
+
+def _details(exc: anthropic.APIStatusError) -> dict[str, Any]:
+    body = exc.body if isinstance(exc.body, dict) else {}
+    error = body.get("error", body)
+    details = error.get("details") if isinstance(error, dict) else None
+    return dict(details) if isinstance(details, dict) else {}
+
+
+def translate(
+    exc: Exception, what: str, hints: Callable[[int, str | None, str], str]
+) -> TargetError:
+    """An SDK exception as the seam's error; `hints(status, code, message)` is the target's."""
+    if isinstance(exc, anthropic.APIStatusError):
+        message = exc.api_message or str(exc.message)
+        code = exc.error_code
+        text = f"{what}: {exc.status_code} {code or exc.type or 'error'}: {message}"
+        cls = SkillGone if exc.status_code == 404 and code is None else SdkFailure
+        failure = SdkFailure(
+            text,
+            status=exc.status_code,
+            code=code,
+            details=_details(exc),
+            hint=hints(exc.status_code, code, message),
+            retryable=_should_retry(exc),
+        )
+        if cls is SkillGone:
+            return SkillGone(text, hint=failure.hint)
+        failure.retry_after = _parse_retry_after(exc.response.headers.get("retry-after"))
+        return failure
+    if isinstance(exc, anthropic.APITimeoutError | anthropic.APIConnectionError):
+        return SdkFailure(
+            f"{what}: {type(exc).__name__.removesuffix('Error').lower()} error",
+            status=None,
+            code=None,
+            details={},
+            hint="the API did not answer: check the base URL and the network; the next run retries",
+            retryable=True,
+        )
+    raise exc
+
+
+class SdkCaller:
+    """One SDK client of a connection plus the retry policy and call counting."""
+
+    def __init__(
+        self,
+        conn: TenantConnection,
+        *,
+        http: httpx2.AsyncClient | None,
+        counter: CallCounter | None,
+        hints: Callable[[int, str | None, str], str],
+        max_attempts: int = MAX_ATTEMPTS,
+        default_headers: dict[str, str] | None = None,
+    ) -> None:
+        key = connection_key(conn)  # ConnectionKeyError when it cannot be resolved
+        timeout = load_settings().api_timeout_s
+        self._owns_http = http is None
+        self.sdk = anthropic.AsyncAnthropic(
+            api_key=key.reveal(),
+            base_url=conn.base_url,
+            max_retries=0,
+            timeout=timeout,
+            http_client=http,
+            default_headers=default_headers,
+        )
+        self.key_hint = str(key)
+        self.counter = counter or CallCounter()
+        self.hints = hints
+        self.max_attempts = max_attempts
+        self._wait = _RetryAfterOrBackoff(wait_random_exponential(multiplier=0.5, max=20.0), 60.0)
+
+    def __repr__(self) -> str:
+        return f"SdkCaller(key={self.key_hint!r})"
+
+    async def call(self, method: str, route: str, what: str, fn: Callable[[], Awaitable[T]]) -> T:
+        """`fn()` under the retry policy; counted as (method, route, status)."""
+
+        async def attempt() -> T:
+            try:
+                result = await fn()
+            except (anthropic.APIStatusError, anthropic.APIConnectionError) as exc:
+                status = (
+                    str(exc.status_code) if isinstance(exc, anthropic.APIStatusError) else "error"
+                )
+                self.counter.add(method, route, status)
+                raise translate(exc, what, self.hints) from None
+            self.counter.add(method, route, "200")
+            return result
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.max_attempts),
+            wait=self._wait,
+            retry=retry_if_exception(_retryable),
+            before_sleep=self._log_retry,
+            reraise=True,
+        )
+        return await retrying(attempt)
+
+    def _log_retry(self, state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        log.warning(
+            "retrying (attempt %d of %d, in %.2fs) after %s",
+            state.attempt_number + 1,
+            self.max_attempts,
+            state.upcoming_sleep,
+            exc,
+        )
+
+    async def aclose(self) -> None:
+        if self._owns_http:  # a shared pool is closed by its owner
+            await self.sdk.close()

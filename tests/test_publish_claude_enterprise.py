@@ -1,0 +1,208 @@
+"""The claude-enterprise target end to end: real PostgreSQL, the emulator's Plugins API over
+loopback through the official SDK, every outcome checked in the @ picker of real users of the
+demo's Claude Enterprise organisation (org_ferretti)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, delete, func, select, text, update
+from sqlalchemy.orm import Session
+
+from claresia_sync.db.models import CatalogSkill, Publication
+from claresia_sync.emulator import EmulatorServer
+from tests.fixtures.real_api import DESIGNERS, ENGINEERS, client, picker
+from tests.fixtures.real_api import plugin_files as foreign_files
+from tests.test_publish_e2e import apply, names, publish
+from tests.test_publish_e2e import world as world  # the fixture
+
+ENG = {"code-review-checklist", "incident-postmortem", "standup-notes"}
+DESIGN = {"prd-review", "meeting-summary"}
+SALES = "rbac_group_ferretti_sales"
+
+
+def seen(emulator: EmulatorServer, user: str) -> set[str]:
+    return set(picker(emulator, f"user_ferretti_{user}"))
+
+
+def plugins(emulator: EmulatorServer) -> list[Any]:
+    with client(emulator) as sdk:
+        return list(sdk.beta.organization.plugins.list(limit=100))
+
+
+def ferretti(data: dict[str, Any]) -> dict[str, Any]:
+    found: dict[str, Any] = next(t for t in data["tenants"] if t["slug"] == "ferretti")
+    return found
+
+
+def test_onboarding_then_no_op(
+    engine: Engine, emulator: EmulatorServer, world: dict[str, Any]
+) -> None:
+    outcome = publish(engine, "ferretti")
+    assert outcome.status == "succeeded", outcome.errors
+    assert outcome.stats["created"] == 5
+    assert seen(emulator, "anna") == names("ferretti", ENG)
+    assert seen(emulator, "bruno") == names("ferretti", ENG | DESIGN)
+    assert seen(emulator, "chiara") == names("ferretti", DESIGN)
+    assert seen(emulator, "dario") == seen(emulator, "guest") == set()
+
+    listed = {p.name: p for p in plugins(emulator)}
+    assert set(listed) == names("ferretti", ENG | DESIGN)
+    plugin = listed["claresia-ferretti-prd-review"]
+    assert plugin.organization_installation_preference == "not_available"
+    assert plugin.description.endswith("]") and "[claresia-sync ferretti/prd-review sha256:" in (
+        plugin.description
+    )
+    with client(emulator) as sdk:
+        settings = sdk.beta.organization.plugins.installation_settings.list(plugin.id)
+        by_target = {getattr(s.target, "rbac_group_id", "org"): s for s in settings}
+    assert by_target[DESIGNERS].installation_preference == "available"
+    with Session(engine) as s:
+        pub = s.scalars(select(Publication).where(Publication.published_name == plugin.name)).one()
+    assert pub.target == "claude-enterprise" and pub.remote_skill_id == plugin.id
+    assert pub.acl == {"organization": "not_available", "rbac_groups": {DESIGNERS: "available"}}
+
+    emulator.stats.reset()
+    again = publish(engine, "ferretti")
+    assert again.stats["unchanged"] == 5 and again.stats["created"] == 0
+    assert emulator.stats.writes() == 0
+
+
+def test_grant_removed_group_moved_deprecated(
+    engine: Engine, emulator: EmulatorServer, world: dict[str, Any]
+) -> None:
+    assert publish(engine, "ferretti").status == "succeeded"
+    data = world
+    eng, designer = ferretti(data)["archetypes"]
+    eng["grants"].remove("standup-notes")  # grant removed
+    designer["rbac_group"] = SALES  # archetype moved to another group
+    apply(engine, data)
+    with Session(engine) as s:  # deprecated
+        s.execute(
+            update(CatalogSkill)
+            .where(CatalogSkill.skill_id == "incident-postmortem")
+            .values(deprecated=True)
+        )
+        s.commit()
+    outcome = publish(engine, "ferretti")
+    assert outcome.status == "succeeded", outcome.errors
+    assert outcome.stats["deleted"] == 2 and outcome.stats["acl"] == 2
+    assert seen(emulator, "anna") == names("ferretti", {"code-review-checklist"})
+    assert seen(emulator, "chiara") == set()  # designers no longer
+    assert seen(emulator, "dario") == names("ferretti", DESIGN)  # sales now
+    assert {p.name for p in plugins(emulator)} == names(
+        "ferretti", {"code-review-checklist"} | DESIGN
+    )
+
+
+def test_drift_in_claude_ai_repaired_and_a_lost_database_makes_no_twin(
+    engine: Engine, emulator: EmulatorServer, world: dict[str, Any]
+) -> None:
+    assert publish(engine, "ferretti").status == "succeeded"
+    listed = {p.name: p for p in plugins(emulator)}
+    with client(emulator) as sdk:
+        api = sdk.beta.organization.plugins
+        api.delete(listed["claresia-ferretti-standup-notes"].id)
+        review = listed["claresia-ferretti-code-review-checklist"].id
+        api.installation_settings.set(
+            "organization", plugin_id=review, installation_preference="required"
+        )
+        api.installation_settings.remove(ENGINEERS, plugin_id=review)
+    assert "claresia-ferretti-code-review-checklist" in seen(emulator, "dario")  # drifted
+    repaired = publish(engine, "ferretti", force=True)
+    assert repaired.status == "succeeded", repaired.errors
+    assert repaired.stats["created"] == 1 and repaired.stats["acl"] == 1
+    assert seen(emulator, "anna") == names("ferretti", ENG)
+    assert seen(emulator, "dario") == set()
+
+    with Session(engine) as s:  # the database is lost: the server proves what is ours
+        s.execute(delete(Publication))
+        s.commit()
+    again = publish(engine, "ferretti", force=True)
+    assert again.status == "succeeded", again.errors
+    assert again.stats["created"] == 0 and again.stats["updated"] == 0
+    assert len(plugins(emulator)) == 5  # no twin
+    with Session(engine) as s:
+        assert s.scalar(select(func.count()).select_from(Publication)) == 5
+
+
+def test_a_foreign_plugin_with_our_name_is_left_untouched(
+    engine: Engine, emulator: EmulatorServer, world: dict[str, Any]
+) -> None:
+    name = "claresia-ferretti-standup-notes"
+    with client(emulator) as sdk:  # an administrator's plugin (no marker) takes our name
+        foreign = sdk.beta.organization.plugins.create(files=foreign_files(name, "standup"))
+    outcome = publish(engine, "ferretti")
+    assert outcome.status == "partial"
+    assert outcome.stats["created"] == 4 and outcome.stats["failed"] == 1
+    (error,) = [e["error"] for e in outcome.errors]
+    assert f"plugin name {name} is held by plugin {foreign.id}" in error
+    assert "left untouched" in error and "rename or delete that plugin in claude.ai" in error
+    forced = publish(engine, "ferretti", force=True)
+    assert forced.stats["deleted"] == 0 and forced.stats["failed"] == 1
+    with client(emulator) as sdk:
+        still = sdk.beta.organization.plugins.retrieve(foreign.id)
+    assert still.latest_version_id == foreign.latest_version_id
+    assert "standup" in seen(emulator, "guest")  # the marketplace default: available to all
+
+
+def test_registration_pending_is_completed_with_a_version(
+    engine: Engine, emulator: EmulatorServer, world: dict[str, Any]
+) -> None:
+    emulator.set_faults(script=["registration_pending"])
+    outcome = publish(engine, "ferretti")
+    assert outcome.status == "succeeded", outcome.errors
+    assert seen(emulator, "bruno") == names("ferretti", ENG | DESIGN)
+    assert len(plugins(emulator)) == 5
+
+
+def test_tenant_removed_deletes_its_plugins(
+    engine: Engine, emulator: EmulatorServer, world: dict[str, Any]
+) -> None:
+    """A sub-tenant maps to rbac groups; when it goes, so do its plugins: through the tenants
+    file (its grants first, as `tenants apply` asks), or found on the server by their marker
+    when the database no longer knows the tenant."""
+    data = world
+    root = ferretti(data)
+    designer = root["archetypes"].pop(1)
+    root["sub_tenants"] = [
+        {"slug": "ferretti-design", "archetypes": [designer]},
+        {"slug": "ferretti-ops", "archetypes": [{**designer, "slug": "ops"}]},
+    ]
+    apply(engine, data)
+    assert publish(engine, "ferretti").status == "succeeded"
+    both = names("ferretti-design", DESIGN) | names("ferretti-ops", DESIGN)
+    assert seen(emulator, "chiara") == both
+
+    root["sub_tenants"][0]["archetypes"] = []
+    apply(engine, data)
+    assert publish(engine, "ferretti").stats["deleted"] == 2
+    root["sub_tenants"].pop(0)
+    apply(engine, data)  # now it may go
+    assert seen(emulator, "chiara") == names("ferretti-ops", DESIGN)
+
+    with Session(engine) as s:  # ferretti-ops vanishes from the database alone
+        s.execute(
+            text("DELETE FROM publication WHERE published_name LIKE 'claresia-ferretti-ops-%'")
+        )
+        s.execute(text("DELETE FROM tenant WHERE slug = 'ferretti-ops'"))
+        s.commit()
+    outcome = publish(engine, "ferretti", force=True)
+    assert outcome.status == "succeeded", outcome.errors
+    assert outcome.stats["deleted"] == 2
+    assert seen(emulator, "chiara") == set()
+    assert {p.name for p in plugins(emulator)} == names("ferretti", ENG)
+
+
+def test_without_attestation_the_tenant_is_refused(
+    engine: Engine, emulator: EmulatorServer, world: dict[str, Any]
+) -> None:
+    del ferretti(world)["zero_retention"]
+    apply(engine, world)
+    outcome = publish(engine, "ferretti")
+    assert outcome.status == "failed"
+    (error,) = [e["error"] for e in outcome.errors]
+    assert "zero-retention not attested — Claresia refuses to publish. Enable zero-retention" in (
+        error
+    )
+    assert plugins(emulator) == []
