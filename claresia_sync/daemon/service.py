@@ -257,9 +257,12 @@ class Daemon:
         # One line that says what runs how often (docs/deployment.md, "Scheduled work", lists the
         # same steps; tests/test_docs_promises.py holds the two together).
         log.info(
-            "scheduled: %s; and one poll per organisation every %gs",
+            "scheduled: %s; per organisation: poll every %gs; per Claude Enterprise "
+            "organisation: skills-analytics every %gs, activity-feed every %gs",
             ", ".join(f"{name} every {seconds:g}s" for name, _, seconds, _, _ in steps),
             cfg.poll_interval,
+            cfg.analytics_interval,
+            cfg.activity_interval,
         )
         self._scheduler = scheduler
         return scheduler
