@@ -98,6 +98,9 @@ class Settings(BaseSettings):
     center_host: str = setting("127.0.0.1", "address of the Command Center (operator API and console)", min_length=1)  # noqa: E501
     center_port: int = setting(9480, "port of the Command Center (0: any free port)", ge=0, le=65535)  # noqa: E501
     center_tokens: str | None = setting(None, "Command Center tokens NAME:ROLE:REF,... (role viewer or operator, REF env:NAME or file:/path); none: no Command Center", secret=True)  # noqa: E501
+    otlp_host: str = setting(OPS_HOST, "address of the Claude Code OTLP/HTTP logs receiver (POST /v1/logs)", min_length=1)  # noqa: E501
+    otlp_port: int = setting(0, "port of the Claude Code OTLP/HTTP logs receiver (0: no receiver; the OTLP default is 4318)", ge=0, le=65535)  # noqa: E501
+    otlp_max_body_bytes: int = setting(4 * 2**20, "largest OTLP export accepted, compressed or inflated (larger: 413)", ge=1024)  # noqa: E501
     # fmt: on
 
     @field_validator("state_dir")

@@ -48,6 +48,12 @@ WORKSPACE_API_KEY = KeyFamily(
     "create one in console.anthropic.com → Settings → API keys, in that workspace",
 )
 FAMILIES = (CONSOLE_ADMIN, ENTERPRISE_ADMIN, WORKSPACE_API_KEY)
+# Not an Anthropic key: the secret a tenant's Claude Code sends to the daemon's OTLP receiver.
+OTLP_TOKEN = KeyFamily(
+    "an OTLP bearer token",
+    "",
+    "choose a random secret of at least 16 characters (openssl rand -hex 32)",
+)
 _REF_RE = re.compile(r"^(env:[A-Za-z_][A-Za-z0-9_]*|file:.+)$")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+import httpx2
 import typer
 
 from claresia_sync.errors import UserError
@@ -36,5 +37,42 @@ def emulator(
     server.serve_forever()
 
 
+def emulator_claude_code(
+    skill: Annotated[list[str], typer.Option(help="Published skill name to activate (repeat).")],
+    endpoint: Annotated[
+        str, typer.Option(help="The OTLP/HTTP logs endpoint (the daemon's receiver).")
+    ] = "http://127.0.0.1:4318/v1/logs",
+    token_ref: Annotated[
+        str, typer.Option(help="The tenant's OTLP bearer token, as env:NAME or file:PATH.")
+    ] = "env:CLARESIA_OTLP_TOKEN",
+    prompts: Annotated[int, typer.Option(help="Prompts to simulate (one activation each).")] = 10,
+    protocol: Annotated[str, typer.Option(help="http/protobuf or http/json.")] = "http/protobuf",
+    gzip: Annotated[bool, typer.Option(help="Compress the body with gzip.")] = True,
+    batch: Annotated[int, typer.Option(help="Prompts per export request.")] = 100,
+) -> None:
+    """Export OTLP logs the way Claude Code does (skill_activated + api_request per prompt)."""
+    from claresia_sync.emulator.claude_code import Prompt, export
+    from claresia_sync.secrets import KeyReferenceError
+    from claresia_sync.telemetry.otlp_receiver import resolve_token
+
+    if protocol not in ("http/protobuf", "http/json"):
+        raise UserError(f"--protocol {protocol}: use http/protobuf or http/json")
+    if prompts < 1 or batch < 1:
+        raise UserError("--prompts and --batch must be at least 1")
+    try:
+        token = resolve_token(token_ref)
+    except KeyReferenceError as exc:
+        raise UserError(f"--token-ref: {exc}") from None
+    chosen = [Prompt(skill[i % len(skill)]) for i in range(prompts)]
+    try:
+        statuses = export(endpoint, token, chosen, protocol=protocol, compress=gzip, batch=batch)
+    except httpx2.HTTPError as exc:
+        raise UserError(f"cannot reach {endpoint}: {exc}") from None
+    print(f"exported {prompts} prompt(s) to {endpoint}: HTTP {', '.join(map(str, statuses))}")
+    if any(s != 200 for s in statuses):
+        raise UserError("the receiver refused an export (see the status above)", exit_code=3)
+
+
 def register(app: typer.Typer) -> None:
     app.command("emulator")(emulator)
+    app.command("emulator-claude-code")(emulator_claude_code)

@@ -110,6 +110,12 @@ class Metrics:
             ["source", "org_id"],
             registry=r,
         )
+        self.otlp_requests = Counter(
+            "claresia_otlp_requests",
+            "OTLP/HTTP export requests the receiver answered, by HTTP status",
+            ["status"],
+            registry=r,
+        )
         self.up = Gauge("claresia_up", "1 while the daemon is running and not draining", registry=r)
         Info("claresia_build", "The running version", registry=r).info(
             {"version": __version__, "python": platform.python_version()}

@@ -26,6 +26,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 
 import httpx2
+import uvicorn
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
@@ -34,17 +35,20 @@ from claresia_sync.api.connect import TenantConnection
 from claresia_sync.config import Settings, default_of
 from claresia_sync.daemon.locks import advisory_locks
 from claresia_sync.daemon.metrics import Metrics
-from claresia_sync.daemon.service import Daemon, DaemonConfig, WorkFailed
+from claresia_sync.daemon.ops import OpsServer
+from claresia_sync.daemon.service import Daemon, DaemonConfig, WorkFailed, bind_port
 from claresia_sync.db.models import JobStatus, Tenant
 from claresia_sync.logs import log_context
 from claresia_sync.publish import job_run, jobs
 from claresia_sync.telemetry import activity, analytics_reader
 from claresia_sync.telemetry.analytics_reader import enterprise_connections
+from claresia_sync.telemetry.otlp_receiver import OtlpReceiver, Outcome
 from claresia_sync.telemetry.poller import PollResult, poll_connection, poll_targets
 from claresia_sync.telemetry.retention import apply_retention
 from claresia_sync.telemetry.settings import TelemetrySettings
 from claresia_sync.telemetry.sources import (
     ACTIVITY_FEED,
+    CLAUDE_CODE_OTLP,
     SKILLS_ANALYTICS,
     SourceSettings,
     SourceState,
@@ -388,4 +392,40 @@ async def run_daemon(engine: Engine, config: DaemonConfig, settings: Settings) -
         # A dead replica's job is requeued within about 1.5 stale periods, not one interval later.
         requeue = min(config.requeue_interval, work.stale_after / 2)
         config = dataclasses.replace(config, requeue_interval=requeue)
-        await Daemon(work, url, engine, metrics, config).run()
+        async with otlp_receiver(engine, settings, metrics):
+            await Daemon(work, url, engine, metrics, config).run()
+
+
+@contextlib.asynccontextmanager
+async def otlp_receiver(
+    engine: Engine, settings: Settings, metrics: Metrics
+) -> AsyncIterator[None]:
+    """Claude Code's OTLP/HTTP logs receiver on its own port while the daemon runs (none with
+    `otlp_port` 0); it keeps answering while the daemon drains, and stops after."""
+    if not settings.otlp_port:
+        yield
+        return
+
+    def count(outcome: Outcome) -> None:
+        metrics.otlp_requests.labels(str(outcome.status)).inc()
+        if outcome.tenant is not None and outcome.stored:
+            metrics.source_rows.labels(CLAUDE_CODE_OTLP, outcome.tenant).inc(outcome.stored)
+
+    receiver = OtlpReceiver(
+        engine,
+        settings.telemetry,
+        max_body_bytes=settings.otlp_max_body_bytes,
+        on_outcome=count,
+    )
+    where = (settings.otlp_host, settings.otlp_port)
+    sock = bind_port(*where, "the OTLP/HTTP logs receiver", "CLARESIA_OTLP_PORT")
+    server = OpsServer(
+        uvicorn.Config(receiver.app(), log_level="warning", lifespan="off", access_log=False)
+    )
+    serving = asyncio.create_task(server.serve(sockets=[sock]), name="otlp-receiver")
+    log.info("OTLP/HTTP logs receiver on %s:%s/v1/logs", settings.otlp_host, settings.otlp_port)
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        await serving

@@ -212,21 +212,12 @@ class Daemon:
         log.info("daemon %s stopped", self.config.replica)
 
     def _bind_ops(self) -> socket.socket:
-        """Bind the ops port here, so that a taken port is one clear error (uvicorn would exit)."""
-        host, port = self.config.ops_host, self.config.ops_port
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            sock.close()
-            raise UserError(
-                f"cannot serve /healthz, /readyz and /metrics on {host}:{port}: {exc.strerror}; "
-                "choose another --ops-port"
-            ) from None
-        sock.set_inheritable(True)
-        return sock
+        return bind_port(
+            self.config.ops_host,
+            self.config.ops_port,
+            "/healthz, /readyz and /metrics",
+            "--ops-port",
+        )
 
     # --- scheduling ---------------------------------------------------------------------------
 
@@ -509,6 +500,22 @@ class Daemon:
                     log.warning("job listener: %s; retrying in %.0fs", _oneline(exc), backoff)
                 await self._pause(backoff)
                 backoff = min(backoff * 2, 30.0)
+
+
+def bind_port(host: str, port: int, what: str, remedy: str) -> socket.socket:
+    """Bind a port here, so that a taken port is one clear error (uvicorn would exit)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise UserError(
+            f"cannot serve {what} on {host}:{port}: {exc.strerror}; choose another {remedy}"
+        ) from None
+    sock.set_inheritable(True)
+    return sock
 
 
 def _oneline(exc: BaseException) -> str:

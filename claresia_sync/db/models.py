@@ -529,6 +529,8 @@ class TelemetrySource(Base):
     newest_data_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     """The newest instant the stored data covers (lag = now - this)."""
     errors_total: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+
+
 class CenterAction(Base):
     """One request to act made through the Command Center (`claresia_sync/center/`): who (the
     token's name and role), when, what (action, target, parameters) and how it ended.
@@ -550,3 +552,17 @@ class CenterAction(Base):
     outcome: Mapped[str] = mapped_column(Text)
     detail: Mapped[str | None] = mapped_column(Text)
     job_id: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class OtlpToken(Base):
+    """The bearer token a root tenant's Claude Code (or its OpenTelemetry Collector) sends to
+    the daemon's OTLP receiver: a reference (`env:` / `file:`), never the token."""
+
+    __tablename__ = "otlp_token"
+    __table_args__ = (CheckConstraint(KEY_REF_CHECK.format(col="token_ref"), name="is_reference"),)
+
+    tenant_id: Mapped[int] = mapped_column(
+        ForeignKey("tenant.id", ondelete="CASCADE"), primary_key=True
+    )
+    token_ref: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[dt.datetime] = _updated()

@@ -17,6 +17,7 @@ from claresia_sync.db.models import (
     Archetype,
     CatalogSkill,
     OrgConnection,
+    OtlpToken,
     Publication,
     SkillGrant,
     Tenant,
@@ -72,6 +73,7 @@ def apply_tenants(
         changes += _connection(session, tenants[spec.slug], mine)
         changes += _targets(session, tenants[spec.slug], mine)
         changes += _attestation(session, tenants[spec.slug], mine)
+        changes += _otlp_token(session, tenants[spec.slug], mine)
     session.flush()
     changes += _workspaces(session, config, tenants)
     for _, spec, _ in config.entries():
@@ -281,6 +283,23 @@ def _attestation(session: Session, tenant: Tenant, root: TenantSpec | None) -> l
         return []
     row.attested_by, row.attested_at = want.attested_by, want.attested_at
     return [Change("~", f"zero-retention attestation {tenant.slug} {said}")]
+
+
+def _otlp_token(session: Session, tenant: Tenant, root: TenantSpec | None) -> list[Change]:
+    row = session.get(OtlpToken, tenant.id)
+    want = root.otlp_token if root is not None else None
+    if want is None:
+        if row is None:
+            return []
+        session.delete(row)
+        return [Change("-", f"otlp token {tenant.slug}")]
+    if row is None:
+        session.add(OtlpToken(tenant_id=tenant.id, token_ref=want))
+        return [Change("+", f"otlp token {tenant.slug}: {want}")]
+    if row.token_ref == want:
+        return []
+    row.token_ref = want
+    return [Change("~", f"otlp token {tenant.slug}: {want}")]
 
 
 def _workspaces(session: Session, config: TenantsFile, tenants: dict[str, Tenant]) -> list[Change]:

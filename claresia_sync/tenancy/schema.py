@@ -15,6 +15,7 @@ tenants:
         archetypes: [...]
   - slug: ferretti                     # the real targets (docs/targets.md)
     zero_retention: {attested_by: Anna Ferretti <anna@ferretti.example>, attested_at: 2026-11-20}
+    otlp_token: env:CLARESIA_FERRETTI_OTLP_TOKEN   # Claude Code -> the daemon's OTLP receiver
     targets:
       claude-enterprise: {org_id: org_ferretti, admin_key: env:CLARESIA_FERRETTI_ENTERPRISE_KEY}
       claude-api:
@@ -163,6 +164,8 @@ class TenantSpec(SubTenantSpec):
     connection: ConnectionSpec | None = None
     targets: TargetsSpec | None = None
     zero_retention: ZeroRetentionSpec | None = None
+    otlp_token: KeyRef | None = None
+    """The bearer token its Claude Code sends to the daemon's OTLP receiver (a reference)."""
     sub_tenants: list[SubTenantSpec] = []
 
     def org_ids(self) -> list[tuple[str, str]]:
@@ -285,6 +288,7 @@ def _unknown_key(loc: Sequence[int | str]) -> str:
             "connection": "a sub-tenant uses its root tenant's connection",
             "targets": "a sub-tenant uses its root tenant's targets",
             "zero_retention": "the root tenant attests it for the organisation",
+            "otlp_token": "the root tenant's token covers its sub-tenants",
             "sub_tenants": "sub-tenants nest one level deep: list it in the root's sub_tenants",
         }[key]
         return f"not allowed in a sub-tenant: {why}"

@@ -1,0 +1,375 @@
+"""Claude Code's OpenTelemetry logs as `telemetry_event` rows (issue 16, CONTRACT.md section 6).
+
+An export request (`ExportLogsServiceRequest`, decoded with the `opentelemetry-proto` classes
+from protobuf or from the OTLP JSON mapping) comes from one tenant (its bearer token). Of its
+log records:
+
+- `claude_code.skill_activated` of a `claresia-` skill (`skill.name`, present when Claude Code
+  runs with `OTEL_LOG_TOOL_DETAILS=1`) becomes one row: tenant and catalog skill from the
+  published name (it must be a skill of the token's tenant or its sub-tenants: otherwise the
+  record is rejected and quarantined), the user, the prompt (`prompt.id` -> `invocation_id`);
+- `claude_code.api_request` records of the same prompt in the same request give that row its
+  model (the last request's), tokens, cost and duration (summed over the prompt's requests);
+- anything else (other events, skills outside `claresia-`, an activation without a skill name)
+  is accepted and not stored (counted).
+
+The event name is the record's `event_name` field (OTLP 1.5+), else its body
+(`claude_code.skill_activated`, as Claude Code writes it), else `claude_code.` + its
+`event.name` attribute.
+
+Identity: OTLP records carry no id. A row's `event_id` is `otlp_` + a ULID made of the record's
+time (milliseconds) and 80 bits of a SHA-256 over the tenant, event name, the record's time in
+nanoseconds, `session.id`, `prompt.id`, `event.sequence` and the skill name: a retried export
+(same records) maps to the same ids and the unique event id absorbs it; `record_id` is `rec_` +
+that ULID.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import hashlib
+import zlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import orjson
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
+from sqlalchemy import select
+from sqlalchemy.orm import Session, aliased
+from ulid import ULID
+
+from claresia_sync import naming
+from claresia_sync.db.models import OrgConnection, Tenant, TenantTarget
+from claresia_sync.telemetry.normalise import (
+    COST_MAX,
+    INT4_MAX,
+    AttributionContext,
+    render_footer,
+)
+from claresia_sync.telemetry.settings import TelemetrySettings
+
+SKILL_ACTIVATED = "claude_code.skill_activated"
+API_REQUEST = "claude_code.api_request"
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+EMAIL_KEYS = frozenset({"user.email"})
+
+
+class BadRequest(Exception):
+    """The request cannot be read (its message is the 400's reason)."""
+
+
+class TooLarge(Exception):
+    """The body, or what it inflates to, is over the cap (413)."""
+
+
+def decode(body: bytes, content_type: str, encoding: str, cap: int) -> ExportLogsServiceRequest:
+    """The export request of a POST body (gzip or not, protobuf or JSON)."""
+    if encoding == "gzip":
+        body = _gunzip(body, cap)
+    elif encoding not in ("", "identity"):
+        raise BadRequest(f"Content-Encoding {encoding!r} is not supported (use gzip or none)")
+    request = ExportLogsServiceRequest()
+    kind = content_type.split(";", 1)[0].strip().lower()
+    try:
+        if kind == PROTOBUF:
+            request.ParseFromString(body)
+        elif kind == JSON:
+            json_format.Parse(body.decode("utf-8"), request, ignore_unknown_fields=True)
+        else:
+            raise BadRequest(
+                f"Content-Type {content_type!r} is not OTLP/HTTP: use {PROTOBUF} or {JSON}"
+            )
+    except DecodeError:
+        raise BadRequest("the body is not a protobuf ExportLogsServiceRequest") from None
+    except (json_format.ParseError, UnicodeDecodeError, ValueError) as exc:
+        reason = " ".join(str(exc).split())[:300]
+        raise BadRequest(
+            f"the body is not an OTLP JSON ExportLogsServiceRequest: {reason}"
+        ) from None
+    return request
+
+
+def _gunzip(body: bytes, cap: int) -> bytes:
+    """Inflate, refusing more than `cap` bytes (a small body may inflate to gigabytes)."""
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(body, cap + 1)
+    except zlib.error:
+        raise BadRequest("Content-Encoding is gzip but the body is not gzip data") from None
+    if len(out) > cap or inflater.unconsumed_tail:
+        raise TooLarge(f"the body inflates to more than {cap} bytes")
+    if not inflater.eof:
+        raise BadRequest("the gzip body is truncated")
+    return out
+
+
+def gzip_body(data: bytes) -> bytes:
+    return gzip.compress(data, compresslevel=5)
+
+
+def value_of(v: AnyValue) -> Any:
+    kind = v.WhichOneof("value")
+    if kind is None:
+        return None
+    if kind == "array_value":
+        return [value_of(x) for x in v.array_value.values]
+    if kind == "kvlist_value":
+        return attributes(v.kvlist_value.values)
+    if kind == "bytes_value":
+        return v.bytes_value.hex()
+    return getattr(v, kind)
+
+
+def attributes(kvs: Iterable[KeyValue]) -> dict[str, Any]:
+    return {kv.key: value_of(kv.value) for kv in kvs}
+
+
+def event_name(record: LogRecord, attrs: Mapping[str, Any]) -> str | None:
+    if record.event_name.startswith("claude_code."):  # OTLP 1.5+: the record's own field
+        return record.event_name
+    body = value_of(record.body) if record.HasField("body") else None
+    if isinstance(body, str) and body.startswith("claude_code."):
+        return body
+    name = attrs.get("event.name")
+    if isinstance(name, str) and name:
+        return name if name.startswith("claude_code.") else f"claude_code.{name}"
+    return None
+
+
+def identity(tenant: str, name: str, nanos: int, attrs: Mapping[str, Any]) -> ULID:
+    """The record's ULID: its time and a hash of what makes it itself (see the module doc)."""
+    parts = [
+        tenant,
+        name,
+        str(nanos),
+        *(str(attrs.get(k, "")) for k in ("session.id", "prompt.id", "event.sequence")),
+        str(attrs.get("skill.name", "")),
+    ]
+    digest = hashlib.sha256("\x1f".join(parts).encode()).digest()
+    return ULID.from_bytes((nanos // 1_000_000).to_bytes(6, "big") + digest[:10])
+
+
+@dataclass
+class TenantScope:
+    """What a tenant's export may be attributed to (loaded per tenant, cached by the receiver)."""
+
+    slug: str
+    org_id: str
+    skills: AttributionContext
+    family: frozenset[str]
+    """The tenant and its sub-tenants: a skill of another tenant is rejected."""
+    parents: dict[str, str | None] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, session: Session, slug: str, settings: TelemetrySettings) -> TenantScope:
+        tenant = session.scalar(select(Tenant).where(Tenant.slug == slug))
+        assert tenant is not None
+        org = session.scalar(
+            select(TenantTarget.org_id).where(TenantTarget.tenant_id == tenant.id).limit(1)
+        ) or session.scalar(
+            select(OrgConnection.org_id).where(OrgConnection.tenant_id == tenant.id)
+        )
+        parent = aliased(Tenant)
+        parents: dict[str, str | None] = {
+            s: p
+            for s, p in session.execute(
+                select(Tenant.slug, parent.slug).outerjoin(parent, parent.id == Tenant.parent_id)
+            )
+        }
+        family = frozenset({slug, *(c.slug for c in tenant.children)})
+        return cls(
+            slug, org or "", AttributionContext.load(session, org or "", settings), family, parents
+        )
+
+
+@dataclass
+class Normalised:
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    quarantine: list[dict[str, Any]] = field(default_factory=list)
+    rejected: int = 0
+    reasons: list[str] = field(default_factory=list)
+    records: int = 0
+    ignored: int = 0
+
+
+@dataclass
+class _Usage:
+    model: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost: Decimal = Decimal(0)
+    duration_ms: int = 0
+    seen: bool = False
+
+
+def _number(attrs: Mapping[str, Any], key: str) -> Decimal | None:
+    value = attrs.get(key)
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise ValueError(f"{key} is {value!r}, not a number") from None
+    if not number.is_finite() or number < 0:
+        raise ValueError(f"{key} is {value!r}, not a finite non-negative number")
+    return number
+
+
+def _usage_by_prompt(records: list[tuple[str, LogRecord, dict[str, Any]]]) -> dict[str, _Usage]:
+    usage: dict[str, _Usage] = {}
+    for name, _, attrs in records:
+        prompt = attrs.get("prompt.id")
+        if name != API_REQUEST or not isinstance(prompt, str):
+            continue
+        try:
+            tokens_in = _number(attrs, "input_tokens")
+            tokens_out = _number(attrs, "output_tokens")
+            cost = _number(attrs, "cost_usd")
+            duration = _number(attrs, "duration_ms")
+        except ValueError:
+            continue  # an api_request we cannot read adds nothing; the activation still counts
+        u = usage.setdefault(prompt, _Usage())
+        u.seen = True
+        model = attrs.get("model")
+        u.model = model if isinstance(model, str) else u.model
+        u.input_tokens += int(tokens_in or 0)
+        u.output_tokens += int(tokens_out or 0)
+        u.cost += cost or 0
+        u.duration_ms += int(duration or 0)
+    return usage
+
+
+def normalise_request(
+    request: ExportLogsServiceRequest, scope: TenantScope, settings: TelemetrySettings
+) -> Normalised:
+    """Rows, quarantine entries and rejections of one export request (see the module doc)."""
+    out = Normalised()
+    records: list[tuple[str, LogRecord, dict[str, Any]]] = []
+    for resource_logs in request.resource_logs:
+        resource = attributes(resource_logs.resource.attributes)
+        for scope_logs in resource_logs.scope_logs:
+            for record in scope_logs.log_records:
+                out.records += 1
+                attrs = {**resource, **attributes(record.attributes)}
+                name = event_name(record, attrs)
+                if name in (SKILL_ACTIVATED, API_REQUEST):
+                    records.append((name, record, attrs))
+                else:
+                    out.ignored += 1
+    usage = _usage_by_prompt(records)
+    for name, record, attrs in records:
+        if name != SKILL_ACTIVATED:
+            continue
+        skill = attrs.get("skill.name")
+        if not isinstance(skill, str) or not naming.is_claresia_name(skill):
+            out.ignored += 1  # not ours, or no name (OTEL_LOG_TOOL_DETAILS unset)
+            continue
+        nanos = record.time_unix_nano or record.observed_time_unix_nano
+        ulid = identity(scope.slug, name, nanos, attrs)
+        verdict = _row(name, record, attrs, skill, usage, scope, settings, ulid)
+        if isinstance(verdict, str):
+            out.rejected += 1
+            out.reasons.append(verdict)
+            out.quarantine.append(
+                {
+                    "org_id": scope.org_id,
+                    "event_id": f"otlp_{ulid}",  # a retried export is quarantined once
+                    "reason": f"claude-code otlp ({scope.slug}): {verdict}",
+                    "raw": _raw(record, attrs, settings),
+                }
+            )
+        else:
+            out.rows.append(verdict)
+    return out
+
+
+def _raw(record: LogRecord, attrs: Mapping[str, Any], settings: TelemetrySettings) -> str:
+    kept = {k: v for k, v in attrs.items() if settings.store_emails or k not in EMAIL_KEYS}
+    return orjson.dumps(
+        {
+            "time_unix_nano": record.time_unix_nano,
+            "observed_time_unix_nano": record.observed_time_unix_nano,
+            "severity_text": record.severity_text,
+            "body": value_of(record.body) if record.HasField("body") else None,
+            "attributes": kept,
+        },
+        default=str,
+    ).decode()
+
+
+def _row(
+    name: str,
+    record: LogRecord,
+    attrs: Mapping[str, Any],
+    skill_name: str,
+    usage: Mapping[str, _Usage],
+    scope: TenantScope,
+    settings: TelemetrySettings,
+    ulid: ULID,
+) -> dict[str, Any] | str:
+    ref = scope.skills.skill_for(skill_name)
+    if ref is None or ref.owner_tenant is None:
+        return f"skill {skill_name!r} is in the claresia- namespace but no tenant publishes it"
+    if ref.owner_tenant not in scope.family:
+        return f"skill {skill_name!r} belongs to tenant {ref.owner_tenant!r}, not to {scope.slug!r}"
+    nanos = record.time_unix_nano or record.observed_time_unix_nano
+    if not nanos:
+        return "the record has neither time_unix_nano nor observed_time_unix_nano"
+    prompt = attrs.get("prompt.id") if isinstance(attrs.get("prompt.id"), str) else None
+    used = usage.get(prompt or "") or _Usage()
+    if used.cost > COST_MAX or max(used.input_tokens, used.output_tokens, used.duration_ms) > (
+        INT4_MAX
+    ):
+        return "the prompt's usage is out of range"
+    rec = f"rec_{ulid}"
+    tenant = ref.owner_tenant
+    parent = scope.parents.get(tenant)
+    cost = used.cost if used.seen else None
+    duration = used.duration_ms if used.seen else None
+    user = attrs.get("user.account_uuid") or attrs.get("user.id")
+    email = attrs.get("user.email")
+    url = settings.hub_record_url.format(
+        parent_tenant=parent or tenant, tenant=tenant, record_id=rec
+    )
+    return {
+        "record_id": rec,
+        "event_id": f"otlp_{ulid}",
+        "event_type": name,
+        "status": "succeeded",
+        "occurred_at": dt.datetime.fromtimestamp(nanos / 1e9, dt.UTC),
+        "org_id": scope.org_id,
+        "workspace_id": None,
+        "tenant_slug": tenant,
+        "parent_tenant_slug": parent,
+        "skill_id": ref.skill_id,
+        "skill_name": skill_name,
+        "remote_skill_id": ref.remote_skill_id,
+        "skill_version": None,
+        "actor_user_id": str(user) if user is not None else None,
+        "actor_email": str(email) if settings.store_emails and email is not None else None,
+        "invocation_id": prompt,
+        "model": used.model,
+        "input_tokens": used.input_tokens if used.seen else None,
+        "output_tokens": used.output_tokens if used.seen else None,
+        "cost_usd": cost,
+        "duration_ms": duration,
+        "error_type": None,
+        "error_message": None,
+        "footer_md": render_footer(
+            title=scope.skills.title(ref.skill_id),
+            failed=False,
+            error_type=None,
+            cost=cost,
+            duration_ms=duration,
+            record_url=url,
+        ),
+        "raw": _raw(record, attrs, settings),
+    }
