@@ -90,6 +90,12 @@ class OrgDesired:
         """This organisation's target (several targets can share one organisation)."""
         return f"{self.org_id} {self.connection.target_key}"
 
+    def takes(self, grant: Grant) -> bool:
+        """Whether a granted skill goes to this target: a claude-api target is one workspace,
+        which takes the skills of the tenants mapped to it."""
+        ws = self.connection.workspace_id
+        return not ws or ws in grant.workspace_ids
+
     @property
     def label(self) -> str:
         """How errors name it: the org id (org-skills, as before), else org id and target."""
@@ -147,6 +153,7 @@ def desired_state(session: Session, tenant_slug: str | None = None) -> list[OrgD
         )
         if skill_id not in deprecated
         for org in _orgs_of(orgs, tenants[tenant_id])
+        if org.takes(grant)
     ]
     _add_skills(entries, catalog)
     every_slug = {t.slug for t in tenants.values()}

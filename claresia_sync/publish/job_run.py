@@ -58,8 +58,9 @@ class JobOutcome:
     run: RunResult | None
 
 
-def _key(result: ItemResult) -> tuple[str, str, str]:
-    return (result.item.org_id, result.item.tenant_slug, result.item.name)
+def _key(result: ItemResult) -> tuple[str, str, str, str]:
+    # The target too: one published name is a plugin and a skill per workspace (issue 15).
+    return (result.item.org_id, result.item.target, result.item.tenant_slug, result.item.name)
 
 
 @dataclass
@@ -67,8 +68,8 @@ class _Rounds:
     """The merged view of a job's rounds: each skill's latest meaningful result."""
 
     runs: list[RunResult] = field(default_factory=list)
-    latest: dict[tuple[str, str, str], ItemResult] = field(default_factory=dict)
-    attempts: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    latest: dict[tuple[str, str, str, str], ItemResult] = field(default_factory=dict)
+    attempts: dict[tuple[str, str, str, str], int] = field(default_factory=dict)
 
     def add(self, run: RunResult) -> None:
         self.runs.append(run)

@@ -16,7 +16,7 @@ one decision of "new version and/or access change".
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from sqlalchemy import select
@@ -242,6 +242,8 @@ def _against_remote(
         item.live = None
         _set(item, Op.CREATE, "missing remotely" if pub and pub.live else "new")
         return
+    if r.content_hash is None and pub is not None and pub.live and pub.remote_id == r.remote_id:
+        r = replace(r, content_hash=pub.live.content_hash)  # not provable there: the row's
     item.live = r
     found = "" if pub is not None and pub.remote_id == r.remote_id else "found remotely by name"
     _decide(item, changes_needed(r, d), pub, found)

@@ -68,7 +68,6 @@ def replay_quarantine(
     return [_replay_org(engine, org, settings, dry_run) for org in orgs]
 
 
-
 def replay_for_tenant(
     engine: Engine,
     tenant: str | None = None,
@@ -87,6 +86,7 @@ def replay_for_tenant(
         for org in orgs
         for r in replay_quarantine(engine, org_id=org, settings=settings, dry_run=dry_run)
     ]
+
 
 def _replay_org(
     engine: Engine, org_id: str, settings: TelemetrySettings, dry_run: bool

@@ -15,6 +15,7 @@ from claresia_sync.publish.targets.base import (
     TargetError,
     TargetKind,
 )
+from claresia_sync.publish.targets.claude_api import CLAUDE_API_KIND, WorkspaceAccess
 from claresia_sync.publish.targets.claude_enterprise import (
     CLAUDE_ENTERPRISE_KIND,
     ClaudeEnterpriseTarget,
@@ -25,9 +26,11 @@ from claresia_sync.publish.targets.org_skills import ORG_SKILLS, Acl, OrgSkillsT
 KINDS: dict[str, TargetKind] = {
     ORG_SKILLS.name: ORG_SKILLS,
     CLAUDE_ENTERPRISE_KIND.name: CLAUDE_ENTERPRISE_KIND,
+    CLAUDE_API_KIND.name: CLAUDE_API_KIND,
 }
 
 __all__ = [
+    "CLAUDE_API_KIND",
     "CLAUDE_ENTERPRISE_KIND",
     "KINDS",
     "ORG_SKILLS",
@@ -44,4 +47,5 @@ __all__ = [
     "SkillGone",
     "TargetError",
     "TargetKind",
+    "WorkspaceAccess",
 ]

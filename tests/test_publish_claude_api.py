@@ -1,0 +1,132 @@
+"""The claude-api target end to end: real PostgreSQL, the emulator's Skills API over loopback
+through the official SDK, one skill per mapped workspace with that workspace's API key."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import anthropic
+import pytest
+from sqlalchemy import Engine, delete, select
+from sqlalchemy.orm import Session
+
+from claresia_sync.db.models import Publication
+from claresia_sync.emulator import EmulatorServer
+from tests.fixtures.real_api import APPS_KEY, DATA_KEY, client, skill_files
+from tests.test_publish_e2e import apply, names, publish
+from tests.test_publish_e2e import world as world  # the fixture
+
+APPS, DATA = "wrkspc_ferretti_apps", "wrkspc_ferretti_data"
+ENG = {"code-review-checklist", "incident-postmortem", "standup-notes"}
+DESIGN = {"prd-review", "meeting-summary"}
+
+
+@pytest.fixture
+def on_claude_api(
+    engine: Engine, world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> dict[str, Any]:
+    """ferretti on claude-api too: its own workspace (apps) and a sub-tenant's (data), whose
+    designers archetype moved there."""
+    monkeypatch.setenv("FERRETTI_APPS_KEY", APPS_KEY)
+    monkeypatch.setenv("FERRETTI_DATA_KEY", DATA_KEY)
+    root = next(t for t in world["tenants"] if t["slug"] == "ferretti")
+    base_url = root["targets"]["claude-enterprise"]["base_url"]
+    root["targets"]["claude-api"] = {
+        "org_id": "org_ferretti",
+        "base_url": base_url,
+        "workspace_keys": {APPS: "env:FERRETTI_APPS_KEY", DATA: "env:FERRETTI_DATA_KEY"},
+    }
+    root["workspaces"] = [{"id": APPS}]
+    designer = root["archetypes"].pop(1)
+    root["sub_tenants"] = [
+        {"slug": "ferretti-data", "workspaces": [{"id": DATA}], "archetypes": [designer]}
+    ]
+    apply(engine, world)
+    return world
+
+
+def in_workspace(emulator: EmulatorServer, key: str) -> dict[str, Any]:
+    with client(emulator, key) as sdk:
+        return {s.display_name.split(" ")[0]: s for s in sdk.skills.list(limit=100)}
+
+
+def test_one_skill_per_workspace_and_no_op_republish(
+    engine: Engine,
+    emulator: EmulatorServer,
+    on_claude_api: dict[str, Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING):
+        outcome = publish(engine, "ferretti")
+    assert outcome.status == "succeeded", outcome.errors
+    assert outcome.stats["created"] == 5 + 5, (
+        outcome.stats,
+        outcome.errors,
+    )  # 5 plugins, 3 + 2 skills
+    assert "not eligible for zero data retention" in caplog.text
+    apps, data = in_workspace(emulator, APPS_KEY), in_workspace(emulator, DATA_KEY)
+    assert set(apps) == names("ferretti", ENG)
+    assert set(data) == names("ferretti-data", DESIGN)
+    shown = apps["claresia-ferretti-standup-notes"].display_name
+    assert "[claresia-sync ferretti/standup-notes sha256:" in shown
+    with Session(engine) as s:
+        targets = {p.target for p in s.scalars(select(Publication))}
+    assert targets == {"claude-enterprise", f"claude-api:{APPS}", f"claude-api:{DATA}"}
+
+    for force in (False, True):
+        emulator.stats.reset()
+        again = publish(engine, "ferretti", force=force)
+        assert again.stats["unchanged"] == 10, (force, again.stats, again.errors)
+        assert emulator.stats.writes() == 0
+
+
+def test_revocation_drift_and_a_lost_database(
+    engine: Engine, emulator: EmulatorServer, on_claude_api: dict[str, Any]
+) -> None:
+    assert publish(engine, "ferretti").status == "succeeded"
+    root = on_claude_api["tenants"][-1]
+    root["archetypes"][0]["grants"].remove("standup-notes")
+    apply(engine, on_claude_api)
+    with client(emulator, DATA_KEY) as sdk:  # drift: deleted from the workspace by hand
+        sdk.skills.delete(in_workspace(emulator, DATA_KEY)["claresia-ferretti-data-prd-review"].id)
+    outcome = publish(engine, "ferretti", force=True)
+    assert outcome.status == "succeeded", outcome.errors
+    assert outcome.stats["deleted"] == 2  # the plugin and the workspace skill
+    assert outcome.stats["created"] == 1
+    assert set(in_workspace(emulator, APPS_KEY)) == names("ferretti", ENG - {"standup-notes"})
+    assert set(in_workspace(emulator, DATA_KEY)) == names("ferretti-data", DESIGN)
+
+    with Session(engine) as s:  # the database is lost: ours are found by their marker
+        s.execute(delete(Publication))
+        s.commit()
+    again = publish(engine, "ferretti")
+    assert again.status == "succeeded", again.errors
+    assert again.stats["created"] == 8  # adopted, not created twice
+    assert len(in_workspace(emulator, APPS_KEY)) == 2 and len(in_workspace(emulator, DATA_KEY)) == 2
+
+
+def test_a_foreign_skill_and_a_key_of_another_workspace(
+    engine: Engine,
+    emulator: EmulatorServer,
+    on_claude_api: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with client(emulator, APPS_KEY) as sdk:  # someone's own skill under our name, no marker
+        foreign = sdk.skills.create(files=skill_files("claresia-ferretti-standup-notes"))
+    monkeypatch.setenv("FERRETTI_DATA_KEY", APPS_KEY)  # the apps key given for data
+    outcome = publish(engine, "ferretti", force=True)
+    refused = [e["error"] for e in outcome.errors if e["skill_id"] is None]
+    assert any(
+        f"workspace {DATA}" in (e or "") and "belongs to workspace" in (e or "") for e in refused
+    ), outcome.errors
+    with client(emulator, APPS_KEY) as sdk:
+        assert sdk.skills.retrieve(foreign.id).display_name == foreign.display_name
+        listed = [
+            s
+            for s in sdk.skills.list(limit=100)
+            if s.display_name.startswith("claresia-ferretti-standup")
+        ]
+    assert len(listed) == 2  # ours beside the foreign one, which is untouched
+    with pytest.raises(anthropic.NotFoundError):
+        client(emulator, APPS_KEY).skills.retrieve("skill_nope")
