@@ -10,6 +10,7 @@ from sqlalchemy import Connection, text
 
 from claresia_sync.errors import one_line
 from claresia_sync.publish.jobs import ACTIVE
+from claresia_sync.telemetry.sources import SourceState
 
 # A job with tenant_id NULL (republish --all) covers every tenant; a sub-tenant's organisation is
 # its parent's.
@@ -128,15 +129,21 @@ def org_status(conn: Connection) -> list[OrgStatus]:
 
 
 def status_json(
-    tenants: list[TenantStatus], orgs: list[OrgStatus], now: dt.datetime
+    tenants: list[TenantStatus],
+    orgs: list[OrgStatus],
+    now: dt.datetime,
+    sources: list[SourceState] | None = None,
 ) -> dict[str, Any]:
-    """What `status --json` prints: every field, times in ISO 8601, ages in seconds."""
+    """What `status --json` prints: every field, times in ISO 8601, ages in seconds; the
+    telemetry sources of real organisations (issue 16) when given."""
 
     def plain(value: Any) -> Any:
         return value.isoformat() if isinstance(value, dt.datetime) else value
 
     return {
-        "failing": any(t.failing for t in tenants) or any(o.failing for o in orgs),
+        "failing": any(t.failing for t in tenants)
+        or any(o.failing for o in orgs)
+        or any(x.last_error is not None for x in sources or []),
         "tenants": [
             {**{k: plain(v) for k, v in asdict(t).items()}, "failing": t.failing} for t in tenants
         ],
@@ -147,5 +154,15 @@ def status_json(
                 "failing": o.failing,
             }
             for o in orgs
+        ],
+        "sources": [
+            {
+                **{k: plain(v) for k, v in asdict(x).items()},
+                "last_success_age_s": (now - x.last_success_at).total_seconds()
+                if x.last_success_at
+                else None,
+                "failing": x.last_error is not None,
+            }
+            for x in sources or []
         ],
     }

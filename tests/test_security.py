@@ -130,6 +130,7 @@ def test_analyst_role_can_select_telemetry_and_nothing_else(engine: Engine) -> N
                 "telemetry_quarantine",
                 "skill_usage_daily",
                 "org_activity",
+                "skill_usage_by_source",
             ):
                 assert granted == {"SELECT"}, (name, granted)
             elif name.startswith("telemetry") and kind != "S":

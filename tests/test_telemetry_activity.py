@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,9 +14,11 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from claresia_sync.api.connect import open_client
+from claresia_sync.config import Settings
 from claresia_sync.emulator import EmulatorServer
 from claresia_sync.telemetry.activity import ActivityResult, ingest_connection, ingest_feed
 from claresia_sync.telemetry.analytics_reader import enterprise_connections
+from tests.cli import clean_env, run_cli
 from tests.fixtures.real_api import ENGINEERS, client
 from tests.fixtures.sources import ORG, apply_ferretti, make_plugin
 
@@ -137,7 +140,11 @@ def test_a_plugin_deleted_in_claude_ai_queues_one_repair(
 
 
 def test_a_malformed_activity_is_quarantined_and_a_bad_key_recorded(
-    engine: Engine, session: Session, emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+    engine: Engine,
+    session: Session,
+    emulator: EmulatorServer,
+    monkeypatch: pytest.MonkeyPatch,
+    db_settings: Settings,
 ) -> None:
     apply_ferretti(session, emulator, monkeypatch)
     make_plugin(emulator, SKILL)
@@ -165,3 +172,11 @@ def test_a_malformed_activity_is_quarantined_and_a_bad_key_recorded(
             )
         ).one()
     assert state.last_error == failed.error and state.errors_total == 1
+
+    # `status` shows the source failing, with its error, and exits 3.
+    shown = run_cli("status", "--json", env=clean_env(db_settings))
+    assert shown.returncode == 3, shown.stderr
+    (feed,) = [x for x in json.loads(shown.stdout)["sources"] if x["source"] == "activity-feed"]
+    assert feed["failing"] and feed["last_error"] == failed.error and feed["org_id"] == ORG
+    table = run_cli("status", env=clean_env(db_settings)).stdout
+    assert "Telemetry sources" in table and "FERRETTI_ENTERPRISE_KEY" in table

@@ -16,6 +16,7 @@ from claresia_sync.db import open_database
 from claresia_sync.db.migrate import SchemaMissing, schema_behind, upgrade
 from claresia_sync.errors import ExitCode
 from claresia_sync.status import OrgStatus, TenantStatus, org_status, status_json, tenant_status
+from claresia_sync.telemetry.sources import SourceState, source_states
 
 if TYPE_CHECKING:
     from claresia_sync.daemon.service import DaemonConfig
@@ -110,16 +111,18 @@ def status_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the status as JSON.")] = False,
 ) -> None:
     """Per tenant: last publish, lag, errors, skills live. Per organisation: checkpoint, age,
-    last poll and its error. Exits 3 when an organisation's poll or a tenant's publishing is
-    failing."""
+    last poll and its error. Per telemetry source of a Claude Enterprise organisation: last
+    success, lag, errors. Exits 3 when an organisation's poll, a tenant's publishing or a
+    telemetry source is failing."""
     with open_database(load_settings()) as engine, engine.connect() as conn:
-        tenants, orgs = tenant_status(conn), org_status(conn)
+        tenants, orgs, sources = tenant_status(conn), org_status(conn), source_states(conn)
     now = dt.datetime.now(dt.UTC)
-    report = status_json(tenants, orgs, now)
+    report = status_json(tenants, orgs, now, sources)
     if as_json:
         print_json(report)
     else:
         _print_status(tenants, orgs, now)
+        _print_sources(sources, now)
     if report["failing"]:
         raise typer.Exit(ExitCode.FAILURES)
 
@@ -162,6 +165,27 @@ def _print_status(tenants: list[TenantStatus], orgs: list[OrgStatus], now: dt.da
     out.print(table)
     if not tenants:
         out.print("no tenants yet: `claresia-sync tenants apply FILE.yaml`")
+
+
+def _print_sources(sources: list[SourceState], now: dt.datetime) -> None:
+    if not sources:
+        return
+    table = Table(title="Telemetry sources")
+    for col in ("source", "org / tenant", "last success", "lag", "errors"):
+        table.add_column(col)
+    table.add_column("last error", overflow="fold")
+    for x in sources:
+        table.add_row(
+            x.source,
+            x.org_id,
+            _age((now - x.last_success_at).total_seconds()) + " ago"
+            if x.last_success_at
+            else "never",
+            _age(x.lag_seconds),
+            str(x.errors_total),
+            x.last_error or "",
+        )
+    console().print(table)
 
 
 def register(app: typer.Typer) -> None:
