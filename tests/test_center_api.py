@@ -4,24 +4,22 @@ append-only action log, and the OpenAPI document describing every route."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import httpx2
 import pytest
 from sqlalchemy import Engine, text
 
 from claresia_sync.center.api import ENDPOINTS
-from claresia_sync.db.engine import make_engine
-from claresia_sync.db.migrate import upgrade
 from claresia_sync.emulator import EmulatorServer
 from tests.fixtures.center import OPERATOR, CenterProcess, center_env
-from tests.fixtures.daemon import (
-    DaemonProcess,
-    daemon_environment,
-    prepare_database,
-    wait_until,
-)
+from tests.fixtures.daemon import ROOT, daemon_environment, wait_until
 from tests.fixtures.emulator import DAINESE_ORG
 
 FINISHED = ("succeeded", "partial", "failed", "cancelled")
@@ -141,42 +139,19 @@ def test_api_reads_publishes_and_records(
     ],
 )
 def test_bad_input_gets_the_envelope_naming_the_field(
-    center_once: CenterProcess, method: str, path: str, kw: dict[str, Any], field: str
+    center_module: CenterProcess, method: str, path: str, kw: dict[str, Any], field: str
 ) -> None:
-    answer = center_once.api(method, path, center_once.operator_token, **kw)
+    answer = center_module.api(method, path, center_module.operator_token, **kw)
     assert answer.status_code == 422, answer.text
     error = answer.json()["error"]
     assert error["field"] == field and field in error["message"]
     assert error["code"] == "invalid_input" and error["status"] == 422
 
 
-@pytest.fixture(scope="module")
-def center_once(
-    tmp_path_factory: pytest.TempPathFactory,
-    make_database: Callable[[], str],
-    emulator_server: EmulatorServer,
-) -> Iterator[CenterProcess]:
-    """One daemon with the Command Center on a database of its own, for the module's checks
-    that change nothing but the action log."""
-    url = make_database()
-    engine = make_engine(url)
-    upgrade(engine)
-    tmp = tmp_path_factory.mktemp("center")
-    env = daemon_environment(url, tmp)
-    prepare_database(env, emulator_server)
-    variables, operator, viewer, port = center_env(tmp)
-    daemon = DaemonProcess({**env, **variables}, "--poll-interval", "60")
-    c = CenterProcess(daemon, f"http://127.0.0.1:{port}", operator, viewer, engine)
-    wait_until(lambda: c.api("GET", "/whoami", viewer).status_code == 200, 20, "the center")
-    yield c
-    daemon.stop(timeout=15)
-    engine.dispose()
-
-
-def test_the_action_log_is_append_only(center_once: CenterProcess) -> None:
-    center_once.api("POST", "/jobs/424242/cancel", center_once.operator_token)
-    assert center_once.engine is not None
-    with center_once.engine.connect() as conn:
+def test_the_action_log_is_append_only(center_module: CenterProcess) -> None:
+    center_module.api("POST", "/jobs/424242/cancel", center_module.operator_token)
+    assert center_module.engine is not None
+    with center_module.engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM center_action")).scalar_one() > 0
         for statement in (
             "UPDATE center_action SET actor = 'someone else'",
@@ -188,8 +163,8 @@ def test_the_action_log_is_append_only(center_once: CenterProcess) -> None:
             nested.rollback()
 
 
-def test_the_openapi_document_describes_every_route(center_once: CenterProcess) -> None:
-    answer = center_once.client(None).get("/api/v1/openapi.json")
+def test_the_openapi_document_describes_every_route(center_module: CenterProcess) -> None:
+    answer = center_module.client(None).get("/api/v1/openapi.json")
     doc = answer.json()
     assert doc["openapi"].startswith("3.")
     served = {(m.upper(), p) for p, ops in doc["paths"].items() for m in ops}
@@ -198,5 +173,70 @@ def test_the_openapi_document_describes_every_route(center_once: CenterProcess) 
     limit = next(p for p in jobs if p["name"] == "limit")
     assert limit["schema"]["minimum"] == 1 and limit["schema"]["maximum"] == 500
     started = time.monotonic()
-    assert center_once.api("GET", "/tenants", center_once.viewer_token).status_code == 200
+    assert center_module.api("GET", "/tenants", center_module.viewer_token).status_code == 200
     assert time.monotonic() - started < 5
+
+
+def test_sigterm_stops_the_daemon_and_its_command_center_in_time(
+    center: Callable[..., CenterProcess],
+) -> None:
+    c = center()
+    with c.client(c.viewer_token) as client:  # a keep-alive connection left open
+        assert client.get("/api/v1/tenants").status_code == 200
+        code, seconds = c.daemon.stop(timeout=15)
+    assert code == 0 and seconds < 10, seconds
+    lines = c.daemon.logs()
+    assert any(str(e["event"]).startswith("Command Center on http://127.0.0.1:") for e in lines)
+    errors = [e for e in lines if e["level"] == "error" and "center" in str(e.get("logger"))]
+    assert not errors + [e for e in lines if str(e.get("logger")).startswith("uvicorn")]
+
+
+def test_center_command_serves_alone_and_refuses_bad_settings(
+    database_url: str, tmp_path: Path
+) -> None:
+    env = daemon_environment(database_url, tmp_path)
+    env.pop("CLARESIA_CENTER_TOKENS", None)
+    for extra, expected in (
+        ({}, "no Command Center token: set CLARESIA_CENTER_TOKENS"),
+        (
+            {"CLARESIA_CENTER_TOKENS": "alice:admin:env:X"},
+            "CLARESIA_CENTER_TOKENS: entry 1 (alice): role 'admin' is not one of viewer",
+        ),
+        (
+            {"CLARESIA_CENTER_TOKENS": "alice:operator:s3cret-pasted-token"},
+            "give the token by reference, env:NAME or file:/path",
+        ),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "claresia_sync", "center", "--port", "0"],
+            env={**env, **extra},
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 1, done.stderr
+        assert expected in done.stderr and "Traceback" not in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1 and "s3cret" not in done.stderr
+    variables, _, viewer, port = center_env(tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "claresia_sync", "center"],
+        env={**env, **variables},
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    c = CenterProcess(None, f"http://127.0.0.1:{port}", "", viewer)  # type: ignore[arg-type]
+    try:
+
+        def answers() -> bool:
+            try:
+                return c.api("GET", "/whoami", viewer).status_code == 200
+            except httpx2.HTTPError:
+                return False
+
+        wait_until(answers, 30, "claresia-sync center")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
