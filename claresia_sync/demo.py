@@ -18,7 +18,7 @@ from contextlib import contextmanager
 
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from claresia_sync.api.connect import TenantConnection
@@ -28,16 +28,19 @@ from claresia_sync.config import Settings
 from claresia_sync.connection_check import check_tenant_connection
 from claresia_sync.db import open_database
 from claresia_sync.db.engine import display_url
+from claresia_sync.db.models import Archetype, Tenant
 from claresia_sync.emulator import DEMO_SEED, EmulatorServer
 from claresia_sync.errors import UserError
 from claresia_sync.ir import load_catalog
 from claresia_sync.publish import job_run, jobs
 from claresia_sync.publish.report import summary_table
 from claresia_sync.resources import shipped
+from claresia_sync.target_check import check_targets
 from claresia_sync.telemetry.poller import poll_once
 from claresia_sync.telemetry.report import render, skill_report
 from claresia_sync.telemetry.settings import TelemetrySettings
 from claresia_sync.tenancy import apply_tenants, parse_tenants
+from claresia_sync.tenancy.lookup import tenant_targets
 
 # The demo organisations' keys as the emulator's seed defines them; only set where the operator
 # has not set these variables already.
@@ -55,14 +58,20 @@ DEMO_KEYS = {
 # The emulator's port when it is free: the tenants the demo applies keep this base URL, so the
 # "where to look next" commands work after the demo with `claresia-sync emulator --port 8765`.
 DEMO_EMULATOR_PORT = 8765
-# (org, user) pairs whose @ picker the demo shows: an engineer, a PM, a sales rep, a guest.
+# (org, user) pairs whose @ picker the demo shows: an engineer, a PM, a sales rep, a guest; in
+# Claude Enterprise (org_ferretti, plugins): an engineer, a designer and one in both groups.
 PICKER_USERS = [
     ("org_dainese", "user_dainese_ana"),
     ("org_dainese", "user_dainese_giulia"),
     ("org_dainese", "user_dainese_elena"),
     ("org_dainese", "user_dainese_guest"),
     ("org_acme", "user_acme_alice"),
+    ("org_ferretti", "user_ferretti_anna"),
+    ("org_ferretti", "user_ferretti_chiara"),
+    ("org_ferretti", "user_ferretti_bruno"),
+    ("org_ferretti", "user_ferretti_dario"),
 ]
+ENTERPRISE_ORGS = {"org_ferretti"}
 
 
 class Demo:
@@ -89,7 +98,7 @@ class Demo:
             self.console.print(f"  emulator {emulator.base_url}")
             self.emulator_port = emulator.port
             self._configure(engine, emulator)
-            asyncio.run(self._connection_test(emulator))
+            asyncio.run(self._connection_test(engine, emulator))
             self._publish(engine, emulator)
             self._invoke_and_poll(engine, emulator)
             self._report(engine)
@@ -122,12 +131,25 @@ class Demo:
             f"{len(imported.updated)} updated); tenants: {len(changes)} change(s)"
         )
 
-    async def _connection_test(self, emulator: EmulatorServer) -> None:
+    async def _connection_test(self, engine: Engine, emulator: EmulatorServer) -> None:
         self.step("Test connection (as the onboarding portal's button does)")
         conn = TenantConnection.ad_hoc("env:CLARESIA_DAINESE_ADMIN_KEY", emulator.base_url)
         report = await check_tenant_connection(conn)
         for line in report.lines():
             self.console.print(f"  {line}")
+        # A tenant on claude-enterprise: the same button, for its Claude Enterprise organisation.
+        with Session(engine) as session:
+            targets = tenant_targets(session, "ferretti")
+            groups = {
+                f"ferretti/{a.slug}": a.rbac_group_id
+                for a in session.scalars(
+                    select(Archetype).join(Tenant).where(Tenant.slug == "ferretti")
+                )
+            }
+        (enterprise,) = await check_targets(targets, groups)
+        self.console.print(f"  [{enterprise.target}] {enterprise.where}", markup=False)
+        for line in [*enterprise.lines, *enterprise.problems]:
+            self.console.print(f"    {line}", markup=False)
 
     def _publish(self, engine: Engine, emulator: EmulatorServer) -> None:
         self.step("Publish every tenant's granted skills (the onboarding trigger)")
@@ -142,11 +164,19 @@ class Demo:
         self.console.print(
             summary_table(outcome.job_id, outcome.status, outcome.stats, outcome.errors)
         )
-        table = Table(title="What users see in Claude's @ picker (emulator)")
+        table = Table(
+            title="What users see in Claude's @ picker (emulator; org_ferretti: Claude "
+            "Enterprise, as plugins)"
+        )
         table.add_column("user")
         table.add_column("skills")
         for org_id, user in PICKER_USERS:
-            names = sorted(s.name for s in emulator.state.visible_skills(org_id, user))
+            if org_id in ENTERPRISE_ORGS:  # what /_emulator/visible answers for its users
+                names = sorted(
+                    s["name"] for s in emulator.state.visible_plugin_skills(org_id, user)
+                )
+            else:
+                names = sorted(s.name for s in emulator.state.visible_skills(org_id, user))
             table.add_row(user, "\n".join(names) or "(none: no group grants a skill)")
         self.console.print(table)
 

@@ -32,6 +32,9 @@ def test_demo_on_the_embedded_default(tmp_path: Path) -> None:
         assert "Dainese S.p.A." in out and "Zero retention: enabled" in out
         assert "publish job" in out and ": succeeded" in out
         assert "claresia-dainese-eng-incident-postmortem" in out  # in an engineer's picker
+        # a tenant on claude-enterprise: its connection test and its users' @ picker (plugins)
+        assert "[claude-enterprise]" in out and "Ferretti Group (org_ferretti)" in out
+        assert "claresia-ferretti-prd-review" in out and "user_ferretti_chiara" in out
         assert out.count("40 events ingested") == 2, out  # both organisations, every run
         assert "failed (" in out  # a failed run's card footer
         assert "Demo finished" in out
