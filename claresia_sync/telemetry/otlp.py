@@ -132,16 +132,28 @@ def attributes(kvs: Iterable[KeyValue]) -> dict[str, Any]:
     return {kv.key: value_of(kv.value) for kv in kvs}
 
 
-def event_name(record: LogRecord, attrs: Mapping[str, Any]) -> str | None:
+def event_name(record: LogRecord) -> str | None:
+    """Read without converting the record's attributes: most records are of no interest."""
     if record.event_name.startswith("claude_code."):  # OTLP 1.5+: the record's own field
         return record.event_name
-    body = value_of(record.body) if record.HasField("body") else None
-    if isinstance(body, str) and body.startswith("claude_code."):
+    body = record.body.string_value
+    if body.startswith("claude_code."):
         return body
-    name = attrs.get("event.name")
-    if isinstance(name, str) and name:
-        return name if name.startswith("claude_code.") else f"claude_code.{name}"
+    for kv in record.attributes:
+        if kv.key == "event.name":
+            name = value_of(kv.value)
+            if isinstance(name, str) and name:
+                return name if name.startswith("claude_code.") else f"claude_code.{name}"
     return None
+
+
+USAGE_KEYS = frozenset(
+    {"prompt.id", "model", "input_tokens", "output_tokens", "cost_usd", "duration_ms"}
+)
+
+
+def some_attributes(kvs: Iterable[KeyValue], keys: frozenset[str]) -> dict[str, Any]:
+    return {kv.key: value_of(kv.value) for kv in kvs if kv.key in keys}
 
 
 def identity(tenant: str, name: str, nanos: int, attrs: Mapping[str, Any]) -> ULID:
@@ -258,10 +270,12 @@ def normalise_request(
         for scope_logs in resource_logs.scope_logs:
             for record in scope_logs.log_records:
                 out.records += 1
-                attrs = {**resource, **attributes(record.attributes)}
-                name = event_name(record, attrs)
-                if name in (SKILL_ACTIVATED, API_REQUEST):
-                    records.append((name, record, attrs))
+                name = event_name(record)
+                if name == SKILL_ACTIVATED:
+                    records.append((name, record, {**resource, **attributes(record.attributes)}))
+                elif name == API_REQUEST:  # only what the correlation reads
+                    used = some_attributes(record.attributes, USAGE_KEYS)
+                    records.append((name, record, {**resource, **used}))
                 else:
                     out.ignored += 1
     usage = _usage_by_prompt(records)
@@ -329,7 +343,8 @@ def _row(
         INT4_MAX
     ):
         return "the prompt's usage is out of range"
-    rec = f"rec_{ulid}"
+    ident = str(ulid)
+    rec = f"rec_{ident}"
     tenant = ref.owner_tenant
     parent = scope.parents.get(tenant)
     cost = used.cost if used.seen else None
@@ -341,7 +356,7 @@ def _row(
     )
     return {
         "record_id": rec,
-        "event_id": f"otlp_{ulid}",
+        "event_id": f"otlp_{ident}",
         "event_type": name,
         "status": "succeeded",
         "occurred_at": dt.datetime.fromtimestamp(nanos / 1e9, dt.UTC),

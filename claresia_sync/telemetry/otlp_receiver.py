@@ -182,15 +182,16 @@ class OtlpReceiver:
         scope = self._scopes.get(tenant)
         if scope is None:
             return fail(503, _UNAVAILABLE, "tenant not loaded yet", retry_after=RETRY_AFTER_BUSY)
-        normalised = otlp.normalise_request(export, scope, self.settings)
         if self._waiting >= self.max_waiting:
             return fail(
                 429, _RESOURCE_EXHAUSTED, "too many exports waiting", retry_after=RETRY_AFTER_BUSY
             )
         self._waiting += 1
         try:
-            async with self._writers:
-                await asyncio.to_thread(self._store, tenant, normalised)
+            async with self._writers:  # normalised and stored off the event loop
+                normalised = await asyncio.to_thread(
+                    self._normalise_and_store, tenant, export, scope
+                )
         except Exception as exc:
             if not is_unavailable(exc):
                 log.exception("otlp export of tenant %s not stored", tenant)
@@ -204,6 +205,13 @@ class OtlpReceiver:
             reply.partial_success.error_message = "; ".join(sorted(set(normalised.reasons)))[:1000]
         outcome = Outcome(200, tenant, len(normalised.rows), normalised.rejected)
         return _message(reply, json_reply, 200, {}), outcome
+
+    def _normalise_and_store(
+        self, tenant: str, export: Any, scope: otlp.TenantScope
+    ) -> otlp.Normalised:
+        normalised = otlp.normalise_request(export, scope, self.settings)
+        self._store(tenant, normalised)
+        return normalised
 
     def _store(self, tenant: str, normalised: otlp.Normalised) -> None:
         """Rows, quarantine entries and the source's state: one transaction."""

@@ -1,0 +1,302 @@
+"""Benchmarks of issue 16's telemetry sources (figures in bench/RESULTS.md, "Telemetry sources").
+
+    .venv/bin/python -m bench.sources_bench otlp [REQUESTS] [PROMPTS_PER_REQUEST] [SENDERS]
+    .venv/bin/python -m bench.sources_bench analytics [DAYS] [SKILLS] [USERS] [GROUPS]
+
+`otlp`: the receiver in a process of its own (uvicorn, as the daemon serves it) on a fresh
+database; Claude Code-shaped exports (protobuf, gzip; per prompt a user_prompt, a skill_activated
+and one or two api_request records) sent by SENDERS concurrent clients; stored activations per
+second, against a plain COPY of the same rows into a table shaped like `telemetry_event` (same
+indexes) in the same run; the receiver's resident memory sampled as the export goes on.
+
+`analytics`: the ingester (`telemetry.analytics.ingest_org`) backfilling DAYS days of SKILLS
+skills x USERS users (and GROUPS rbac groups) from a synthetic reader that builds the API's rows
+(the emulator aggregates in Python and would be what is measured); wall time, rows/s and the
+process's peak memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import httpx2
+import psycopg
+import yaml
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from bench.common import machine
+from bench.telemetry_setup import _vm_hwm_mib, fresh_database
+from claresia_sync.db import make_engine
+from claresia_sync.emulator.claude_code import Prompt, encode, export_request
+from claresia_sync.telemetry import otlp
+from claresia_sync.telemetry.analytics import AnalyticsPage, ingest_org
+from claresia_sync.telemetry.load import COPY_COLUMNS
+from claresia_sync.telemetry.settings import TelemetrySettings
+from claresia_sync.tenancy import apply_tenants, parse_tenants
+
+TOKEN = "bench-otlp-token-0123456789abcdef"
+SKILL = "claresia-ferretti-prd-review"
+TENANTS = """
+version: 1
+tenants:
+  - slug: ferretti
+    zero_retention: {attested_by: Bench <bench@example.com>, attested_at: 2026-11-20}
+    otlp_token: env:BENCH_OTLP_TOKEN
+    targets:
+      claude-enterprise: {org_id: org_ferretti, admin_key: env:BENCH_KEY, base_url: "http://127.0.0.1:9"}
+    archetypes: []
+"""
+
+
+def _tenants(url: str, groups: int = 0) -> None:
+    data: dict[str, Any] = yaml.safe_load(TENANTS)
+    data["tenants"][0]["archetypes"] = [
+        {"slug": f"a{g}", "rbac_group": f"rbac_group_{g}", "grants": []} for g in range(groups)
+    ]
+    engine = make_engine(url)
+    with Session(engine) as session:
+        apply_tenants(session, parse_tenants(yaml.safe_dump(data), "bench.yaml"))
+        session.commit()
+    engine.dispose()
+
+
+def _rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def serve_otlp(url: str, port: int) -> None:
+    import uvicorn
+
+    from claresia_sync.telemetry.otlp_receiver import OtlpReceiver
+
+    receiver = OtlpReceiver(make_engine(url), TelemetrySettings(), max_body_bytes=16 * 2**20)
+    uvicorn.run(receiver.app(), host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+
+
+def bench_otlp(requests: int, prompts: int, senders: int) -> None:
+    bodies = [
+        encode(export_request([Prompt(SKILL)] * prompts, seed=i), "http/protobuf", True)
+        for i in range(requests)
+    ]
+    records = sum(
+        len(
+            export_request([Prompt(SKILL)] * prompts, seed=i)
+            .resource_logs[0]
+            .scope_logs[0]
+            .log_records
+        )
+        for i in range(min(requests, 3))
+    ) / min(requests, 3)
+    with fresh_database() as url:
+        _tenants(url)
+        port = _free_port()
+        env = {**os.environ, "BENCH_OTLP_TOKEN": TOKEN}
+        server = subprocess.Popen(
+            [sys.executable, "-m", "bench.sources_bench", "serve-otlp", url, str(port)], env=env
+        )
+        endpoint = f"http://127.0.0.1:{port}/v1/logs"
+        try:
+            _wait_up(endpoint)
+            memory: list[tuple[int, float]] = []
+            done = [0]
+
+            def sample() -> None:
+                while done[0] < requests:
+                    memory.append((done[0], _rss_mib(server.pid)))
+                    time.sleep(0.5)
+
+            sampler = threading.Thread(target=sample, daemon=True)
+            lock = threading.Lock()
+            queue = list(enumerate(bodies))
+
+            def send() -> None:
+                with httpx2.Client(timeout=60) as client:
+                    while True:
+                        with lock:
+                            if not queue:
+                                return
+                            _, (body, headers) = queue.pop()
+                        answer = client.post(
+                            endpoint,
+                            content=body,
+                            headers={**headers, "authorization": f"Bearer {TOKEN}"},
+                        )
+                        assert answer.status_code == 200, answer.status_code
+                        with lock:
+                            done[0] += 1
+
+            started = time.perf_counter()
+            sampler.start()
+            threads = [threading.Thread(target=send) for _ in range(senders)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            receiver_s = time.perf_counter() - started
+            engine = make_engine(url)
+            with engine.connect() as conn:
+                stored = conn.execute(text("SELECT count(*) FROM telemetry_event")).scalar_one()
+            final_rss = _rss_mib(server.pid)
+        finally:
+            server.terminate()
+            server.wait(10)
+        copy_s = _plain_copy(engine, bodies)
+        engine.dispose()
+    total = requests * prompts
+    assert stored == total, (stored, total)
+    print(f"machine: {machine()}")
+    print(
+        f"{requests} exports x {prompts} prompts (~{records / prompts:.1f} records per prompt), "
+        f"{senders} senders, protobuf + gzip"
+    )
+    print(
+        f"receiver: {total} activations stored in {receiver_s:.2f}s = {total / receiver_s:,.0f}/s "
+        f"({total * records / prompts / receiver_s:,.0f} log records/s received)"
+    )
+    print(f"plain COPY of the same rows: {copy_s:.2f}s = {total / copy_s:,.0f} rows/s")
+    print(f"ratio receiver / COPY: {copy_s / receiver_s:.2f}")
+    marks = [memory[int(len(memory) * f)] for f in (0.1, 0.5, 0.9)] if memory else []
+    print(
+        "receiver RSS (MiB) at exports done: "
+        + ", ".join(f"{n}: {rss:.0f}" for n, rss in marks)
+        + f", end: {final_rss:.0f}"
+    )
+
+
+def _plain_copy(engine: Any, bodies: list[tuple[bytes, dict[str, str]]]) -> float:
+    """The same rows, normalised here, COPYed into a table like telemetry_event (indexes too)."""
+    with Session(engine) as session:
+        scope = otlp.TenantScope.load(session, "ferretti", TelemetrySettings())
+    rows = []
+    for body, headers in bodies:
+        request = otlp.decode(body, headers["content-type"], "gzip", 64 * 2**20)
+        rows += otlp.normalise_request(request, scope, TelemetrySettings()).rows
+    url = engine.url.render_as_string(hide_password=False).replace("+psycopg", "")
+    with psycopg.connect(url) as conn:
+        conn.execute(
+            "CREATE TABLE bench_copy (LIKE telemetry_event INCLUDING DEFAULTS INCLUDING INDEXES)"
+        )
+        conn.commit()
+        started = time.perf_counter()
+        with (
+            conn.cursor() as cur,
+            cur.copy(f"COPY bench_copy ({', '.join(COPY_COLUMNS)}) FROM STDIN") as copy,
+        ):
+            for r in rows:
+                copy.write_row(tuple(r[c] for c in COPY_COLUMNS))
+        conn.commit()
+        return time.perf_counter() - started
+
+
+class SyntheticReader:
+    """The API's rows of DAYS x SKILLS (x USERS, x GROUPS), built page by page."""
+
+    def __init__(self, skills: int, users: int, groups: int) -> None:
+        self.skills, self.users, self.groups = skills, users, groups
+        self.pages = 0
+
+    def _row(self, skill: int, extra: dict[str, str], uses: int) -> dict[str, Any]:
+        cents = Decimal(uses * 37) / 10
+        return {
+            "skill_name": f"skill_{skill:05d}",
+            "skill_display_name": f"claresia-ferretti-s{skill}",
+            "invocation_count": uses,
+            "distinct_user_count": 1 if "user_id" in extra else max(1, uses // 3),
+            "chat_metrics": {"distinct_conversation_skill_used_count": uses // 2},
+            "claude_code_metrics": {"distinct_session_skill_used_count": uses // 3},
+            "cowork_metrics": {"distinct_session_skill_used_count": 0},
+            "office_metrics": {},
+            "estimated_overage_spend": str(cents),
+            "attributed_list_price": str(cents * 2),
+            "currency": "USD",
+            **extra,
+        }
+
+    async def page(
+        self, day: dt.date, group_by: str | None, cursor: str | None, limit: int
+    ) -> AnalyticsPage:
+        self.pages += 1
+        per_skill = {None: 1, "user_id": self.users, "rbac_group_id": self.groups}[group_by]
+        total = self.skills * per_skill
+        start = int(cursor or 0)
+        rows = []
+        for i in range(start, min(start + limit, total)):
+            skill, k = divmod(i, per_skill)
+            extra = {}
+            if group_by == "user_id":
+                extra = {"user_id": f"user_{k:05d}"}
+            elif group_by == "rbac_group_id":
+                extra = {"rbac_group_id": f"rbac_group_{k}"}
+            rows.append(self._row(skill, extra, 1 + (skill + k + day.day) % 5))
+        end = start + len(rows)
+        return AnalyticsPage(rows, str(end) if end < total else None)
+
+
+def bench_analytics(days: int, skills: int, users: int, groups: int) -> None:
+    with fresh_database() as url:
+        _tenants(url, groups)
+        engine = make_engine(url)
+        reader = SyntheticReader(skills, users, groups)
+        started = time.perf_counter()
+        result = asyncio.run(ingest_org(engine, reader, "org_ferretti", backfill_days=days))
+        took = time.perf_counter() - started
+        with engine.connect() as conn:
+            stored = conn.execute(text("SELECT count(*) FROM skill_usage_daily")).scalar_one()
+        engine.dispose()
+    rows = days * skills * (1 + users + groups)
+    assert result.error is None and stored == rows, (result, stored, rows)
+    print(f"machine: {machine()}")
+    print(
+        f"{days} days x {skills} skills x ({users} users + {groups} groups + 1): "
+        f"{rows:,} rows, {reader.pages:,} pages of 1,000"
+    )
+    print(f"wall {took:.1f}s = {rows / took:,.0f} rows/s; peak RSS {_vm_hwm_mib():.0f} MiB")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_up(endpoint: str) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx2.post(endpoint, content=b"", timeout=1).status_code == 401:
+                return
+        except httpx2.HTTPError:
+            pass
+        assert time.monotonic() < deadline, "the receiver did not start"
+        time.sleep(0.1)
+
+
+def _ints(args: list[str], defaults: list[int]) -> Iterator[int]:
+    for i, default in enumerate(defaults):
+        yield int(args[i]) if i < len(args) else default
+
+
+if __name__ == "__main__":
+    what, rest = sys.argv[1], sys.argv[2:]
+    if what == "serve-otlp":
+        serve_otlp(rest[0], int(rest[1]))
+    elif what == "otlp":
+        bench_otlp(*_ints(rest, [40, 250, 4]))
+    else:
+        bench_analytics(*_ints(rest, [3, 500, 1000, 10]))
