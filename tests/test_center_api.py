@@ -4,9 +4,11 @@ append-only action log, and the OpenAPI document describing every route."""
 
 from __future__ import annotations
 
+import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,12 +16,16 @@ from typing import Any
 
 import httpx2
 import pytest
+import uvicorn
 from sqlalchemy import Engine, text
 
 from claresia_sync.center.api import ENDPOINTS
+from claresia_sync.center.app import center_app, make_center
+from claresia_sync.config import Settings
+from claresia_sync.db.engine import make_engine
 from claresia_sync.emulator import EmulatorServer
 from tests.fixtures.center import OPERATOR, CenterProcess, center_env
-from tests.fixtures.daemon import ROOT, daemon_environment, wait_until
+from tests.fixtures.daemon import ROOT, daemon_environment, free_port, wait_until
 from tests.fixtures.emulator import DAINESE_ORG
 
 FINISHED = ("succeeded", "partial", "failed", "cancelled")
@@ -240,3 +246,32 @@ def test_center_command_serves_alone_and_refuses_bad_settings(
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
+
+
+def test_a_database_outage_is_a_503_in_the_envelope_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The Command Center on a database that refuses connections (the port of none)."""
+    token = secrets.token_urlsafe(24)
+    monkeypatch.setenv("CLARESIA_CENTER_TOKEN_T", token)
+    monkeypatch.setenv("CLARESIA_CENTER_TOKENS", "t:operator:env:CLARESIA_CENTER_TOKEN_T")
+    engine = make_engine(f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/none")
+    center = make_center(engine, Settings.load())
+    server = uvicorn.Server(uvicorn.Config(center_app(center), port=free_port(), log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.config.port}"
+    try:
+        wait_until(lambda: server.started, 10, "the Command Center")
+        headers = {"Authorization": f"Bearer {token}"}
+        for method, path in (("GET", "/api/v1/tenants"), ("POST", "/api/v1/publish")):
+            answer = httpx2.request(method, url + path, headers=headers, json={}, timeout=30)
+            assert answer.status_code == 503, answer.text
+            assert answer.json()["error"]["code"] == "unavailable"
+        page = httpx2.get(url + "/login", timeout=30)
+        assert page.status_code == 200  # the login page needs no database
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    assert "Traceback" not in caplog.text
+    assert "database unavailable" in caplog.text

@@ -27,6 +27,7 @@ from claresia_sync.center import actions, operations
 from claresia_sync.center.auth import Identity, Role
 from claresia_sync.center.context import Center, Forbidden
 from claresia_sync.center.operations import Conflict, NotFound
+from claresia_sync.db.engine import is_unavailable
 from claresia_sync.db.models import JobStatus
 from claresia_sync.errors import UserError, one_line
 from claresia_sync.telemetry.report import parse_since
@@ -44,6 +45,12 @@ class ApiError(Exception):
     def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.field = status, code, message, field
+
+
+def unavailable(exc: BaseException) -> ApiError:
+    """The database is down (a restart, a failover): 503, one warning line, no traceback."""
+    log.warning("command center: database unavailable: %s", one_line(exc)[:300])
+    return ApiError(503, "unavailable", "the database is unavailable; retry in a moment")
 
 
 def error_response(err: ApiError) -> JSONResponse:
@@ -424,6 +431,10 @@ def route(center: Center, endpoint: Endpoint) -> Route:
             return error_response(ApiError(409, "conflict", str(exc)))
         except UserError as exc:
             return error_response(ApiError(422, "invalid_input", str(exc)))
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise  # a bug: the app's 500 handler logs it and answers the envelope
+            return error_response(unavailable(exc))
         return JSONResponse(result, status_code=endpoint.status)
 
     return Route(PREFIX + endpoint.path, handle, methods=[endpoint.method])
@@ -463,6 +474,7 @@ _ERRORS = {
     "404": "unknown tenant or job",
     "409": "the job is not in a state for this",
     "422": "bad input: the message and `field` name it",
+    "503": "the database is unavailable (retry)",
 }
 
 
@@ -511,7 +523,7 @@ def openapi() -> dict[str, Any]:
                 "content": {"application/json": {"schema": {}}},
             }
         }
-        codes = ["401", "422"]
+        codes = ["401", "422", "503"]
         if e.role == Role.OPERATOR:
             codes.append("403")
         if "{" in e.path or e.query is not NoInput:

@@ -19,10 +19,11 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from claresia_sync.center import actions, operations
-from claresia_sync.center.api import SESSION_COOKIE, SLUG
+from claresia_sync.center.api import SESSION_COOKIE, SLUG, unavailable
 from claresia_sync.center.auth import SESSION_SECONDS, Identity
 from claresia_sync.center.context import Center, Forbidden
 from claresia_sync.center.operations import Conflict, NotFound
+from claresia_sync.db.engine import is_unavailable
 from claresia_sync.errors import UserError
 from claresia_sync.telemetry.report import parse_since
 
@@ -72,6 +73,10 @@ def _page(center: Center, fn: PageFn) -> Callable[[Request], Awaitable[Response]
             return _render("error.html", 404, page=page, message=str(exc))
         except UserError as exc:
             return _render("error.html", 422, page=page, message=str(exc))
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            return _render("error.html", 503, page=page, message=unavailable(exc).message)
 
     return handle
 
@@ -95,6 +100,10 @@ def _form(center: Center, fn: PageFn) -> Callable[[Request], Awaitable[Response]
             return _render("error.html", 403, page=page, message=str(exc))
         except (NotFound, Conflict, UserError) as exc:
             return _render("error.html", 409, page=page, message=str(exc))
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            return _render("error.html", 503, page=page, message=unavailable(exc).message)
 
     return handle
 
