@@ -1,5 +1,5 @@
 """The sources of Claude Enterprise organisations in a real daemon process (issue 16): a plugin
-deleted in claude.ai (the emulator's administrator route) queues its repair within a minute,
+deleted in claude.ai (the emulator's administrator route) is published again within a minute,
 and /metrics and /readyz cover each source."""
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from claresia_sync.emulator import EmulatorServer
+from claresia_sync.publish.jobs import enqueue
 from tests.fixtures.daemon import DaemonProcess, wait_until
-from tests.fixtures.real_api import ENTERPRISE_KEY
-from tests.fixtures.sources import KEY_ENV, ORG, apply_ferretti, make_plugin
+from tests.fixtures.sources import ORG
 
 SKILL = "claresia-ferretti-prd-review"
 
@@ -35,38 +35,66 @@ def _repair(engine: Engine) -> Any:
         ).one_or_none()
 
 
-def test_a_plugin_deleted_in_claude_ai_is_queued_for_repair_within_a_minute(
-    engine: Engine,
-    session: Session,
-    emulator: EmulatorServer,
-    monkeypatch: pytest.MonkeyPatch,
-    start_daemon: Callable[..., DaemonProcess],
+def _plugins(emulator: EmulatorServer) -> dict[str, str]:
+    with emulator.state.lock:
+        catalog = emulator.state.orgs[ORG].plugins
+        assert catalog is not None
+        return {p.name: p.id for p in catalog.plugins.values()}
+
+
+def test_a_plugin_deleted_in_claude_ai_is_repaired_within_a_minute(
+    engine: Engine, emulator: EmulatorServer, start_daemon: Callable[..., DaemonProcess]
 ) -> None:
-    apply_ferretti(session, emulator, monkeypatch)
-    plugin_id = make_plugin(emulator, SKILL)
-    daemon = start_daemon(env={KEY_ENV: ENTERPRISE_KEY, "CLARESIA_ACTIVITY_INTERVAL": "2"})
+    # daemon_env: the catalog and the example tenants, ferretti on claude-enterprise (emulator)
+    daemon = start_daemon(env={"CLARESIA_ACTIVITY_INTERVAL": "2"})
+    with Session(engine) as session:
+        enqueue(session, "ferretti")
+        session.commit()
+    wait_until(lambda: len(_plugins(emulator)) == 5, 60, "ferretti's first publish")
     metrics_url = f"http://127.0.0.1:{daemon.port}/metrics"
-    feed = 'claresia_source_rows_total{org_id="org_ferretti",source="activity-feed"} 1.0'
-    wait_until(lambda: feed in httpx2.get(metrics_url).text, 30, "the feed's first read")
+    seen = 'claresia_source_rows_total{org_id="org_ferretti",source="activity-feed"}'
+    wait_until(lambda: seen in httpx2.get(metrics_url).text, 30, "the feed's first read")
 
     deleted = time.monotonic()
     answer = httpx2.post(
         f"{emulator.base_url}/_emulator/orgs/{ORG}/admin",
-        json={"action": "delete_plugin", "plugin_id": plugin_id},
+        json={"action": "delete_plugin", "plugin_id": _plugins(emulator)[SKILL]},
     )
-    assert answer.status_code == 201
-    took = wait_until(lambda: _repair(engine) is not None, 60, "the repair job")
-    assert time.monotonic() - deleted < 60 and took < 60
+    assert answer.status_code == 201 and SKILL not in _plugins(emulator)
+    wait_until(lambda: SKILL in _plugins(emulator), 60, "the deleted plugin published again")
+    took = time.monotonic() - deleted
+    assert took < 60, took
+    print(f"plugin deleted in claude.ai published again after {took:.1f}s")
     repair = _repair(engine)
-    assert repair.force and repair.slug == "ferretti"
+    assert repair is not None and repair.force and repair.slug == "ferretti"
+    # our own re-creation shows in the feed too, and is not taken for drift
+    wait_until(lambda: _created_again(engine), 30, "the re-creation in the feed")
+    with engine.connect() as conn:
+        repairs = conn.execute(
+            text("SELECT count(DISTINCT repair_job_id) FROM org_activity")
+        ).scalar_one()
+    assert repairs == 1
 
     ready = httpx2.get(f"http://127.0.0.1:{daemon.port}/readyz").json()
     assert ready["ready"] is True
     assert not any(k.startswith("activity-feed") for k in ready["api_errors"])
-    # the analytics ran too (nothing to read yet: still a success)
-    text_ = httpx2.get(metrics_url).text
-    assert 'claresia_source_rows_total{org_id="org_ferretti",source="skills-analytics"}' in text_
+    analytics = 'claresia_source_rows_total{org_id="org_ferretti",source="skills-analytics"}'
+    assert analytics in httpx2.get(metrics_url).text  # it ran too (nothing to read yet)
     assert daemon.stop()[0] == 0
+
+
+def _created_again(engine: Engine) -> bool:
+    with engine.connect() as conn:
+        return bool(
+            conn.execute(
+                text(
+                    "SELECT count(*) FROM org_activity WHERE activity_type = "
+                    "'claude_plugin_created' AND subject_name = :n"
+                ),
+                {"n": SKILL},
+            ).scalar_one()
+            == 2
+        )
 
 
 def test_the_daemon_receives_claude_code_exports_on_its_own_port(
