@@ -27,6 +27,7 @@ from claresia_sync.center.console import console_routes
 from claresia_sync.center.context import Center
 from claresia_sync.config import Settings
 from claresia_sync.daemon.ops import OpsServer
+from claresia_sync.daemon.service import bind_port
 from claresia_sync.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -88,18 +89,7 @@ def make_center(engine: Engine, settings: Settings) -> Center:
 
 def bind(host: str, port: int) -> socket.socket:
     """The Command Center's socket, bound now so a taken port is one clear error."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise UserError(
-            f"cannot serve the Command Center on {host}:{port}: {exc.strerror}; choose another "
-            "CLARESIA_CENTER_PORT"
-        ) from None
-    return sock
+    return bind_port(host, port, "the Command Center", "CLARESIA_CENTER_PORT")
 
 
 @contextlib.asynccontextmanager

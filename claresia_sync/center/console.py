@@ -60,6 +60,19 @@ def _login_redirect() -> Response:
 PageFn = Callable[[Request, _Page], Awaitable[Response]]
 
 
+async def _answer(fn: PageFn, request: Request, page: _Page) -> Response:
+    """The page, or the error page with the status the API would answer."""
+    try:
+        return await fn(request, page)
+    except (Forbidden, NotFound, Conflict, UserError) as exc:
+        code = {Forbidden: 403, NotFound: 404, Conflict: 409}.get(type(exc), 422)
+        return _render("error.html", code, page=page, message=str(exc))
+    except Exception as exc:
+        if not is_unavailable(exc):
+            raise
+        return _render("error.html", 503, page=page, message=unavailable(exc).message)
+
+
 def _page(center: Center, fn: PageFn) -> Callable[[Request], Awaitable[Response]]:
     """A GET page: logged in, else to the login page."""
 
@@ -67,16 +80,7 @@ def _page(center: Center, fn: PageFn) -> Callable[[Request], Awaitable[Response]
         page = _session(center, request)
         if page is None:
             return _login_redirect()
-        try:
-            return await fn(request, page)
-        except NotFound as exc:
-            return _render("error.html", 404, page=page, message=str(exc))
-        except UserError as exc:
-            return _render("error.html", 422, page=page, message=str(exc))
-        except Exception as exc:
-            if not is_unavailable(exc):
-                raise
-            return _render("error.html", 503, page=page, message=unavailable(exc).message)
+        return await _answer(fn, request, page)
 
     return handle
 
@@ -94,16 +98,7 @@ def _form(center: Center, fn: PageFn) -> Callable[[Request], Awaitable[Response]
             return _render(
                 "error.html", 403, page=page, message="refused: the form's CSRF token is wrong"
             )
-        try:
-            return await fn(request, page)
-        except Forbidden as exc:
-            return _render("error.html", 403, page=page, message=str(exc))
-        except (NotFound, Conflict, UserError) as exc:
-            return _render("error.html", 409, page=page, message=str(exc))
-        except Exception as exc:
-            if not is_unavailable(exc):
-                raise
-            return _render("error.html", 503, page=page, message=unavailable(exc).message)
+        return await _answer(fn, request, page)
 
     return handle
 
