@@ -130,3 +130,21 @@ def test_attribution_money_and_a_day_not_available_yet(
         # cents as a decimal string -> exact dollars
         assert row[7] == Decimal(row[8]["estimated_overage_spend"]) / 100
         assert row[5] == "ferretti"
+
+
+def test_a_passing_failure_is_retried_under_the_one_policy(
+    engine: Engine, session: Session, emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    apply_ferretti(session, emulator, monkeypatch)
+    make_plugin(emulator, SKILL)
+    use_skills(emulator, TODAY - DAY, 9, skill=SKILL, seed=7)
+    emulator.set_faults(script=[503, 429], retry_after_s=0, routes=[ANALYTICS])
+    result = _run(engine, backfill_days=1)
+    assert result.error is None and result.inserted > 0
+    calls: Any = emulator.stats.to_json()["calls"]
+    statuses = {c["status"] for c in calls if c["route"] == ANALYTICS.split(" ")[1]}
+    assert {503, 429, 200} <= statuses  # failed twice, retried, then read
+    assert _rows(engine)[(TODAY - DAY, "", "")][3] == 9
+
+
+ANALYTICS = "GET /v1/organizations/analytics/skills"
