@@ -211,6 +211,14 @@ class OtlpReceiver:
     ) -> otlp.Normalised:
         normalised = otlp.normalise_request(export, scope, self.settings)
         self._store(tenant, normalised)
+        log.debug(
+            "otlp export of %s: %d record(s), %d stored, %d rejected, %d not ours",
+            tenant,
+            normalised.records,
+            len(normalised.rows),
+            normalised.rejected,
+            normalised.ignored,
+        )
         return normalised
 
     def _store(self, tenant: str, normalised: otlp.Normalised) -> None:

@@ -15,7 +15,6 @@ from sqlalchemy import Connection, Engine, text
 SKILLS_ANALYTICS = "skills-analytics"
 ACTIVITY_FEED = "activity-feed"
 CLAUDE_CODE_OTLP = "claude-code-otlp"
-SOURCES = (SKILLS_ANALYTICS, ACTIVITY_FEED, CLAUDE_CODE_OTLP)
 
 _ENSURE = text(
     "INSERT INTO telemetry_source (source, org_id) VALUES (:source, :org) ON CONFLICT DO NOTHING"
