@@ -165,6 +165,8 @@ class ClaudeEnterpriseTarget:
         self.connection = connection
         self._plugins = caller.sdk.beta.organization.plugins
         self._locks: dict[str, asyncio.Lock] = {}
+        self._known: dict[str, Installation] = {}
+        """Settings this target read or wrote (a fresh plugin's are known without a read)."""
 
     def __repr__(self) -> str:
         return f"ClaudeEnterpriseTarget({self.connection.org_id}, {self.caller!r})"
@@ -240,12 +242,13 @@ class ClaudeEnterpriseTarget:
                     )
             return Installation(org, tuple(sorted(groups)))
 
-        return await self.caller.call(
+        self._known[plugin_id] = await self.caller.call(
             "GET",
             R_SETTINGS,
             f"GET /v1/organizations/plugins/{plugin_id}/installation_settings",
             listed,
         )
+        return self._known[plugin_id]
 
     def _live(self, plugin: Any, access: Installation | None = None) -> LiveSkill | None:
         """A listed plugin as a LiveSkill if it is provably ours (our marker), else None."""
@@ -305,15 +308,18 @@ class ClaudeEnterpriseTarget:
             remote_id=plugin.id,
             version=plugin.latest_version_id,
             content_hash=skill.content_hash,
-            access=Installation(
-                None
-                if plugin.organization_installation_preference_inherited
-                else plugin.organization_installation_preference
-            ),
+            access=self._fresh(plugin),
             name=plugin.name,
             owner_tenant=skill.metadata.get("claresia.tenant"),
             owner_skill=skill.metadata.get("claresia.skill_id"),
         )
+
+    def _fresh(self, plugin: Any) -> Installation:
+        """The settings of a plugin just created: its organisation setting, no group's."""
+        inherited = plugin.organization_installation_preference_inherited
+        access = Installation(None if inherited else plugin.organization_installation_preference)
+        self._known[plugin.id] = access
+        return access
 
     async def adopt(self, name: str, holder_id: str | None) -> LiveSkill | None:
         if holder_id is None:
@@ -383,7 +389,9 @@ class ClaudeEnterpriseTarget:
         want = _installation(access)
         lock = self._locks.setdefault(remote_id, asyncio.Lock())
         async with lock:  # writes for one plugin go one at a time (else 503 x-should-retry)
-            have = await self._settings(remote_id)
+            # What this run read or made, else a read; forgotten until the writes all succeed.
+            have = self._known.pop(remote_id, None) or await self._settings(remote_id)
+            self._known.pop(remote_id, None)
             if have.organization != want.organization:
                 await self._write(remote_id, "organization", want.organization)
             wanted = dict(want.groups)
@@ -393,6 +401,7 @@ class ClaudeEnterpriseTarget:
             for group, _ in have.groups:
                 if group not in wanted:
                     await self._write(remote_id, group, None)
+            self._known[remote_id] = want
         return LiveSkill(remote_id=remote_id, access=want)
 
     async def _write(self, plugin_id: str, target: str, preference: str | None) -> None:
