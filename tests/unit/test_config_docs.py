@@ -6,7 +6,7 @@ from pathlib import Path
 
 from claresia_sync.config import Settings, default_of, env_name, flag_name, has_flag
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "deployment.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "deployment.md"
 
 
 def _table() -> dict[str, list[str]]:

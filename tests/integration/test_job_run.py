@@ -16,7 +16,7 @@ from claresia_sync.emulator import EmulatorServer
 from claresia_sync.publish import jobs
 from claresia_sync.publish.job_run import JobOutcome, RetryPolicy, run_job
 from tests.cli import clean_env, run_cli
-from tests.test_publish_e2e import world  # noqa: F401  (fixture)
+from tests.integration.test_publish_e2e import world  # noqa: F401  (fixture)
 
 ACME_SKILLS = 5
 CREATE = "POST /v1/organizations/{org_id}/skills"

@@ -23,7 +23,7 @@ from claresia_sync.telemetry.report import parse_since, skill_report
 from claresia_sync.telemetry.retention import apply_retention
 from tests.cli import clean_env, run_cli
 from tests.fixtures.emulator import DAINESE_ORG
-from tests.test_telemetry_poller import ENG_SKILL, SALES_SKILL, scalar, world
+from tests.integration.test_telemetry_poller import ENG_SKILL, SALES_SKILL, scalar, world
 
 __all__ = ["world"]  # the fixture, shared with the poller tests
 

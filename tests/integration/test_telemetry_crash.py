@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 from claresia_sync.config import Settings
 from claresia_sync.emulator import EmulatorServer
 from tests.fixtures.emulator import DAINESE_ORG
-from tests.test_telemetry_poller import ENG_SKILL, SALES_SKILL, scalar, world
+from tests.integration.test_telemetry_poller import ENG_SKILL, SALES_SKILL, scalar, world
 
 __all__ = ["world"]  # the fixture, shared with the poller tests
 

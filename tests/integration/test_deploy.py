@@ -36,7 +36,7 @@ import yaml
 
 from claresia_sync.tenancy.schema import check_consistency, load_tenants, parse_tenants
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "k8s"
 DOCKERFILE = DEPLOY / "Dockerfile"

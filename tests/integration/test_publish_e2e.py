@@ -23,7 +23,7 @@ from claresia_sync.tenancy import apply_tenants, parse_tenants
 from claresia_sync.transpile import transpile
 from tests.fixtures.emulator import DAINESE_ENGONLY_KEY, DAINESE_KEY, DAINESE_ORG, api_client
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "deploy" / "tenants.example.yaml"
 CATALOG = ROOT / "skills_ir" / "catalog"
 

@@ -16,7 +16,7 @@ from claresia_sync.db.models import CatalogSkill
 from claresia_sync.ir import load_catalog
 from tests.cli import clean_env, run_cli
 
-CATALOG = Path(__file__).resolve().parent.parent / "skills_ir" / "catalog"
+CATALOG = Path(__file__).resolve().parents[2] / "skills_ir" / "catalog"
 
 
 def _copy(tmp_path: Path, *ids: str) -> Path:

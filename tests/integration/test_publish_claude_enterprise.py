@@ -13,8 +13,8 @@ from claresia_sync.db.models import CatalogSkill, Publication
 from claresia_sync.emulator import EmulatorServer
 from tests.fixtures.real_api import DESIGNERS, ENGINEERS, client, picker
 from tests.fixtures.real_api import plugin_files as foreign_files
-from tests.test_publish_e2e import apply, names, publish
-from tests.test_publish_e2e import world as world  # the fixture
+from tests.integration.test_publish_e2e import apply, names, publish
+from tests.integration.test_publish_e2e import world as world  # the fixture
 
 ENG = {"code-review-checklist", "incident-postmortem", "standup-notes"}
 DESIGN = {"prd-review", "meeting-summary"}

@@ -15,7 +15,7 @@ from claresia_sync.db.migrate import upgrade
 from claresia_sync.emulator import EmulatorServer
 from claresia_sync.telemetry.settings import TelemetrySettings
 from tests.fixtures.emulator import DAINESE_ORG
-from tests.test_telemetry_poller import ENG_SKILL, poll, world
+from tests.integration.test_telemetry_poller import ENG_SKILL, poll, world
 
 __all__ = ["world"]  # the fixture, shared with the poller tests
 

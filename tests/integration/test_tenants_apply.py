@@ -33,10 +33,10 @@ from claresia_sync.tenancy import (
     tenant_for_workspace,
 )
 from tests.cli import clean_env, run_cli
-from tests.test_publish_e2e import apply as publish_apply
-from tests.test_publish_e2e import import_example_catalog, publish, tenants_data
+from tests.integration.test_publish_e2e import apply as publish_apply
+from tests.integration.test_publish_e2e import import_example_catalog, publish, tenants_data
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "deploy" / "tenants.example.yaml"
+EXAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "tenants.example.yaml"
 SKILLS = [
     "incident-postmortem",
     "prd-review",

@@ -20,7 +20,7 @@ from claresia_sync.db.models import CatalogSkill
 from claresia_sync.ir import canonical_hash, load_catalog
 from claresia_sync.publish import desired_state
 from tests.cli import run_cli
-from tests.test_publish_e2e import CATALOG, world
+from tests.integration.test_publish_e2e import CATALOG, world
 
 __all__ = ["world"]  # the fixture: example catalog imported, demo tenants applied
 

@@ -24,7 +24,7 @@ from claresia_sync.status import tenant_status
 from claresia_sync.telemetry.settings import TelemetrySettings
 from tests.cli import clean_env, run_cli
 from tests.fixtures.emulator import ACME_KEY, ACME_ORG, DAINESE_KEY, DAINESE_ORG
-from tests.test_publish_e2e import publish, world
+from tests.integration.test_publish_e2e import publish, world
 
 __all__ = ["world"]  # the fixture: catalog imported, demo tenants applied on the emulator
 

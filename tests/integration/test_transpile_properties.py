@@ -18,7 +18,7 @@ from claresia_sync.skill_format import validate_upload
 from claresia_sync.transpile import transpile
 from tests.ir_strategies import skill_ids, skill_irs, tenants
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((ROOT / "skills_ir/schema/skill-ir.v1.schema.json").read_text())
 settings.register_profile("ci", max_examples=150, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("ci")

@@ -18,7 +18,7 @@ from tests.cli import run_cli
 from tests.fixtures.daemon import DaemonProcess, wait_until
 from tests.fixtures.emulator import DAINESE_KEY
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _job(engine: Engine, job_id: int) -> tuple[str, object]:

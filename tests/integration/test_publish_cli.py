@@ -13,7 +13,7 @@ from claresia_sync.db.models import Publication, PublishJob
 from claresia_sync.emulator import EmulatorServer
 from tests.cli import clean_env, run_cli
 from tests.fixtures.emulator import ACME_KEY, DAINESE_KEY, FERRETTI_ENTERPRISE_KEY
-from tests.test_publish_e2e import world  # noqa: F401  (fixture)
+from tests.integration.test_publish_e2e import world  # noqa: F401  (fixture)
 
 
 def cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:

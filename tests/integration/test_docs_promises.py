@@ -23,7 +23,7 @@ from tests.cli import clean_env, run_cli
 from tests.fixtures.daemon import DaemonProcess, wait_until
 from tests.fixtures.emulator import DAINESE_KEY, DAINESE_ORG
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 # `claresia_` words in the docs that are not metrics: the package, the analyst role, the NOTIFY

@@ -14,8 +14,8 @@ from claresia_sync.config import Settings
 from claresia_sync.emulator import EmulatorServer
 from tests.cli import clean_env, run_cli
 from tests.fixtures.real_api import ANY_KEY, APPS_KEY, DATA_KEY, ENTERPRISE_KEY, READONLY_KEY
-from tests.test_publish_e2e import apply
-from tests.test_publish_e2e import world as world  # the fixture
+from tests.integration.test_publish_e2e import apply
+from tests.integration.test_publish_e2e import world as world  # the fixture
 
 APPS, DATA = "wrkspc_ferretti_apps", "wrkspc_ferretti_data"
 

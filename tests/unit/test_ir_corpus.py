@@ -10,7 +10,7 @@ import pytest
 from claresia_sync.ir import load_catalog, load_skill_file, parse_ir
 from claresia_sync.ir.models import MAX_RESOURCE_BYTES
 
-CORPUS = Path(__file__).parent / "ir_corpus"
+CORPUS = Path(__file__).resolve().parents[1] / "ir_corpus"
 BAD = CORPUS / "bad"
 GOOD = CORPUS / "mixed" / "good-action-items.json"
 EXPECTED: dict[str, dict[str, str]] = json.loads((BAD / "EXPECTED.json").read_text())

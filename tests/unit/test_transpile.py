@@ -15,7 +15,7 @@ from claresia_sync.ir.models import SkillIR
 from claresia_sync.transpile import transpile
 from claresia_sync.transpile.transpiler import build_description
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CATALOG = ROOT / "skills_ir" / "catalog"
 AGENTSKILLS = Path(sys.executable).with_name("agentskills")
 

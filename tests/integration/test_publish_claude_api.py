@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session
 from claresia_sync.db.models import Publication
 from claresia_sync.emulator import EmulatorServer
 from tests.fixtures.real_api import APPS_KEY, DATA_KEY, client, skill_files
-from tests.test_publish_e2e import apply, names, publish
-from tests.test_publish_e2e import world as world  # the fixture
+from tests.integration.test_publish_e2e import apply, names, publish
+from tests.integration.test_publish_e2e import world as world  # the fixture
 
 APPS, DATA = "wrkspc_ferretti_apps", "wrkspc_ferretti_data"
 ENG = {"code-review-checklist", "incident-postmortem", "standup-notes"}

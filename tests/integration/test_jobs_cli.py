@@ -15,8 +15,8 @@ from claresia_sync.errors import ExitCode
 from tests.cli import run_cli
 from tests.fixtures.daemon import DaemonProcess, wait_until
 from tests.fixtures.world import scalar
-from tests.test_publish_cli import cli
-from tests.test_publish_e2e import world  # noqa: F401  (fixture)
+from tests.integration.test_publish_cli import cli
+from tests.integration.test_publish_e2e import world  # noqa: F401  (fixture)
 
 
 def test_republish_runs_its_job_itself_while_a_daemon_runs(

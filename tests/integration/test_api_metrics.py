@@ -16,7 +16,7 @@ from claresia_sync.api.call_metrics import API_CALLS, route_template
 from claresia_sync.emulator import EmulatorServer
 from tests.fixtures.daemon import DaemonProcess, free_port, wait_until
 from tests.fixtures.emulator import DAINESE_KEY
-from tests.test_api_client import admin_key
+from tests.integration.test_api_client import admin_key
 
 CREATE = "/v1/organizations/{org_id}/skills"
 

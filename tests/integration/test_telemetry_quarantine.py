@@ -15,7 +15,7 @@ from claresia_sync.emulator import EmulatorServer
 from claresia_sync.telemetry.quarantine import replay_quarantine
 from tests.cli import clean_env, run_cli
 from tests.fixtures.emulator import DAINESE_KEY, DAINESE_ORG
-from tests.test_telemetry_poller import ENG_SKILL, poll, scalar, world
+from tests.integration.test_telemetry_poller import ENG_SKILL, poll, scalar, world
 
 __all__ = ["world"]  # the fixture, shared with the poller tests
 

@@ -9,7 +9,7 @@ import yaml
 
 from claresia_sync.tenancy import TenantConfigError, load_tenants, parse_tenants
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "deploy" / "tenants.example.yaml"
+EXAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "tenants.example.yaml"
 
 BASE = """
 version: 1

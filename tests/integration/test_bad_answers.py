@@ -21,9 +21,9 @@ from claresia_sync.emulator.faults import AUDIT_ROUTE
 from claresia_sync.telemetry.poller import PollResult, poll_once
 from tests.fixtures.daemon import DaemonProcess, wait_until
 from tests.fixtures.emulator import DAINESE_KEY, DAINESE_ORG, admin_key, api_client, skill_payload
-from tests.test_chaos import generate_usage, publish_until_succeeded
-from tests.test_publish_e2e import catalog_and_tenants, publish
-from tests.test_telemetry_poller import ENG_SKILL, demo_tenants, publish_in_emulator
+from tests.integration.test_chaos import generate_usage, publish_until_succeeded
+from tests.integration.test_publish_e2e import catalog_and_tenants, publish
+from tests.integration.test_telemetry_poller import ENG_SKILL, demo_tenants, publish_in_emulator
 
 SKILLS = "/v1/organizations/{org_id}/skills"
 CREATE = f"POST {SKILLS}"

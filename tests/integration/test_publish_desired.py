@@ -13,7 +13,7 @@ from claresia_sync.emulator import EmulatorServer
 from claresia_sync.errors import UserError
 from claresia_sync.publish import Acl, desired_state
 from claresia_sync.tenancy import UnknownTenantError
-from tests.test_publish_e2e import (
+from tests.integration.test_publish_e2e import (
     publish,
     world,  # noqa: F401  (fixture)
 )

@@ -18,7 +18,7 @@ from claresia_sync.errors import ExitCode
 from claresia_sync.publish import reconcile
 from tests.cli import clean_env, run_cli
 from tests.fixtures.emulator import ACME_KEY, DAINESE_ENGONLY_KEY, DAINESE_KEY
-from tests.test_publish_e2e import apply, world  # noqa: F401  (fixture)
+from tests.integration.test_publish_e2e import apply, world  # noqa: F401  (fixture)
 
 UNREACHABLE = "wrkspc_dainese_corp"  # the ENGONLY key's principal is in engineering only
 
