@@ -2,7 +2,7 @@
 fault-free run, and SIGKILLs at random moments leave a converged, correct state.
 
 Short form by default (CI). Long form: `CLARESIA_CHAOS_KILLS=20 CLARESIA_CHAOS_EVENTS=200000
-pytest -m chaos tests/test_chaos.py` (see bench/RESULTS.md)."""
+pytest -m chaos tests/integration/test_chaos.py` (see bench/RESULTS.md)."""
 
 from __future__ import annotations
 

@@ -351,7 +351,7 @@ def test_compose_services_and_order() -> None:
     )
     for name, svc in services.items():
         if name == "postgres" or "monitoring" in svc.get("profiles", []):
-            continue  # third-party images (monitoring: tests/test_center_monitoring.py)
+            continue  # third-party images (monitoring: tests/integration/test_center_monitoring.py)
         assert svc["image"] == services["daemon"]["image"], name
         assert svc["build"]["dockerfile"] == "deploy/Dockerfile"
         assert (COMPOSE.parent / svc["build"]["context"] / svc["build"]["dockerfile"]).is_file()
