@@ -115,8 +115,23 @@ class OrgDesired:
         return {s.name: s for s in self.skills}
 
 
+# Parsed IR by (skill id, IR hash): the stored IR is parsed and validated once per process, not
+# on every run (`ir_hash` identifies the IR, as the transpile cache below already relies on).
+_PARSED: dict[tuple[str, str], SkillIR | str] = {}
+
+
 def _parse_catalog_ir(row: CatalogSkill) -> SkillIR | str:
     """The row's IR, or why it cannot be used (names the skill and the JSON pointer)."""
+    key = (row.skill_id, row.ir_hash)
+    parsed = _PARSED.get(key)
+    if parsed is None:
+        if len(_PARSED) >= CACHE_MAX:
+            _PARSED.clear()
+        parsed = _PARSED[key] = _parse_uncached(row)
+    return parsed
+
+
+def _parse_uncached(row: CatalogSkill) -> SkillIR | str:
     result = parse_ir(json.dumps(row.ir).encode(), f"catalog skill {row.skill_id!r}")
     if isinstance(result, list):
         shown = "; ".join(str(p) for p in result[:3])

@@ -118,3 +118,36 @@ def test_a_tenant_without_an_organisation_is_a_clear_error(
         with pytest.raises(UserError, match="tenant 'loner' has no organisation connection"):
             desired_state(s, "loner")
         assert "loner" not in {t for o in desired_state(s) for t in o.tenants}
+
+
+def test_stored_ir_is_parsed_once_per_process(
+    engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+    world: dict[str, Any],  # noqa: F811
+) -> None:
+    """issue 14: no re-parsing of stored IR on every run; a new catalog version is parsed."""
+    from claresia_sync.publish import desired
+
+    parsed: list[str] = []
+    real = desired.parse_ir
+
+    def counting(data: bytes, source: str) -> Any:
+        parsed.append(source)
+        return real(data, source)
+
+    monkeypatch.setattr(desired, "parse_ir", counting)
+    monkeypatch.setattr(desired, "_PARSED", {})
+    with Session(engine) as s:
+        desired_state(s, "dainese")
+        first = len(parsed)
+        desired_state(s, "dainese")
+    assert first > 0 and len(parsed) == first
+    with Session(engine) as s:
+        s.execute(
+            update(CatalogSkill)
+            .where(CatalogSkill.skill_id == "prd-review")
+            .values(ir_hash="sha256:" + "1" * 64)
+        )
+        s.commit()
+        desired_state(s, "dainese")
+    assert parsed[first:] == ["catalog skill 'prd-review'"]

@@ -248,6 +248,7 @@ def test_a_bad_ir_fails_only_that_skill(
         broken = dict(row.ir)
         broken["steps"] = []  # at least one step is required
         row.ir = broken
+        row.ir_hash = "sha256:" + "0" * 64  # a changed IR has another hash (catalog import)
         s.commit()
     outcome = publish(engine, "dainese")
     assert outcome.status == "partial"
