@@ -6,12 +6,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+import yaml
 from sqlalchemy import Engine, delete, func, select, text, update
 from sqlalchemy.orm import Session
 
 from claresia_sync.db.models import CatalogSkill, Publication
 from claresia_sync.emulator import EmulatorServer
-from tests.fixtures.real_api import DESIGNERS, ENGINEERS, client, picker
+from claresia_sync.emulator.state import ENTERPRISE_SCOPES
+from claresia_sync.tenancy import apply_tenants, parse_tenants
+from tests.fixtures.real_api import DESIGNERS, ENGINEERS, READONLY_KEY, client, picker
 from tests.fixtures.real_api import plugin_files as foreign_files
 from tests.integration.test_publish_e2e import apply, names, publish
 from tests.integration.test_publish_e2e import world as world  # the fixture
@@ -206,3 +210,32 @@ def test_without_attestation_the_tenant_is_refused(
         error
     )
     assert plugins(emulator) == []
+
+
+def test_missing_scope_and_a_non_enterprise_organisation_are_one_line_each(
+    engine: Engine,
+    emulator: EmulatorServer,
+    world: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CLARESIA_FERRETTI_ENTERPRISE_KEY", READONLY_KEY)  # no write:plugins
+    outcome = publish(engine, "ferretti")
+    assert outcome.status == "failed" and outcome.stats["failed"] == 5
+    for error in (e["error"] for e in outcome.errors):
+        assert "\n" not in error and "403" in error and "write:plugins" in error, error
+        assert "re-mint it in claude.ai with the scopes write:plugins, read:plugins" in error
+
+    # A Claude Enterprise key of an organisation that is not on Claude Enterprise.
+    key = "sk-ant-api01-dainese-ENT-" + "0" * 40
+    emulator.state.add_admin_key("org_dainese", key, scopes=ENTERPRISE_SCOPES)
+    monkeypatch.setenv("CLARESIA_FERRETTI_ENTERPRISE_KEY", key)
+    ferretti(world)["targets"]["claude-enterprise"]["org_id"] = "org_dainese"
+    world["tenants"] = [t for t in world["tenants"] if t["slug"] == "ferretti"]
+    with Session(engine) as session:  # the demo's org_dainese tenant goes (nothing published)
+        config = parse_tenants(yaml.safe_dump(world), "t.yaml")
+        apply_tenants(session, config, source="t.yaml", prune=True)
+        session.commit()
+    refused = publish(engine, "ferretti")
+    (error,) = [e["error"] for e in refused.errors]
+    assert "\n" not in error and "organisation org_dainese" in error
+    assert "Claude Enterprise" in error and "use the claude-api target otherwise" in error, error

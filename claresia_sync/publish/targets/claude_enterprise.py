@@ -166,6 +166,7 @@ class ClaudeEnterpriseTarget:
         self._plugins = caller.sdk.beta.organization.plugins
         self._locks: dict[str, asyncio.Lock] = {}
         self._known: dict[str, Installation] = {}
+        self._groups: dict[str, str] | None = None  # read by the gate, for the pre-flight
         """Settings this target read or wrote (a fresh plugin's are known without a read)."""
 
     def __repr__(self) -> str:
@@ -189,16 +190,26 @@ class ClaudeEnterpriseTarget:
         conn = self.connection
         if conn.zero_retention is None:
             return zero_retention_refusal(conn)
-        try:
-            await self.organization_name()
-            await self.caller.call(
+        # Three reads at once (one round trip per organisation, which a run of many has):
+        # the key's organisation, the Plugins API, and the groups the pre-flight checks.
+        answers = await asyncio.gather(
+            self.organization_name(),
+            self.caller.call(
                 "GET",
                 R_PLUGINS,
                 "GET /v1/organizations/plugins",
                 lambda: self._plugins.list(limit=1),
-            )
-        except TargetError as exc:
-            return f"{conn.describe()}: {exc}" + (f" — {exc.hint}" if exc.hint else "")
+            ),
+            self.rbac_groups(),
+            return_exceptions=True,
+        )
+        for answer in answers[:2]:
+            if isinstance(answer, TargetError):
+                return f"{conn.describe()}: {answer}" + (f" — {answer.hint}" if answer.hint else "")
+            if isinstance(answer, BaseException):
+                raise answer
+        groups = answers[2]
+        self._groups = groups if isinstance(groups, dict) else None
         return None
 
     async def rbac_groups(self) -> dict[str, str]:
@@ -212,10 +223,12 @@ class ClaudeEnterpriseTarget:
         return await self.caller.call("GET", R_GROUPS, "GET /v1/organizations/rbac_groups", groups)
 
     async def access_check(self) -> AccessCheck:
-        try:
-            known = await self.rbac_groups()
-        except TargetError:  # cannot read: the setting write's own 404 still names the group
-            return no_access_check
+        known = self._groups
+        if known is None:
+            try:
+                known = await self.rbac_groups()
+            except TargetError:  # cannot read: the setting write's own 404 names the group
+                return no_access_check
         where = f"organisation {self.connection.org_id}"
 
         def check(access: Access) -> str | None:
