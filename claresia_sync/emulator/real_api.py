@@ -35,6 +35,7 @@ from claresia_sync.emulator.common import (
     not_found,
 )
 from claresia_sync.emulator.faults import FAULT_CODE, Faults
+from claresia_sync.emulator.managed_settings import ManagedSettingsApi
 from claresia_sync.emulator.plugins import BETA, PluginCatalog, Preference, setting_json
 from claresia_sync.emulator.responses import guard, json_body, json_response, request_key
 from claresia_sync.emulator.skills_api import WorkspaceSkills
@@ -98,22 +99,26 @@ class RealApi:
             ("/v1/skills/{skill_id}/versions/{version}", self.get_skill_version, "GET"),
             ("/v1/skills/{skill_id}/versions/{version}", self.delete_skill_version, "DELETE"),
         ]
-        return [Route(path, guard(fn), methods=[method]) for path, fn, method in r]
+        routes = [Route(path, guard(fn), methods=[method]) for path, fn, method in r]
+        return routes + ManagedSettingsApi(self).routes()
 
     # -- who is calling ------------------------------------------------------------------------
 
     def key(self, request: Request) -> KeyRecord:
         return authenticate(self.state, request)
 
-    def enterprise(self, request: Request, *scopes: str, beta: bool = True) -> OrgState:
-        """The Claude Enterprise organisation of an admin key holding one of `scopes`."""
+    def enterprise(self, request: Request, *scopes: str, beta: bool | str = True) -> OrgState:
+        """The Claude Enterprise organisation of an admin key holding one of `scopes`; `beta`:
+        the Plugins API's header (True), none (False) or that of another beta API."""
         betas = request.headers.get("anthropic-beta", "").replace(" ", "").split(",")
-        if beta and BETA not in betas:
+        needed = BETA if beta is True else beta
+        if needed and needed not in betas:
             if not request.headers.get("anthropic-version"):
                 raise bad_request("the anthropic-version header is required")
+            api = "the Plugins API" if needed == BETA else "this API"
             raise not_found(
-                f"Not found: {request.url.path} needs the beta header 'anthropic-beta: {BETA}' "
-                "(the Plugins API is in beta)"
+                f"Not found: {request.url.path} needs the beta header 'anthropic-beta: {needed}' "
+                f"({api} is in beta)"
             )
         key = self.key(request)
         if key.family == "workspace":
@@ -123,7 +128,13 @@ class RealApi:
             )
         org = self.state.org(key.org_id)
         if not org.claude_enterprise:
-            api = "the Plugins API" if beta else "the RBAC Groups API"
+            api = (
+                "the Plugins API"
+                if beta is True
+                else "the RBAC Groups API"
+                if beta is False
+                else "the Claude Code Managed Settings API"
+            )
             raise not_found(
                 f"organization {org.id} is not a Claude Enterprise organization: {api} is "
                 "available to Claude Enterprise organizations only"

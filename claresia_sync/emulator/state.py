@@ -43,6 +43,7 @@ from claresia_sync.emulator.common import (
     iso_now,
     not_found,
 )
+from claresia_sync.emulator.managed_settings import ManagedSettings
 from claresia_sync.emulator.plugins import PluginCatalog, Preference
 from claresia_sync.emulator.skills_api import WorkspaceSkills
 from claresia_sync.naming import NAME_RE
@@ -64,6 +65,8 @@ ENTERPRISE_SCOPES = (
     "read:rbac_groups",
     "read:analytics",
     "read:compliance_activities",
+    "read:claude_code_managed_settings",
+    "write:claude_code_managed_settings",
 )
 KeyFamily = Literal["console_admin", "enterprise_admin", "workspace"]
 # The demo seed (the fixed demo identities): the checkout's, or the copy in the wheel.
@@ -321,6 +324,7 @@ class OrgState:
     plugins: PluginCatalog | None = None  # Claude Enterprise organisations only
     analytics: SkillAnalytics = field(default_factory=SkillAnalytics)  # Claude Enterprise
     activity: ActivityFeed = field(default_factory=ActivityFeed)  # the Compliance activity feed
+    claude_code_settings: ManagedSettings = field(default_factory=ManagedSettings)  # Enterprise
     workspace_skills: dict[str, WorkspaceSkills] = field(default_factory=dict)  # Skills API
 
 

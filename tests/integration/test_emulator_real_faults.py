@@ -56,6 +56,8 @@ def test_demo_seed_has_a_claude_enterprise_organisation() -> None:
         "read:rbac_groups",
         "read:analytics",
         "read:compliance_activities",
+        "read:claude_code_managed_settings",
+        "write:claude_code_managed_settings",
     }
     workspace_keys = [k for k in state.keys.values() if k.family == "workspace"]
     assert {k.workspace for k in workspace_keys} == {
