@@ -18,6 +18,8 @@ import structlog
 from structlog.typing import EventDict, WrappedLogger
 
 _KEY_SHAPE = re.compile(r"sk-ant-[A-Za-z0-9_\-]{4,}")
+# A bearer token in a header value (the OTLP token in Claude Code's managed settings).
+_BEARER = re.compile(r"(Bearer\s+)[^\s'\",}\\]+")
 
 LogFormat = Literal["json", "console"]
 
@@ -59,7 +61,8 @@ def log_context(
 
 
 def mask_keys(text: str) -> str:
-    """`sk-ant-admin01-…abcd` keeps only the kind and the last 4 chars."""
+    """`sk-ant-admin01-…abcd` keeps only the kind and the last 4 chars; `Bearer ****` nothing."""
+    text = _BEARER.sub(r"\1****", text)
     return _KEY_SHAPE.sub(lambda m: f"sk-ant-…{m.group()[-4:]}", text)
 
 
@@ -104,8 +107,9 @@ def configure_logging(fmt: LogFormat = "console", level: int | str = logging.INF
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # httpcore/httpx log every request at DEBUG with headers in some versions: keep them quiet.
-    for noisy in ("httpcore2", "httpx2", "httpcore", "httpx"):
+    # httpcore/httpx log every request at DEBUG with headers in some versions, the anthropic SDK
+    # its request options with the body (a managed-settings write holds an OTLP token): quiet.
+    for noisy in ("httpcore2", "httpx2", "httpcore", "httpx", "anthropic"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],

@@ -566,3 +566,21 @@ class OtlpToken(Base):
     )
     token_ref: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[dt.datetime] = _updated()
+
+
+class ClaudeCodeSettings(Base):
+    """A root tenant's opt-in to have its rbac groups' Claude Code managed settings point at the
+    OTLP receiver, and which of those settings claresia-sync wrote (names only, never a value:
+    one of them holds the token), so that turning it off removes only ours."""
+
+    __tablename__ = "claude_code_settings"
+
+    tenant_id: Mapped[int] = mapped_column(
+        ForeignKey("tenant.id", ondelete="CASCADE"), primary_key=True
+    )
+    manage: Mapped[bool] = mapped_column(server_default=text("false"))
+    endpoint: Mapped[str | None] = mapped_column(Text)
+    owned: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    """rbac group id -> {"env": [the env names we wrote], "created": whether we made its
+    document}."""
+    updated_at: Mapped[dt.datetime] = _updated()

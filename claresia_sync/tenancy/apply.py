@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from claresia_sync.db.models import (
     Archetype,
     CatalogSkill,
+    ClaudeCodeSettings,
     OrgConnection,
     OtlpToken,
     Publication,
@@ -74,6 +75,7 @@ def apply_tenants(
         changes += _targets(session, tenants[spec.slug], mine)
         changes += _attestation(session, tenants[spec.slug], mine)
         changes += _otlp_token(session, tenants[spec.slug], mine)
+        changes += _claude_code_settings(session, tenants[spec.slug], mine)
     session.flush()
     changes += _workspaces(session, config, tenants)
     for _, spec, _ in config.entries():
@@ -144,6 +146,14 @@ def _check_against_db(
             problems.append(
                 f"{source}: tenant {t.slug!r} would be removed but has {live} published skill(s):"
                 " unpublish them first (remove its grants and publish), then remove the tenant"
+            )
+        claude_code = session.get(ClaudeCodeSettings, t.id)
+        if claude_code is not None and claude_code.owned:
+            problems.append(
+                f"{source}: tenant {t.slug!r} would be removed but its Claude Code settings are "
+                f"still in {len(claude_code.owned)} rbac group(s): set "
+                "`otlp.manage_claude_code_settings: false`, apply, run `claresia-sync otlp "
+                f"configure --tenant {t.slug}`, then remove the tenant"
             )
     if problems:
         raise TenantConfigError(source, problems)
@@ -300,6 +310,30 @@ def _otlp_token(session: Session, tenant: Tenant, root: TenantSpec | None) -> li
         return []
     row.token_ref = want
     return [Change("~", f"otlp token {tenant.slug}: {want}")]
+
+
+def _claude_code_settings(
+    session: Session, tenant: Tenant, root: TenantSpec | None
+) -> list[Change]:
+    """The opt-in of `otlp:`; the row outlives it while settings we wrote remain (`owned`), so
+    that `otlp configure` can still remove them."""
+    row = session.get(ClaudeCodeSettings, tenant.id)
+    want = root.otlp if root is not None else None
+    manage = bool(want and want.manage_claude_code_settings)
+    endpoint = want.endpoint if want is not None else None
+    said = f"{'managed' if manage else 'not managed'}, endpoint {endpoint or '-'}"
+    if row is None:
+        if want is None:
+            return []
+        session.add(ClaudeCodeSettings(tenant_id=tenant.id, manage=manage, endpoint=endpoint))
+        return [Change("+", f"claude code settings {tenant.slug}: {said}")]
+    if want is None and not row.owned:
+        session.delete(row)
+        return [Change("-", f"claude code settings {tenant.slug}")]
+    if (row.manage, row.endpoint) == (manage, endpoint):
+        return []
+    row.manage, row.endpoint = manage, endpoint
+    return [Change("~", f"claude code settings {tenant.slug}: {said}")]
 
 
 def _workspaces(session: Session, config: TenantsFile, tenants: dict[str, Tenant]) -> list[Change]:

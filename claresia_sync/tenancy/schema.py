@@ -16,6 +16,9 @@ tenants:
   - slug: ferretti                     # the real targets (docs/targets.md)
     zero_retention: {attested_by: Anna Ferretti <anna@ferretti.example>, attested_at: 2026-11-20}
     otlp_token: env:CLARESIA_FERRETTI_OTLP_TOKEN   # Claude Code -> the daemon's OTLP receiver
+    otlp:                              # opt-in: set Claude Code's OTLP settings per rbac group
+      manage_claude_code_settings: true
+      endpoint: https://claresia-sync.example.internal:4318   # the receiver, as Claude Code sees it
     targets:
       claude-enterprise: {org_id: org_ferretti, admin_key: env:CLARESIA_FERRETTI_ENTERPRISE_KEY}
       claude-api:
@@ -149,6 +152,16 @@ class ZeroRetentionSpec(_Spec):
     attested_at: dt.date
 
 
+class OtlpSpec(_Spec):
+    """Opt-in (claude-enterprise): claresia-sync writes the Claude Code environment that exports
+    OTLP logs to its receiver into the managed settings of the tenant's archetypes' rbac groups
+    (docs/claude-code.md); off again, it removes only what it wrote."""
+
+    manage_claude_code_settings: bool = False
+    endpoint: BaseUrl | None = None
+    """The receiver's base URL as the members' Claude Code reaches it (`/v1/logs` is added)."""
+
+
 class SubTenantSpec(_Spec):
     slug: TenantSlug
     display_name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
@@ -166,6 +179,7 @@ class TenantSpec(SubTenantSpec):
     zero_retention: ZeroRetentionSpec | None = None
     otlp_token: KeyRef | None = None
     """The bearer token its Claude Code sends to the daemon's OTLP receiver (a reference)."""
+    otlp: OtlpSpec | None = None
     sub_tenants: list[SubTenantSpec] = []
 
     def org_ids(self) -> list[tuple[str, str]]:
@@ -289,6 +303,7 @@ def _unknown_key(loc: Sequence[int | str]) -> str:
             "targets": "a sub-tenant uses its root tenant's targets",
             "zero_retention": "the root tenant attests it for the organisation",
             "otlp_token": "the root tenant's token covers its sub-tenants",
+            "otlp": "the root tenant's opt-in covers its sub-tenants' rbac groups",
             "sub_tenants": "sub-tenants nest one level deep: list it in the root's sub_tenants",
         }[key]
         return f"not allowed in a sub-tenant: {why}"
@@ -377,6 +392,7 @@ def _check_targets(path: str, root: TenantSpec) -> list[str]:
         for where, org in orgs[1:]
         if org != orgs[0][1]
     ]
+    problems += _check_otlp(path, root)
     api = root.targets.claude_api if root.targets else None
     if api is None:
         return problems
@@ -398,4 +414,34 @@ def _check_targets(path: str, root: TenantSpec) -> list[str]:
                 f"{keys}.{ws_id}: workspace is not mapped to this tenant or its sub-tenants: "
                 "map it under `workspaces:` or remove its key"
             )
+    return problems
+
+
+def _check_otlp(path: str, root: TenantSpec) -> list[str]:
+    """The Claude Code opt-in needs the token it hands out, the receiver's address and the
+    claude-enterprise target (the managed-settings API is Claude Enterprise's)."""
+    otlp = root.otlp
+    if otlp is None or not otlp.manage_claude_code_settings:
+        return []
+    here = f"{path}.otlp"
+    problems = []
+    if otlp.endpoint is None:
+        problems.append(
+            f"{here}.endpoint: required with manage_claude_code_settings: true: the receiver's "
+            "base URL as Claude Code reaches it, e.g. https://claresia-sync.example.internal:4318"
+        )
+    elif otlp.endpoint.rstrip("/").endswith("/v1/logs"):
+        problems.append(
+            f"{here}.endpoint: give the receiver's base URL without /v1/logs (it is added)"
+        )
+    if root.otlp_token is None:
+        problems.append(
+            f"{here}.manage_claude_code_settings: needs `otlp_token: env:NAME` on the tenant "
+            "(the token Claude Code sends to the receiver)"
+        )
+    if root.targets is None or root.targets.claude_enterprise is None:
+        problems.append(
+            f"{here}.manage_claude_code_settings: needs the claude-enterprise target (the "
+            "managed-settings API is Claude Enterprise's): add targets.claude-enterprise"
+        )
     return problems
