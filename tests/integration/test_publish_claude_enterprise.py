@@ -239,3 +239,18 @@ def test_missing_scope_and_a_non_enterprise_organisation_are_one_line_each(
     (error,) = [e["error"] for e in refused.errors]
     assert "\n" not in error and "organisation org_dainese" in error
     assert "Claude Enterprise" in error and "use the claude-api target otherwise" in error, error
+
+
+def test_a_plugin_an_administrator_made_with_our_marker_is_not_adopted(
+    engine: Engine, emulator: EmulatorServer, world: dict[str, Any]
+) -> None:
+    """The emulator's fault: an administrator's plugin takes the name first, made in claude.ai
+    from the same files (our marker included). Made by a person: never ours."""
+    emulator.set_faults(script=["plugin_name_taken"])
+    outcome = publish(engine, "ferretti")
+    assert outcome.stats["created"] == 4 and outcome.stats["failed"] == 1
+    (error,) = [e["error"] for e in outcome.errors]
+    assert "created by a user_actor" in error and "left untouched" in error, error
+    holders = [p for p in plugins(emulator) if p.created_by and p.created_by.type == "user_actor"]
+    assert len(holders) == 1 and "[claresia-sync ferretti/" in (holders[0].description or "")
+    assert holders[0].organization_installation_preference != "not_available"  # untouched

@@ -11,8 +11,8 @@ the Plugins API (REAL_API.md section 1 A), on the official SDK.
 - Ownership, provable from the server: the manifest `description` ends with the marker
   `[claresia-sync <tenant>/<skill> sha256:<hash>]` (`MARKER`), which the plugin list returns,
   so the published content hash and its owner survive a lost database (the version archive
-  holds the same manifest). A plugin without our marker is never adopted, changed or deleted,
-  whatever its name.
+  holds the same manifest). A plugin without our marker, or made by a person in claude.ai
+  (`created_by` a user, whatever its manifest says), is never adopted, changed or deleted.
 - Zero retention: no API reports it; the tenants file's attestation is the gate.
 """
 
@@ -268,6 +268,9 @@ class ClaudeEnterpriseTarget:
         found = _owner(plugin.description)
         if found is None or not plugin.name.startswith(PREFIX):
             return None
+        by = getattr(plugin, "created_by", None)
+        if by is not None and by.type == "user_actor":
+            return None  # made by a person in claude.ai (a copied marker proves nothing)
         return LiveSkill(
             remote_id=plugin.id,
             version=plugin.latest_version_id,
