@@ -181,7 +181,13 @@ def job(engine: Engine, job_id: int) -> dict[str, Any]:
     view = _job(engine, job_id)
     results = publications(engine, job_id=job_id)
     view["results"] = results
-    view["progress"] = {"recorded": len(results), "finished": view["status"] in _FINISHED}
+    live = (view.get("stats") or {}).get("progress") or {}
+    view["progress"] = {
+        "recorded": len(results),
+        "done": live.get("done"),
+        "total": live.get("total"),
+        "finished": view["status"] in _FINISHED,
+    }
     return view
 
 

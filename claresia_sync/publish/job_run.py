@@ -153,10 +153,21 @@ class _Beat:
     def __init__(self, engine: Engine, job_id: int, every: float) -> None:
         self.engine, self.job_id, self.every = engine, job_id, every
         self.cancelled = asyncio.Event()
+        self.progress: tuple[int, int] | None = None  # (done, known) of the current round
+
+    def tracking(self, progress: ProgressFn | None) -> ProgressFn:
+        """A progress callback that the next beat records, then passes on to `progress`."""
+
+        def note(done: int, known: int) -> None:
+            self.progress = (done, known)
+            if progress is not None:
+                progress(done, known)
+
+        return note
 
     async def check(self) -> None:
         with contextlib.suppress(Exception):  # a missed beat is retried at the next one
-            if await asyncio.to_thread(jobs.heartbeat, self.engine, self.job_id):
+            if await asyncio.to_thread(jobs.heartbeat, self.engine, self.job_id, self.progress):
                 self.cancelled.set()
 
     async def loop(self) -> None:
@@ -197,7 +208,7 @@ async def _rounds(
             concurrency=concurrency,
             job_id=job.id,
             http=http,
-            progress=progress,
+            progress=beat.tracking(progress),
             stop=beat.cancelled.is_set,
         )
         rounds.add(run)

@@ -162,13 +162,20 @@ def mark_started(engine: Engine, job_id: int) -> None:
         )
 
 
-def heartbeat(engine: Engine, job_id: int) -> bool:
-    """Refresh a running job's heartbeat; True if a cancel of it was requested."""
+def heartbeat(engine: Engine, job_id: int, progress: tuple[int, int] | None = None) -> bool:
+    """Refresh a running job's heartbeat; True if a cancel of it was requested.
+
+    `progress` (skills done, skills known so far) goes into the running job's `stats` as
+    `{"progress": {"done": ..., "total": ...}}`, for `jobs show` and the console; `finish`
+    replaces it with the final counts."""
+    values: dict[str, Any] = {"heartbeat_at": func.now()}
+    if progress is not None:
+        values["stats"] = {"progress": {"done": progress[0], "total": progress[1]}}
     with engine.begin() as conn:
         requested = conn.execute(
             update(PublishJob)
-            .where(PublishJob.id == job_id)
-            .values(heartbeat_at=func.now())
+            .where(PublishJob.id == job_id, PublishJob.status == JobStatus.RUNNING)
+            .values(**values)
             .returning(PublishJob.cancel_requested_at)
         ).scalar_one_or_none()
     return requested is not None

@@ -176,13 +176,12 @@ async def reconcile(
         nonlocal done, known
         plan.orgs.append(org_plan)
         known += len(org_plan.items) - len(org_plan.org.skills)
-        if org_plan.refused is None:
-            return True
-        run.refused[org_plan.org.label] = org_plan.refused
-        done += len(org_plan.org.skills)
-        if progress:
+        if org_plan.refused is not None:
+            run.refused[org_plan.org.label] = org_plan.refused
+            done += len(org_plan.org.skills)
+        if progress:  # a planned organisation makes its items known before the first is done
             progress(done, known)
-        return False
+        return org_plan.refused is None
 
     async def one_item(target: PublishTarget, item: PlanItem) -> None:
         nonlocal done

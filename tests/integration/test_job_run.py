@@ -144,3 +144,32 @@ def test_the_rounds_come_from_the_setting(
     outcome = asyncio.run(run_job(engine, _claimed(engine, "acme")))
     assert outcome.status == JobStatus.FAILED and outcome.stats["rounds"] == 1
     assert all(e["retryable"] and e["attempts"] == 1 for e in outcome.errors)
+
+
+def test_a_running_job_reports_its_progress(
+    engine: Engine,
+    emulator: EmulatorServer,
+    world: dict[str, Any],  # noqa: F811
+) -> None:
+    """The heartbeat records (done, total) in the running job's stats, for `jobs show` and the
+    console's progress bar (issue 17: jobs with progress)."""
+    emulator.set_faults(latency_ms=150)  # slow calls: the job runs a while
+    job = _claimed(engine, "acme")
+    seen: list[dict[str, int]] = []
+
+    async def run_and_watch() -> JobOutcome:
+        # One call in flight: the skills are done one after another.
+        task = asyncio.create_task(run_job(engine, job, concurrency=1, heartbeat_every=0.1))
+        while not task.done():
+            stats = await asyncio.to_thread(lambda: jobs.get_job(engine, job.id).stats)
+            if "progress" in stats:
+                seen.append(stats["progress"])
+            await asyncio.sleep(0.05)
+        return await task
+
+    outcome = asyncio.run(run_and_watch())
+    assert outcome.status == JobStatus.SUCCEEDED, outcome.errors
+    assert seen and all(p["total"] >= ACME_SKILLS for p in seen), (seen, outcome.stats)
+    assert any(0 < p["done"] < p["total"] for p in seen), seen  # seen part-way through
+    final = jobs.get_job(engine, job.id).stats
+    assert "progress" not in final and final["created"] == ACME_SKILLS  # finish replaced it

@@ -10,6 +10,12 @@ async function getJSON(path) {
   return response.json();
 }
 
+// "12 of 50 skill(s) done" while a job runs (its heartbeat records the progress every second).
+function progressText(progress) {
+  if (progress.total) return progress.done + " of " + progress.total + " skill(s) done";
+  return progress.recorded + " skill(s) recorded";
+}
+
 function watchJob(box) {
   const id = box.dataset.jobId;
   const wasFinished = FINISHED.includes(box.dataset.status);
@@ -20,7 +26,12 @@ function watchJob(box) {
       const status = document.getElementById("job-status");
       status.textContent = job.status;
       status.className = "status-" + job.status;
-      document.getElementById("job-progress").textContent = job.progress.recorded + " skill(s) recorded";
+      document.getElementById("job-progress").textContent = progressText(job.progress);
+      const bar = document.getElementById("job-bar");
+      if (job.progress.total) {
+        bar.max = job.progress.total;
+        bar.value = job.progress.done;
+      }
       if (FINISHED.includes(job.status)) {
         window.location.reload(); // the per-skill results and errors, rendered by the server
         return;
