@@ -78,7 +78,10 @@ def show_cmd(job_id: JobId, as_json: AsJson = False) -> None:
         f"  started: {_when(view.started_at)} by {view.claimed_by or '-'}",
         f"  finished: {_when(view.finished_at)}",
     ]
-    if view.stats:
+    progress = view.stats.get("progress") if view.status == JobStatus.RUNNING else None
+    if progress:  # a running job: what its heartbeat recorded last
+        lines.append(f"  progress: {progress['done']} of {progress['total']} skill(s) done")
+    elif view.stats:
         lines.append(
             f"  rounds: {view.stats.get('rounds', 1)}, skills retried: "
             f"{view.stats.get('retried', 0)}, still failing: "

@@ -104,3 +104,24 @@ def test_jobs_list_show_cancel_retry_prune(
     assert pruned.returncode == 0 and "pruned 1 " in pruned.stdout
     assert scalar(engine, "SELECT array_agg(id ORDER BY id) FROM publish_job") == [2]
     assert scalar(engine, "SELECT retry_of FROM publish_job WHERE id = 2") is None
+
+
+def test_jobs_show_a_running_job_s_progress(
+    engine: Engine,
+    db_settings: Settings,
+    world: dict[str, Any],  # noqa: F811
+) -> None:
+    from sqlalchemy.orm import Session
+
+    from claresia_sync.publish import jobs
+
+    with Session(engine) as session:
+        job_id = jobs.enqueue(session, "acme")
+        session.commit()
+    assert jobs.claim(engine, "elsewhere", job_id) is not None
+    jobs.heartbeat(engine, job_id, (2, 5))  # what a running job's heartbeat records
+    shown = cli(db_settings, "jobs", "show", str(job_id))
+    assert shown.returncode == 0, shown.stderr
+    assert f"publish job {job_id}: running" in shown.stdout
+    assert "progress: 2 of 5 skill(s) done" in shown.stdout
+    assert "rounds:" not in shown.stdout  # a running job has no final counts yet
