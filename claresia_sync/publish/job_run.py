@@ -239,6 +239,9 @@ async def run_job(
     heartbeat_every: float = HEARTBEAT_EVERY,
 ) -> JobOutcome:
     """Run a claimed job to its end and record it; a crash inside marks the job failed."""
+    # Here, not at the top: claude_code_settings uses the targets of this package.
+    from claresia_sync.telemetry.claude_code_settings import configure_for_job
+
     try:
         async with _beating(engine, job.id, heartbeat_every) as beat:
             rounds = await _rounds(
@@ -250,6 +253,10 @@ async def run_job(
                 progress=progress,
                 retry=retry or RetryPolicy(rounds=load_settings().job_retry_rounds),
             )
+            # The opt-in of docs/claude-code.md, with the plugins: one function, the command's.
+            claude_code = None
+            if not beat.cancelled.is_set():
+                claude_code = await configure_for_job(engine, job.tenant_slug, http=http)
     except Exception as exc:
         if is_unavailable(exc):
             # Not the job's fault: it stays claimed, and the daemon queues it again once the
@@ -265,6 +272,14 @@ async def run_job(
         return JobOutcome(job.id, JobStatus.CANCELLED, {}, [], None)
     merged = rounds.merged()
     status, stats, errors = _status(merged, cancelled), rounds.stats(job), rounds.errors()
+    if claude_code is not None and (claude_code.lines or claude_code.errors):
+        stats["claude_code_settings"] = {
+            "written": claude_code.written,
+            "failed": len(claude_code.errors),
+        }
+        errors += claude_code.errors
+        if claude_code.errors and status is JobStatus.SUCCEEDED:
+            status = JobStatus.PARTIAL
     await asyncio.to_thread(jobs.finish, engine, job.id, status, stats, errors)
     return JobOutcome(job.id, status, stats, errors, merged)
 

@@ -15,15 +15,17 @@ shown (the diff masks it).
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx2
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from claresia_sync.api.connect import TenantConnection
-from claresia_sync.db.models import ClaudeCodeSettings, OtlpToken
+from claresia_sync.db.models import ClaudeCodeSettings, OtlpToken, Tenant
 from claresia_sync.errors import UserError
 from claresia_sync.publish.targets.base import TargetError
 from claresia_sync.publish.targets.sdk import SdkCaller, SdkFailure
@@ -43,6 +45,7 @@ MASKED = "Authorization=Bearer ****"
 SCOPES = "read:claude_code_managed_settings and write:claude_code_managed_settings"
 R_GROUP = "/v1/organizations/claude_code/managed_settings/rbac_groups/{rbac_group_id}"
 R_CONFIGURATION = "/v1/organizations/claude_code/managed_settings/configuration"
+log = logging.getLogger(__name__)
 
 
 def wanted_env(endpoint: str, token: str) -> dict[str, str]:
@@ -156,6 +159,9 @@ def plan_group(
 class ConfigureResult:
     lines: list[str] = field(default_factory=list)
     failed: int = 0
+    written: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    """A publish job's error entries (`configure_for_job`), one per group or tenant failed."""
 
 
 def _hints(status: int, code: str | None, message: str) -> str:
@@ -230,7 +236,12 @@ def _record(engine: Engine, slug: str, group_id: str, owned: Owned | None) -> No
 
 
 async def configure_tenant(
-    engine: Engine, slug: str, *, dry_run: bool = False, caller: SdkCaller | None = None
+    engine: Engine,
+    slug: str,
+    *,
+    dry_run: bool = False,
+    caller: SdkCaller | None = None,
+    http: httpx2.AsyncClient | None = None,
 ) -> ConfigureResult:
     """Bring the managed settings of tenant `slug`'s groups in line with its opt-in; one line
     per group. Errors that stop every group (key, scope, beta) raise `UserError` in one line."""
@@ -258,7 +269,7 @@ async def configure_tenant(
         except KeyReferenceError as exc:
             raise UserError(f"tenant {slug!r}: otlp_token: {exc}") from None
     own = caller is None
-    caller = caller or SdkCaller(t.connection, http=None, counter=None, hints=_hints)
+    caller = caller or SdkCaller(t.connection, http=http, counter=None, hints=_hints)
     try:
         await _configure_groups(engine, t, visit, want, caller, dry_run, result)
     finally:
@@ -300,10 +311,12 @@ async def _configure_groups(
                 result.lines.append(
                     f"{t.slug} {group_id}: conflict, nothing written: {plan.conflict}"
                 )
+                result.errors.append(_error(t, group_id, f"conflict: {plan.conflict}"))
                 continue
             verb = _verb(plan, dry_run)
             if not dry_run and plan.writes:
                 await _write(caller, api, plan, path)
+                result.written += 1
             if not dry_run and plan.owned != t.owned.get(group_id):
                 _record(engine, t.slug, group_id, plan.owned)
         except TargetError as exc:
@@ -312,6 +325,7 @@ async def _configure_groups(
             result.failed += 1
             hint = f" ({exc.hint})" if exc.hint else ""
             result.lines.append(f"{t.slug} {group_id}: error: {exc}{hint}")
+            result.errors.append(_error(t, group_id, f"{exc}{hint}", exc.retryable))
             continue
         result.lines.append(f"{t.slug} {group_id}: {verb}")
     mode = config.mode.type
@@ -322,6 +336,56 @@ async def _configure_groups(
             "switches it to `rbac_groups` (claude.ai, or the configuration API); claresia-sync "
             "does not switch it, as that changes every member's settings"
         )
+
+
+def _error(
+    t: _Tenant | str, group_id: str | None, why: str, retryable: bool = False
+) -> dict[str, Any]:
+    """An entry of a publish job's `errors`, in the shape of the skills' ones."""
+    connection = t.connection if isinstance(t, _Tenant) else None
+    return {
+        "org_id": connection.org_id if connection else None,
+        "tenant": t.slug if isinstance(t, _Tenant) else t,
+        "skill_id": None,
+        "name": f"claude code settings {group_id}" if group_id else "claude code settings",
+        "error": why,
+        "retryable": retryable,
+        "attempts": 1,
+    }
+
+
+async def configure_for_job(
+    engine: Engine, tenant_slug: str | None, *, http: httpx2.AsyncClient | None = None
+) -> ConfigureResult:
+    """After a publish job: `configure_tenant` for each root tenant of its scope (all when
+    None) whose opt-in is on or whose entries are still in some group; results merged."""
+    with Session(engine) as session:
+        query = select(Tenant.slug, Tenant.parent_id, ClaudeCodeSettings.manage).join(
+            ClaudeCodeSettings, ClaudeCodeSettings.tenant_id == Tenant.id
+        )
+        rows = session.execute(
+            query.where(ClaudeCodeSettings.manage | (ClaudeCodeSettings.owned != {}))
+        ).all()
+        if tenant_slug is not None:
+            asked = require_tenant(session, tenant_slug)
+            root = (asked.parent or asked).slug
+            rows = [r for r in rows if r.slug == root]
+    merged = ConfigureResult()
+    for slug, _, _ in sorted(rows):
+        try:
+            done = await configure_tenant(engine, slug, http=http)
+        except UserError as exc:
+            log.warning("claude code settings of tenant %s: %s", slug, exc)
+            merged.failed += 1
+            merged.errors.append(_error(slug, None, str(exc)))
+            continue
+        for line in done.lines:
+            log.info("claude code settings: %s", line)
+        merged.lines += done.lines
+        merged.failed += done.failed
+        merged.written += done.written
+        merged.errors += done.errors
+    return merged
 
 
 def _verb(plan: GroupPlan, dry_run: bool) -> str:

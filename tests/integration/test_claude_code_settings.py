@@ -27,7 +27,7 @@ from claresia_sync.tenancy.schema import TenantConfigError, parse_tenants
 from tests.cli import clean_env, run_cli
 from tests.fixtures.emulator import FERRETTI_ENTERPRISE_KEY
 from tests.fixtures.real_api import DESIGNERS, ENGINEERS, READONLY_KEY, client
-from tests.integration.test_publish_e2e import apply
+from tests.integration.test_publish_e2e import apply, publish
 from tests.integration.test_publish_e2e import world as world  # the fixture
 from tests.integration.test_security import _text_columns
 
@@ -138,6 +138,34 @@ def test_set_for_each_group_others_kept_idempotent_and_removed_when_off(
         "ferretti: Claude Code settings opt-in off; none of ours remain"
     ]
     assert writes(emulator) == before
+
+
+def test_a_publish_job_applies_the_opt_in_with_the_plugins(
+    engine: Engine, emulator: EmulatorServer, opted_in: dict[str, Any], token: str
+) -> None:
+    """The daemon's publish job calls the command's function after the tenant's plugins: the
+    groups get our settings, a second job writes nothing, a conflict makes the job partial."""
+    first = publish(engine, "ferretti")
+    assert first.status == "succeeded", first.errors
+    assert first.stats["claude_code_settings"] == {"written": 2, "failed": 0}
+    assert settings_of(emulator, ENGINEERS) == settings_of(emulator, DESIGNERS) is not None
+    before = writes(emulator)
+    again = publish(engine, "ferretti")
+    assert again.stats["claude_code_settings"] == {"written": 0, "failed": 0}
+    assert writes(emulator) == before
+
+    admin = client(emulator).beta.organization.claude_code.managed_settings
+    admin.rbac_groups.set(DESIGNERS, settings={"env": {"OTEL_LOG_TOOL_DETAILS": "0"}})
+    with Session(engine) as s:  # as if the group were new to us
+        row = s.scalars(select(ClaudeCodeSettings)).one()
+        row.owned = {g: o for g, o in row.owned.items() if g != DESIGNERS}
+        s.commit()
+    partial = publish(engine, None)  # the hourly drift check's scope: every tenant
+    assert partial.status == "partial", partial.errors
+    assert partial.stats["claude_code_settings"] == {"written": 0, "failed": 1}
+    [error] = [e for e in partial.errors if e["name"] == f"claude code settings {DESIGNERS}"]
+    assert error["tenant"] == "ferretti" and "OTEL_LOG_TOOL_DETAILS" in error["error"]
+    assert token not in repr(partial.errors) + repr(partial.stats)
 
 
 def test_the_token_is_masked_even_in_the_sdk_debug_log(
