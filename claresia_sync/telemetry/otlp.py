@@ -29,6 +29,7 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import hashlib
+import math
 import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -43,7 +44,6 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
-from ulid import ULID
 
 from claresia_sync import naming
 from claresia_sync.db.models import OrgConnection, Tenant, TenantTarget
@@ -116,6 +116,9 @@ def gzip_body(data: bytes) -> bytes:
 
 
 def value_of(v: AnyValue) -> Any:
+    text = v.string_value
+    if text:  # then the oneof is a string (most attributes): no WhichOneof needed
+        return text
     kind = v.WhichOneof("value")
     if kind is None:
         return None
@@ -156,8 +159,8 @@ def some_attributes(kvs: Iterable[KeyValue], keys: frozenset[str]) -> dict[str, 
     return {kv.key: value_of(kv.value) for kv in kvs if kv.key in keys}
 
 
-def identity(tenant: str, name: str, nanos: int, attrs: Mapping[str, Any]) -> ULID:
-    """The record's ULID: its time and a hash of what makes it itself (see the module doc)."""
+def identity(tenant: str, name: str, nanos: int, attrs: Mapping[str, Any]) -> str:
+    """The record's ULID (text): its time and a hash of what makes it itself (module doc)."""
     parts = [
         tenant,
         name,
@@ -166,7 +169,20 @@ def identity(tenant: str, name: str, nanos: int, attrs: Mapping[str, Any]) -> UL
         str(attrs.get("skill.name", "")),
     ]
     digest = hashlib.sha256("\x1f".join(parts).encode()).digest()
-    return ULID.from_bytes((nanos // 1_000_000).to_bytes(6, "big") + digest[:10])
+    return ulid_text((nanos // 1_000_000).to_bytes(6, "big") + digest[:10])
+
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_PAIRS = [_CROCKFORD[i >> 5] + _CROCKFORD[i & 31] for i in range(1024)]
+_SHIFTS = tuple(range(120, -1, -10))
+
+
+def ulid_text(raw: bytes) -> str:
+    """`str(ULID.from_bytes(raw))` without a ULID object (python-ulid encodes in a slower
+    loop): the 130 bits (2 zero bits, then the 16 bytes) as 13 pairs of Crockford base32
+    characters, one table lookup per 10 bits."""
+    n = int.from_bytes(raw, "big")
+    return "".join([_PAIRS[(n >> s) & 1023] for s in _SHIFTS])
 
 
 @dataclass
@@ -235,60 +251,81 @@ def _number(attrs: Mapping[str, Any], key: str) -> Decimal | None:
     return number
 
 
-def _usage_by_prompt(records: list[tuple[str, LogRecord, dict[str, Any]]]) -> dict[str, _Usage]:
-    usage: dict[str, _Usage] = {}
-    for name, _, attrs in records:
-        prompt = attrs.get("prompt.id")
-        if name != API_REQUEST or not isinstance(prompt, str):
-            continue
-        try:
-            tokens_in = _number(attrs, "input_tokens")
-            tokens_out = _number(attrs, "output_tokens")
-            cost = _number(attrs, "cost_usd")
-            duration = _number(attrs, "duration_ms")
-        except ValueError:
-            continue  # an api_request we cannot read adds nothing; the activation still counts
-        u = usage.setdefault(prompt, _Usage())
-        u.seen = True
-        model = attrs.get("model")
-        u.model = model if isinstance(model, str) else u.model
-        u.input_tokens += int(tokens_in or 0)
-        u.output_tokens += int(tokens_out or 0)
-        u.cost += cost or 0
-        u.duration_ms += int(duration or 0)
-    return usage
+def _count(attrs: Mapping[str, Any], key: str) -> int | None:
+    """`_number` as an int (tokens, milliseconds). Fast path: an OTLP int value is itself."""
+    value = attrs.get(key)
+    if type(value) is int and value >= 0:
+        return value
+    number = _number(attrs, key)
+    return None if number is None else int(number)
+
+
+def _cost(attrs: Mapping[str, Any], key: str) -> Decimal | None:
+    """`_number`. Fast path: a finite non-negative OTLP double is the Decimal of its repr."""
+    value = attrs.get(key)
+    if type(value) is float and 0 <= value < math.inf:
+        return Decimal(repr(value))
+    return _number(attrs, key)
+
+
+def _add_usage(usage: dict[str, _Usage], attrs: Mapping[str, Any]) -> None:
+    """Add an `api_request`'s usage to its prompt's (records in request order: the last model
+    wins)."""
+    prompt = attrs.get("prompt.id")
+    if not isinstance(prompt, str):
+        return
+    try:
+        tokens_in = _count(attrs, "input_tokens")
+        tokens_out = _count(attrs, "output_tokens")
+        cost = _cost(attrs, "cost_usd")
+        duration = _count(attrs, "duration_ms")
+    except ValueError:
+        return  # an api_request we cannot read adds nothing; the activation still counts
+    u = usage.get(prompt)
+    if u is None:
+        u = usage[prompt] = _Usage()
+    u.seen = True
+    model = attrs.get("model")
+    u.model = model if isinstance(model, str) else u.model
+    u.input_tokens += tokens_in or 0
+    u.output_tokens += tokens_out or 0
+    u.cost += cost or 0
+    u.duration_ms += duration or 0
 
 
 def normalise_request(
     request: ExportLogsServiceRequest, scope: TenantScope, settings: TelemetrySettings
 ) -> Normalised:
-    """Rows, quarantine entries and rejections of one export request (see the module doc)."""
+    """Rows, quarantine entries and rejections of one export request (see the module doc).
+
+    One pass over the records gathers the activations and the prompts' usage; then a row per
+    activation. Of an `api_request` only the attributes the correlation reads are converted."""
     out = Normalised()
-    records: list[tuple[str, LogRecord, dict[str, Any]]] = []
+    activations: list[tuple[LogRecord, dict[str, Any]]] = []
+    usage: dict[str, _Usage] = {}
     for resource_logs in request.resource_logs:
         resource = attributes(resource_logs.resource.attributes)
+        resource_usage = {k: v for k, v in resource.items() if k in USAGE_KEYS}
         for scope_logs in resource_logs.scope_logs:
-            for record in scope_logs.log_records:
-                out.records += 1
+            records = scope_logs.log_records
+            out.records += len(records)
+            for record in records:
                 name = event_name(record)
                 if name == SKILL_ACTIVATED:
-                    records.append((name, record, {**resource, **attributes(record.attributes)}))
-                elif name == API_REQUEST:  # only what the correlation reads
+                    activations.append((record, {**resource, **attributes(record.attributes)}))
+                elif name == API_REQUEST:
                     used = some_attributes(record.attributes, USAGE_KEYS)
-                    records.append((name, record, {**resource, **used}))
+                    _add_usage(usage, {**resource_usage, **used} if resource_usage else used)
                 else:
                     out.ignored += 1
-    usage = _usage_by_prompt(records)
-    for name, record, attrs in records:
-        if name != SKILL_ACTIVATED:
-            continue
+    for record, attrs in activations:
         skill = attrs.get("skill.name")
         if not isinstance(skill, str) or not naming.is_claresia_name(skill):
             out.ignored += 1  # not ours, or no name (OTEL_LOG_TOOL_DETAILS unset)
             continue
         nanos = record.time_unix_nano or record.observed_time_unix_nano
-        ulid = identity(scope.slug, name, nanos, attrs)
-        verdict = _row(name, record, attrs, skill, usage, scope, settings, ulid)
+        ulid = identity(scope.slug, SKILL_ACTIVATED, nanos, attrs)
+        verdict = _row(record, nanos, attrs, skill, usage, scope, settings, ulid)
         if isinstance(verdict, str):
             out.rejected += 1
             out.reasons.append(verdict)
@@ -320,21 +357,20 @@ def _raw(record: LogRecord, attrs: Mapping[str, Any], settings: TelemetrySetting
 
 
 def _row(
-    name: str,
     record: LogRecord,
+    nanos: int,
     attrs: Mapping[str, Any],
     skill_name: str,
     usage: Mapping[str, _Usage],
     scope: TenantScope,
     settings: TelemetrySettings,
-    ulid: ULID,
+    ulid: str,
 ) -> dict[str, Any] | str:
     ref = scope.skills.skill_for(skill_name)
     if ref is None or ref.owner_tenant is None:
         return f"skill {skill_name!r} is in the claresia- namespace but no tenant publishes it"
     if ref.owner_tenant not in scope.family:
         return f"skill {skill_name!r} belongs to tenant {ref.owner_tenant!r}, not to {scope.slug!r}"
-    nanos = record.time_unix_nano or record.observed_time_unix_nano
     if not nanos:
         return "the record has neither time_unix_nano nor observed_time_unix_nano"
     prompt = attrs.get("prompt.id") if isinstance(attrs.get("prompt.id"), str) else None
@@ -343,8 +379,7 @@ def _row(
         INT4_MAX
     ):
         return "the prompt's usage is out of range"
-    ident = str(ulid)
-    rec = f"rec_{ident}"
+    rec = f"rec_{ulid}"
     tenant = ref.owner_tenant
     parent = scope.parents.get(tenant)
     cost = used.cost if used.seen else None
@@ -356,8 +391,8 @@ def _row(
     )
     return {
         "record_id": rec,
-        "event_id": f"otlp_{ident}",
-        "event_type": name,
+        "event_id": f"otlp_{ulid}",
+        "event_type": SKILL_ACTIVATED,
         "status": "succeeded",
         "occurred_at": dt.datetime.fromtimestamp(nanos / 1e9, dt.UTC),
         "org_id": scope.org_id,
