@@ -156,17 +156,25 @@ USAGE_KEYS = frozenset(
 
 
 def some_attributes(kvs: Iterable[KeyValue], keys: frozenset[str]) -> dict[str, Any]:
-    return {kv.key: value_of(kv.value) for kv in kvs if kv.key in keys}
+    out = {}
+    for kv in kvs:
+        key = kv.key  # read once: each read makes a new str
+        if key in keys:
+            out[key] = value_of(kv.value)
+    return out
 
 
 def identity(tenant: str, name: str, nanos: int, attrs: Mapping[str, Any]) -> str:
     """The record's ULID (text): its time and a hash of what makes it itself (module doc)."""
+    get = attrs.get
     parts = [
         tenant,
         name,
         str(nanos),
-        *(str(attrs.get(k, "")) for k in ("session.id", "prompt.id", "event.sequence")),
-        str(attrs.get("skill.name", "")),
+        str(get("session.id", "")),
+        str(get("prompt.id", "")),
+        str(get("event.sequence", "")),
+        str(get("skill.name", "")),
     ]
     digest = hashlib.sha256("\x1f".join(parts).encode()).digest()
     return ulid_text((nanos // 1_000_000).to_bytes(6, "big") + digest[:10])
@@ -343,7 +351,9 @@ def normalise_request(
 
 
 def _raw(record: LogRecord, attrs: Mapping[str, Any], settings: TelemetrySettings) -> str:
-    kept = {k: v for k, v in attrs.items() if settings.store_emails or k not in EMAIL_KEYS}
+    kept = attrs
+    if not settings.store_emails and not EMAIL_KEYS.isdisjoint(attrs):
+        kept = {k: v for k, v in attrs.items() if k not in EMAIL_KEYS}
     return orjson.dumps(
         {
             "time_unix_nano": record.time_unix_nano,
