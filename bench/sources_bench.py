@@ -78,6 +78,13 @@ def _rss_mib(pid: int) -> float:
     return 0.0
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def serve_otlp(url: str, port: int) -> None:
     import uvicorn
 
@@ -111,6 +118,7 @@ def bench_otlp(requests: int, prompts: int, senders: int) -> None:
         endpoint = f"http://127.0.0.1:{port}/v1/logs"
         try:
             _wait_up(endpoint)
+            cpu_before = _cpu_s(server.pid)
             memory: list[tuple[int, float]] = []
             done = [0]
 
@@ -151,6 +159,7 @@ def bench_otlp(requests: int, prompts: int, senders: int) -> None:
             with engine.connect() as conn:
                 stored = conn.execute(text("SELECT count(*) FROM telemetry_event")).scalar_one()
             final_rss = _rss_mib(server.pid)
+            server_cpu = _cpu_s(server.pid) - cpu_before
         finally:
             server.terminate()
             server.wait(10)
@@ -166,6 +175,10 @@ def bench_otlp(requests: int, prompts: int, senders: int) -> None:
     print(
         f"receiver: {total} activations stored in {receiver_s:.2f}s = {total / receiver_s:,.0f}/s "
         f"({total * records / prompts / receiver_s:,.0f} log records/s received)"
+    )
+    print(
+        f"receiver process CPU: {server_cpu:.2f}s = {server_cpu / total * 1e6:.0f} us per "
+        f"activation ({server_cpu / receiver_s:.2f} cores)"
     )
     print(f"plain COPY of the same rows: {copy_s:.2f}s = {total / copy_s:,.0f} rows/s")
     print(f"ratio receiver / COPY: {copy_s / receiver_s:.2f}")
