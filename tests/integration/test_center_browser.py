@@ -17,8 +17,8 @@ from claresia_sync.emulator import EmulatorServer
 from tests.fixtures.center import CenterProcess
 from tests.fixtures.daemon import wait_until
 from tests.fixtures.emulator import DAINESE_ORG
+from tests.fixtures.system import debian_program
 
-CHROMIUM = "/usr/bin/chromium"
 ARGS = [
     "--headless",
     "--no-sandbox",
@@ -33,7 +33,8 @@ ARGS = [
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        chromium = debian_program("chromium", "chromium")
+        browser = p.chromium.launch(executable_path=chromium, args=ARGS)
         yield browser
         browser.close()
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +16,7 @@ import pytest
 import yaml
 
 from tests.fixtures.daemon import ROOT, DaemonProcess
+from tests.fixtures.system import debian_program
 
 PROMETHEUS = ROOT / "deploy" / "prometheus"
 DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "claresia-sync.json"
@@ -24,8 +24,7 @@ METRIC = re.compile(r"\bclaresia_[a-z0-9_]+\b")
 
 
 def _promtool(*args: str, cwd: Path = PROMETHEUS) -> str:
-    promtool = shutil.which("promtool")
-    assert promtool, "promtool is missing: .ci/run installs it (Debian package prometheus)"
+    promtool = debian_program("promtool", "prometheus")
     done = subprocess.run(
         [promtool, *args], cwd=cwd, capture_output=True, text=True, check=False, timeout=60
     )
