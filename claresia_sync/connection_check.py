@@ -25,7 +25,6 @@ from claresia_sync.api.errors import (
     PermissionDeniedError,
 )
 from claresia_sync.publish.targets import ORG_SKILLS, Grant, OrgSkillsTarget
-from claresia_sync.secrets import AdminKey
 
 
 @dataclass(frozen=True)
@@ -102,21 +101,6 @@ async def _check_access(
     refused = check(ORG_SKILLS.desired_access(needs))
     problems = report.problems + ((refused,) if refused else ())
     return _with(report, access_checked=needs, problems=problems)
-
-
-async def check_connection(
-    base_url: str,
-    key: AdminKey,
-    *,
-    http: httpx2.AsyncClient | None = None,
-    timeout: float = TEST_TIMEOUT,
-    max_attempts: int = TEST_ATTEMPTS,
-) -> ConnectionReport:
-    """Test an already resolved admin key against an organisation API."""
-    async with OrgClient(
-        base_url, key, http=http, timeout=timeout, max_attempts=max_attempts
-    ) as client:
-        return await check_client(client, TenantConnection.ad_hoc("", base_url))
 
 
 async def check_client(client: OrgClient, conn: TenantConnection) -> ConnectionReport:

@@ -909,10 +909,6 @@ class EmulatorState:
             + b"}"
         )
 
-    def event_count(self, org_id: str) -> int:
-        with self.lock:
-            return len(self.org(org_id).event_ids)
-
     # -- test helpers --------------------------------------------------------------------------
 
     def add_admin_key(

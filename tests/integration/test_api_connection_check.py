@@ -9,9 +9,12 @@ import sys
 import pytest
 from sqlalchemy.orm import Session
 
+from claresia_sync.api import OrgClient
+from claresia_sync.api.connect import TenantConnection
 from claresia_sync.config import Settings
-from claresia_sync.connection_check import check_connection
+from claresia_sync.connection_check import ConnectionReport, check_client
 from claresia_sync.emulator import EmulatorServer
+from claresia_sync.secrets import AdminKey
 from claresia_sync.tenancy import apply_tenants, parse_tenants
 from tests.cli import run_cli
 from tests.fixtures.emulator import (
@@ -21,6 +24,12 @@ from tests.fixtures.emulator import (
     DAINESE_READONLY_KEY,
     admin_key,
 )
+
+
+async def check_connection(base_url: str, key: AdminKey) -> ConnectionReport:
+    """`connection test --base-url URL --key-ref REF` without the CLI: the checks on a client."""
+    async with OrgClient(base_url, key, timeout=10.0, max_attempts=2) as client:
+        return await check_client(client, TenantConnection.ad_hoc("", base_url))
 
 
 @pytest.mark.anyio
