@@ -22,7 +22,13 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from bench.common import machine
-from bench.publish_setup import Emulator, catalog_rows, percentile, scratch_database
+from bench.publish_setup import (
+    Emulator,
+    catalog_rows,
+    measure_onboarding,
+    percentile,
+    scratch_database,
+)
 from claresia_sync.db.models import (
     Archetype,
     SkillGrant,
@@ -30,7 +36,7 @@ from claresia_sync.db.models import (
     TenantTarget,
     ZeroRetentionAttestation,
 )
-from claresia_sync.publish import DEFAULT_CONCURRENCY, enqueue, run_next_job
+from claresia_sync.publish import DEFAULT_CONCURRENCY, run_next_job
 
 
 def key_of(i: int) -> str:
@@ -94,18 +100,8 @@ def onboarding(args: argparse.Namespace) -> None:
     with Emulator(args.runs, seed(args.runs)) as emu, scratch_database() as engine:
         build_world(engine, emu.base_url, args.runs, args.skills)
         emu.latency(args.latency_ms)
-        lags: list[float] = []
-        calls: list[int] = []
-        for i in range(args.runs):
-            emu.reset_stats()
-            with Session(engine) as s:
-                enqueue(s, f"et{i}")
-                s.commit()
-            outcome = asyncio.run(run_next_job(engine, concurrency=args.concurrency))
-            assert outcome is not None and outcome.status == "succeeded", outcome
-            assert outcome.stats["created"] == args.skills
-            lags.append(float(outcome.stats["publish_lag_s"]))
-            calls.append(int(emu.stats()["total"]))
+        slugs = [f"et{i}" for i in range(args.runs)]
+        lags, calls = measure_onboarding(engine, emu, slugs, args.skills, args.concurrency)
     print(
         f"(a) claude-enterprise onboarding {args.skills} skills, latency {args.latency_ms:.0f} ms, "
         f"concurrency {args.concurrency}, {args.runs} runs: p50 {percentile(lags, 50):.2f} s, "

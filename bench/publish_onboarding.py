@@ -10,13 +10,16 @@ is inserted, a worker claims and runs it; the lag is the job's `stats.publish_la
 from __future__ import annotations
 
 import argparse
-import asyncio
-
-from sqlalchemy.orm import Session
 
 from bench.common import machine
-from bench.publish_setup import Emulator, build_world, percentile, scratch_database
-from claresia_sync.publish import DEFAULT_CONCURRENCY, enqueue, run_next_job
+from bench.publish_setup import (
+    Emulator,
+    build_world,
+    measure_onboarding,
+    percentile,
+    scratch_database,
+)
+from claresia_sync.publish import DEFAULT_CONCURRENCY
 
 
 def main() -> None:
@@ -30,18 +33,8 @@ def main() -> None:
     with Emulator(args.runs) as emu, scratch_database() as engine:
         build_world(engine, emu.base_url, args.runs, args.skills)
         emu.latency(args.latency_ms)
-        lags: list[float] = []
-        calls: list[int] = []
-        for i in range(args.runs):
-            emu.reset_stats()
-            with Session(engine) as s:
-                enqueue(s, f"bt{i}")
-                s.commit()
-            outcome = asyncio.run(run_next_job(engine, concurrency=args.concurrency))
-            assert outcome is not None and outcome.status == "succeeded", outcome
-            assert outcome.stats["created"] == args.skills
-            lags.append(float(outcome.stats["publish_lag_s"]))
-            calls.append(int(emu.stats()["total"]))
+        slugs = [f"bt{i}" for i in range(args.runs)]
+        lags, calls = measure_onboarding(engine, emu, slugs, args.skills, args.concurrency)
     print(f"machine: {machine()}")
     print(
         f"onboarding {args.skills} skills, latency {args.latency_ms:.0f} ms, concurrency "

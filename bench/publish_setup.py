@@ -193,6 +193,30 @@ def build_world(engine: Engine, base_url: str, tenants: int, skills: int) -> Non
         s.commit()
 
 
+def measure_onboarding(
+    engine: Engine, emu: Emulator, slugs: list[str], skills: int, concurrency: int
+) -> tuple[list[float], list[int]]:
+    """Queue and run one onboarding job per tenant in `slugs`, one after another: the publish
+    lag of each (requested -> last skill live) and the API calls it made."""
+    import asyncio
+
+    from claresia_sync.publish import enqueue, run_next_job
+
+    lags: list[float] = []
+    calls: list[int] = []
+    for slug in slugs:
+        emu.reset_stats()
+        with Session(engine) as s:
+            enqueue(s, slug)
+            s.commit()
+        outcome = asyncio.run(run_next_job(engine, concurrency=concurrency))
+        assert outcome is not None and outcome.status == "succeeded", outcome
+        assert outcome.stats["created"] == skills
+        lags.append(float(outcome.stats["publish_lag_s"]))
+        calls.append(int(emu.stats()["total"]))
+    return lags, calls
+
+
 def percentile(values: list[float], p: float) -> float:
     """Nearest-rank percentile (p in 0..100)."""
     ordered = sorted(values)
