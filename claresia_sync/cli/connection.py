@@ -63,13 +63,7 @@ def test(
     else:
         for line in report.lines():
             print(line)
-    problems = list(report.problems)
-    for extra in problems[1:]:
-        print(f"also: {extra}", file=sys.stderr)
-    if problems:
-        raise UserError(problems[0], exit_code=ExitCode.FAILURES)
-    if not as_json:
-        print("Connection OK")
+    _verdict(list(report.problems), as_json)
 
 
 def _tenant_targets(tenant: str) -> tuple[list[TenantConnection], Grant, dict[str, str]]:
@@ -137,6 +131,12 @@ def _test_real_targets(
                 print(f"  {line}")
             for warning in r.warnings:
                 print(f"  Warning:        {warning}")
+    _verdict(problems, as_json)
+
+
+def _verdict(problems: list[str], as_json: bool) -> None:
+    """The exit of every connection test: the first problem as the one-line error (exit 3), the
+    others on stderr; "Connection OK" when there is none."""
     for extra in problems[1:]:
         print(f"also: {extra}", file=sys.stderr)
     if problems:
