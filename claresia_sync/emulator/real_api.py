@@ -98,6 +98,7 @@ class RealApi:
             ("/v1/skills/{skill_id}/versions", self.list_skill_versions, "GET"),
             ("/v1/skills/{skill_id}/versions/{version}", self.get_skill_version, "GET"),
             ("/v1/skills/{skill_id}/versions/{version}", self.delete_skill_version, "DELETE"),
+            ("/v1/skills/{skill_id}/versions/{version}/content", self.download_skill, "GET"),
         ]
         routes = [Route(path, guard(fn), methods=[method]) for path, fn, method in r]
         return routes + ManagedSettingsApi(self).routes()
@@ -480,6 +481,17 @@ class RealApi:
             )
             skills.delete_version(p["skill_id"], p["version"])
         return json_response({"type": "skill_version_deleted", "id": version_id})
+
+    async def download_skill(self, request: Request) -> Response:
+        skills = self.workspace(request)
+        p = request.path_params
+        with self.state.lock:
+            name, data = skills.archive(p["skill_id"], p["version"])
+        return Response(
+            data,
+            media_type="application/zip",
+            headers={"content-disposition": f'attachment; filename="{name}.zip"'},
+        )
 
     def _skill_version_activity(
         self, request: Request, activity_type: str, skill_id: str, version: str | None = None

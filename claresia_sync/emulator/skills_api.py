@@ -13,7 +13,7 @@ from typing import Any
 from skills_ref.parser import parse_frontmatter
 
 from claresia_sync.emulator.common import bad_request, cursor_page, iso_now, not_found
-from claresia_sync.emulator.uploads import Upload, check_paths, text
+from claresia_sync.emulator.uploads import Upload, check_paths, text, zip_bytes
 from claresia_sync.skill_format import check_skill_md
 
 _MAX_DISPLAY_NAME = 255
@@ -146,6 +146,14 @@ class WorkspaceSkills:
         skill.versions.append(version)
         skill.updated_at = now
         return version
+
+    def archive(self, skill_id: str, version_id: str) -> tuple[str, bytes]:
+        """(name, zip) of one version: the files as uploaded, under the skill's top folder (the
+        SDK's `beta.skills.versions.download`)."""
+        if version_id == "latest":
+            raise bad_request("name the version to download by its id: 'latest' is not accepted")
+        skill = self.get(skill_id)
+        return skill.name, zip_bytes(skill.version(version_id).files)
 
     def delete(self, skill_id: str) -> None:
         self.get(skill_id)

@@ -11,6 +11,7 @@ import json
 import re
 import shutil
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -91,10 +92,15 @@ class ClaudeSkill:
 
 def content_hash(files: tuple[SkillFile, ...]) -> str:
     """sha256 over the sorted paths and contents, each length-prefixed (no ambiguous joins)."""
+    return bytes_hash((f.path, f.content.encode()) for f in files)
+
+
+def bytes_hash(files: Iterable[tuple[str, bytes]]) -> str:
+    """`content_hash` of files as bytes (path, UTF-8 content): what a downloaded archive holds."""
     h = hashlib.sha256()
-    for f in sorted(files, key=lambda f: f.path):
-        path, content = f.path.encode(), f.content.encode()
-        h.update(b"%d:%s%d:" % (len(path), path, len(content)))
+    for path, content in sorted(files, key=lambda f: f[0]):
+        encoded = path.encode()
+        h.update(b"%d:%s%d:" % (len(encoded), encoded, len(content)))
         h.update(content)
     return "sha256:" + h.hexdigest()
 

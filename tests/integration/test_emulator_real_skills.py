@@ -1,6 +1,6 @@
 """The emulator's Skills API (`/v1/skills`, per workspace), driven by the official `anthropic` SDK
-over loopback: create, list and page, versions, deletes, the name fixed at creation, the upload
-limit, and which keys may call it."""
+over loopback: create, list and page, versions, their archives, deletes, the name fixed at
+creation, the upload limit, and which keys may call it."""
 
 from __future__ import annotations
 
@@ -9,7 +9,15 @@ import pytest
 
 from claresia_sync.emulator import EmulatorServer
 from claresia_sync.emulator.uploads import MAX_UPLOAD_BYTES
-from tests.fixtures.real_api import ANY_KEY, APPS_KEY, DATA_KEY, ENTERPRISE_KEY, client, skill_files
+from tests.fixtures.real_api import (
+    ANY_KEY,
+    APPS_KEY,
+    DATA_KEY,
+    ENTERPRISE_KEY,
+    archive_files,
+    client,
+    skill_files,
+)
 
 
 def test_create_version_list_and_delete(emulator: EmulatorServer) -> None:
@@ -26,6 +34,15 @@ def test_create_version_list_and_delete(emulator: EmulatorServer) -> None:
     second = skills.versions.create(created.id, files=skill_files(body="Review it twice."))
     assert skills.retrieve(created.id).latest_version_id == second.id
     assert [v.id for v in skills.versions.list(created.id)] == [second.id, first.id]
+    # Each version downloads as a zip of its files as uploaded (the beta SDK's download).
+    sdk = client(emulator, APPS_KEY)
+    as_uploaded = [(path, content) for path, content, _ in skill_files(body="Review it twice.")]
+    assert archive_files(sdk, created.id, second.id) == as_uploaded
+    assert archive_files(sdk, created.id, first.id) != as_uploaded
+    with pytest.raises(anthropic.BadRequestError, match="'latest' is not accepted"):
+        sdk.beta.skills.versions.download("latest", skill_id=created.id)
+    with pytest.raises(anthropic.NotFoundError):  # another workspace's key
+        client(emulator, DATA_KEY).beta.skills.versions.download(first.id, skill_id=created.id)
     # Without display_name it is the SKILL.md name.
     other = skills.create(files=skill_files("claresia-ferretti-triage"))
     assert other.display_name == "claresia-ferretti-triage"

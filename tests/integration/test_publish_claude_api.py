@@ -11,15 +11,18 @@ import pytest
 from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session
 
-from claresia_sync.db.models import Publication
+from claresia_sync.db.models import CatalogSkill, Publication
 from claresia_sync.emulator import EmulatorServer
-from tests.fixtures.real_api import APPS_KEY, DATA_KEY, client, skill_files
+from claresia_sync.transpile import bytes_hash
+from tests.fixtures.real_api import APPS_KEY, DATA_KEY, archive_files, client, skill_files
 from tests.integration.test_publish_e2e import apply, names, publish
 from tests.integration.test_publish_e2e import world as world  # the fixture
 
 APPS, DATA = "wrkspc_ferretti_apps", "wrkspc_ferretti_data"
 ENG = {"code-review-checklist", "incident-postmortem", "standup-notes"}
 DESIGN = {"prd-review", "meeting-summary"}
+SKILL_CREATES = ("POST", "/v1/skills")
+SKILL_VERSIONS = ("POST", "/v1/skills/{skill_id}/versions")
 
 
 @pytest.fixture
@@ -100,10 +103,84 @@ def test_revocation_drift_and_a_lost_database(
     with Session(engine) as s:  # the database is lost: ours are found by their marker
         s.execute(delete(Publication))
         s.commit()
+    emulator.stats.reset()
     again = publish(engine, "ferretti")
     assert again.status == "succeeded", again.errors
     assert again.stats["created"] == 8  # adopted, not created twice
     assert len(in_workspace(emulator, APPS_KEY)) == 2 and len(in_workspace(emulator, DATA_KEY)) == 2
+    # The archives prove the hashes: no blind new version (the plugins' creates got 409 and
+    # were adopted).
+    assert emulator.stats.count(*SKILL_VERSIONS) == emulator.stats.count(*SKILL_CREATES) == 0
+
+
+def test_a_lost_database_recovers_hashes_from_the_archives_and_adopts_no_copy(
+    engine: Engine, emulator: EmulatorServer, on_claude_api: dict[str, Any]
+) -> None:
+    assert publish(engine, "ferretti").status == "succeeded"
+    ours = in_workspace(emulator, APPS_KEY)
+    standup = ours["claresia-ferretti-standup-notes"]
+    review = ours["claresia-ferretti-code-review-checklist"]
+    with client(emulator, APPS_KEY) as sdk:
+        # A developer deletes ours and makes their own under our exact display name; another
+        # copies the display name of a skill of ours that stays.
+        sdk.skills.delete(standup.id)
+        copied = sdk.skills.create(
+            files=skill_files("claresia-ferretti-standup-notes", body="Mine."),
+            display_name=standup.display_name,
+        )
+        twin = sdk.skills.create(
+            files=skill_files("claresia-ferretti-code-review-checklist", body="Mine too."),
+            display_name=review.display_name,
+        )
+        # Even a byte-for-byte copy of ours (display name and files) is not adopted: it is
+        # newer than ours, and only the older of two proven skills of one name is ours.
+        exact = sdk.skills.create(
+            files=[
+                (p, c, "text/markdown")
+                for p, c in archive_files(sdk, review.id, review.latest_version_id)
+            ],
+            display_name=review.display_name,
+        )
+    with Session(engine) as s:  # a skill changed meanwhile, and the database lost
+        row = s.get(CatalogSkill, "incident-postmortem")
+        assert row is not None
+        row.ir = {**row.ir, "version": "9.9.9"}
+        row.ir_hash = "sha256:" + "9" * 64
+        s.execute(delete(Publication))
+        s.commit()
+
+    emulator.stats.reset()
+    outcome = publish(engine, "ferretti", force=True)
+    assert outcome.status == "succeeded", outcome.errors
+    # One new version (the changed skill) and one create (ours, deleted), nothing else.
+    assert emulator.stats.count(*SKILL_VERSIONS) == 1
+    assert emulator.stats.count(*SKILL_CREATES) == 1
+    now = {s.id: s for s in in_workspace_all(emulator, APPS_KEY)}
+    assert now[copied.id].latest_version_id == copied.latest_version_id  # never adopted
+    assert now[twin.id].latest_version_id == twin.latest_version_id
+    assert now[exact.id].latest_version_id == exact.latest_version_id
+    assert now[review.id].latest_version_id == review.latest_version_id  # unchanged: no version
+    postmortem = "claresia-ferretti-incident-postmortem"
+    changed = in_workspace(emulator, APPS_KEY)[postmortem]
+    assert changed.latest_version_id != ours[postmortem].latest_version_id
+    with Session(engine) as s:
+        recorded = {p.published_name: p for p in s.scalars(select(Publication))}
+    new = recorded["claresia-ferretti-standup-notes"]
+    assert new.remote_skill_id not in (standup.id, copied.id)
+    with client(emulator, APPS_KEY) as sdk:  # the recorded hash is the archive's
+        files = archive_files(sdk, review.id, review.latest_version_id)
+    assert recorded["claresia-ferretti-code-review-checklist"].content_hash == bytes_hash(files)
+    assert recorded["claresia-ferretti-code-review-checklist"].remote_skill_id == review.id
+
+    emulator.stats.reset()
+    again = publish(engine, "ferretti", force=True)
+    assert again.stats["unchanged"] == 10, again.errors
+    assert emulator.stats.writes() == 0
+
+
+def in_workspace_all(emulator: EmulatorServer, key: str) -> list[Any]:
+    with client(emulator, key) as sdk:
+        return list(sdk.skills.list(limit=100))
 
 
 def test_a_foreign_skill_and_a_key_of_another_workspace(

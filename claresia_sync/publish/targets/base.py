@@ -24,7 +24,8 @@ Adding a target (issue 15: `claude-enterprise`, `claude-api`), step by step:
      `registration_pending` -> not retryable for `create` (upload a version instead).
    - `claude-api`: one skill per mapped workspace with that workspace's API key: open one
      target per (connection, workspace); `Access` is empty (the workspace holding the skill is
-     the access), so `set_access` is a no-op; the name lives on the versions (SKILL.md).
+     the access), so `set_access` is a no-op; the name lives on the versions (SKILL.md), and
+     ownership and the content hash are proven from the downloaded version archives.
 2. Register the kind in `targets.KINDS` and let the tenants file name it per tenant.
 3. Open one target per (tenant connection, kind[, workspace]) in `reconcile`; the planner and
    the applier need no change. (The `publication` table is keyed by tenant and skill today: a

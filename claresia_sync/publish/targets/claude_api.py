@@ -4,22 +4,27 @@ on the official SDK, with that workspace's API key.
 - One target per mapped workspace (`TenantConnection.workspace_id`); every request names the
   workspace (`anthropic-workspace-id`), so a key of another workspace is refused by the API.
 - Access is empty (`WorkspaceAccess`): the workspace holding the skill is the access.
-- Ownership, provable from the server: the skill's `display_name` is
+- Ownership and content, provable from the server: the skill's `display_name` is
   `<published name> [claresia-sync <tenant>/<skill> sha256:<hash at creation>]` (the name itself
-  lives on the versions, fixed at creation). Only skills with this marker are listed, changed or
-  deleted. The Skills API keeps no content hash and a new version cannot change the display
-  name, so a listed skill's content hash is not provable (`content_hash=None`): the planner keeps
-  the `publication` row's; with a lost database the next forced run uploads one version of each
-  skill (ours, proven by the marker) rather than guess. Names are not unique in the Skills API,
-  so `create` looks for ours first (no twin after a crash between create and record).
+  lives on the versions, fixed at creation, and a version cannot change the display name). The
+  Skills API keeps no content hash, but each version's archive can be downloaded
+  (`GET /v1/skills/{id}/versions/{v}/content`): a skill is ours only when its first version's
+  files hash to the hash its display name states (a copied display name over other files
+  proves nothing), and the latest version's files give the content hash that is live. So a
+  lost database costs neither a twin nor a blind new version. Names are not unique in the
+  Skills API, so `create` looks for ours first (no twin after a crash between create and
+  record); of two proven skills of one name, the older is ours (a copy comes later).
 - Zero retention: the tenants file's attestation is the gate, and every run warns that the
   Skills API is not eligible for zero data retention (Anthropic's skills guide).
 """
 
 from __future__ import annotations
 
+import asyncio
+import io
 import logging
 import re
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -40,7 +45,7 @@ from claresia_sync.publish.targets.base import (
 )
 from claresia_sync.publish.targets.claude_enterprise import marker, zero_retention_refusal
 from claresia_sync.publish.targets.sdk import SdkCaller
-from claresia_sync.transpile import ClaudeSkill
+from claresia_sync.transpile import ClaudeSkill, bytes_hash
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +61,8 @@ DISPLAY = re.compile(
 R_SKILLS = "/v1/skills"
 R_SKILL = "/v1/skills/{skill_id}"
 R_VERSIONS = "/v1/skills/{skill_id}/versions"
+R_CONTENT = "/v1/skills/{skill_id}/versions/{version}/content"
+MAX_ARCHIVE_BYTES = 30 * 1024 * 1024  # the Skills API's upload limit: no version holds more
 
 
 @dataclass(frozen=True, order=True)
@@ -68,6 +75,23 @@ class WorkspaceAccess:
 
 def display_name(skill: ClaudeSkill) -> str:
     return f"{skill.name} {marker(skill)}"
+
+
+def archive_hash(data: bytes, name: str) -> str | None:
+    """The content hash (the transpiler's rule) of a version's zip, its files under the skill's
+    top folder `name` (added if the archive holds them without it); None if it is no zip or
+    unpacks to more than a version may hold."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            entries = [i for i in archive.infolist() if not i.is_dir()]
+            if sum(i.file_size for i in entries) > MAX_ARCHIVE_BYTES:
+                return None
+            files = [(i.filename, archive.read(i)) for i in entries]
+    except zipfile.BadZipFile:
+        return None
+    if not any(path.startswith(f"{name}/") for path, _ in files):
+        files = [(f"{name}/{path}", content) for path, content in files]
+    return bytes_hash(files)
 
 
 def skill_files(skill: ClaudeSkill) -> list[tuple[str, bytes, str]]:
@@ -123,16 +147,57 @@ class ClaudeApiTarget:
     async def access_check(self) -> AccessCheck:
         return no_access_check
 
-    def _live(self, skill: Any) -> LiveSkill | None:
+    async def _archive_hash(self, skill_id: str, version_id: str, name: str) -> str | None:
+        """The content hash of one version, from its downloaded archive (None: not a zip)."""
+
+        async def read() -> bytes:
+            answer = await self.caller.sdk.beta.skills.versions.download(
+                version_id, skill_id=skill_id
+            )
+            return await answer.read()
+
+        data = await self.caller.call(
+            "GET", R_CONTENT, f"GET /v1/skills/{skill_id}/versions/{version_id}/content", read
+        )
+        return archive_hash(data, name)
+
+    async def _prove(self, skill: Any) -> LiveSkill | None:
+        """A listed skill as a LiveSkill if it is provably ours, with the hash that is live."""
         found = DISPLAY.match(skill.display_name or "")
         if found is None or not found["name"].startswith(PREFIX):
             return None
+        name, skill_id = found["name"], skill.id
+
+        async def listed() -> list[Any]:
+            return [v async for v in self._skills.versions.list(skill_id, limit=1000)]
+
+        versions = await self.caller.call(
+            "GET", R_VERSIONS, f"GET /v1/skills/{skill_id}/versions", listed
+        )
+        if not versions:
+            return None
+        first = min(versions, key=lambda v: (v.created_at, v.id))
+        if await self._archive_hash(skill_id, first.id, name) != found["hash"]:
+            log.warning(
+                "%s: skill %s is named %s but its first version is not what the name states: "
+                "not made by claresia-sync, left alone",
+                self.connection.describe(),
+                skill_id,
+                name,
+            )
+            return None
+        latest = skill.latest_version_id
+        live_hash = (
+            found["hash"]
+            if latest == first.id
+            else await self._archive_hash(skill_id, latest, name)
+        )
         return LiveSkill(
-            remote_id=skill.id,
-            version=skill.latest_version_id,
-            content_hash=None,  # not provable: the planner keeps the recorded hash
+            remote_id=skill_id,
+            version=latest,
+            content_hash=live_hash,
             access=WorkspaceAccess(),
-            name=found["name"],
+            name=name,
             owner_tenant=found["tenant"],
             owner_skill=found["skill"],
         )
@@ -142,9 +207,29 @@ class ClaudeApiTarget:
             return [s async for s in self._skills.list(limit=100, source="custom")]
 
         skills = await self.caller.call("GET", R_SKILLS, "GET /v1/skills", listed)
-        ours = [live for s in skills if (live := self._live(s)) is not None]
-        self._ours = {s.name: s for s in ours}
-        return ours
+        bound = asyncio.Semaphore(8)
+
+        async def prove(skill: Any) -> tuple[Any, LiveSkill | None]:
+            async with bound:
+                return skill, await self._prove(skill)
+
+        proven = await asyncio.gather(*(prove(s) for s in skills if DISPLAY.match(s.display_name)))
+        ours: dict[str, LiveSkill] = {}
+        for _, live in sorted(
+            ((s, live) for s, live in proven if live is not None),
+            key=lambda pair: (pair[0].created_at, pair[0].id),
+        ):
+            held = ours.setdefault(live.name, live)  # the older one: a copy comes later
+            if held is not live:
+                log.warning(
+                    "%s: skill %s is a copy of %s (%s): left alone",
+                    self.connection.describe(),
+                    live.remote_id,
+                    held.remote_id,
+                    live.name,
+                )
+        self._ours = ours
+        return list(ours.values())
 
     async def create(self, skill: ClaudeSkill) -> LiveSkill:
         if self._ours is None:
@@ -177,10 +262,13 @@ class ClaudeApiTarget:
     async def adopt(self, name: str, holder_id: str | None) -> LiveSkill | None:
         if holder_id is None:
             return None
+        held = (self._ours or {}).get(name)
+        if held is not None and held.remote_id == holder_id:
+            return held  # proven by `list_ours` in this run
         found = await self.caller.call(
             "GET", R_SKILL, f"GET /v1/skills/{holder_id}", lambda: self._skills.retrieve(holder_id)
         )
-        return self._live(found)
+        return await self._prove(found)
 
     async def new_version(self, remote_id: str, skill: ClaudeSkill) -> LiveSkill:
         files = skill_files(skill)
