@@ -5,9 +5,11 @@ the storage rules of its schema (see the 0001 migration).
 (the global unique key) and writes only rows whose id was new, so a redelivered event is a no-op.
 It makes the months' partitions first, so rows land in their month rather than the default one.
 
-Rows go in bulk: COPY into a session-local staging table, then one statement inserts the new ids
-and, joined on them, the new rows (measured: several times the rate of a multi-row INSERT with
-RETURNING; see bench/RESULTS.md, "Telemetry").
+Rows go in bulk, in two statements: one inserts the batch's ids (`unnest` of two arrays) and
+returns those that were new, then a binary COPY writes only the rows of those ids straight into
+`telemetry_event` (the plain COPY's work plus the id table and the foreign key; no staging
+table to write and read again). Binary: no text to format here nor to parse in the server but
+`raw`'s JSON (see bench/RESULTS.md, "Telemetry sources").
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Connection, text
+from psycopg import adapt, postgres
+from psycopg.pq import Format
+from sqlalchemy import Connection, DateTime, Integer, Numeric, Text, text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
 from claresia_sync.db.models import TelemetryEvent
@@ -27,23 +32,45 @@ from claresia_sync.db.models import TelemetryEvent
 COPY_COLUMNS: tuple[str, ...] = tuple(
     c.name for c in TelemetryEvent.__table__.columns if c.name != "ingested_at"
 )
-_RAW = COPY_COLUMNS.index("raw")
 _COPY_VALUES = itemgetter(*COPY_COLUMNS)
-STAGE = "telemetry_event_stage"
-_CREATE_STAGE = (
-    f"CREATE TEMP TABLE IF NOT EXISTS {STAGE} (LIKE telemetry_event INCLUDING DEFAULTS) "
-    "ON COMMIT DELETE ROWS"
-)
-_COPY = f"COPY {STAGE} ({', '.join(COPY_COLUMNS)}) FROM STDIN"
-# The id insert and the row insert in one statement: foreign keys are checked at its end.
-_MOVE = """
-WITH new AS (
-    INSERT INTO telemetry_event_id (event_id, occurred_at)
-    SELECT event_id, occurred_at FROM telemetry_event_stage
-    ON CONFLICT (event_id) DO NOTHING
-    RETURNING event_id
-)
-INSERT INTO telemetry_event SELECT s.* FROM telemetry_event_stage s JOIN new USING (event_id)
+_COPY = f"COPY telemetry_event ({', '.join(COPY_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+
+
+def _pg_type(column: Any) -> str:
+    for sa_type, name in (
+        (JSONB, "jsonb"),
+        (Text, "text"),
+        (DateTime, "timestamptz"),
+        (Integer, "int4"),
+        (Numeric, "numeric"),
+    ):
+        if isinstance(column.type, sa_type):
+            return name
+    raise TypeError(f"telemetry_event.{column.name}: {column.type} has no binary form here")
+
+
+_COPY_OIDS = [
+    postgres.types[_pg_type(TelemetryEvent.__table__.columns[c])].oid for c in COPY_COLUMNS
+]
+
+
+class _RawJsonb(adapt.Dumper):
+    """`raw` in jsonb's binary form (a version byte, then the JSON text) from JSON text, as the
+    normalisers make it, or from a dict."""
+
+    format = Format.BINARY
+    oid = postgres.types["jsonb"].oid
+
+    def dump(self, obj: Any) -> bytes:
+        return b"\x01" + (obj if isinstance(obj, str) else json.dumps(obj)).encode()
+
+
+# Ids in sorted order: two writers inserting overlapping batches wait, they do not deadlock.
+_NEW_IDS = """
+INSERT INTO telemetry_event_id (event_id, occurred_at)
+SELECT * FROM unnest(%b::text[], %b::timestamptz[])
+ON CONFLICT (event_id) DO NOTHING
+RETURNING event_id
 """
 
 
@@ -64,23 +91,26 @@ def insert_events(conn: Connection | Session, rows: Sequence[Mapping[str, Any]])
     """
     if not rows:
         return 0
-    unique = list({r["event_id"]: r for r in reversed(rows)}.values())
-    ensure_partitions(conn, {r["occurred_at"] for r in unique})
+    unique = {r["event_id"]: r for r in reversed(rows)}
+    ensure_partitions(conn, {r["occurred_at"] for r in unique.values()})
     sa_conn = conn.connection() if isinstance(conn, Session) else conn
-    sa_conn.execute(text(_CREATE_STAGE))
     dbapi = sa_conn.connection.driver_connection
     assert dbapi is not None
+    ids = sorted(unique)
     with dbapi.cursor() as cur:
+        cur.execute(_NEW_IDS, (ids, [unique[i]["occurred_at"] for i in ids]))
+        new = {event_id for (event_id,) in cur.fetchall()}
+        if not new:
+            return 0
+        cur.adapters.register_dumper(None, _RawJsonb)  # by oid, for this cursor only
         with cur.copy(_COPY) as copy:
-            for r in unique:
+            copy.set_types(_COPY_OIDS)
+            for r in rows:  # in the caller's order, each new id once
+                if r["event_id"] not in new or unique[r["event_id"]] is not r:
+                    continue
                 try:
                     values = _COPY_VALUES(r)  # a row of the normaliser has every column
                 except KeyError:
                     values = tuple(r.get(c) for c in COPY_COLUMNS)
-                if not isinstance(values[_RAW], str):
-                    values = (*values[:_RAW], json.dumps(values[_RAW]), *values[_RAW + 1 :])
                 copy.write_row(values)
-        cur.execute(_MOVE)
-        inserted: int = cur.rowcount
-        cur.execute("DELETE FROM telemetry_event_stage")  # a 2nd call in this transaction
-    return inserted
+    return len(new)

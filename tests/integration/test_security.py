@@ -31,10 +31,8 @@ _SQL_WORDS = re.compile(
 ALLOWED_DYNAMIC_SQL = {
     # the channel name is a module constant; LISTEN takes no bound parameter
     ("claresia_sync/daemon/service.py", "f'LISTEN {NOTIFY_CHANNEL}'"),
-    # the stage table's name is a module constant; DDL takes no bound parameter
-    ("claresia_sync/telemetry/load.py", "f'CREATE TEMP TABLE IF NOT EXISTS {STAGE}"),
     # COPY's column list comes from the ORM table definition
-    ("claresia_sync/telemetry/load.py", "f\"COPY {STAGE} ({', '.join(COPY_COLUMNS)}) FROM STDIN\""),
+    ("claresia_sync/telemetry/load.py", "f\"COPY telemetry_event ({', '.join(COPY_COLUMNS)})"),
     # a partition name read from pg_inherits (telemetry_event_YYYY_MM); DROP takes no parameter
     ("claresia_sync/telemetry/retention.py", "f'DROP TABLE IF EXISTS \"{name}\"'"),
 }
