@@ -10,8 +10,16 @@ Answers per the OTLP/HTTP specification:
 - 429 with `Retry-After` when more requests wait for the database than it may queue
   (back-pressure: bounded memory), 503 with `Retry-After` when the database is unavailable.
 Nothing of a request is stored unless all of it is: its rows (`insert_events`), quarantine
-entries and the source's state are one transaction. A retried export is stored once (the
-records' identity, `telemetry.otlp.identity`).
+entries and the source's state are in one transaction, and it is answered 200 only once that
+transaction is committed. A retried export is stored once (the records' identity,
+`telemetry.otlp.identity`).
+
+Group commit: exports are normalised as they come, then one writer stores what is waiting in
+one transaction (up to `MAX_BATCH_ROWS` rows) and answers each export; exports that arrive while
+it writes make its next transaction. Fewer, larger transactions: one durable commit and one set
+of statements for several exports. If such a transaction fails for something else than the
+database being unavailable, each of its exports is tried again alone, so one bad export does
+not fail the others.
 
 Tokens: each root tenant's `otlp_token` reference (tenants file) is resolved when the receiver
 refreshes (every `REFRESH_S`, and at most every `MISS_REFRESH_S` when an unknown token comes);
@@ -24,8 +32,9 @@ import asyncio
 import hashlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from google.protobuf import json_format
@@ -52,6 +61,7 @@ REFRESH_S = 30.0
 MISS_REFRESH_S = 2.0
 RETRY_AFTER_BUSY = "1"
 RETRY_AFTER_DOWN = "5"
+MAX_BATCH_ROWS = 10_000
 _INVALID_ARGUMENT, _UNAUTHENTICATED, _RESOURCE_EXHAUSTED, _UNAVAILABLE = 3, 16, 8, 14
 
 _QUARANTINE = text(
@@ -67,6 +77,17 @@ ON CONFLICT (source, org_id) DO UPDATE SET
     last_run_at = now(), last_success_at = now(), last_error = NULL, last_rows = :rows,
     newest_data_at = greatest(s.newest_data_at, EXCLUDED.newest_data_at)
 """)
+
+
+@dataclass
+class _Pending:
+    """A normalised export waiting for the writer; `done` when its transaction is committed."""
+
+    tenant: str
+    normalised: otlp.Normalised
+    done: asyncio.Future[None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
 
 
 @dataclass(frozen=True)
@@ -86,16 +107,18 @@ class OtlpReceiver:
         settings: TelemetrySettings,
         *,
         max_body_bytes: int = 4 * 2**20,
-        max_writers: int = 4,
+        max_normalising: int = 4,
         max_waiting: int = 64,
         on_outcome: Callable[[Outcome], None] | None = None,
     ) -> None:
         self.engine = engine
         self.settings = settings
         self.max_body_bytes = max_body_bytes
-        self._writers = asyncio.Semaphore(max_writers)
+        self._normalising = asyncio.Semaphore(max_normalising)
         self.max_waiting = max_waiting
         self._waiting = 0
+        self._queue: deque[_Pending] = deque()
+        self._writer: asyncio.Task[None] | None = None
         self._on_outcome = on_outcome or (lambda _: None)
         self._tokens: dict[str, str] = {}  # sha256 hex of a token -> root tenant slug
         self._scopes: dict[str, otlp.TenantScope] = {}
@@ -188,10 +211,11 @@ class OtlpReceiver:
             )
         self._waiting += 1
         try:
-            async with self._writers:  # normalised and stored off the event loop
+            async with self._normalising:  # off the event loop
                 normalised = await asyncio.to_thread(
-                    self._normalise_and_store, tenant, export, scope
+                    otlp.normalise_request, export, scope, self.settings
                 )
+            await self._stored(tenant, normalised)
         except Exception as exc:
             if not is_unavailable(exc):
                 log.exception("otlp export of tenant %s not stored", tenant)
@@ -199,18 +223,6 @@ class OtlpReceiver:
             return fail(503, _UNAVAILABLE, f"not stored: {reason}", retry_after=RETRY_AFTER_DOWN)
         finally:
             self._waiting -= 1
-        reply = ExportLogsServiceResponse()
-        if normalised.rejected:
-            reply.partial_success.rejected_log_records = normalised.rejected
-            reply.partial_success.error_message = "; ".join(sorted(set(normalised.reasons)))[:1000]
-        outcome = Outcome(200, tenant, len(normalised.rows), normalised.rejected)
-        return _message(reply, json_reply, 200, {}), outcome
-
-    def _normalise_and_store(
-        self, tenant: str, export: Any, scope: otlp.TenantScope
-    ) -> otlp.Normalised:
-        normalised = otlp.normalise_request(export, scope, self.settings)
-        self._store(tenant, normalised)
         log.debug(
             "otlp export of %s: %d record(s), %d stored, %d rejected, %d not ours",
             tenant,
@@ -219,19 +231,84 @@ class OtlpReceiver:
             normalised.rejected,
             normalised.ignored,
         )
-        return normalised
+        reply = ExportLogsServiceResponse()
+        if normalised.rejected:
+            reply.partial_success.rejected_log_records = normalised.rejected
+            reply.partial_success.error_message = "; ".join(sorted(set(normalised.reasons)))[:1000]
+        outcome = Outcome(200, tenant, len(normalised.rows), normalised.rejected)
+        return _message(reply, json_reply, 200, {}), outcome
 
-    def _store(self, tenant: str, normalised: otlp.Normalised) -> None:
-        """Rows, quarantine entries and the source's state: one transaction."""
+    # --- group commit -----------------------------------------------------------------------
+
+    async def _stored(self, tenant: str, normalised: otlp.Normalised) -> None:
+        """Returns once the export is committed (raises what its transaction raised)."""
+        pending = _Pending(tenant, normalised)
+        self._queue.append(pending)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write(), name="otlp-writer")
+        await pending.done
+
+    async def _write(self) -> None:
+        """Store what waits, a transaction at a time, until nothing does (then end: the next
+        export starts a writer again)."""
+        while self._queue:
+            batch = [self._queue.popleft()]
+            rows = len(batch[0].normalised.rows)
+            while self._queue and rows + len(self._queue[0].normalised.rows) <= MAX_BATCH_ROWS:
+                rows += len(self._queue[0].normalised.rows)
+                batch.append(self._queue.popleft())
+            try:
+                await asyncio.to_thread(self._store, [(p.tenant, p.normalised) for p in batch])
+            except Exception as exc:
+                if len(batch) == 1 or is_unavailable(exc):
+                    _settle(batch, exc)
+                    continue
+                for one in batch:  # which export failed it? each alone
+                    try:
+                        await asyncio.to_thread(self._store, [(one.tenant, one.normalised)])
+                    except Exception as alone:
+                        _settle([one], alone)
+                    else:
+                        _settle([one], None)
+            else:
+                _settle(batch, None)
+
+    def _store(self, batch: list[tuple[str, otlp.Normalised]]) -> None:
+        """Rows, quarantine entries and each tenant's source state of these exports: one
+        transaction."""
         with self.engine.begin() as conn:
-            insert_events(conn, normalised.rows)
-            if normalised.quarantine:
-                conn.execute(_QUARANTINE, normalised.quarantine)
-            if normalised.rows:
-                newest = max(r["occurred_at"] for r in normalised.rows)
-                rows = len(normalised.rows)
-                key = {"source": sources.CLAUDE_CODE_OTLP, "key": tenant}
-                conn.execute(_SOURCE, {**key, "rows": rows, "newest": newest})
+            insert_events(conn, [row for _, n in batch for row in n.rows])
+            quarantine = [entry for _, n in batch for entry in n.quarantine]
+            if quarantine:
+                conn.execute(_QUARANTINE, quarantine)
+            sources_state: dict[str, dict[str, Any]] = {}
+            for tenant, n in batch:
+                if not n.rows:
+                    continue
+                newest = max(r["occurred_at"] for r in n.rows)
+                state = sources_state.setdefault(
+                    tenant,
+                    {
+                        "source": sources.CLAUDE_CODE_OTLP,
+                        "key": tenant,
+                        "rows": 0,
+                        "newest": newest,
+                    },
+                )
+                state["rows"] += len(n.rows)
+                state["newest"] = max(state["newest"], newest)
+            if sources_state:
+                conn.execute(_SOURCE, list(sources_state.values()))
+
+
+def _settle(batch: list[_Pending], error: BaseException | None) -> None:
+    for pending in batch:
+        if pending.done.done():  # its request went away
+            continue
+        if error is None:
+            pending.done.set_result(None)
+        else:
+            pending.done.set_exception(error)
 
 
 def resolve_token(ref: str) -> str:

@@ -5,7 +5,9 @@ OpenTelemetry SDK's own exporter."""
 from __future__ import annotations
 
 import gzip
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx2
@@ -89,9 +91,9 @@ def test_claude_code_exports_become_rows_with_their_prompts_usage(
 
 def test_a_retried_export_after_a_timeout_is_stored_once(engine: Engine, tenants: None) -> None:
     class Slow(OtlpReceiver):
-        def _store(self, tenant: str, normalised: otlp.Normalised) -> None:
+        def _store(self, batch: list[tuple[str, otlp.Normalised]]) -> None:
             time.sleep(1.0)  # the client gives up first; the server still commits
-            super()._store(tenant, normalised)
+            super()._store(batch)
 
     body, headers = encode(export_request([Prompt(SKILL)] * 5, seed=3), "http/protobuf", True)
     with serve(Slow(engine, TelemetrySettings())) as url:
@@ -104,6 +106,43 @@ def test_a_retried_export_after_a_timeout_is_stored_once(engine: Engine, tenants
     assert len(_rows(engine)) == 5  # and the retry added nothing
     reply = ExportLogsServiceResponse.FromString(retried.content)
     assert reply.partial_success.rejected_log_records == 0
+
+
+def test_exports_waiting_together_share_a_transaction_and_a_bad_one_fails_alone(
+    engine: Engine, tenants: None
+) -> None:
+    """Group commit: exports that wait while one is written are stored in one transaction; when
+    that transaction fails, each export is tried alone, and only the bad one is refused."""
+    batches: list[list[int]] = []
+
+    class Grouping(OtlpReceiver):
+        def _store(self, batch: list[tuple[str, otlp.Normalised]]) -> None:
+            sizes = [len(n.rows) for _, n in batch]
+            batches.append(sizes)
+            time.sleep(0.5 if len(batches) == 1 else 0)  # the others queue up meanwhile
+            if 3 in sizes:  # the export of 3 prompts cannot be stored
+                raise RuntimeError("the bad export")
+            super()._store(batch)
+
+    def body(prompts: int, seed: int) -> tuple[bytes, dict[str, str]]:
+        return encode(export_request([Prompt(SKILL)] * prompts, seed=seed), "http/protobuf", True)
+
+    bodies = [body(1, 10), body(2, 11), body(2, 12), body(3, 13), body(2, 14)]
+    with serve(Grouping(engine, TelemetrySettings())) as url:
+        answers: list[httpx2.Response] = []
+        first = threading.Thread(
+            target=lambda: answers.append(_post(url, bodies[0][0], _auth(bodies[0][1])))
+        )
+        first.start()
+        time.sleep(0.2)  # the first export is being written
+        with ThreadPoolExecutor(4) as pool:
+            rest = list(pool.map(lambda b: _post(url, b[0], _auth(b[1]), timeout=10), bodies[1:]))
+        first.join()
+    assert answers[0].status_code == 200
+    assert [a.status_code for a in rest] == [200, 200, 503, 200]
+    assert "the bad export" in Status.FromString(rest[2].content).message
+    assert any(len(b) > 1 for b in batches), batches  # some exports shared a transaction
+    assert len(_rows(engine)) == 1 + 2 + 2 + 2  # all but the bad one, each once
 
 
 def test_malformed_exports_are_refused_and_nothing_is_stored(engine: Engine, tenants: None) -> None:
