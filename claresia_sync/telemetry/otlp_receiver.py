@@ -14,12 +14,15 @@ entries and the source's state are in one transaction, and it is answered 200 on
 transaction is committed. A retried export is stored once (the records' identity,
 `telemetry.otlp.identity`).
 
-Group commit: exports are normalised as they come, then one writer stores what is waiting in
-one transaction (up to `MAX_BATCH_ROWS` rows) and answers each export; exports that arrive while
-it writes make its next transaction. Fewer, larger transactions: one durable commit and one set
-of statements for several exports. If such a transaction fails for something else than the
-database being unavailable, each of its exports is tried again alone, so one bad export does
-not fail the others.
+Group commit: exports are normalised as they come and queued; up to `max_writers` writers
+(each a connection) take what is queued, store it in one transaction (up to `MAX_BATCH_ROWS`
+rows) and answer each export. While there are fewer exports than writers each goes alone (as
+many transactions at once as writers: measured faster than one writer on a shared machine);
+when all writers are busy, the exports that queue meanwhile share the next transaction: one
+durable commit and one set of statements for several. Every transaction takes its locks in one
+order (ids, quarantine entries, source states, each sorted), so writers wait for one another
+but do not deadlock. If a transaction fails for something else than the database being
+unavailable, each of its exports is tried again alone, so one bad export does not fail others.
 
 Tokens: each root tenant's `otlp_token` reference (tenants file) is resolved when the receiver
 refreshes (every `REFRESH_S`, and at most every `MISS_REFRESH_S` when an unknown token comes);
@@ -35,6 +38,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from google.protobuf import json_format
@@ -108,6 +112,7 @@ class OtlpReceiver:
         *,
         max_body_bytes: int = 4 * 2**20,
         max_normalising: int = 4,
+        max_writers: int = 4,
         max_waiting: int = 64,
         on_outcome: Callable[[Outcome], None] | None = None,
     ) -> None:
@@ -118,7 +123,8 @@ class OtlpReceiver:
         self.max_waiting = max_waiting
         self._waiting = 0
         self._queue: deque[_Pending] = deque()
-        self._writer: asyncio.Task[None] | None = None
+        self.max_writers = max_writers
+        self._writers: set[asyncio.Task[None]] = set()
         self._on_outcome = on_outcome or (lambda _: None)
         self._tokens: dict[str, str] = {}  # sha256 hex of a token -> root tenant slug
         self._scopes: dict[str, otlp.TenantScope] = {}
@@ -244,13 +250,15 @@ class OtlpReceiver:
         """Returns once the export is committed (raises what its transaction raised)."""
         pending = _Pending(tenant, normalised)
         self._queue.append(pending)
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write(), name="otlp-writer")
+        if len(self._writers) < self.max_writers:
+            writer = asyncio.create_task(self._write(), name="otlp-writer")
+            self._writers.add(writer)
+            writer.add_done_callback(self._writers.discard)
         await pending.done
 
     async def _write(self) -> None:
-        """Store what waits, a transaction at a time, until nothing does (then end: the next
-        export starts a writer again)."""
+        """Store what waits, a transaction at a time, until nothing does (then end: an export
+        starts a writer while fewer than `max_writers` run)."""
         while self._queue:
             batch = [self._queue.popleft()]
             rows = len(batch[0].normalised.rows)
@@ -278,7 +286,9 @@ class OtlpReceiver:
         transaction."""
         with self.engine.begin() as conn:
             insert_events(conn, [row for _, n in batch for row in n.rows])
-            quarantine = [entry for _, n in batch for entry in n.quarantine]
+            quarantine = sorted(
+                (entry for _, n in batch for entry in n.quarantine), key=itemgetter("event_id")
+            )
             if quarantine:
                 conn.execute(_QUARANTINE, quarantine)
             sources_state: dict[str, dict[str, Any]] = {}
@@ -298,7 +308,7 @@ class OtlpReceiver:
                 state["rows"] += len(n.rows)
                 state["newest"] = max(state["newest"], newest)
             if sources_state:
-                conn.execute(_SOURCE, list(sources_state.values()))
+                conn.execute(_SOURCE, [sources_state[t] for t in sorted(sources_state)])
 
 
 def _settle(batch: list[_Pending], error: BaseException | None) -> None:

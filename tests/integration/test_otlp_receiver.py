@@ -111,8 +111,9 @@ def test_a_retried_export_after_a_timeout_is_stored_once(engine: Engine, tenants
 def test_exports_waiting_together_share_a_transaction_and_a_bad_one_fails_alone(
     engine: Engine, tenants: None
 ) -> None:
-    """Group commit: exports that wait while one is written are stored in one transaction; when
-    that transaction fails, each export is tried alone, and only the bad one is refused."""
+    """Group commit: exports that wait while the writers are busy (here one) are stored in one
+    transaction; when that transaction fails, each export is tried alone, and only the bad one
+    is refused."""
     batches: list[list[int]] = []
 
     class Grouping(OtlpReceiver):
@@ -128,7 +129,7 @@ def test_exports_waiting_together_share_a_transaction_and_a_bad_one_fails_alone(
         return encode(export_request([Prompt(SKILL)] * prompts, seed=seed), "http/protobuf", True)
 
     bodies = [body(1, 10), body(2, 11), body(2, 12), body(3, 13), body(2, 14)]
-    with serve(Grouping(engine, TelemetrySettings())) as url:
+    with serve(Grouping(engine, TelemetrySettings(), max_writers=1)) as url:
         answers: list[httpx2.Response] = []
         first = threading.Thread(
             target=lambda: answers.append(_post(url, bodies[0][0], _auth(bodies[0][1])))
