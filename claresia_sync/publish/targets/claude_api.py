@@ -40,6 +40,7 @@ from claresia_sync.publish.targets.base import (
     Grant,
     LiveSkill,
     NameTaken,
+    SkillGone,
     TargetError,
     no_access_check,
 )
@@ -211,7 +212,10 @@ class ClaudeApiTarget:
 
         async def prove(skill: Any) -> tuple[Any, LiveSkill | None]:
             async with bound:
-                return skill, await self._prove(skill)
+                try:
+                    return skill, await self._prove(skill)
+                except SkillGone:  # deleted since the list: not live
+                    return skill, None
 
         proven = await asyncio.gather(*(prove(s) for s in skills if DISPLAY.match(s.display_name)))
         ours: dict[str, LiveSkill] = {}
