@@ -88,7 +88,7 @@ def test_revocation_drift_and_a_lost_database(
     engine: Engine, emulator: EmulatorServer, on_claude_api: dict[str, Any]
 ) -> None:
     assert publish(engine, "ferretti").status == "succeeded"
-    root = on_claude_api["tenants"][-1]
+    root = next(t for t in on_claude_api["tenants"] if t["slug"] == "ferretti")
     root["archetypes"][0]["grants"].remove("standup-notes")
     apply(engine, on_claude_api)
     with client(emulator, DATA_KEY) as sdk:  # drift: deleted from the workspace by hand
@@ -164,7 +164,8 @@ def test_a_lost_database_recovers_hashes_from_the_archives_and_adopts_no_copy(
     changed = in_workspace(emulator, APPS_KEY)[postmortem]
     assert changed.latest_version_id != ours[postmortem].latest_version_id
     with Session(engine) as s:
-        recorded = {p.published_name: p for p in s.scalars(select(Publication))}
+        rows = s.scalars(select(Publication).where(Publication.target == f"claude-api:{APPS}"))
+        recorded = {p.published_name: p for p in rows}
     new = recorded["claresia-ferretti-standup-notes"]
     assert new.remote_skill_id not in (standup.id, copied.id)
     with client(emulator, APPS_KEY) as sdk:  # the recorded hash is the archive's
