@@ -54,6 +54,9 @@ DEMO_KEYS = {
     "CLARESIA_FERRETTI_ENTERPRISE_KEY": (
         "sk-ant-api01-ferretti-DEMO-000000000000000000000000000000000000000000000000"
     ),
+    "CLARESIA_VESPUCCI_SUPPORT_API_KEY": (
+        "sk-ant-api03-vespucci-SUPPORT-0000000000000000000000000000000000000000000"
+    ),
 }
 # The emulator's port when it is free: the tenants the demo applies keep this base URL, so the
 # "where to look next" commands work after the demo with `claresia-sync emulator --port 8765`.
@@ -72,6 +75,9 @@ PICKER_USERS = [
     ("org_ferretti", "user_ferretti_dario"),
 ]
 ENTERPRISE_ORGS = {"org_ferretti"}
+# The tenant on claude-api: the skills of its Claude API workspace, which its own applications
+# load (`container.skills` of a Messages request); no user picker.
+API_TENANT, API_ORG, API_WORKSPACE = "vespucci", "org_vespucci", "wrkspc_vespucci_support"
 
 
 class Demo:
@@ -137,19 +143,21 @@ class Demo:
         report = await check_tenant_connection(conn)
         for line in report.lines():
             self.console.print(f"  {line}")
-        # A tenant on claude-enterprise: the same button, for its Claude Enterprise organisation.
-        with Session(engine) as session:
-            targets = tenant_targets(session, "ferretti")
-            groups = {
-                f"ferretti/{a.slug}": a.rbac_group_id
-                for a in session.scalars(
-                    select(Archetype).join(Tenant).where(Tenant.slug == "ferretti")
-                )
-            }
-        (enterprise,) = await check_targets(targets, groups)
-        self.console.print(f"  [{enterprise.target}] {enterprise.where}", markup=False)
-        for line in [*enterprise.lines, *enterprise.problems]:
-            self.console.print(f"    {line}", markup=False)
+        # A tenant on claude-enterprise and one on claude-api: the same button, for their
+        # Claude Enterprise organisation and their Claude API workspace.
+        for slug in ("ferretti", API_TENANT):
+            with Session(engine) as session:
+                targets = tenant_targets(session, slug)
+                groups = {
+                    f"{slug}/{a.slug}": a.rbac_group_id
+                    for a in session.scalars(
+                        select(Archetype).join(Tenant).where(Tenant.slug == slug)
+                    )
+                }
+            for target in await check_targets(targets, groups):
+                self.console.print(f"  [{target.target}] {target.where}", markup=False)
+                for line in [*target.lines, *target.problems]:
+                    self.console.print(f"    {line}", markup=False)
 
     def _publish(self, engine: Engine, emulator: EmulatorServer) -> None:
         self.step("Publish every tenant's granted skills (the onboarding trigger)")
@@ -179,6 +187,20 @@ class Demo:
                 names = sorted(s.name for s in emulator.state.visible_skills(org_id, user))
             table.add_row(user, "\n".join(names) or "(none: no group grants a skill)")
         self.console.print(table)
+        self._workspace_skills(emulator)
+
+    def _workspace_skills(self, emulator: EmulatorServer) -> None:
+        """The claude-api tenant's workspace as its applications' key lists it (`GET
+        /v1/skills`): each display name carries the ownership marker (hash shortened here)."""
+        skills = emulator.state.org(API_ORG).workspace_skills[API_WORKSPACE].skills.values()
+        self.console.print(
+            f"Skills in the Claude API workspace {API_WORKSPACE} ({API_TENANT}, claude-api: "
+            "loaded by its own applications, in no @ picker):",
+            markup=False,
+        )
+        for skill in skills:
+            shown = re.sub(r"(sha256:[0-9a-f]{12})[0-9a-f]+", r"\1…", skill.display_name)
+            print(f"  {skill.id}  {shown}  ({len(skill.versions)} version(s))")
 
     def _invoke_and_poll(self, engine: Engine, emulator: EmulatorServer) -> None:
         self.step(f"Simulate {self.invocations} invocations per organisation, then one audit poll")

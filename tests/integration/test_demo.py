@@ -35,6 +35,10 @@ def test_demo_on_the_embedded_default(tmp_path: Path) -> None:
         # a tenant on claude-enterprise: its connection test and its users' @ picker (plugins)
         assert "[claude-enterprise]" in out and "Ferretti Group (org_ferretti)" in out
         assert "claresia-ferretti-prd-review" in out and "user_ferretti_chiara" in out
+        # a tenant on claude-api: its workspace key's check and the skills of its workspace,
+        # each with our ownership marker in its display name
+        assert "[claude-api:wrkspc_vespucci_support]" in out and "key valid and belongs" in out
+        assert "claresia-vespucci-meeting-summary [claresia-sync vespucci/meeting-summary" in out
         assert out.count("40 events ingested") == 2, out  # both organisations, every run
         assert "failed (" in out  # a failed run's card footer
         assert "Demo finished" in out

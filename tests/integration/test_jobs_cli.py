@@ -48,7 +48,7 @@ def test_a_dry_run_that_refuses_an_organisation_exits_3_and_says_so_in_json(
     clean = cli(db_settings, "republish", "--all", "--dry-run", "--json")
     assert clean.returncode == 0, clean.stderr
     plan = json.loads(clean.stdout)
-    assert plan["counts"]["create"] == 23 and plan["refused"] == []
+    assert plan["counts"]["create"] == 25 and plan["refused"] == []
     assert {i["action"] for i in plan["items"]} == {"create"}
 
     emulator.state.set_zero_data_retention("org_acme", False)

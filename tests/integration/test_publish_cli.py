@@ -12,7 +12,12 @@ from claresia_sync.config import Settings
 from claresia_sync.db.models import Publication, PublishJob
 from claresia_sync.emulator import EmulatorServer
 from tests.cli import clean_env, run_cli
-from tests.fixtures.emulator import ACME_KEY, DAINESE_KEY, FERRETTI_ENTERPRISE_KEY
+from tests.fixtures.emulator import (
+    ACME_KEY,
+    DAINESE_KEY,
+    FERRETTI_ENTERPRISE_KEY,
+    VESPUCCI_API_KEY,
+)
 from tests.integration.test_publish_e2e import world  # noqa: F401  (fixture)
 
 
@@ -21,6 +26,7 @@ def cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
         "CLARESIA_DAINESE_ADMIN_KEY": DAINESE_KEY,
         "CLARESIA_ACME_ADMIN_KEY": ACME_KEY,
         "CLARESIA_FERRETTI_ENTERPRISE_KEY": FERRETTI_ENTERPRISE_KEY,
+        "CLARESIA_VESPUCCI_SUPPORT_API_KEY": VESPUCCI_API_KEY,
     }
     return run_cli(*args, env=clean_env(settings, **keys))
 
@@ -40,7 +46,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(
     assert result.returncode == 0, result.stderr
     assert "claresia-dainese-eng-incident-postmortem" in result.stdout
     assert "claresia-acme-okr-drafting" in result.stdout
-    assert "plan: 23 create, 0 update, 0 acl, 0 delete, 0 unchanged, 0 failed" in result.stdout
+    assert "plan: 25 create, 0 update, 0 acl, 0 delete, 0 unchanged, 0 failed" in result.stdout
     assert emulator.stats.writes() == 0
     assert count(engine, Publication) == 0 and count(engine, PublishJob) == 0
 
@@ -66,7 +72,7 @@ def test_publish_wait_then_republish_all(
     again = cli(db_settings, "republish", "--all")
     assert again.returncode == 0, again.stderr
     assert "publish job 3: succeeded" in again.stdout
-    assert count(engine, Publication) == 23  # ferretti's 5 plugins too
+    assert count(engine, Publication) == 25  # ferretti's 5 plugins and vespucci's 2 skills too
 
 
 def test_operator_errors_are_one_line(

@@ -25,7 +25,12 @@ def test_acl_is_tenant_workspaces_and_granted_groups(
 ) -> None:
     with Session(engine) as s:
         orgs = desired_state(s)
-    assert [o.org_id for o in orgs] == ["org_acme", "org_dainese", "org_ferretti"]
+    assert [o.org_id for o in orgs] == [
+        "org_acme",
+        "org_dainese",
+        "org_ferretti",
+        "org_vespucci",
+    ]
     dainese = {d.name: d for d in orgs[1].skills}
     assert len(dainese) == 13
     postmortem = dainese["claresia-dainese-eng-incident-postmortem"]

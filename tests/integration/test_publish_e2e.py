@@ -134,7 +134,8 @@ def test_second_republish_makes_no_write_call(
     emulator.stats.reset()
     again = publish(engine)
     assert again.status == "succeeded"
-    assert again.stats["unchanged"] == 13 + 5 + 5  # acme: 5 skills; ferretti: 5 plugins
+    # acme: 5 skills; ferretti: 5 plugins; vespucci: 2 workspace skills
+    assert again.stats["unchanged"] == 13 + 5 + 5 + 2
     assert again.stats["created"] == again.stats["updated"] == again.stats["acl"] == 0
     assert emulator.stats.writes() == 0
     assert emulator.stats.count() > 0  # it did look (the zero-retention gate)
@@ -351,7 +352,7 @@ def test_a_plain_insert_is_a_job_and_workers_do_not_share_one(
         s.commit()
     outcome = asyncio.run(run_next_job(engine, worker="daemon"))
     assert outcome is not None and outcome.status == "succeeded"
-    assert outcome.stats["unchanged"] == 23  # ferretti: 5 plugins
+    assert outcome.stats["unchanged"] == 25  # ferretti: 5 plugins; vespucci: 2 skills
     assert asyncio.run(run_next_job(engine)) is None
 
 

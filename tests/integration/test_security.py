@@ -17,7 +17,7 @@ from psycopg import sql
 from sqlalchemy import Engine, text
 
 from claresia_sync.emulator import EmulatorServer
-from claresia_sync.emulator.state import ENTERPRISE_SCOPES
+from claresia_sync.emulator.state import ENTERPRISE_SCOPES, KeyRecord
 from tests.fixtures.daemon import ROOT, DaemonProcess, wait_until
 from tests.fixtures.emulator import DAINESE_ORG
 
@@ -181,7 +181,24 @@ def test_a_canary_key_never_reaches_logs_database_metrics_or_errors(
     enterprise = f"sk-ant-api01-ferretti-CANARY-{secrets.token_hex(24)}"
     enterprise_secret = enterprise[len("sk-ant-") : -4]
     emulator.state.add_admin_key("org_ferretti", enterprise, scopes=ENTERPRISE_SCOPES)
-    env = {"CLARESIA_DAINESE_ADMIN_KEY": canary, "CLARESIA_FERRETTI_ENTERPRISE_KEY": enterprise}
+    # And claude-api's: a workspace API key (the example tenant vespucci's workspace).
+    workspace = f"sk-ant-api03-vespucci-CANARY-{secrets.token_hex(24)}"
+    workspace_secret = workspace[len("sk-ant-") : -4]
+    with emulator.state.lock:
+        emulator.state.keys[workspace] = KeyRecord(
+            key=workspace,
+            org_id="org_vespucci",
+            name="canary",
+            scopes=frozenset(),
+            workspaces=None,
+            family="workspace",
+            workspace="wrkspc_vespucci_support",
+        )
+    env = {
+        "CLARESIA_DAINESE_ADMIN_KEY": canary,
+        "CLARESIA_FERRETTI_ENTERPRISE_KEY": enterprise,
+        "CLARESIA_VESPUCCI_SUPPORT_API_KEY": workspace,
+    }
     daemon = start_daemon(env=env)
     with engine.begin() as conn:
         job = conn.execute(text("INSERT INTO publish_job DEFAULT VALUES RETURNING id")).scalar()
@@ -210,6 +227,7 @@ def test_a_canary_key_never_reaches_logs_database_metrics_or_errors(
     with emulator.state.lock:
         del emulator.state.keys[canary]
         del emulator.state.keys[enterprise]
+        del emulator.state.keys[workspace]
     emulator.set_faults()
     time.sleep(3)
     metrics = httpx2.get(f"http://127.0.0.1:{daemon.port}/metrics", timeout=5).text
@@ -233,6 +251,7 @@ def test_a_canary_key_never_reaches_logs_database_metrics_or_errors(
     ):
         assert secret not in content, f"the key leaked into {where}"
         assert enterprise_secret not in content, f"the Enterprise key leaked into {where}"
+        assert workspace_secret not in content, f"the workspace key leaked into {where}"
 
     columns = _text_columns(engine)
     assert len(columns) > 20
@@ -244,7 +263,7 @@ def test_a_canary_key_never_reaches_logs_database_metrics_or_errors(
             query = sql.SQL("SELECT count(*) FROM {} WHERE position(%s in {}::text) > 0").format(
                 sql.Identifier(table), sql.Identifier(column)
             )
-            for leaked in (secret, enterprise_secret):
+            for leaked in (secret, enterprise_secret, workspace_secret):
                 cursor.execute(query, (leaked,))
                 row = cursor.fetchone()
                 assert row is not None and row[0] == 0, f"the key is stored in {table}.{column}"

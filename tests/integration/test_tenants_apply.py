@@ -99,10 +99,10 @@ def test_apply_twice_changes_nothing(session: Session) -> None:
     assert "+ tenant dainese-eng (Dainese Engineering) under dainese" in first
     assert "+ grant dainese-eng/engineer -> incident-postmortem" in first
     assert _apply(session, _example()) == []
-    assert session.scalar(select(func.count()).select_from(Tenant)) == 5
-    assert session.scalar(select(func.count()).select_from(Archetype)) == 8
-    assert session.scalar(select(func.count()).select_from(WorkspaceMapping)) == 4
-    assert len(_grants(session)) == 25
+    assert session.scalar(select(func.count()).select_from(Tenant)) == 6
+    assert session.scalar(select(func.count()).select_from(Archetype)) == 9
+    assert session.scalar(select(func.count()).select_from(WorkspaceMapping)) == 5
+    assert len(_grants(session)) == 27
 
 
 def test_removing_a_grant_removes_it(applied: Session) -> None:
@@ -138,10 +138,14 @@ def test_structure_changes(applied: Session) -> None:
 
 def test_tenants_not_in_file_stay_unless_pruned(applied: Session) -> None:
     data = _example()
-    data["tenants"] = data["tenants"][:1]  # acme and ferretti not listed
+    data["tenants"] = data["tenants"][:1]  # acme, ferretti and vespucci not listed
     assert _apply(applied, data) == []
     assert applied.scalar(select(Tenant).where(Tenant.slug == "acme")) is not None
-    assert _apply(applied, data, prune=True) == ["- tenant acme", "- tenant ferretti"]
+    assert _apply(applied, data, prune=True) == [
+        "- tenant acme",
+        "- tenant ferretti",
+        "- tenant vespucci",
+    ]
     assert applied.scalar(select(Tenant).where(Tenant.slug == "acme")) is None
     assert applied.scalar(select(OrgConnection).where(OrgConnection.org_id == "org_acme")) is None
 
@@ -241,7 +245,14 @@ def test_lookups(applied: Session) -> None:
     assert skills["sql-query-helper"].workspace_ids == ("wrkspc_dainese_eng",)
 
     rows = list_tenants(applied)
-    assert [r.slug for r in rows] == ["acme", "dainese", "dainese-corp", "dainese-eng", "ferretti"]
+    assert [r.slug for r in rows] == [
+        "acme",
+        "dainese",
+        "dainese-corp",
+        "dainese-eng",
+        "ferretti",
+        "vespucci",
+    ]
     assert rows[3].org_id == "org_dainese" and rows[3].grants == 7
     assert rows[4].org_id == "org_ferretti"  # from its claude-enterprise target
 
@@ -256,7 +267,7 @@ def test_cli_apply_dry_run_and_list(
     _catalog(session)
     dry = _cli(db_settings, "tenants", "apply", "--dry-run", str(EXAMPLE))
     assert dry.returncode == 0, dry.stderr
-    assert "+ tenant dainese (Dainese S.p.A.)" in dry.stdout and "would change 46" in dry.stdout
+    assert "+ tenant dainese (Dainese S.p.A.)" in dry.stdout and "would change 53" in dry.stdout
     assert session.scalar(select(func.count()).select_from(Tenant)) == 0
 
     assert _cli(db_settings, "tenants", "apply", str(EXAMPLE)).returncode == 0

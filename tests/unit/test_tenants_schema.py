@@ -46,7 +46,7 @@ def _edit(path: str, value: object) -> str:
 
 def test_example_file_has_the_demo_identities() -> None:
     config = load_tenants(EXAMPLE)
-    dainese, acme, _ferretti = config.tenants
+    dainese, acme, _ferretti, vespucci = config.tenants
     assert (dainese.slug, dainese.connection.org_id) == ("dainese", "org_dainese")
     assert dainese.connection.admin_key == "env:CLARESIA_DAINESE_ADMIN_KEY"
     assert [s.slug for s in dainese.sub_tenants] == ["dainese-eng", "dainese-corp"]
@@ -70,6 +70,14 @@ def test_example_file_has_the_demo_identities() -> None:
         "staff": "rbac_group_acme_everyone",
         "manager": "rbac_group_acme_managers",
     }
+    # claude-api alone, its workspace key by reference (a demo key of the emulator's seed).
+    assert vespucci.connection is None and vespucci.targets is not None
+    api = vespucci.targets.claude_api
+    assert api is not None and api.org_id == "org_vespucci"
+    assert api.workspace_keys == {
+        "wrkspc_vespucci_support": "env:CLARESIA_VESPUCCI_SUPPORT_API_KEY"
+    }
+    assert vespucci.zero_retention is not None
 
 
 def test_unknown_key_is_named_with_its_path() -> None:
