@@ -378,7 +378,7 @@ def test_compose_setup_runs_real_commands_on_an_emulator_tenant_file() -> None:
     emulator_cmd = services["emulator"]["command"]
     emulator_port = emulator_cmd[emulator_cmd.index("--port") + 1]
     seed = yaml.safe_load((DEPLOY / "emulator.seed.yaml").read_text())
-    seeded = {k["key"] for org in seed["organizations"] for k in org["admin_keys"]}
+    seeded = {k["key"] for org in seed["organizations"] for k in org.get("admin_keys", [])}
     for tenant in config.tenants:
         assert tenant.connection is not None
         assert tenant.connection.base_url == f"http://emulator:{emulator_port}"
