@@ -18,6 +18,7 @@ process's peak memory.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import os
 import subprocess
@@ -85,6 +86,23 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _backends_cpu(engine: Any) -> dict[int, float]:
+    """CPU seconds so far of each PostgreSQL backend on this database but the asking one (the
+    server runs on this machine)."""
+    with engine.connect() as conn:
+        pids = conn.execute(
+            text(
+                "SELECT pid FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ).scalars()
+        out = {}
+        for pid in pids:
+            with contextlib.suppress(FileNotFoundError):  # gone meanwhile
+                out[pid] = _cpu_s(pid)
+    return out
+
+
 def serve_otlp(url: str, port: int) -> None:
     import uvicorn
 
@@ -116,9 +134,11 @@ def bench_otlp(requests: int, prompts: int, senders: int) -> None:
             [sys.executable, "-m", "bench.sources_bench", "serve-otlp", url, str(port)], env=env
         )
         endpoint = f"http://127.0.0.1:{port}/v1/logs"
+        engine = make_engine(url)
         try:
             _wait_up(endpoint)
             cpu_before = _cpu_s(server.pid)
+            db_before = _backends_cpu(engine)
             memory: list[tuple[int, float]] = []
             done = [0]
 
@@ -155,7 +175,7 @@ def bench_otlp(requests: int, prompts: int, senders: int) -> None:
             for t in threads:
                 t.join()
             receiver_s = time.perf_counter() - started
-            engine = make_engine(url)
+            db_cpu = sum(s - db_before.get(pid, 0.0) for pid, s in _backends_cpu(engine).items())
             with engine.connect() as conn:
                 stored = conn.execute(text("SELECT count(*) FROM telemetry_event")).scalar_one()
             final_rss = _rss_mib(server.pid)
@@ -163,7 +183,7 @@ def bench_otlp(requests: int, prompts: int, senders: int) -> None:
         finally:
             server.terminate()
             server.wait(10)
-        copy_s = _plain_copy(engine, bodies)
+        copy_s, copy_db_cpu, copy_cpu = _plain_copy(engine, bodies)
         engine.dispose()
     total = requests * prompts
     assert stored == total, (stored, total)
@@ -180,7 +200,15 @@ def bench_otlp(requests: int, prompts: int, senders: int) -> None:
         f"receiver process CPU: {server_cpu:.2f}s = {server_cpu / total * 1e6:.0f} us per "
         f"activation ({server_cpu / receiver_s:.2f} cores)"
     )
+    print(
+        f"PostgreSQL CPU (backends, /proc): receiver's {db_cpu / total * 1e6:.0f} us per "
+        f"activation ({db_cpu / receiver_s:.2f} cores)"
+    )
     print(f"plain COPY of the same rows: {copy_s:.2f}s = {total / copy_s:,.0f} rows/s")
+    print(
+        f"plain COPY CPU per row: {copy_cpu / total * 1e6:.0f} us here (write_row), "
+        f"{copy_db_cpu / total * 1e6:.0f} us in its PostgreSQL backend"
+    )
     print(f"ratio receiver / COPY: {copy_s / receiver_s:.2f}")
     marks = [memory[int(len(memory) * f)] for f in (0.1, 0.5, 0.9)] if memory else []
     print(
@@ -190,8 +218,11 @@ def bench_otlp(requests: int, prompts: int, senders: int) -> None:
     )
 
 
-def _plain_copy(engine: Any, bodies: list[tuple[bytes, dict[str, str]]]) -> float:
-    """The same rows, normalised here, COPYed into a table like telemetry_event (indexes too)."""
+def _plain_copy(
+    engine: Any, bodies: list[tuple[bytes, dict[str, str]]]
+) -> tuple[float, float, float]:
+    """The same rows, normalised here, COPYed into a table like telemetry_event (indexes too):
+    seconds, then CPU seconds of its PostgreSQL backend and of this thread."""
     with Session(engine) as session:
         scope = otlp.TenantScope.load(session, "ferretti", TelemetrySettings())
     rows = []
@@ -204,7 +235,8 @@ def _plain_copy(engine: Any, bodies: list[tuple[bytes, dict[str, str]]]) -> floa
             "CREATE TABLE bench_copy (LIKE telemetry_event INCLUDING DEFAULTS INCLUDING INDEXES)"
         )
         conn.commit()
-        started = time.perf_counter()
+        backend_cpu = _cpu_s(conn.info.backend_pid)
+        started, cpu = time.perf_counter(), time.thread_time()
         with (
             conn.cursor() as cur,
             cur.copy(f"COPY bench_copy ({', '.join(COPY_COLUMNS)}) FROM STDIN") as copy,
@@ -212,7 +244,8 @@ def _plain_copy(engine: Any, bodies: list[tuple[bytes, dict[str, str]]]) -> floa
             for r in rows:
                 copy.write_row(tuple(r[c] for c in COPY_COLUMNS))
         conn.commit()
-        return time.perf_counter() - started
+        took, cpu = time.perf_counter() - started, time.thread_time() - cpu
+        return took, _cpu_s(conn.info.backend_pid) - backend_cpu, cpu
 
 
 class SyntheticReader:
