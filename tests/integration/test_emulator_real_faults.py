@@ -60,11 +60,13 @@ def test_demo_seed_has_a_claude_enterprise_organisation() -> None:
         "write:claude_code_managed_settings",
     }
     workspace_keys = [k for k in state.keys.values() if k.family == "workspace"]
-    assert {k.workspace for k in workspace_keys} == {
-        "wrkspc_ferretti_apps",
-        "wrkspc_ferretti_data",
-        None,
+    assert {(k.org_id, k.workspace) for k in workspace_keys} == {
+        ("org_ferretti", "wrkspc_ferretti_apps"),
+        ("org_ferretti", "wrkspc_ferretti_data"),
+        ("org_ferretti", None),
+        ("org_vespucci", "wrkspc_vespucci_support"),  # a Claude API organisation's (claude-api)
     }
+    assert not state.orgs["org_vespucci"].claude_enterprise
     assert all(k.key.startswith("sk-ant-api03-") for k in workspace_keys)
     for group in org.rbac_groups:  # every group has a member to check the picker with
         assert any(group in u.rbac_groups for u in org.users.values())
