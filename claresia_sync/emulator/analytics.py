@@ -11,6 +11,7 @@ it), derived from the invocations the emulator simulates (`/_emulator/invocation
   day re-read later then answers other numbers.
 - A plugin skill's row has an opaque `skill_name` and the skill's name as `skill_display_name`
   (the docstring: plugin-delivered skills resolve to their name, without a `plugin:` prefix).
+- `repeat_rows` (a test knob): each page lists its first rows again, a key answered twice.
 - Money: `estimated_overage_spend` and `attributed_list_price` are decimal strings in cents.
 """
 
@@ -46,6 +47,8 @@ class SkillAnalytics:
     """One organisation's analytics: counters per (day, skill name, user, product)."""
 
     lag_days: int = 1
+    repeat_rows: int = 0
+    """Each page lists its first `repeat_rows` rows again at its end (a key answered twice)."""
     counts: dict[tuple[dt.date, str, str, str], _Counts] = field(
         default_factory=lambda: defaultdict(_Counts)
     )
@@ -95,7 +98,10 @@ class SkillAnalytics:
         start = _decode_cursor(cursor) if cursor else 0
         chosen = rows[start : start + limit]
         end = start + len(chosen)
-        return {"data": chosen, "next_page": _encode_cursor(end) if end < len(rows) else None}
+        return {
+            "data": chosen + chosen[: self.repeat_rows],
+            "next_page": _encode_cursor(end) if end < len(rows) else None,
+        }
 
     def _day(self, text: str | None) -> dt.date:
         if not text:

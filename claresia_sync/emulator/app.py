@@ -12,7 +12,8 @@ Control routes (`/_emulator/...`) take no key: the emulator listens on loopback 
                                   a Claude Enterprise organisation {org_id, count, user_id?,
                                   skill?, day?, product?, seed?}: uses of plugin skills, counted
                                   in its skills analytics (see emulator/analytics.py)
-    POST /_emulator/orgs/{org_id}/analytics {lag_days}: days before analytics serve a day
+    POST /_emulator/orgs/{org_id}/analytics {lag_days, repeat_rows}: days before analytics serve a
+                                  day; rows each page lists twice
     POST /_emulator/orgs/{org_id}/admin {action, plugin_id, ...}: an administrator's write in
                                   claude.ai (delete a plugin, change an installation setting),
                                   in the activity feed as a user_actor's (drift)
@@ -336,14 +337,24 @@ class EmulatorApp:
         return json_response({"generated": generated, "analytics": True}, 201)
 
     async def set_analytics(self, request: Request) -> Response:
-        """`{lag_days}`: how many days old a day must be before the analytics serve it."""
+        """`{lag_days, repeat_rows}` (either): how many days old a day must be before the
+        analytics serve it; how many of its first rows each page lists again at its end."""
         body = await json_body(request)
-        lag = body.get("lag_days")
-        if not isinstance(lag, int) or lag < 0 or set(body) != {"lag_days"}:
-            raise bad_request("expected {lag_days: integer >= 0}")
+        knobs = ("lag_days", "repeat_rows")
+        if (
+            not body
+            or not set(body) <= set(knobs)
+            or not all(
+                isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in body.values()
+            )
+        ):
+            raise bad_request("expected {lag_days: integer >= 0, repeat_rows: integer >= 0}")
         with self.state.lock:
-            self.state.org(request.path_params["org_id"]).analytics.lag_days = lag
-        return json_response({"lag_days": lag})
+            analytics = self.state.org(request.path_params["org_id"]).analytics
+            for knob in knobs:
+                if knob in body:
+                    setattr(analytics, knob, body[knob])
+            return json_response({k: getattr(analytics, k) for k in knobs})
 
     async def audit_events(self, request: Request) -> Response:
         body = await json_body(request)

@@ -12,6 +12,10 @@ days. Each run of one organisation:
   page by page into a staging table, then upserts them into `skill_usage_daily` and advances the
   checkpoint (`telemetry_source.cursor_day`) in that one transaction: a crash loses nothing (the
   day is read again) and duplicates nothing (the upsert key);
+- a day with no rows yet (the backfill, and each new day) skips the stage: its pages are copied
+  straight into `skill_usage_daily` (nothing to compare with; bench/RESULTS.md has the figures),
+  in the same one transaction; an answer that lists a key twice breaks the unique key there, and
+  the day is read again through the stage, which keeps one;
 - an upsert of a row whose numbers changed counts a revision (`revision_count`,
   `last_changed_at`); an unchanged one only moves `last_seen_at`.
 
@@ -34,11 +38,14 @@ import logging
 import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from operator import itemgetter
 from typing import Any, NamedTuple, Protocol
 
 import orjson
+import psycopg
 from sqlalchemy import Connection, Engine, select, text
 from sqlalchemy.orm import Session, aliased
 
@@ -112,6 +119,18 @@ class UsageContext:
     skills: AttributionContext
     groups: dict[str, list[GroupOwner]] = field(default_factory=dict)
     parents: dict[str, str | None] = field(default_factory=dict)
+    _names: dict[tuple[str | None, str], str | None] = field(default_factory=dict, repr=False)
+
+    def published_name(self, row: Mapping[str, Any], skill_name: str) -> str | None:
+        """`published_name(row)`, remembered per (display name, skill name): each skill's
+        rows repeat them once per user."""
+        display = row.get("skill_display_name")
+        if display is not None and type(display) is not str:
+            return published_name(row)
+        key = (display, skill_name)
+        if key not in self._names:
+            self._names[key] = published_name(row)
+        return self._names[key]
 
     @classmethod
     def load(cls, session: Session, org_id: str) -> UsageContext:
@@ -152,12 +171,11 @@ class Verdict(NamedTuple):
 def _count(row: Mapping[str, Any], *path: str) -> int | None:
     value: Any = row
     for key in path:
-        value = value.get(key) if isinstance(value, Mapping) else None
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= INT4_MAX:
-        raise ValueError(f"{'.'.join(path)} is {value!r}, not a count")
-    return value
+        # dict first: rows come from JSON, and isinstance against the ABC is slow per value
+        value = value.get(key) if type(value) is dict or isinstance(value, Mapping) else None
+    if value is None or (type(value) is int and 0 <= value <= INT4_MAX):  # not bool
+        return value
+    raise ValueError(f"{'.'.join(path)} is {value!r}, not a count")
 
 
 def _dollars(row: Mapping[str, Any], key: str) -> Decimal | None:
@@ -182,7 +200,7 @@ def normalise_row(
     skill_name = raw.get("skill_name")
     if not isinstance(skill_name, str) or not skill_name:
         return Verdict(None, "malformed: skill_name missing or not a string")
-    name = published_name(raw)
+    name = ctx.published_name(raw, skill_name)
     if name is None:
         return Verdict(None, None)
     dimension = BREAKDOWNS[breakdown]
@@ -274,7 +292,7 @@ CREATE TEMP TABLE IF NOT EXISTS skill_usage_stage ON COMMIT DELETE ROWS AS SELEC
     attributed_list_price_usd, currency, raw, row_hash
 FROM skill_usage_daily WITH NO DATA
 """
-_COPY = """
+_COPY_STAGE = """
 COPY skill_usage_stage (
     org_id, day, breakdown, skill_name, user_id, rbac_group_id, published_name, tenant_slug,
     parent_tenant_slug, skill_id, archetype_slug, invocation_count, distinct_user_count,
@@ -282,9 +300,23 @@ COPY skill_usage_stage (
     attributed_list_price_usd, currency, raw, row_hash
 ) FROM STDIN
 """
+_COPY_DIRECT = """
+COPY skill_usage_daily (
+    org_id, day, breakdown, skill_name, user_id, rbac_group_id, published_name, tenant_slug,
+    parent_tenant_slug, skill_id, archetype_slug, invocation_count, distinct_user_count,
+    chat_conversations, claude_code_sessions, cowork_sessions, estimated_overage_spend_usd,
+    attributed_list_price_usd, currency, raw, row_hash
+) FROM STDIN
+"""
+_ROW = itemgetter(*COLUMNS)
+# Under the checkpoint's lock no other run writes this organisation's days.
+_DAY_HAS_ROWS = text(
+    "SELECT EXISTS (SELECT 1 FROM skill_usage_daily WHERE org_id = :org AND day = :day)"
+)
 # One day's rows: new ones inserted, changed ones updated and counted as a revision, the rest
 # only seen again. DISTINCT ON: a key the answer repeats is upserted once.
 _MERGE = """
+WITH merged AS (
 INSERT INTO skill_usage_daily AS t (
     org_id, day, breakdown, skill_name, user_id, rbac_group_id, published_name, tenant_slug,
     parent_tenant_slug, skill_id, archetype_slug, invocation_count, distinct_user_count,
@@ -319,6 +351,11 @@ ON CONFLICT (org_id, day, breakdown, skill_name, user_id, rbac_group_id) DO UPDA
     raw = EXCLUDED.raw,
     row_hash = EXCLUDED.row_hash
 RETURNING (xmax = 0) AS inserted, (t.last_changed_at = now()) AS changed
+)
+SELECT count(*) FILTER (WHERE inserted) AS inserted,
+       count(*) FILTER (WHERE NOT inserted AND changed) AS revised,
+       count(*) AS total
+FROM merged
 """
 _QUARANTINE = text(
     "INSERT INTO telemetry_quarantine (org_id, event_id, reason, raw) "
@@ -327,40 +364,84 @@ _QUARANTINE = text(
 )
 
 
+class RepeatedKey(Exception):
+    """A day copied straight into `skill_usage_daily` lists one key twice."""
+
+
 class DayWriter:
-    """One day of one organisation in one transaction: `begin`, `add` pages, `commit`."""
+    """One day of one organisation in one transaction: `begin`, `add` pages, `commit`.
+
+    The day's rows go to the server in one COPY that stays open while pages are read (the server
+    stores them as they come). A day with no rows yet is copied straight into the table
+    (`direct`); otherwise into a staging table, upserted at `commit`."""
 
     def __init__(self, engine: Engine, org_id: str) -> None:
         self.engine = engine
         self.org_id = org_id
+        self.direct = False
+        self.copied = 0
         self._conn: Connection | None = None
+        self._copy: psycopg.Copy | None = None
+        self._copy_stack: ExitStack | None = None
+        self._quarantine: list[dict[str, Any]] = []
 
-    def begin(self) -> sources.Checkpoint:
+    def begin(self, day: dt.date, direct: bool = True) -> sources.Checkpoint:
         self._conn = self.engine.connect()
         self._conn.begin()
-        self._conn.execute(text(_CREATE_STAGE))
-        return sources.lock(self._conn, SOURCE, self.org_id)
+        checkpoint = sources.lock(self._conn, SOURCE, self.org_id)
+        self.direct = (
+            direct
+            and not self._conn.execute(_DAY_HAS_ROWS, {"org": self.org_id, "day": day}).scalar_one()
+        )
+        if not self.direct:
+            self._conn.execute(text(_CREATE_STAGE))
+        return checkpoint
 
     def add(self, rows: list[dict[str, Any]], quarantine: list[dict[str, Any]]) -> None:
-        conn = self._conn
-        assert conn is not None
         if rows:
-            dbapi = conn.connection.driver_connection
-            assert dbapi is not None
-            with dbapi.cursor() as cur, cur.copy(_COPY) as copy:
-                for r in rows:
-                    copy.write_row(tuple(r[c] for c in COLUMNS))
-        if quarantine:
-            conn.execute(_QUARANTINE, quarantine)
+            copy = self._copy or self._open_copy()
+            for r in rows:
+                copy.write_row(_ROW(r))
+            self.copied += len(rows)
+        # Written at commit: the connection is busy with the COPY until then.
+        self._quarantine += quarantine
+
+    def _open_copy(self) -> psycopg.Copy:
+        assert self._conn is not None
+        dbapi = self._conn.connection.driver_connection
+        assert dbapi is not None
+        stack = ExitStack()
+        cur = stack.enter_context(dbapi.cursor())
+        self._copy = stack.enter_context(cur.copy(_COPY_DIRECT if self.direct else _COPY_STAGE))
+        self._copy_stack = stack
+        return self._copy
+
+    def _end_copy(self, failed: BaseException | None = None) -> None:
+        stack, self._copy_stack, self._copy = self._copy_stack, None, None
+        if stack is None:
+            return
+        if failed is not None:  # abandon the COPY (the transaction rolls back anyway)
+            stack.__exit__(type(failed), failed, failed.__traceback__)
+            return
+        try:
+            stack.close()
+        except psycopg.errors.UniqueViolation as exc:
+            if not self.direct:
+                raise
+            raise RepeatedKey(f"the answer lists a key twice ({one_line(exc)})") from exc
 
     def commit(self, day: dt.date, advance_to: dt.date | None) -> tuple[int, int, int]:
         """Upsert the day's rows and advance the checkpoint; (inserted, revised, unchanged)."""
         conn = self._conn
         assert conn is not None
         try:
-            result = conn.execute(text(_MERGE)).all()
-            inserted = sum(1 for r in result if r.inserted)
-            revised = sum(1 for r in result if not r.inserted and r.changed)
+            self._end_copy()
+            if self._quarantine:
+                conn.execute(_QUARANTINE, self._quarantine)
+            if self.direct:
+                inserted, revised, total = self.copied, 0, self.copied
+            else:
+                inserted, revised, total = conn.execute(text(_MERGE)).one()
             values: dict[str, object] = {
                 "newest_data_at": dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC)
             }
@@ -370,9 +451,13 @@ class DayWriter:
             conn.commit()
         finally:
             self.close()
-        return inserted, revised, len(result) - inserted - revised
+        return inserted, revised, total - inserted - revised
 
     def close(self) -> None:
+        try:
+            self._end_copy(failed=RuntimeError("the day was not committed"))
+        except Exception as exc:  # the COPY's own failure: nothing of the day stays
+            log.debug("abandoned COPY of %s: %s", self.org_id, one_line(exc))
         if self._conn is not None:
             self._conn.close()  # rolls back what was not committed
             self._conn = None
@@ -449,40 +534,51 @@ async def ingest_org(
     async def db(fn: Callable[..., Any], *args: Any) -> Any:
         return await loop.run_in_executor(writer, fn, *args)
 
+    async def read_day(day: dt.date, direct: bool) -> tuple[int, int, int, int, int]:
+        """(inserted, revised, unchanged, quarantined, not ours) of one day, committed."""
+        quarantined = not_ours = 0
+        day_writer = DayWriter(engine, org_id)
+        current = await db(day_writer.begin, day, direct)
+        try:
+            for breakdown in ("skill", *breakdowns):
+                async for page in _pages(reader, day, BREAKDOWNS[breakdown], page_limit):
+                    result.pages += 1
+                    rows, bad = [], []
+                    for raw in page:
+                        verdict = normalise_row(
+                            raw, org_id=org_id, day=day, breakdown=breakdown, ctx=ctx
+                        )
+                        if verdict.row is not None:
+                            rows.append(verdict.row)
+                        elif verdict.quarantine is not None:
+                            bad.append(
+                                _quarantine_entry(org_id, day, breakdown, raw, verdict.quarantine)
+                            )
+                        else:
+                            not_ours += 1
+                    quarantined += len(bad)
+                    await db(day_writer.add, rows, bad)
+            advance = day if current.cursor_day is None or day > current.cursor_day else None
+            counts = await db(day_writer.commit, day, advance)
+        except BaseException:
+            await db(day_writer.close)
+            raise
+        return (*counts, quarantined, not_ours)
+
     try:
         for day in days:
-            day_writer = DayWriter(engine, org_id)
-            current = await db(day_writer.begin)
             try:
-                for breakdown in ("skill", *breakdowns):
-                    async for page in _pages(reader, day, BREAKDOWNS[breakdown], page_limit):
-                        result.pages += 1
-                        rows, bad = [], []
-                        for raw in page:
-                            verdict = normalise_row(
-                                raw, org_id=org_id, day=day, breakdown=breakdown, ctx=ctx
-                            )
-                            if verdict.row is not None:
-                                rows.append(verdict.row)
-                            elif verdict.quarantine is not None:
-                                bad.append(
-                                    _quarantine_entry(
-                                        org_id, day, breakdown, raw, verdict.quarantine
-                                    )
-                                )
-                            else:
-                                result.not_ours += 1
-                        result.quarantined += len(bad)
-                        await db(day_writer.add, rows, bad)
-                advance = day if current.cursor_day is None or day > current.cursor_day else None
-                inserted, revised, unchanged = await db(day_writer.commit, day, advance)
-            except BaseException:
-                await db(day_writer.close)
-                raise
+                counts = await read_day(day, direct=True)
+            except RepeatedKey as exc:
+                # Rolled back whole: the day again, through the stage (which keeps one per key).
+                log.info("skills analytics of %s on %s: %s; read again", org_id, day, exc)
+                counts = await read_day(day, direct=False)
             result.days += 1
-            result.inserted += inserted
-            result.revised += revised
-            result.unchanged += unchanged
+            result.inserted += counts[0]
+            result.revised += counts[1]
+            result.unchanged += counts[2]
+            result.quarantined += counts[3]
+            result.not_ours += counts[4]
     except TooRecent as exc:
         result.latest_available_day = exc.latest
     except Exception as exc:

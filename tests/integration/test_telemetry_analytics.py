@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 from decimal import Decimal
 from typing import Any
 
+import httpx2
 import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
@@ -145,6 +147,40 @@ def test_a_passing_failure_is_retried_under_the_one_policy(
     statuses = {c["status"] for c in calls if c["route"] == ANALYTICS.split(" ")[1]}
     assert {503, 429, 200} <= statuses  # failed twice, retried, then read
     assert _rows(engine)[(TODAY - DAY, "", "")][3] == 9
+
+
+def test_a_key_answered_twice_is_stored_once(
+    engine: Engine,
+    session: Session,
+    emulator: EmulatorServer,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    apply_ferretti(session, emulator, monkeypatch)
+    make_plugin(emulator, SKILL)
+    use_skills(emulator, TODAY - DAY, 12, skill=SKILL, seed=8)
+    answer = httpx2.post(
+        f"{emulator.base_url}/_emulator/orgs/{ORG}/analytics", json={"repeat_rows": 1}
+    )
+    assert answer.status_code == 200, answer.text
+    # A new day is copied straight into the table: the repeated key breaks the unique key there,
+    # and the day is read again through the stage, which keeps one row per key.
+    with caplog.at_level(logging.INFO, logger="claresia_sync.telemetry.analytics"):
+        first = _run(engine, backfill_days=1)
+    assert first.error is None and first.days == 1
+    assert "lists a key twice" in caplog.text
+    with engine.connect() as conn:
+        stored = conn.execute(
+            text("SELECT count(*), max(revision_count) FROM skill_usage_daily")
+        ).one()
+    assert first.inserted == stored[0] and first.revised == 0 and stored[1] == 0
+    assert _rows(engine)[(TODAY - DAY, "", "")][3] == 12
+    assert sum(v[3] for v in _rows(engine, "user").values()) == 12
+
+    # Read again (the window): the repeated row is the same answer, not a revision.
+    again = _run(engine, backfill_days=1, window_days=1)
+    assert again.error is None and again.revised == 0 and again.inserted == 0
+    assert again.unchanged == first.inserted
 
 
 ANALYTICS = "GET /v1/organizations/analytics/skills"
