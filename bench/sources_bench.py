@@ -297,11 +297,32 @@ def bench_analytics(days: int, skills: int, users: int, groups: int) -> None:
         _tenants(url, groups)
         engine = make_engine(url)
         reader = SyntheticReader(skills, users, groups)
+        progress: list[tuple[float, int]] = []  # (seconds, days committed)
+        done = threading.Event()
+
+        def watch() -> None:  # the checkpoint moves once per committed day
+            first: dt.date | None = None
+            while not done.wait(2):
+                with engine.connect() as conn:
+                    day = conn.execute(
+                        text("SELECT max(cursor_day) FROM telemetry_source")
+                    ).scalar_one()
+                if day is not None:
+                    first = first or day
+                    progress.append((time.perf_counter() - started, (day - first).days + 1))
+
         started = time.perf_counter()
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
         result = asyncio.run(ingest_org(engine, reader, "org_ferretti", backfill_days=days))
         took = time.perf_counter() - started
+        done.set()
+        watcher.join()
         with engine.connect() as conn:
             stored = conn.execute(text("SELECT count(*) FROM skill_usage_daily")).scalar_one()
+            size = conn.execute(
+                text("SELECT pg_total_relation_size('skill_usage_daily')")
+            ).scalar_one()
         engine.dispose()
     rows = days * skills * (1 + users + groups)
     assert result.error is None and stored == rows, (result, stored, rows)
@@ -311,6 +332,14 @@ def bench_analytics(days: int, skills: int, users: int, groups: int) -> None:
         f"{rows:,} rows, {reader.pages:,} pages of 1,000"
     )
     print(f"wall {took:.1f}s = {rows / took:,.0f} rows/s; peak RSS {_vm_hwm_mib():.0f} MiB")
+    print(f"skill_usage_daily with its indexes: {size / 2**30:.2f} GiB")
+    if days >= 10:  # is the rate flat? seconds per day over each tenth of the run
+        marks, last = [], (0.0, 0)
+        for t, n in progress:
+            if n >= last[1] + days // 10:
+                marks.append(f"days {last[1] + 1}-{n}: {(t - last[0]) / (n - last[1]):.1f}")
+                last = (t, n)
+        print("seconds per day: " + "; ".join(marks))
 
 
 def _free_port() -> int:
