@@ -11,6 +11,7 @@ Claude Enterprise admin keys (`sk-ant-api01-`: the Plugins API) and workspace AP
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -88,6 +89,11 @@ class AdminKey:
     @property
     def last4(self) -> str:
         return self._value[-4:]
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 of the key: names it in a process's own caches without holding it twice."""
+        return hashlib.sha256(self._value.encode()).hexdigest()
 
     def __str__(self) -> str:
         return f"…{self.last4}"

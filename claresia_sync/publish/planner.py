@@ -234,6 +234,12 @@ def _writes_access(item: PlanItem) -> bool:
     return item.op == Op.CREATE or item.changes.set_access
 
 
+def needs_access_check(plan: OrgPlan) -> bool:
+    """Whether the pre-flight can change `plan`: only items that write access are checked, so
+    a plan without them (a no-op) is the same with or without the target's `AccessCheck`."""
+    return any(_writes_access(item) for item in plan.items)
+
+
 def _against_remote(
     item: PlanItem, d: DesiredSkill, pub: LivePublication | None, r: LiveSkill | None
 ) -> None:

@@ -30,6 +30,7 @@ from claresia_sync.publish.planner import (
     Plan,
     PlanItem,
     load_live,
+    needs_access_check,
     plan_org,
 )
 from claresia_sync.publish.records import PublicationState, record_publications
@@ -133,9 +134,15 @@ async def _plan_one(
     applier: Applier,
     check_remote: bool,
 ) -> OrgPlan:
-    refusal = await applier.call(target.gate)
+    # Without the target's list the plan is known before any call: one that writes no access
+    # (a no-op) needs no pre-flight, so the gate skips the reads only the pre-flight uses.
+    planned = None if check_remote else plan_org(org, live)
+    checks = planned is None or needs_access_check(planned)
+    refusal = await applier.call(lambda: target.gate(checks_access=checks))
     if refusal is not None:
         return OrgPlan(org, refused=refusal)
+    if planned is not None and not checks:
+        return planned
     check = await applier.call(target.access_check)
     remote = None
     if check_remote:

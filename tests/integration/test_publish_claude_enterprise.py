@@ -4,6 +4,7 @@ demo's Claude Enterprise organisation (org_ferretti)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -15,7 +16,14 @@ from claresia_sync.db.models import CatalogSkill, Publication
 from claresia_sync.emulator import EmulatorServer
 from claresia_sync.emulator.state import ENTERPRISE_SCOPES
 from claresia_sync.tenancy import apply_tenants, parse_tenants
-from tests.fixtures.real_api import DESIGNERS, ENGINEERS, READONLY_KEY, client, picker
+from tests.fixtures.real_api import (
+    DESIGNERS,
+    ENGINEERS,
+    ENTERPRISE_KEY,
+    READONLY_KEY,
+    client,
+    picker,
+)
 from tests.fixtures.real_api import plugin_files as foreign_files
 from tests.integration.test_publish_e2e import apply, names, publish
 from tests.integration.test_publish_e2e import world as world  # the fixture
@@ -254,3 +262,46 @@ def test_a_plugin_an_administrator_made_with_our_marker_is_not_adopted(
     holders = [p for p in plugins(emulator) if p.created_by and p.created_by.type == "user_actor"]
     assert len(holders) == 1 and "[claresia-sync ferretti/" in (holders[0].description or "")
     assert holders[0].organization_installation_preference != "not_available"  # untouched
+
+
+def test_a_no_op_reads_the_plugins_api_alone_and_still_refuses_a_lost_key(
+    engine: Engine, emulator: EmulatorServer, world: dict[str, Any]
+) -> None:
+    """A no-op makes one read per organisation, the Plugins API: the key's organisation was
+    proven once in this process (a key never moves) and the groups are read only when a setting
+    is to be written. That read still refuses the organisation once its key loses a scope or is
+    revoked between two runs, and a group that no longer exists is still caught before a write."""
+    assert publish(engine, "ferretti").stats["created"] == 5
+    emulator.stats.reset()
+    again = publish(engine, "ferretti")
+    assert again.status == "succeeded" and again.stats["unchanged"] == 5
+    assert emulator.stats.count() == emulator.stats.count("GET", "/v1/organizations/plugins") == 1
+
+    with emulator.state.lock:  # re-minted without read:plugins: the same read answers 403
+        record = emulator.state.keys[ENTERPRISE_KEY]
+        emulator.state.keys[ENTERPRISE_KEY] = replace(
+            record, scopes=record.scopes - {"read:plugins"}
+        )
+    refused = publish(engine, "ferretti")
+    assert refused.status == "failed" and refused.stats["failed"] == 5
+    (error,) = [e["error"] for e in refused.errors]
+    assert "organisation org_ferretti" in error and "403" in error and "read:plugins" in error
+
+    with emulator.state.lock:  # revoked: 401
+        del emulator.state.keys[ENTERPRISE_KEY]
+    emulator.stats.reset()
+    refused = publish(engine, "ferretti")
+    assert refused.status == "failed" and emulator.stats.writes() == 0
+    (error,) = [e["error"] for e in refused.errors]
+    assert "401" in error and "re-paste it" in error, error
+
+    with emulator.state.lock:
+        emulator.state.keys[ENTERPRISE_KEY] = record
+    ferretti(world)["archetypes"][1]["rbac_group"] = "rbac_group_ferretti_gone"
+    apply(engine, world)
+    moved = publish(engine, "ferretti")  # the designers' settings would be written: checked
+    assert moved.stats["failed"] == 2 and moved.stats["unchanged"] == 3
+    assert all(
+        "rbac_group_ferretti_gone not in organisation org_ferretti" in e["error"]
+        for e in moved.errors
+    ), moved.errors

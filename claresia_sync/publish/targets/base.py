@@ -125,9 +125,10 @@ class PublishTarget(Protocol):
 
     connection: TenantConnection
 
-    async def gate(self) -> str | None:
+    async def gate(self, *, checks_access: bool = True) -> str | None:
         """Why nothing may be published here (wrong organisation for the key, zero retention
-        off, an API that does not answer), or None. Read-only."""
+        off, an API that does not answer), or None. Read-only. `checks_access`: the run asks
+        `access_check` next (a target may read what it needs with the gate's own reads)."""
         ...
 
     async def access_check(self) -> AccessCheck:

@@ -132,7 +132,7 @@ class ClaudeApiTarget:
     def __repr__(self) -> str:
         return f"ClaudeApiTarget({self.connection.workspace_id}, {self.caller!r})"
 
-    async def gate(self) -> str | None:
+    async def gate(self, *, checks_access: bool = True) -> str | None:
         conn = self.connection
         if conn.zero_retention is None:
             return zero_retention_refusal(conn)

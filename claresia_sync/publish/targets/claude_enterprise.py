@@ -157,6 +157,16 @@ def _owner(description: str | None) -> re.Match[str] | None:
     return MARKER.search(description or "")
 
 
+# The organisation each key proved to belong to, by (base URL, key fingerprint): a key is minted
+# in one organisation and stays there, so a long-lived process (the daemon) reads it once.
+_ORG_OF_KEY: dict[tuple[str, str], str] = {}
+KEYS_REMEMBERED = 10_000
+
+
+async def _nothing() -> None:
+    return None
+
+
 class ClaudeEnterpriseTarget:
     """One Claude Enterprise organisation, through one Enterprise admin key."""
 
@@ -186,28 +196,37 @@ class ClaudeEnterpriseTarget:
             )
         return me.name
 
-    async def gate(self) -> str | None:
+    async def gate(self, *, checks_access: bool = True) -> str | None:
         conn = self.connection
         if conn.zero_retention is None:
             return zero_retention_refusal(conn)
-        # Three reads at once (one round trip per organisation, which a run of many has):
-        # the key's organisation, the Plugins API, and the groups the pre-flight checks.
+        # Up to three reads at once (one round trip per organisation, which a run of many has):
+        # the Plugins API, read on every run (a revoked key's 401, a lost scope's 403 or a lost
+        # Enterprise plan's 404 refuses the organisation); the key's organisation, unless this
+        # process already proved it (a key never changes organisation); and the groups, only
+        # when the pre-flight will check them.
+        where = (conn.base_url, self.caller.key_fingerprint)
+        proven = _ORG_OF_KEY.get(where) == conn.org_id
         answers = await asyncio.gather(
-            self.organization_name(),
             self.caller.call(
                 "GET",
                 R_PLUGINS,
                 "GET /v1/organizations/plugins",
                 lambda: self._plugins.list(limit=1),
             ),
-            self.rbac_groups(),
+            _nothing() if proven else self.organization_name(),
+            self.rbac_groups() if checks_access else _nothing(),
             return_exceptions=True,
         )
-        for answer in answers[:2]:
+        for answer in (answers[1], answers[0]):  # a key of another organisation says so first
             if isinstance(answer, TargetError):
                 return f"{conn.describe()}: {answer}" + (f" — {answer.hint}" if answer.hint else "")
             if isinstance(answer, BaseException):
                 raise answer
+        if not proven:
+            if len(_ORG_OF_KEY) >= KEYS_REMEMBERED:
+                _ORG_OF_KEY.clear()
+            _ORG_OF_KEY[where] = conn.org_id
         groups = answers[2]
         self._groups = groups if isinstance(groups, dict) else None
         return None

@@ -141,7 +141,7 @@ class OrgSkillsTarget:
     def _org_id(self) -> str:
         return self.connection.org_id
 
-    async def gate(self) -> str | None:
+    async def gate(self, *, checks_access: bool = True) -> str | None:
         conn = self.connection
         try:
             info = await self.client.get_organization()

@@ -122,7 +122,9 @@ class SdkCaller:
         default_headers: dict[str, str] | None = None,
     ) -> None:
         key = connection_key(conn)  # ConnectionKeyError when it cannot be resolved
-        timeout = load_settings().api_timeout_s
+        # A shared pool carries the setting already (`make_http_pool`): no settings read per
+        # organisation (outside the daemon they are read afresh on each call, 2 ms each).
+        timeout = http.timeout if http is not None else load_settings().api_timeout_s
         self._owns_http = http is None
         self.sdk = anthropic.AsyncAnthropic(
             api_key=key.reveal(),
@@ -133,6 +135,7 @@ class SdkCaller:
             default_headers=default_headers,
         )
         self.key_hint = str(key)
+        self.key_fingerprint = key.fingerprint
         self.counter = counter or CallCounter()
         self.hints = hints
         self.max_attempts = max_attempts
