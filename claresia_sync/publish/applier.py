@@ -208,4 +208,6 @@ def _as_desired(live: LiveSkill | None, desired: DesiredSkill | None) -> LiveSki
     """An unchanged skill is live as desired (its row takes the desired hash and access)."""
     if live is None or desired is None:
         return live
+    if live.content_hash == desired.content_hash and live.access == desired.access:
+        return live  # as it nearly always is (one object less per skill of a no-op run)
     return replace(live, content_hash=desired.content_hash, access=desired.access)

@@ -233,14 +233,18 @@ def _grants(session: Session, scope_ids: set[int]) -> dict[tuple[int, str], Gran
     ):
         if tenant_id in scope_ids:
             groups[(tenant_id, skill_id)].add((group, preference))
-    return {
-        (tenant_id, skill_id): Grant(
+    # Equal grants are one object (a tenant grants most skills alike): 10,000 (tenant, skill)
+    # pairs make a few hundred, and their access is computed once each (`_add_skills`).
+    shared: dict[Grant, Grant] = {}
+    out = {}
+    for (tenant_id, skill_id), rbac in groups.items():
+        grant = Grant(
             tuple(sorted(workspaces[tenant_id])),
             tuple(sorted({g for g, _ in rbac})),
             tuple(sorted(rbac)),
         )
-        for (tenant_id, skill_id), rbac in groups.items()
-    }
+        out[(tenant_id, skill_id)] = shared.setdefault(grant, grant)
+    return out
 
 
 def _catalog(session: Session, needed: set[str]) -> tuple[Catalog, set[str]]:
@@ -267,10 +271,13 @@ def _add_skills(entries: list[tuple[OrgDesired, Tenant, str, Grant]], catalog: C
             if not isinstance(ir_and_hash := catalog[skill_id], str)
         ]
     )
+    accesses: dict[tuple[str, Grant], Access] = {}
     for org, tenant, skill_id, grant in entries:
         source = catalog[skill_id]
         ir_or_error = source if isinstance(source, str) else transpiled[(source[0], tenant.slug)]
-        access = org.kind.desired_access(grant)
+        access = accesses.get((org.kind.name, grant))
+        if access is None:
+            access = accesses[(org.kind.name, grant)] = org.kind.desired_access(grant)
         org.skills.append(_desired_skill(tenant, skill_id, access, ir_or_error))
 
 
