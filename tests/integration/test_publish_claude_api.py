@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from claresia_sync.db.models import CatalogSkill, Publication
 from claresia_sync.emulator import EmulatorServer
+from claresia_sync.publish.targets import claude_api_cache as cache
 from claresia_sync.transpile import bytes_hash
 from tests.fixtures.real_api import APPS_KEY, DATA_KEY, archive_files, client, skill_files
 from tests.integration.test_publish_e2e import apply, names, publish
@@ -208,3 +209,103 @@ def test_a_foreign_skill_and_a_key_of_another_workspace(
     assert len(listed) == 2  # ours beside the foreign one, which is untouched
     with pytest.raises(anthropic.NotFoundError):
         client(emulator, APPS_KEY).skills.retrieve("skill_nope")
+
+
+VERSION_LISTS = ("GET", "/v1/skills/{skill_id}/versions")
+DOWNLOADS = ("GET", "/v1/skills/{skill_id}/versions/{version}/content")
+
+
+def proof_reads(emulator: EmulatorServer) -> tuple[int, int]:
+    """(versions lists, archive downloads) since the last reset."""
+    return emulator.stats.count(*VERSION_LISTS), emulator.stats.count(*DOWNLOADS)
+
+
+def drift_check(engine: Engine, emulator: EmulatorServer) -> tuple[int, int]:
+    """A forced republish (what the daemon's drift check queues): its proof reads."""
+    emulator.stats.reset()
+    outcome = publish(engine, "ferretti", force=True)
+    assert outcome.status == "succeeded", outcome.errors
+    return proof_reads(emulator)
+
+
+def test_a_drift_check_of_unchanged_skills_reads_only_the_skills_list_and_still_repairs(
+    engine: Engine, emulator: EmulatorServer, on_claude_api: dict[str, Any]
+) -> None:
+    assert publish(engine, "ferretti").status == "succeeded"
+    # Each skill's versions and first archive, at most once (the creates' own look for ours
+    # may have read some), then nothing: the process remembers what never changes.
+    lists, downloads = drift_check(engine, emulator)
+    assert lists <= 5 and downloads <= 5
+    assert drift_check(engine, emulator) == (0, 0)
+    assert emulator.stats.writes() == 0
+    assert emulator.stats.count("GET", "/v1/skills") == 2 + 2  # per workspace: gate, list
+    remembered = repr([*cache.ARCHIVES.items(), *cache.FIRST.items()])
+    assert emulator.base_url in remembered and APPS in remembered
+    assert APPS_KEY not in remembered and DATA_KEY not in remembered  # ids, never a key
+
+    # Someone uploads a version to one of ours in the workspace: its latest version is new,
+    # so its versions are listed and that version downloaded (the first is remembered), the
+    # drift is seen and repaired with a version of ours.
+    standup = in_workspace(emulator, APPS_KEY)["claresia-ferretti-standup-notes"]
+    with client(emulator, APPS_KEY) as sdk:
+        by_hand = sdk.skills.versions.create(
+            standup.id,
+            files=skill_files("claresia-ferretti-standup-notes", body="Changed by hand."),
+        )
+    assert drift_check(engine, emulator) == (1, 1)
+    assert emulator.stats.count(*SKILL_VERSIONS) == 1 and emulator.stats.writes() == 1
+    repaired = in_workspace(emulator, APPS_KEY)["claresia-ferretti-standup-notes"]
+    assert repaired.latest_version_id != by_hand.id
+    with client(emulator, APPS_KEY) as sdk:
+        first = min(sdk.skills.versions.list(standup.id), key=lambda v: (v.created_at, v.id))
+        assert bytes_hash(archive_files(sdk, standup.id, repaired.latest_version_id)) == (
+            bytes_hash(archive_files(sdk, standup.id, first.id))
+        )
+    # Our repair is a version new to the process: read once, then remembered.
+    assert drift_check(engine, emulator) == (1, 1)
+    assert emulator.stats.writes() == 0
+    assert drift_check(engine, emulator) == (0, 0)
+
+
+def test_a_copied_display_name_stays_refused_without_reading_it_again(
+    engine: Engine, emulator: EmulatorServer, on_claude_api: dict[str, Any]
+) -> None:
+    assert publish(engine, "ferretti").status == "succeeded"
+    review = in_workspace(emulator, APPS_KEY)["claresia-ferretti-code-review-checklist"]
+    with client(emulator, APPS_KEY) as sdk:
+        copy = sdk.skills.create(
+            files=skill_files("claresia-ferretti-code-review-checklist", body="Mine."),
+            display_name=review.display_name,
+        )
+    lists, downloads = drift_check(engine, emulator)  # the copy's, and ours not yet read
+    assert 1 <= lists <= 6 and 1 <= downloads <= 6
+    assert drift_check(engine, emulator) == (0, 0)
+    assert emulator.stats.writes() == 0
+
+    # Our very files uploaded as a new version of the copy prove nothing: its first version
+    # (remembered) is not what the name states, so only its versions are listed again.
+    with client(emulator, APPS_KEY) as sdk:
+        ours = archive_files(sdk, review.id, review.latest_version_id)
+        sdk.skills.versions.create(copy.id, files=[(p, c, "text/markdown") for p, c in ours])
+    assert drift_check(engine, emulator) == (1, 0)
+    assert emulator.stats.writes() == 0
+    with Session(engine) as s:
+        rows = s.scalars(select(Publication).where(Publication.target == f"claude-api:{APPS}"))
+        recorded = {p.published_name: p.remote_skill_id for p in rows}
+    assert recorded["claresia-ferretti-code-review-checklist"] == review.id
+    assert copy.id not in recorded.values()
+
+
+def test_a_warm_drift_check_of_the_demo_api_tenant_makes_two_calls(
+    engine: Engine, emulator: EmulatorServer, world: dict[str, Any]
+) -> None:
+    """docs/targets.md: vespucci (two skills, one workspace) costs the gate's list and the
+    skills list once the process has read its skills' versions."""
+    assert publish(engine, "vespucci").status == "succeeded"
+    emulator.stats.reset()
+    assert publish(engine, "vespucci", force=True).status == "succeeded"
+    assert emulator.stats.count() <= 6
+    emulator.stats.reset()
+    again = publish(engine, "vespucci", force=True)
+    assert again.stats["unchanged"] == 2, again.errors
+    assert emulator.stats.count() == emulator.stats.count("GET", "/v1/skills") == 2

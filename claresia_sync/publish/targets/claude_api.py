@@ -14,6 +14,10 @@ on the official SDK, with that workspace's API key.
   lost database costs neither a twin nor a blind new version. Names are not unique in the
   Skills API, so `create` looks for ours first (no twin after a crash between create and
   record); of two proven skills of one name, the older is ours (a copy comes later).
+- What the proofs read is immutable (a version's archive; a skill's first version while its
+  latest stays the same), so the process remembers it (`claude_api_cache`): a drift check of
+  unchanged skills reads only the skills list; a skill whose latest version is new to the
+  process costs its versions list and the archives not yet read.
 - Zero retention: the tenants file's attestation is the gate, and every run warns that the
   Skills API is not eligible for zero data retention (Anthropic's skills guide).
 """
@@ -34,6 +38,7 @@ import httpx2
 from claresia_sync.api.client import CallCounter
 from claresia_sync.api.connect import CLAUDE_API, TenantConnection
 from claresia_sync.naming import PREFIX
+from claresia_sync.publish.targets import claude_api_cache as cache
 from claresia_sync.publish.targets.base import (
     Access,
     AccessCheck,
@@ -148,8 +153,16 @@ class ClaudeApiTarget:
     async def access_check(self) -> AccessCheck:
         return no_access_check
 
+    def _where(self, skill_id: str) -> tuple[str, str, str]:
+        return (self.connection.base_url, self.connection.workspace_id, skill_id)
+
     async def _archive_hash(self, skill_id: str, version_id: str, name: str) -> str | None:
-        """The content hash of one version, from its downloaded archive (None: not a zip)."""
+        """The content hash of one version, from its downloaded archive (None: not a zip);
+        downloaded once per process (a version never changes, `claude_api_cache`)."""
+        key = (*self._where(skill_id), version_id, name)
+        found, known = cache.ARCHIVES.get(key)
+        if found:
+            return known
 
         async def read() -> bytes:
             answer = await self.caller.sdk.beta.skills.versions.download(
@@ -160,14 +173,17 @@ class ClaudeApiTarget:
         data = await self.caller.call(
             "GET", R_CONTENT, f"GET /v1/skills/{skill_id}/versions/{version_id}/content", read
         )
-        return archive_hash(data, name)
+        hashed = archive_hash(data, name)
+        cache.ARCHIVES.put(key, hashed)
+        return hashed
 
-    async def _prove(self, skill: Any) -> LiveSkill | None:
-        """A listed skill as a LiveSkill if it is provably ours, with the hash that is live."""
-        found = DISPLAY.match(skill.display_name or "")
-        if found is None or not found["name"].startswith(PREFIX):
-            return None
-        name, skill_id = found["name"], skill.id
+    async def _first_version(self, skill_id: str, latest: str) -> str | None:
+        """The id of the skill's first version (None: it lists none); the versions are read
+        again only when the latest version is not the one they were read under."""
+        where = self._where(skill_id)
+        found, known = cache.FIRST.get(where)
+        if found and known is not None and known[0] == latest:
+            return known[1]
 
         async def listed() -> list[Any]:
             return [v async for v in self._skills.versions.list(skill_id, limit=1000)]
@@ -177,8 +193,20 @@ class ClaudeApiTarget:
         )
         if not versions:
             return None
-        first = min(versions, key=lambda v: (v.created_at, v.id))
-        if await self._archive_hash(skill_id, first.id, name) != found["hash"]:
+        first: str = min(versions, key=lambda v: (v.created_at, v.id)).id
+        cache.FIRST.put(where, (latest, first))
+        return first
+
+    async def _prove(self, skill: Any) -> LiveSkill | None:
+        """A listed skill as a LiveSkill if it is provably ours, with the hash that is live."""
+        found = DISPLAY.match(skill.display_name or "")
+        if found is None or not found["name"].startswith(PREFIX):
+            return None
+        name, skill_id, latest = found["name"], skill.id, skill.latest_version_id
+        first = await self._first_version(skill_id, latest)
+        if first is None:
+            return None
+        if await self._archive_hash(skill_id, first, name) != found["hash"]:
             log.warning(
                 "%s: skill %s is named %s but its first version is not what the name states: "
                 "not made by claresia-sync, left alone",
@@ -187,11 +215,8 @@ class ClaudeApiTarget:
                 name,
             )
             return None
-        latest = skill.latest_version_id
         live_hash = (
-            found["hash"]
-            if latest == first.id
-            else await self._archive_hash(skill_id, latest, name)
+            found["hash"] if latest == first else await self._archive_hash(skill_id, latest, name)
         )
         return LiveSkill(
             remote_id=skill_id,
