@@ -265,7 +265,12 @@ class SyntheticReader:
             "chat_metrics": {"distinct_conversation_skill_used_count": uses // 2},
             "claude_code_metrics": {"distinct_session_skill_used_count": uses // 3},
             "cowork_metrics": {"distinct_session_skill_used_count": 0},
-            "office_metrics": {},
+            "office_metrics": {
+                k: {"distinct_session_skill_used_count": 0}
+                for k in ("excel", "outlook", "powerpoint", "word")
+            },
+            "enable_count": None,
+            "share_status": "organization",
             "estimated_overage_spend": str(cents),
             "attributed_list_price": str(cents * 2),
             "currency": "USD",
@@ -323,6 +328,7 @@ def bench_analytics(days: int, skills: int, users: int, groups: int) -> None:
             size = conn.execute(
                 text("SELECT pg_total_relation_size('skill_usage_daily')")
             ).scalar_one()
+            layout = _layout(conn, stored)
         engine.dispose()
     rows = days * skills * (1 + users + groups)
     assert result.error is None and stored == rows, (result, stored, rows)
@@ -332,7 +338,8 @@ def bench_analytics(days: int, skills: int, users: int, groups: int) -> None:
         f"{rows:,} rows, {reader.pages:,} pages of 1,000"
     )
     print(f"wall {took:.1f}s = {rows / took:,.0f} rows/s; peak RSS {_vm_hwm_mib():.0f} MiB")
-    print(f"skill_usage_daily with its indexes: {size / 2**30:.2f} GiB")
+    print(f"skill_usage_daily with its indexes: {size / 2**30:.2f} GiB = {size / stored:.0f} B/row")
+    print(layout)
     if days >= 10:  # is the rate flat? seconds per day over each tenth of the run
         marks, last = [], (0.0, 0)
         for t, n in progress:
@@ -340,6 +347,43 @@ def bench_analytics(days: int, skills: int, users: int, groups: int) -> None:
                 marks.append(f"days {last[1] + 1}-{n}: {(t - last[0]) / (n - last[1]):.1f}")
                 last = (t, n)
         print("seconds per day: " + "; ".join(marks))
+
+
+def _layout(conn: Any, rows: int) -> str:
+    """Where a row's bytes go: heap, each index, and each column's average stored size."""
+    size = {
+        name: conn.execute(
+            text("SELECT pg_relation_size(CAST(:n AS regclass))"), {"n": name}
+        ).scalar_one()
+        for name in conn.execute(
+            text(
+                "SELECT 'skill_usage_daily' UNION ALL SELECT indexrelid::regclass::text "
+                "FROM pg_index WHERE indrelid = 'skill_usage_daily'::regclass"
+            )
+        ).scalars()
+    }
+    toast = conn.execute(
+        text(
+            "SELECT pg_total_relation_size('skill_usage_daily') "
+            "- pg_relation_size('skill_usage_daily') - pg_indexes_size('skill_usage_daily')"
+        )
+    ).scalar_one()
+    columns = list(
+        conn.execute(
+            text(
+                "SELECT attname FROM pg_attribute WHERE attrelid = 'skill_usage_daily'::regclass "
+                "AND attnum > 0 AND NOT attisdropped ORDER BY attnum"
+            )
+        ).scalars()
+    )
+    # The names come from the catalog (plain identifiers of this table).
+    avg = ", ".join(f"avg(pg_column_size({c}))" for c in columns)
+    widths = conn.execute(text(f"SELECT {avg} FROM skill_usage_daily")).one()  # noqa: S608
+    parts = [f"{name} {b / rows:.0f}" for name, b in size.items()] + [
+        f"toast etc. {toast / rows:.0f}"
+    ]
+    cols = [f"{c} {w or 0:.1f}" for c, w in zip(columns, widths, strict=True)]
+    return "bytes/row: " + ", ".join(parts) + "\ncolumn avg bytes: " + ", ".join(cols)
 
 
 def _free_port() -> int:
