@@ -441,24 +441,25 @@ class SkillUsageDaily(Base):
     and per user or rbac group for the breakdowns asked for, upserted as Anthropic revises it.
 
     Money: the API gives `estimated_overage_spend` and `attributed_list_price` as decimal
-    strings in cents; they are stored exactly (numeric, no rounding) in US dollars."""
+    strings in cents; they are stored exactly (numeric, no rounding) in US dollars.
+
+    Each field of the answer is stored once (migration 0013): `raw` keeps only what has no
+    column, `row_hash` is a 64-bit digest, the key is the primary key."""
 
     __tablename__ = "skill_usage_daily"
     __table_args__ = (
-        UniqueConstraint("org_id", "day", "breakdown", "skill_name", "user_id", "rbac_group_id"),
         CheckConstraint("breakdown IN ('skill', 'user', 'rbac_group')", name="breakdown"),
         Index("ix_skill_usage_daily_tenant_day", "tenant_slug", "day"),
     )
 
-    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    org_id: Mapped[str] = mapped_column(Text)
-    day: Mapped[dt.date] = mapped_column(Date)
-    breakdown: Mapped[str] = mapped_column(Text)
+    org_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    breakdown: Mapped[str] = mapped_column(Text, primary_key=True)
     """`skill` (organisation-wide), `user` (group_by user_id) or `rbac_group`."""
-    skill_name: Mapped[str] = mapped_column(Text)
+    skill_name: Mapped[str] = mapped_column(Text, primary_key=True)
     """As reported (an opaque id for plugin skills); `published_name` is what it resolved to."""
-    user_id: Mapped[str] = mapped_column(Text, server_default=text("''"))
-    rbac_group_id: Mapped[str] = mapped_column(Text, server_default=text("''"))
+    user_id: Mapped[str] = mapped_column(Text, primary_key=True, server_default=text("''"))
+    rbac_group_id: Mapped[str] = mapped_column(Text, primary_key=True, server_default=text("''"))
     published_name: Mapped[str | None] = mapped_column(Text)
     tenant_slug: Mapped[str | None] = mapped_column(Text)
     parent_tenant_slug: Mapped[str | None] = mapped_column(Text)
@@ -474,8 +475,16 @@ class SkillUsageDaily(Base):
     attributed_list_price_usd: Mapped[Decimal | None] = mapped_column(Numeric)
     """Dollars, exact: the API's cents string divided by 100."""
     currency: Mapped[str | None] = mapped_column(Text)
-    raw: Mapped[dict[str, Any]] = mapped_column(JSONB)
-    row_hash: Mapped[str] = mapped_column(Text)
+    raw: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    """The fields of the answer that no column holds (null: none)."""
+    row_hash: Mapped[int] = mapped_column(BigInteger)
+    """First 8 bytes of sha256 of the whole answer (sorted keys), signed: revisions."""
+    enable_count: Mapped[int | None] = mapped_column(Integer)
+    share_status: Mapped[str | None] = mapped_column(Text)
+    office_excel_sessions: Mapped[int | None] = mapped_column(Integer)
+    office_outlook_sessions: Mapped[int | None] = mapped_column(Integer)
+    office_powerpoint_sessions: Mapped[int | None] = mapped_column(Integer)
+    office_word_sessions: Mapped[int | None] = mapped_column(Integer)
     first_seen_at: Mapped[dt.datetime] = _now()
     last_seen_at: Mapped[dt.datetime] = _now()
     last_changed_at: Mapped[dt.datetime] = _now()

@@ -27,6 +27,12 @@ does not fit, goes to `telemetry_quarantine` with why.
 
 Money: `estimated_overage_spend` and `attributed_list_price` are decimal strings in cents;
 they are stored exactly in dollars (`Decimal(cents) / 100`, numeric columns).
+
+Storage (a year of one large organisation is ~185 million rows, bench/RESULTS.md): each field of
+the answer is kept once. `raw` holds only what the columns do not (`rest_of_row`: a field with no
+column, or one whose column does not hold its value exactly), null when nothing is left; nulls
+and empty objects are left out. `row_hash` is a 64-bit digest (the first 8 bytes of sha256) of
+the whole answer for the row, sorted keys: what a revision changes.
 """
 
 from __future__ import annotations
@@ -68,6 +74,33 @@ PAGE_LIMIT = 1000  # the endpoint's maximum
 INT4_MAX = 2**31 - 1
 _LATEST = re.compile(r"latest available (?:day|date)\D{0,20}(\d{4}-\d{2}-\d{2})")
 _CENTS = Decimal(100)
+_OFFICE = ("excel", "outlook", "powerpoint", "word")
+# Where each field of an answer is stored: its path in the row -> its column.
+FIELD_COLUMNS: dict[tuple[str, ...], str] = {
+    ("skill_name",): "skill_name",
+    ("skill_display_name",): "published_name",
+    ("user_id",): "user_id",
+    ("rbac_group_id",): "rbac_group_id",
+    ("invocation_count",): "invocation_count",
+    ("distinct_user_count",): "distinct_user_count",
+    ("enable_count",): "enable_count",
+    ("share_status",): "share_status",
+    ("chat_metrics", "distinct_conversation_skill_used_count"): "chat_conversations",
+    ("claude_code_metrics", "distinct_session_skill_used_count"): "claude_code_sessions",
+    ("cowork_metrics", "distinct_session_skill_used_count"): "cowork_sessions",
+    **{
+        (
+            "office_metrics",
+            product,
+            "distinct_session_skill_used_count",
+        ): f"office_{product}_sessions"
+        for product in _OFFICE
+    },
+    ("estimated_overage_spend",): "estimated_overage_spend_usd",
+    ("attributed_list_price",): "attributed_list_price_usd",
+    ("currency",): "currency",
+}
+_MONEY = frozenset({"estimated_overage_spend_usd", "attributed_list_price_usd"})
 
 
 class AnalyticsPage(NamedTuple):
@@ -178,6 +211,12 @@ def _count(row: Mapping[str, Any], *path: str) -> int | None:
     raise ValueError(f"{'.'.join(path)} is {value!r}, not a count")
 
 
+def _optional_count(value: Any) -> int | None:
+    """A count the row may carry (no check promised): the value if it is one, else None (then
+    `raw` keeps it)."""
+    return value if type(value) is int and 0 <= value <= INT4_MAX else None
+
+
 def _dollars(row: Mapping[str, Any], key: str) -> Decimal | None:
     value = row.get(key)
     if value is None:
@@ -227,6 +266,14 @@ def normalise_row(
     except ValueError as exc:
         return Verdict(None, f"malformed: {exc}")
     currency = raw.get("currency")
+    share_status = raw.get("share_status")
+    office = raw.get("office_metrics")
+    office = office if type(office) is dict else {}
+    for product in _OFFICE:
+        metrics = office.get(product)
+        values[f"office_{product}_sessions"] = _optional_count(
+            metrics.get("distinct_session_skill_used_count") if type(metrics) is dict else None
+        )
     tenant: str = ref.owner_tenant
     parent, archetype = ctx.parents.get(tenant), None
     if breakdown == "rbac_group":
@@ -237,7 +284,7 @@ def normalise_row(
                 archetype = owner.archetype_slug
                 break
     raw_json = orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)
-    row = {
+    row: dict[str, Any] = {
         "org_id": org_id,
         "day": day,
         "breakdown": breakdown,
@@ -249,13 +296,44 @@ def normalise_row(
         "parent_tenant_slug": parent,
         "skill_id": ref.skill_id,
         "archetype_slug": archetype,
+        "enable_count": _optional_count(raw.get("enable_count")),
+        "share_status": share_status if isinstance(share_status, str) else None,
         **values,
         "currency": currency if isinstance(currency, str) else None,
-        "raw": raw_json.decode(),
         # What a revision changes: the whole answer for this row (sorted keys).
-        "row_hash": hashlib.sha256(raw_json).hexdigest()[:32],
+        "row_hash": int.from_bytes(hashlib.sha256(raw_json).digest()[:8], "big", signed=True),
     }
+    rest = rest_of_row(raw, row)
+    row["raw"] = orjson.dumps(rest).decode() if rest else None
     return Verdict(row, None)
+
+
+def rest_of_row(
+    raw: Mapping[str, Any], row: Mapping[str, Any], path: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """What of the answer `raw` the columns of `row` do not hold: fields with no column, and
+    any whose column does not hold its value exactly. Nulls and empty objects are left out.
+    (Migration 0013 does the same in SQL for rows stored before it.)"""
+    rest: dict[str, Any] = {}
+    for key, value in raw.items():
+        if value is None:
+            continue
+        here = (*path, key)
+        if type(value) is dict:
+            inner = rest_of_row(value, row, here)
+            if inner:
+                rest[key] = inner
+            continue
+        column = FIELD_COLUMNS.get(here)
+        if column is None or not _holds(row[column], value, money=column in _MONEY):
+            rest[key] = value
+    return rest
+
+
+def _holds(stored: Any, value: Any, *, money: bool) -> bool:
+    if money:  # cents in the answer, dollars in the column
+        return stored is not None and type(value) is str and stored * _CENTS == Decimal(value)
+    return type(stored) is type(value) and stored == value  # type: an int is no bool
 
 
 # --- storage --------------------------------------------------------------------------------
@@ -272,11 +350,17 @@ COLUMNS = (
     "parent_tenant_slug",
     "skill_id",
     "archetype_slug",
+    "enable_count",
+    "share_status",
     "invocation_count",
     "distinct_user_count",
     "chat_conversations",
     "claude_code_sessions",
     "cowork_sessions",
+    "office_excel_sessions",
+    "office_outlook_sessions",
+    "office_powerpoint_sessions",
+    "office_word_sessions",
     "estimated_overage_spend_usd",
     "attributed_list_price_usd",
     "currency",
@@ -287,25 +371,31 @@ COLUMNS = (
 _CREATE_STAGE = """
 CREATE TEMP TABLE IF NOT EXISTS skill_usage_stage ON COMMIT DELETE ROWS AS SELECT
     org_id, day, breakdown, skill_name, user_id, rbac_group_id, published_name, tenant_slug,
-    parent_tenant_slug, skill_id, archetype_slug, invocation_count, distinct_user_count,
-    chat_conversations, claude_code_sessions, cowork_sessions, estimated_overage_spend_usd,
-    attributed_list_price_usd, currency, raw, row_hash
+    parent_tenant_slug, skill_id, archetype_slug, enable_count, share_status, invocation_count,
+    distinct_user_count, chat_conversations, claude_code_sessions, cowork_sessions,
+    office_excel_sessions, office_outlook_sessions, office_powerpoint_sessions,
+    office_word_sessions, estimated_overage_spend_usd, attributed_list_price_usd, currency, raw,
+    row_hash
 FROM skill_usage_daily WITH NO DATA
 """
 _COPY_STAGE = """
 COPY skill_usage_stage (
     org_id, day, breakdown, skill_name, user_id, rbac_group_id, published_name, tenant_slug,
-    parent_tenant_slug, skill_id, archetype_slug, invocation_count, distinct_user_count,
-    chat_conversations, claude_code_sessions, cowork_sessions, estimated_overage_spend_usd,
-    attributed_list_price_usd, currency, raw, row_hash
+    parent_tenant_slug, skill_id, archetype_slug, enable_count, share_status, invocation_count,
+    distinct_user_count, chat_conversations, claude_code_sessions, cowork_sessions,
+    office_excel_sessions, office_outlook_sessions, office_powerpoint_sessions,
+    office_word_sessions, estimated_overage_spend_usd, attributed_list_price_usd, currency, raw,
+    row_hash
 ) FROM STDIN
 """
 _COPY_DIRECT = """
 COPY skill_usage_daily (
     org_id, day, breakdown, skill_name, user_id, rbac_group_id, published_name, tenant_slug,
-    parent_tenant_slug, skill_id, archetype_slug, invocation_count, distinct_user_count,
-    chat_conversations, claude_code_sessions, cowork_sessions, estimated_overage_spend_usd,
-    attributed_list_price_usd, currency, raw, row_hash
+    parent_tenant_slug, skill_id, archetype_slug, enable_count, share_status, invocation_count,
+    distinct_user_count, chat_conversations, claude_code_sessions, cowork_sessions,
+    office_excel_sessions, office_outlook_sessions, office_powerpoint_sessions,
+    office_word_sessions, estimated_overage_spend_usd, attributed_list_price_usd, currency, raw,
+    row_hash
 ) FROM STDIN
 """
 _ROW = itemgetter(*COLUMNS)
@@ -319,15 +409,19 @@ _MERGE = """
 WITH merged AS (
 INSERT INTO skill_usage_daily AS t (
     org_id, day, breakdown, skill_name, user_id, rbac_group_id, published_name, tenant_slug,
-    parent_tenant_slug, skill_id, archetype_slug, invocation_count, distinct_user_count,
-    chat_conversations, claude_code_sessions, cowork_sessions, estimated_overage_spend_usd,
-    attributed_list_price_usd, currency, raw, row_hash
+    parent_tenant_slug, skill_id, archetype_slug, enable_count, share_status, invocation_count,
+    distinct_user_count, chat_conversations, claude_code_sessions, cowork_sessions,
+    office_excel_sessions, office_outlook_sessions, office_powerpoint_sessions,
+    office_word_sessions, estimated_overage_spend_usd, attributed_list_price_usd, currency, raw,
+    row_hash
 )
 SELECT DISTINCT ON (org_id, day, breakdown, skill_name, user_id, rbac_group_id)
     org_id, day, breakdown, skill_name, user_id, rbac_group_id, published_name, tenant_slug,
-    parent_tenant_slug, skill_id, archetype_slug, invocation_count, distinct_user_count,
-    chat_conversations, claude_code_sessions, cowork_sessions, estimated_overage_spend_usd,
-    attributed_list_price_usd, currency, raw, row_hash
+    parent_tenant_slug, skill_id, archetype_slug, enable_count, share_status, invocation_count,
+    distinct_user_count, chat_conversations, claude_code_sessions, cowork_sessions,
+    office_excel_sessions, office_outlook_sessions, office_powerpoint_sessions,
+    office_word_sessions, estimated_overage_spend_usd, attributed_list_price_usd, currency, raw,
+    row_hash
 FROM skill_usage_stage
 ORDER BY org_id, day, breakdown, skill_name, user_id, rbac_group_id
 ON CONFLICT (org_id, day, breakdown, skill_name, user_id, rbac_group_id) DO UPDATE SET
@@ -340,11 +434,17 @@ ON CONFLICT (org_id, day, breakdown, skill_name, user_id, rbac_group_id) DO UPDA
     parent_tenant_slug = EXCLUDED.parent_tenant_slug,
     skill_id = EXCLUDED.skill_id,
     archetype_slug = EXCLUDED.archetype_slug,
+    enable_count = EXCLUDED.enable_count,
+    share_status = EXCLUDED.share_status,
     invocation_count = EXCLUDED.invocation_count,
     distinct_user_count = EXCLUDED.distinct_user_count,
     chat_conversations = EXCLUDED.chat_conversations,
     claude_code_sessions = EXCLUDED.claude_code_sessions,
     cowork_sessions = EXCLUDED.cowork_sessions,
+    office_excel_sessions = EXCLUDED.office_excel_sessions,
+    office_outlook_sessions = EXCLUDED.office_outlook_sessions,
+    office_powerpoint_sessions = EXCLUDED.office_powerpoint_sessions,
+    office_word_sessions = EXCLUDED.office_word_sessions,
     estimated_overage_spend_usd = EXCLUDED.estimated_overage_spend_usd,
     attributed_list_price_usd = EXCLUDED.attributed_list_price_usd,
     currency = EXCLUDED.currency,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from decimal import Decimal
 from typing import Any
 
 import httpx2
@@ -129,8 +128,9 @@ def test_attribution_money_and_a_day_not_available_yet(
     assert by_group["rbac_group_ferretti_sales"][5:7] == ("ferretti-data", "analyst")
     assert by_group["rbac_group_ferretti_engineers"][5:7] == ("ferretti", "engineer")
     for row in _rows(engine).values():
-        # cents as a decimal string -> exact dollars
-        assert row[7] == Decimal(row[8]["estimated_overage_spend"]) / 100
+        # cents as a decimal string -> exact dollars (tests/unit/test_analytics_rest.py); every
+        # field of the answer has a column, so `raw` keeps nothing
+        assert row[7] is not None and row[7] > 0 and row[8] is None
         assert row[5] == "ferretti"
 
 

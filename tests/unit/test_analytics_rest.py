@@ -1,0 +1,100 @@
+"""`skill_usage_daily` keeps each field of an analytics answer once: `raw` holds only what no
+column holds (migration 0013; the same rule in SQL: tests/integration/test_usage_compact.py)."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import hashlib
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from claresia_sync.emulator.analytics import _Counts
+from claresia_sync.emulator.analytics import _row as emulator_row
+from claresia_sync.telemetry.analytics import UsageContext, normalise_row
+from claresia_sync.telemetry.normalise import AttributionContext, SkillRef
+
+NAME = "claresia-ferretti-prd-review"
+
+
+def _ctx() -> UsageContext:
+    skills = AttributionContext(
+        "org_1", {}, published={NAME: SkillRef("prd-review", None, "ferretti")}
+    )
+    return UsageContext(skills, parents={"ferretti": None})
+
+
+def answer(**changes: Any) -> dict[str, Any]:
+    """A row as the emulator (after the SDK's AnalyticsSkillActivity) answers it."""
+    counts = _Counts()
+    counts.invocations, counts.spend_cents, counts.list_cents = 7, Decimal("1250.5"), Decimal(3)
+    row = emulator_row(NAME, counts, 3, {"chat": 2, "claude_code": 1})
+    row["office_metrics"]["word"]["distinct_session_skill_used_count"] = 4
+    return {**row, **changes}
+
+
+def _normalise(raw: dict[str, Any], breakdown: str = "user") -> dict[str, Any]:
+    verdict = normalise_row(
+        raw, org_id="org_1", day=dt.date(2026, 11, 29), breakdown=breakdown, ctx=_ctx()
+    )
+    assert verdict.row is not None, verdict
+    return verdict.row
+
+
+def test_every_field_of_an_answer_has_a_column_so_raw_is_null() -> None:
+    raw = answer(user_id="user_1")
+    row = _normalise(raw)
+    assert row["raw"] is None
+    assert (row["user_id"], row["invocation_count"], row["distinct_user_count"]) == ("user_1", 7, 3)
+    assert (row["chat_conversations"], row["claude_code_sessions"], row["cowork_sessions"]) == (
+        2,
+        1,
+        0,
+    )
+    assert [row[f"office_{p}_sessions"] for p in ("excel", "outlook", "powerpoint", "word")] == [
+        0,
+        0,
+        0,
+        4,
+    ]
+    assert (row["share_status"], row["enable_count"], row["currency"]) == (
+        "organization",
+        None,
+        "USD",
+    )
+    assert row["estimated_overage_spend_usd"] == Decimal("12.505")  # cents -> dollars, exact
+    # the revision digest covers the whole answer: the first 8 bytes of its sha256
+    digest = hashlib.sha256(orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)).digest()
+    assert row["row_hash"] == int.from_bytes(digest[:8], "big", signed=True)
+    changed = _normalise({**raw, "share_status": "private"})
+    assert changed["row_hash"] != row["row_hash"] and changed["raw"] is None
+
+
+def test_what_no_column_holds_stays_in_raw() -> None:
+    raw = answer(user_id="user_1", rbac_group_name="Sales", product="chat")
+    raw["skill_display_name"] = "plugin:" + NAME  # resolves to NAME, but is not NAME
+    raw["office_metrics"]["excel"]["distinct_session_skill_used_count"] = 1.5  # not a count
+    raw["office_metrics"]["excel"]["new_metric"] = 2
+    raw["chat_cowork_unified_metrics"] = {"chat": {"n": 1}, "sessions": {"n": None}}
+    original = copy.deepcopy(raw)
+    row = _normalise(raw)
+    assert raw == original  # the answer is not changed
+    assert orjson.loads(row["raw"]) == {
+        "rbac_group_name": "Sales",
+        "product": "chat",
+        "skill_display_name": "plugin:" + NAME,
+        "office_metrics": {"excel": {"distinct_session_skill_used_count": 1.5, "new_metric": 2}},
+        "chat_cowork_unified_metrics": {"chat": {"n": 1}},  # nulls are left out
+    }
+    assert row["office_excel_sessions"] is None and row["office_word_sessions"] == 4
+
+
+def test_an_amount_the_column_does_not_hold_exactly_stays_in_raw() -> None:
+    # 29 significant digits: dividing by 100 rounds (28-digit context), so the text stays
+    cents = "1234567890123456789012345678.9"
+    row = _normalise(answer(user_id="user_1", attributed_list_price=cents))
+    assert orjson.loads(row["raw"]) == {"attributed_list_price": cents}
+    # same value in another notation: the column holds it
+    assert _normalise(answer(user_id="user_1", attributed_list_price="125e1"))["raw"] is None
