@@ -26,7 +26,7 @@ skill; an rbac group gives the archetype and, through it, the sub-tenant. Rows o
 does not fit, goes to `telemetry_quarantine` with why.
 
 Money: `estimated_overage_spend` and `attributed_list_price` are decimal strings in cents;
-they are stored exactly in dollars (`Decimal(cents) / 100`, numeric columns).
+they are stored exactly in dollars (the decimal point moved two places, numeric columns).
 
 Storage (a year of one large organisation is ~185 million rows, bench/RESULTS.md): each field of
 the answer is kept once. `raw` holds only what the columns do not (`rest_of_row`: a field with no
@@ -46,7 +46,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal, InvalidOperation
 from operator import itemgetter
 from typing import Any, NamedTuple, Protocol
 
@@ -73,32 +73,28 @@ BREAKDOWNS: dict[str, str | None] = {
 PAGE_LIMIT = 1000  # the endpoint's maximum
 INT4_MAX = 2**31 - 1
 _LATEST = re.compile(r"latest available (?:day|date)\D{0,20}(\d{4}-\d{2}-\d{2})")
-_CENTS = Decimal(100)
+_EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
 _OFFICE = ("excel", "outlook", "powerpoint", "word")
-# Where each field of an answer is stored: its path in the row -> its column.
-FIELD_COLUMNS: dict[tuple[str, ...], str] = {
-    ("skill_name",): "skill_name",
-    ("skill_display_name",): "published_name",
-    ("user_id",): "user_id",
-    ("rbac_group_id",): "rbac_group_id",
-    ("invocation_count",): "invocation_count",
-    ("distinct_user_count",): "distinct_user_count",
-    ("enable_count",): "enable_count",
-    ("share_status",): "share_status",
-    ("chat_metrics", "distinct_conversation_skill_used_count"): "chat_conversations",
-    ("claude_code_metrics", "distinct_session_skill_used_count"): "claude_code_sessions",
-    ("cowork_metrics", "distinct_session_skill_used_count"): "cowork_sessions",
-    **{
-        (
-            "office_metrics",
-            product,
-            "distinct_session_skill_used_count",
-        ): f"office_{product}_sessions"
-        for product in _OFFICE
-    },
-    ("estimated_overage_spend",): "estimated_overage_spend_usd",
-    ("attributed_list_price",): "attributed_list_price_usd",
-    ("currency",): "currency",
+_SESSIONS = "distinct_session_skill_used_count"
+_OFFICE_COLUMNS = {p: f"office_{p}_sessions" for p in _OFFICE}
+# Where the fields of an answer are stored: key -> its column, or, for an object, the same map of
+# its keys. `raw` keeps what is not here (`rest_of_row`); migration 0013 follows this map in SQL.
+FIELD_COLUMNS: dict[str, Any] = {
+    "skill_name": "skill_name",
+    "skill_display_name": "published_name",
+    "user_id": "user_id",
+    "rbac_group_id": "rbac_group_id",
+    "invocation_count": "invocation_count",
+    "distinct_user_count": "distinct_user_count",
+    "enable_count": "enable_count",
+    "share_status": "share_status",
+    "chat_metrics": {"distinct_conversation_skill_used_count": "chat_conversations"},
+    "claude_code_metrics": {_SESSIONS: "claude_code_sessions"},
+    "cowork_metrics": {_SESSIONS: "cowork_sessions"},
+    "office_metrics": {p: {_SESSIONS: column} for p, column in _OFFICE_COLUMNS.items()},
+    "estimated_overage_spend": "estimated_overage_spend_usd",
+    "attributed_list_price": "attributed_list_price_usd",
+    "currency": "currency",
 }
 _MONEY = frozenset({"estimated_overage_spend_usd", "attributed_list_price_usd"})
 
@@ -229,7 +225,8 @@ def _dollars(row: Mapping[str, Any], key: str) -> Decimal | None:
         raise ValueError(f"{key} is {value!r}, not a decimal string") from None
     if not cents.is_finite():
         raise ValueError(f"{key} is {value!r}, not a finite amount")
-    return cents / _CENTS
+    # Exact whatever the digits (the default context would round past 28).
+    return cents.scaleb(-2, _EXACT)
 
 
 def normalise_row(
@@ -269,11 +266,10 @@ def normalise_row(
     share_status = raw.get("share_status")
     office = raw.get("office_metrics")
     office = office if type(office) is dict else {}
-    for product in _OFFICE:
+    for product, column in _OFFICE_COLUMNS.items():
         metrics = office.get(product)
-        values[f"office_{product}_sessions"] = _optional_count(
-            metrics.get("distinct_session_skill_used_count") if type(metrics) is dict else None
-        )
+        count = metrics.get(_SESSIONS) if type(metrics) is dict else None
+        values[column] = _optional_count(count)
     tenant: str = ref.owner_tenant
     parent, archetype = ctx.parents.get(tenant), None
     if breakdown == "rbac_group":
@@ -309,31 +305,73 @@ def normalise_row(
 
 
 def rest_of_row(
-    raw: Mapping[str, Any], row: Mapping[str, Any], path: tuple[str, ...] = ()
+    raw: Mapping[str, Any], row: Mapping[str, Any], shape: Mapping[str, Any] = FIELD_COLUMNS
 ) -> dict[str, Any]:
     """What of the answer `raw` the columns of `row` do not hold: fields with no column, and
     any whose column does not hold its value exactly. Nulls and empty objects are left out.
     (Migration 0013 does the same in SQL for rows stored before it.)"""
+    if shape is FIELD_COLUMNS and _all_held(raw, row):
+        return {}
     rest: dict[str, Any] = {}
     for key, value in raw.items():
         if value is None:
             continue
-        here = (*path, key)
+        where = shape.get(key)
         if type(value) is dict:
-            inner = rest_of_row(value, row, here)
-            if inner:
-                rest[key] = inner
-            continue
-        column = FIELD_COLUMNS.get(here)
-        if column is None or not _holds(row[column], value, money=column in _MONEY):
-            rest[key] = value
+            value = rest_of_row(value, row, where if type(where) is dict else {})
+            if not value:
+                continue
+        elif type(where) is str:
+            stored = row[where]
+            if where in _MONEY:  # the dollars are the cents exactly (`_dollars`)
+                if stored is not None:
+                    continue
+            elif type(stored) is type(value) and stored == value:  # an int is no bool
+                continue
+        rest[key] = value
     return rest
 
 
-def _holds(stored: Any, value: Any, *, money: bool) -> bool:
-    if money:  # cents in the answer, dollars in the column
-        return stored is not None and type(value) is str and stored * _CENTS == Decimal(value)
-    return type(stored) is type(value) and stored == value  # type: an int is no bool
+
+_TOP_KEYS = frozenset(FIELD_COLUMNS)
+_METRICS = {k: frozenset(v) for k, v in FIELD_COLUMNS.items() if k.endswith("_metrics")}
+_OFFICE_KEYS = frozenset(_OFFICE)
+_SESSIONS_KEY = frozenset({_SESSIONS})
+
+
+def _all_held(raw: Mapping[str, Any], row: Mapping[str, Any]) -> bool:
+    """`rest_of_row` is empty: the usual answer, checked in a few steps (it runs for every row).
+    What `normalise_row` stored as read (`_count`: the counts; `_dollars`: the amounts; the
+    skill name) is held by construction; the rest is compared."""
+    if not raw.keys() <= _TOP_KEYS:
+        return False
+    for key, column in (
+        ("skill_display_name", "published_name"),
+        ("user_id", "user_id"),
+        ("rbac_group_id", "rbac_group_id"),
+        ("share_status", "share_status"),
+        ("currency", "currency"),
+        ("enable_count", "enable_count"),
+    ):
+        value = raw.get(key)
+        if value is not None and (row[column] != value or type(value) is bool):
+            return False
+    for key, inner in _METRICS.items():
+        value = raw.get(key)
+        if value is None:
+            continue
+        if type(value) is not dict or not value.keys() <= inner:
+            return False
+        if key == "office_metrics":
+            for product, metrics in value.items():
+                if metrics is None:
+                    continue
+                if type(metrics) is not dict or not metrics.keys() <= _SESSIONS_KEY:
+                    return False
+                count = metrics.get(_SESSIONS)
+                if count is not None and row[_OFFICE_COLUMNS[product]] != count:
+                    return False
+    return True
 
 
 # --- storage --------------------------------------------------------------------------------

@@ -4,12 +4,14 @@ shape the ingester writes (same `raw` rest, same `row_hash`), and a downgrade re
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 
 from claresia_sync.db.engine import make_engine
 from claresia_sync.db.migrate import downgrade, upgrade
@@ -55,6 +57,12 @@ def test_old_rows_are_converted_as_the_ingester_writes_them(
                 expected[row["user_id"]] = row
                 sorted_json = orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)
                 old = {k: v for k, v in row.items() if k not in NEW}
+                if row["user_id"] == "user_4":  # before: rounded to 28 digits
+                    old["attributed_list_price_usd"] = Decimal(raw["attributed_list_price"]) / 100
+                    row["attributed_list_price_usd"] = old["attributed_list_price_usd"]
+                    row["raw"] = orjson.dumps(
+                        {"attributed_list_price": raw["attributed_list_price"]}
+                    ).decode()
                 # as 0007-0012 stored it: the whole answer, a 32-hex-character hash
                 old |= {
                     "raw": sorted_json.decode(),
@@ -94,10 +102,31 @@ def test_old_rows_are_converted_as_the_ingester_writes_them(
             for key in ("skill_name", "skill_display_name", "invocation_count", "share_status"):
                 assert back.get(key) == raw[key], key
             for key in ("estimated_overage_spend", "attributed_list_price"):
-                assert Decimal(back[key]) == Decimal(raw[key]), key
+                assert Decimal(back[key]) == Decimal(raw[key]), key  # raw's text wins if kept
             assert back["office_metrics"]["word"] == raw["office_metrics"]["word"]
             assert back["office_metrics"]["excel"] == raw["office_metrics"]["excel"]
             assert back["chat_metrics"] == raw["chat_metrics"]
         assert rebuilt["user_2"]["rbac_group_name"] == "Sales"
     finally:
         engine.dispose()
+
+
+def test_the_analyst_docs_name_every_column_and_no_other(engine: Engine) -> None:
+    docs = (Path(__file__).parents[2] / "docs" / "analytics.md").read_text()
+    section = docs.split("### `skill_usage_daily`", 1)[1].split("\n### ", 1)[0]
+    documented = {
+        name
+        for line in section.splitlines()
+        if line.startswith("| `")
+        for name in re.findall(r"`([a-z_]+)`", line.split(" | ")[0])
+    }
+    with engine.connect() as conn:
+        columns = set(
+            conn.execute(
+                text(
+                    "SELECT column_name FROM information_schema.columns "
+                    "WHERE table_name = 'skill_usage_daily'"
+                )
+            ).scalars()
+        )
+    assert documented == columns

@@ -91,10 +91,11 @@ def test_what_no_column_holds_stays_in_raw() -> None:
     assert row["office_excel_sessions"] is None and row["office_word_sessions"] == 4
 
 
-def test_an_amount_the_column_does_not_hold_exactly_stays_in_raw() -> None:
-    # 29 significant digits: dividing by 100 rounds (28-digit context), so the text stays
+def test_amounts_are_held_exactly_whatever_their_digits() -> None:
+    # 29 significant digits: past the default context's 28, still exact
     cents = "1234567890123456789012345678.9"
     row = _normalise(answer(user_id="user_1", attributed_list_price=cents))
-    assert orjson.loads(row["raw"]) == {"attributed_list_price": cents}
-    # same value in another notation: the column holds it
-    assert _normalise(answer(user_id="user_1", attributed_list_price="125e1"))["raw"] is None
+    assert row["attributed_list_price_usd"] == Decimal("12345678901234567890123456.789")
+    assert row["raw"] is None
+    row = _normalise(answer(user_id="user_1", attributed_list_price="125e1"))
+    assert row["attributed_list_price_usd"] == Decimal("12.5") and row["raw"] is None
