@@ -334,43 +334,46 @@ def rest_of_row(
 
 
 _TOP_KEYS = frozenset(FIELD_COLUMNS)
-_METRICS = {k: frozenset(v) for k, v in FIELD_COLUMNS.items() if k.endswith("_metrics")}
-_OFFICE_KEYS = frozenset(_OFFICE)
+_COMPARED = tuple(
+    (key, FIELD_COLUMNS[key])
+    for key in ("skill_display_name", "user_id", "rbac_group_id", "share_status", "currency")
+)
+_ONE_COUNT = tuple(
+    (key, frozenset(FIELD_COLUMNS[key]))
+    for key in ("chat_metrics", "claude_code_metrics", "cowork_metrics")
+)
 _SESSIONS_KEY = frozenset({_SESSIONS})
+_OFFICE_KEYS = frozenset(_OFFICE)
 
 
 def _all_held(raw: Mapping[str, Any], row: Mapping[str, Any]) -> bool:
     """`rest_of_row` is empty: the usual answer, checked in a few steps (it runs for every row).
-    What `normalise_row` stored as read (`_count`: the counts; `_dollars`: the amounts; the
-    skill name) is held by construction; the rest is compared."""
+    What `normalise_row` stored as read is held by construction (`_count`: the counts and
+    `enable_count` when set, `_dollars`: the amounts, the skill name); the rest is compared."""
     if not raw.keys() <= _TOP_KEYS:
         return False
-    for key, column in (
-        ("skill_display_name", "published_name"),
-        ("user_id", "user_id"),
-        ("rbac_group_id", "rbac_group_id"),
-        ("share_status", "share_status"),
-        ("currency", "currency"),
-        ("enable_count", "enable_count"),
-    ):
+    for key, column in _COMPARED:
         value = raw.get(key)
-        if value is not None and (row[column] != value or type(value) is bool):
+        if value is not None and row[column] != value:  # all text columns: no bool/int doubt
             return False
-    for key, inner in _METRICS.items():
+    if raw.get("enable_count") is not None and row["enable_count"] is None:
+        return False
+    for key, inner in _ONE_COUNT:
         value = raw.get(key)
-        if value is None:
+        if value is not None and (type(value) is not dict or not value.keys() <= inner):
+            return False
+    office = raw.get("office_metrics")
+    if office is None:
+        return True
+    if type(office) is not dict or not office.keys() <= _OFFICE_KEYS:
+        return False
+    for product, metrics in office.items():
+        if metrics is None:
             continue
-        if type(value) is not dict or not value.keys() <= inner:
+        if type(metrics) is not dict or not metrics.keys() <= _SESSIONS_KEY:
             return False
-        if key == "office_metrics":
-            for product, metrics in value.items():
-                if metrics is None:
-                    continue
-                if type(metrics) is not dict or not metrics.keys() <= _SESSIONS_KEY:
-                    return False
-                count = metrics.get(_SESSIONS)
-                if count is not None and row[_OFFICE_COLUMNS[product]] != count:
-                    return False
+        if metrics.get(_SESSIONS) is not None and row[_OFFICE_COLUMNS[product]] is None:
+            return False
     return True
 
 
