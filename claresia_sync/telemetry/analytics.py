@@ -332,7 +332,6 @@ def rest_of_row(
     return rest
 
 
-
 _TOP_KEYS = frozenset(FIELD_COLUMNS)
 _COMPARED = tuple(
     (key, FIELD_COLUMNS[key])

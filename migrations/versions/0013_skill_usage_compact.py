@@ -12,8 +12,8 @@ the columns already hold. Now:
 - `row_hash` is a bigint, the first 8 bytes of the same sha256 (the first 16 of its 32 hex
   characters), so a row read again after the upgrade is not taken for a revision;
 - the surrogate `id` and its index go: the unique key becomes the primary key.
-One UPDATE (the new columns and `raw`), then one rewrite of the table and its indexes (the type
-change of `row_hash`), in the migration's transaction.
+One rewrite of the table (`ALTER TABLE ... TYPE ... USING`: the new columns, `raw` and `row_hash`
+from the old row), then the primary key's index, in the migration's transaction.
 
 Downgrade: `raw` is rebuilt from the columns and the rest (nulls and the cents' text format are
 not restored: the amounts are), `row_hash` back to hex (16 characters: the next read of a day in
@@ -39,6 +39,11 @@ KEY = ("org_id", "day", "breakdown", "skill_name", "user_id", "rbac_group_id")
 # A count the answer may carry: an integer JSON number in int4 range, else null (kept in raw).
 # A cents string equal in value to the stored dollars x 100 (the pattern keeps the cast safe).
 FUNCTIONS = r"""
+CREATE TYPE pg_temp.usage_columns AS (
+    skill_name text, published_name text, user_id text, rbac_group_id text, currency text,
+    invocation_count integer, distinct_user_count integer, chat_conversations integer,
+    claude_code_sessions integer, cowork_sessions integer,
+    estimated_overage_spend_usd numeric, attributed_list_price_usd numeric);
 CREATE FUNCTION pg_temp.usage_count(v jsonb) RETURNS integer LANGUAGE sql IMMUTABLE AS $$
     SELECT CASE WHEN jsonb_typeof(v) = 'number' AND v::text ~ '^[0-9]{1,10}$'
                      AND v::text::bigint <= 2147483647 THEN v::text::integer END
@@ -57,7 +62,7 @@ BEGIN
                       WHERE v <> 'null' AND v <> '{}'), '{}');
 END
 $$;
-CREATE FUNCTION pg_temp.usage_rest(raw jsonb, s skill_usage_daily) RETURNS jsonb
+CREATE FUNCTION pg_temp.usage_rest(raw jsonb, s usage_columns) RETURNS jsonb
 LANGUAGE plpgsql IMMUTABLE AS $$
 DECLARE
     r jsonb := raw;
@@ -108,20 +113,57 @@ END
 $$;
 """
 
-_office_columns = ",\n    ".join(
-    f"office_{p}_sessions = pg_temp.usage_count("
-    f"raw #> '{{office_metrics,{p},distinct_session_skill_used_count}}')"
-    for p in OFFICE
+_S = "distinct_session_skill_used_count"
+_office_counts = {p: f"pg_temp.usage_count(raw #> '{{office_metrics,{p},{_S}}}')" for p in OFFICE}
+_office_expected = ", ".join(
+    f"'{p}', jsonb_build_object('{_S}', {count})" for p, count in _office_counts.items()
 )
-# Constant text only (no input) in the f-strings below.
+# The usual row, every field held (all built-in functions: fast): those fields taken out of
+# the answer leave nothing. Otherwise `usage_rest` says what is left.
+_HELD_WHOLE = {
+    "skill_name": "raw -> 'skill_name' = to_jsonb(skill_name)",
+    "skill_display_name": "raw -> 'skill_display_name' = to_jsonb(published_name)",
+    "user_id": "raw -> 'user_id' = to_jsonb(user_id)",
+    "rbac_group_id": "raw -> 'rbac_group_id' = to_jsonb(rbac_group_id)",
+    "currency": "raw -> 'currency' = to_jsonb(currency)",
+    "invocation_count": "raw -> 'invocation_count' = to_jsonb(invocation_count)",
+    "distinct_user_count": "raw -> 'distinct_user_count' = to_jsonb(distinct_user_count)",
+    "enable_count": "pg_temp.usage_count(raw -> 'enable_count') IS NOT NULL",
+    "share_status": "jsonb_typeof(raw -> 'share_status') = 'string'",
+    "chat_metrics": "raw -> 'chat_metrics' = "
+    "jsonb_build_object('distinct_conversation_skill_used_count', chat_conversations)",
+    "claude_code_metrics": f"raw -> 'claude_code_metrics' = "
+    f"jsonb_build_object('{_S}', claude_code_sessions)",
+    "cowork_metrics": f"raw -> 'cowork_metrics' = jsonb_build_object('{_S}', cowork_sessions)",
+    "office_metrics": f"raw -> 'office_metrics' = jsonb_build_object({_office_expected})",
+    "estimated_overage_spend": "pg_temp.usage_cents(raw -> 'estimated_overage_spend', "
+    "estimated_overage_spend_usd)",
+    "attributed_list_price": "pg_temp.usage_cents(raw -> 'attributed_list_price', "
+    "attributed_list_price_usd)",
+}
+_held = ",\n        ".join(f"CASE WHEN {test} THEN '{k}' END" for k, test in _HELD_WHOLE.items())
+_REST = f"""
+CASE WHEN jsonb_strip_nulls(raw) - array_remove(ARRAY[
+        {_held}], NULL) = '{{}}' THEN NULL
+     ELSE pg_temp.usage_rest(raw, ROW(
+        skill_name, published_name, user_id, rbac_group_id, currency, invocation_count,
+        distinct_user_count, chat_conversations, claude_code_sessions, cowork_sessions,
+        estimated_overage_spend_usd, attributed_list_price_usd)::pg_temp.usage_columns) END
+"""
+_office_using = ",\n    ".join(
+    f"ALTER COLUMN office_{p}_sessions TYPE integer USING {count}"
+    for p, count in _office_counts.items()
+)
+# One rewrite of the table: each USING reads the row as it was (the old `raw`).
 CONVERT = f"""
-UPDATE skill_usage_daily SET
-    enable_count = pg_temp.usage_count(raw -> 'enable_count'),
-    share_status = CASE WHEN jsonb_typeof(raw -> 'share_status') = 'string'
-                        THEN raw ->> 'share_status' END,
-    {_office_columns},
-    raw = pg_temp.usage_rest(raw, skill_usage_daily)
-"""  # noqa: S608
+ALTER TABLE skill_usage_daily
+    ALTER COLUMN enable_count TYPE integer USING pg_temp.usage_count(raw -> 'enable_count'),
+    ALTER COLUMN share_status TYPE text USING
+        CASE WHEN jsonb_typeof(raw -> 'share_status') = 'string' THEN raw ->> 'share_status' END,
+    {_office_using},
+    ALTER COLUMN raw TYPE jsonb USING {_REST},
+    ALTER COLUMN row_hash TYPE bigint USING ('x' || left(row_hash, 16))::bit(64)::bigint
+"""
 
 _office_json = ", ".join(
     f"'{p}', jsonb_build_object('distinct_session_skill_used_count', office_{p}_sessions)"
@@ -169,25 +211,17 @@ def upgrade() -> None:
             sa.Column(f"office_{product}_sessions", sa.Integer(), nullable=True),
         )
     op.alter_column("skill_usage_daily", "raw", nullable=True)
-    op.execute(FUNCTIONS)
-    op.execute(CONVERT)
-    # They name the table's row type: gone before the table changes (and before a downgrade
-    # in the same session drops it).
-    op.execute(
-        "DROP FUNCTION pg_temp.usage_rest(jsonb, skill_usage_daily), "
-        "pg_temp.usage_cents(jsonb, numeric), pg_temp.usage_count(jsonb), "
-        "pg_temp.usage_prune(jsonb)"
-    )
     op.drop_constraint("pk_skill_usage_daily", "skill_usage_daily", type_="primary")
     op.drop_column("skill_usage_daily", "id")
     op.drop_constraint(op.f(UNIQUE), "skill_usage_daily", type_="unique")
-    # The type change rewrites the table and rebuilds its index: the UPDATE's old row versions
-    # and the dropped `id` leave no space behind. The key's index is built once, after it.
-    op.alter_column(
-        "skill_usage_daily",
-        "row_hash",
-        type_=sa.BigInteger(),
-        postgresql_using="('x' || left(row_hash, 16))::bit(64)::bigint",
+    # One rewrite of the table (the dropped `id` leaves no space behind) and of its one index
+    # left; the key's index is built once, after it.
+    op.execute(FUNCTIONS)
+    op.execute(CONVERT)
+    op.execute(
+        "DROP FUNCTION pg_temp.usage_rest(jsonb, pg_temp.usage_columns), "
+        "pg_temp.usage_cents(jsonb, numeric), pg_temp.usage_count(jsonb), "
+        "pg_temp.usage_prune(jsonb); DROP TYPE pg_temp.usage_columns"
     )
     op.create_primary_key("pk_skill_usage_daily", "skill_usage_daily", list(KEY))
 
