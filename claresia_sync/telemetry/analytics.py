@@ -52,6 +52,7 @@ from typing import Any, NamedTuple, Protocol
 
 import orjson
 import psycopg
+from psycopg import sql as psycopg_sql
 from sqlalchemy import Connection, Engine, select, text
 from sqlalchemy.orm import Session, aliased
 
@@ -407,37 +408,19 @@ COLUMNS = (
     "raw",
     "row_hash",
 )
-# The SQL is written out (no interpolation): COLUMNS must list the same columns in this order.
-_CREATE_STAGE = """
-CREATE TEMP TABLE IF NOT EXISTS skill_usage_stage ON COMMIT DELETE ROWS AS SELECT
-    org_id, day, breakdown, skill_name, user_id, rbac_group_id, published_name, tenant_slug,
-    parent_tenant_slug, skill_id, archetype_slug, enable_count, share_status, invocation_count,
-    distinct_user_count, chat_conversations, claude_code_sessions, cowork_sessions,
-    office_excel_sessions, office_outlook_sessions, office_powerpoint_sessions,
-    office_word_sessions, estimated_overage_spend_usd, attributed_list_price_usd, currency, raw,
-    row_hash
-FROM skill_usage_daily WITH NO DATA
-"""
-_COPY_STAGE = """
-COPY skill_usage_stage (
-    org_id, day, breakdown, skill_name, user_id, rbac_group_id, published_name, tenant_slug,
-    parent_tenant_slug, skill_id, archetype_slug, enable_count, share_status, invocation_count,
-    distinct_user_count, chat_conversations, claude_code_sessions, cowork_sessions,
-    office_excel_sessions, office_outlook_sessions, office_powerpoint_sessions,
-    office_word_sessions, estimated_overage_spend_usd, attributed_list_price_usd, currency, raw,
-    row_hash
-) FROM STDIN
-"""
-_COPY_DIRECT = """
-COPY skill_usage_daily (
-    org_id, day, breakdown, skill_name, user_id, rbac_group_id, published_name, tenant_slug,
-    parent_tenant_slug, skill_id, archetype_slug, enable_count, share_status, invocation_count,
-    distinct_user_count, chat_conversations, claude_code_sessions, cowork_sessions,
-    office_excel_sessions, office_outlook_sessions, office_powerpoint_sessions,
-    office_word_sessions, estimated_overage_spend_usd, attributed_list_price_usd, currency, raw,
-    row_hash
-) FROM STDIN
-"""
+# Composed from COLUMNS with psycopg's `sql` (identifiers quoted, no string interpolation), so
+# the stage, both COPYs and `_ROW` cannot disagree on the columns or their order.
+_COLUMN_LIST = psycopg_sql.SQL(", ").join(map(psycopg_sql.Identifier, COLUMNS))
+_CREATE_STAGE = (
+    psycopg_sql.SQL(
+        "CREATE TEMP TABLE IF NOT EXISTS skill_usage_stage ON COMMIT DELETE ROWS AS "
+        "SELECT {} FROM skill_usage_daily WITH NO DATA"
+    )
+    .format(_COLUMN_LIST)
+    .as_string()
+)
+_COPY_STAGE = psycopg_sql.SQL("COPY skill_usage_stage ({}) FROM STDIN").format(_COLUMN_LIST)
+_COPY_DIRECT = psycopg_sql.SQL("COPY skill_usage_daily ({}) FROM STDIN").format(_COLUMN_LIST)
 _ROW = itemgetter(*COLUMNS)
 # Under the checkpoint's lock no other run writes this organisation's days.
 _DAY_HAS_ROWS = text(
