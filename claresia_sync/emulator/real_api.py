@@ -339,11 +339,7 @@ class RealApi:
         p = request.path_params
         with self.state.lock:
             name, data = catalog.archive(p["plugin_id"], p["version"])
-        return Response(
-            data,
-            media_type="application/zip",
-            headers={"content-disposition": f'attachment; filename="{name}.zip"'},
-        )
+        return _zip_response(name, data)
 
     # -- installation settings -----------------------------------------------------------------
 
@@ -487,11 +483,7 @@ class RealApi:
         p = request.path_params
         with self.state.lock:
             name, data = skills.archive(p["skill_id"], p["version"])
-        return Response(
-            data,
-            media_type="application/zip",
-            headers={"content-disposition": f'attachment; filename="{name}.zip"'},
-        )
+        return _zip_response(name, data)
 
     def _skill_version_activity(
         self, request: Request, activity_type: str, skill_id: str, version: str | None = None
@@ -571,3 +563,12 @@ def _group_json(org: OrgState) -> Any:
         }
 
     return render
+
+
+def _zip_response(name: str, data: bytes) -> Response:
+    """A version's archive, as the download endpoints of both APIs answer it."""
+    return Response(
+        data,
+        media_type="application/zip",
+        headers={"content-disposition": f'attachment; filename="{name}.zip"'},
+    )
