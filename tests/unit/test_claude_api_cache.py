@@ -3,7 +3,7 @@ stored None (an archive that is no zip) is remembered as such."""
 
 from __future__ import annotations
 
-from claresia_sync.publish.targets.claude_api_cache import Lru
+from claresia_sync.publish.targets.remembered import Lru
 
 
 def test_the_least_recently_used_entry_goes_first() -> None:

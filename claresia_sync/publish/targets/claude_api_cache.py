@@ -15,53 +15,16 @@ upload's hash), and are looked up only for a skill id the server has just listed
 to the target's key, under that target's base URL and workspace; no key is part of them. A
 version deleted by hand while the latest stays the same goes unseen until the latest changes:
 the first version read stays the skill's proof, so a skill proven ours stays ours and one not
-proven stays refused (never a new adoption). Each cache is an LRU with a size cap (an evicted
-entry costs one read again); a lock makes it safe from the daemon's threads too.
+proven stays refused (never a new adoption). Each cache is a `remembered.Lru`.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
-from typing import Generic, TypeVar
-
-K = TypeVar("K")
-V = TypeVar("V")
+from claresia_sync.publish.targets.remembered import Lru
 
 # Per cache: 10,000 skills stay warm (one first version, at most two archives each) in about
 # 10 MB at most (ids and hashes).
 ENTRIES = 20_000
-
-
-class Lru(Generic[K, V]):
-    """A bounded map: least recently used entries go first."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._data: OrderedDict[K, V] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: K) -> tuple[bool, V | None]:
-        """(found, value): a stored None is found."""
-        with self._lock:
-            if key not in self._data:
-                return False, None
-            self._data.move_to_end(key)
-            return True, self._data[key]
-
-    def put(self, key: K, value: V) -> None:
-        with self._lock:
-            self._data[key] = value
-            self._data.move_to_end(key)
-            while len(self._data) > self.size:
-                self._data.popitem(last=False)
-
-    def items(self) -> list[tuple[K, V]]:
-        with self._lock:
-            return list(self._data.items())
-
-    def __len__(self) -> int:
-        return len(self._data)
 
 
 ArchiveKey = tuple[str, str, str, str, str]

@@ -41,6 +41,7 @@ from claresia_sync.publish.targets.base import (
     TargetError,
     no_access_check,
 )
+from claresia_sync.publish.targets.remembered import Lru
 from claresia_sync.publish.targets.sdk import SdkCaller, SdkFailure
 from claresia_sync.transpile import ClaudeSkill
 
@@ -159,8 +160,7 @@ def _owner(description: str | None) -> re.Match[str] | None:
 
 # The organisation each key proved to belong to, by (base URL, key fingerprint): a key is minted
 # in one organisation and stays there, so a long-lived process (the daemon) reads it once.
-_ORG_OF_KEY: dict[tuple[str, str], str] = {}
-KEYS_REMEMBERED = 10_000
+_ORG_OF_KEY: Lru[tuple[str, str], str] = Lru(10_000)
 
 
 async def _nothing() -> None:
@@ -206,7 +206,7 @@ class ClaudeEnterpriseTarget:
         # process already proved it (a key never changes organisation); and the groups, only
         # when the pre-flight will check them.
         where = (conn.base_url, self.caller.key_fingerprint)
-        proven = _ORG_OF_KEY.get(where) == conn.org_id
+        proven = _ORG_OF_KEY.get(where) == (True, conn.org_id)
         answers = await asyncio.gather(
             self.caller.call(
                 "GET",
@@ -224,9 +224,7 @@ class ClaudeEnterpriseTarget:
             if isinstance(answer, BaseException):
                 raise answer
         if not proven:
-            if len(_ORG_OF_KEY) >= KEYS_REMEMBERED:
-                _ORG_OF_KEY.clear()
-            _ORG_OF_KEY[where] = conn.org_id
+            _ORG_OF_KEY.put(where, conn.org_id)
         groups = answers[2]
         self._groups = groups if isinstance(groups, dict) else None
         return None
