@@ -231,7 +231,10 @@ def drift_check(engine: Engine, emulator: EmulatorServer) -> tuple[int, int]:
 def test_a_drift_check_of_unchanged_skills_reads_only_the_skills_list_and_still_repairs(
     engine: Engine, emulator: EmulatorServer, on_claude_api: dict[str, Any]
 ) -> None:
+    emulator.stats.reset()
     assert publish(engine, "ferretti").status == "succeeded"
+    # The first creates of a workspace wait for one list of its skills, not one each.
+    assert emulator.stats.count("GET", "/v1/skills") == 2 + 2  # per workspace: gate, list
     # Each skill's versions and first archive, at most once (the creates' own look for ours
     # may have read some), then nothing: the process remembers what never changes.
     lists, downloads = drift_check(engine, emulator)

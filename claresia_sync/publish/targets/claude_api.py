@@ -133,6 +133,7 @@ class ClaudeApiTarget:
         self.connection = connection
         self._skills = caller.sdk.skills
         self._ours: dict[str, LiveSkill] | None = None
+        self._listing = asyncio.Lock()  # the first creates of a run wait for one list, not each
 
     def __repr__(self) -> str:
         return f"ClaudeApiTarget({self.connection.workspace_id}, {self.caller!r})"
@@ -261,8 +262,9 @@ class ClaudeApiTarget:
         return list(ours.values())
 
     async def create(self, skill: ClaudeSkill) -> LiveSkill:
-        if self._ours is None:
-            await self.list_ours()
+        async with self._listing:
+            if self._ours is None:
+                await self.list_ours()
         assert self._ours is not None
         held = self._ours.get(skill.name)
         if held is not None:  # created by an earlier run that could not record it
