@@ -10,10 +10,18 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from claresia_sync.emulator.analytics import _Counts
 from claresia_sync.emulator.analytics import _row as emulator_row
-from claresia_sync.telemetry.analytics import UsageContext, normalise_row
+from claresia_sync.telemetry.analytics import (
+    FIELD_COLUMNS,
+    UsageContext,
+    _all_held,
+    normalise_row,
+    rest_of_row,
+)
 from claresia_sync.telemetry.normalise import AttributionContext, SkillRef
 
 NAME = "claresia-ferretti-prd-review"
@@ -99,3 +107,67 @@ def test_amounts_are_held_exactly_whatever_their_digits() -> None:
     assert row["raw"] is None
     row = _normalise(answer(user_id="user_1", attributed_list_price="125e1"))
     assert row["attributed_list_price_usd"] == Decimal("12.5") and row["raw"] is None
+
+
+# Mostly well-formed values (a malformed row is quarantined whole, never reaches the check),
+# some of a surprising type, and keys no column holds at both levels.
+_VALUES = st.one_of(
+    st.none(),
+    st.integers(0, 10**6),
+    st.text(max_size=8),
+    st.booleans(),
+    st.decimals(allow_nan=False, allow_infinity=False, places=2).map(str),
+)
+_METRICS = st.dictionaries(
+    st.sampled_from(
+        ["distinct_session_skill_used_count", "distinct_conversation_skill_used_count", "x"]
+    ),
+    st.one_of(st.none(), st.integers(0, 100), st.booleans()),
+    max_size=2,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    changes=st.dictionaries(
+        st.sampled_from(
+            [
+                "skill_display_name",
+                "user_id",
+                "share_status",
+                "currency",
+                "enable_count",
+                "chat_metrics",
+                "cowork_metrics",
+                "office_metrics",
+                "unknown_field",
+            ]
+        ),
+        st.one_of(
+            _VALUES,
+            _METRICS,
+            st.dictionaries(
+                st.sampled_from(["word", "excel", "teams"]),
+                st.one_of(st.none(), _METRICS),
+                max_size=2,
+            ),
+        ),
+        max_size=4,
+    )
+)
+def test_the_usual_answer_fast_path_agrees_with_the_general_reading(
+    changes: dict[str, Any],
+) -> None:
+    """`_all_held` is a shortcut of `rest_of_row` for every row: where it says nothing is left
+    for `raw`, the general reading (the same shape, not the same object) finds nothing either,
+    so the shortcut never drops a field."""
+    raw = answer(**{"user_id": "user_1", **changes})
+    verdict = normalise_row(
+        raw, org_id="org_1", day=dt.date(2026, 11, 29), breakdown="user", ctx=_ctx()
+    )
+    if verdict.row is None:  # refused as malformed: quarantined whole, nothing dropped
+        return
+    general = rest_of_row(raw, verdict.row, dict(FIELD_COLUMNS))
+    if _all_held(raw, verdict.row):
+        assert general == {}, (changes, general)
+    assert (verdict.row["raw"] is None) == (general == {}), (changes, general)
