@@ -379,14 +379,55 @@ def test_compose_setup_runs_real_commands_on_an_emulator_tenant_file() -> None:
     emulator_port = emulator_cmd[emulator_cmd.index("--port") + 1]
     seed = yaml.safe_load((DEPLOY / "emulator.seed.yaml").read_text())
     seeded = {k["key"] for org in seed["organizations"] for k in org.get("admin_keys", [])}
+    seeded |= {k["key"] for org in seed["organizations"] for k in org.get("api_keys", [])}
     for tenant in config.tenants:
-        assert tenant.connection is not None
-        assert tenant.connection.base_url == f"http://emulator:{emulator_port}"
-        kind, _, name = tenant.connection.admin_key.partition(":")
-        assert kind == "env" and env[name] in seeded, f"{name}: not a demo key of the emulator"
+        places = _places(tenant)
+        assert places, f"{tenant.slug}: no connection and no target"
+        for base_url, ref in places:
+            assert base_url == f"http://emulator:{emulator_port}", tenant.slug
+            kind, _, name = ref.partition(":")
+            assert kind == "env" and env[name] in seeded, f"{name}: not a demo key of the emulator"
     assert {t.slug for t in config.tenants} == {
         line[line.index("--tenant") + 1] for line in lines if line[1] == "publish"
     }
+
+
+def _places(tenant: Any) -> list[tuple[str | None, str]]:
+    """(base_url, key reference) of each place a root tenant publishes to: its org-skills
+    connection and each real target (claude-api: one key per workspace)."""
+    places: list[tuple[str | None, str]] = []
+    if tenant.connection is not None:
+        places.append((tenant.connection.base_url, tenant.connection.admin_key))
+    targets = tenant.targets
+    if targets is not None and targets.claude_enterprise is not None:
+        ce = targets.claude_enterprise
+        places.append((ce.base_url, ce.admin_key))
+    if targets is not None and targets.claude_api is not None:
+        api = targets.claude_api
+        places += [(api.base_url, ref) for ref in api.workspace_keys.values()]
+    return places
+
+
+def test_deploy_examples_cover_every_example_tenant() -> None:
+    """The compose tenants file, the compose environment and the systemd environment example
+    hold every tenant and every key reference of deploy/tenants.example.yaml (issue 24)."""
+    example = load_tenants(DEPLOY / "tenants.example.yaml")
+    compose = load_tenants(DEPLOY / "compose" / "tenants.yaml")
+    assert [t.slug for t in compose.tenants] == [t.slug for t in example.tenants]
+    refs = {ref for t in example.tenants for _, ref in _places(t)}
+    names = {ref.partition(":")[2] for ref in refs if ref.startswith("env:")}
+    assert len(names) >= 4  # one per target kind at least
+    compose_env = _compose()["services"]["setup"]["environment"]
+    systemd_env = {
+        line.split("=", 1)[0].lstrip("#")
+        for line in (UNIT.parent / "claresia-sync.env.example").read_text().splitlines()
+        if "=" in line and not line.startswith("# ")
+    }
+    assert names - set(compose_env) == set(), "compose.yaml lacks these keys"
+    assert names - systemd_env == set(), "claresia-sync.env.example lacks these keys"
+    # The same targets per tenant (the compose file only adds the emulator's base_url).
+    for ex, co in zip(example.tenants, compose.tenants, strict=True):
+        assert [ref for _, ref in _places(ex)] == [ref for _, ref in _places(co)], ex.slug
 
 
 # --- Kubernetes ------------------------------------------------------------------------------
