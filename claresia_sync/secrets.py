@@ -3,7 +3,7 @@
 A resolved key lives only in an `AdminKey`, whose str/repr show at most its last 4 chars, so
 that a key cannot reach a log line, an exception text or the database by accident.
 
-Three key families exist (REAL_API.md section 2), each accepted only where it belongs
+Three key families exist (docs/real-api.md section 2), each accepted only where it belongs
 (`KeyFamily`): Console admin keys (`sk-ant-admin...`: the org-skills API, the Admin API),
 Claude Enterprise admin keys (`sk-ant-api01-`: the Plugins API) and workspace API keys
 (`sk-ant-api03-`: the Skills API of one workspace).

@@ -1,4 +1,4 @@
-"""What a Claude skill upload must meet (CONTRACT.md section 2, upload checks of section 3).
+"""What a Claude skill upload must meet (docs/interfaces.md section 2, upload checks of section 3).
 
 The transpiler's tests and the emulator's server-side validation both call `validate_upload`, so
 "what the API would accept" is decided in one place. Frontmatter is checked by the reference
@@ -67,7 +67,8 @@ def check_path(path: object, name: str) -> str | None:
 
 
 def validate_upload(payload: Mapping[str, Any]) -> list[str]:
-    """Problems with a skill upload (POST body of CONTRACT.md section 2/3); empty means valid."""
+    """Problems with a skill upload (POST body of docs/interfaces.md section 2/3); empty means
+    valid."""
     name = payload.get("name")
     problems = check_name(name)
     if problems:

@@ -1,4 +1,4 @@
-"""Client of the Anthropic organisation API (CONTRACT.md section 3)."""
+"""Client of the Anthropic organisation API (docs/interfaces.md section 3)."""
 
 from claresia_sync.api.client import (
     SKILL_EVENT_TYPES,

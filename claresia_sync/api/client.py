@@ -1,4 +1,5 @@
-"""`OrgClient`: the one async client of the Anthropic organisation API (CONTRACT.md section 3).
+"""`OrgClient`: the one async client of the Anthropic organisation API
+(docs/interfaces.md section 3).
 
 - The admin key is only `.reveal()`ed inside an `httpx2.Auth` flow that sets the header on the
   outgoing request; it is never a default header of the (possibly shared) `httpx2.AsyncClient`,

@@ -28,7 +28,7 @@ from claresia_sync.secrets import (
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 
-# The targets a tenant can publish to (CONTRACT.md section 6, docs/targets.md).
+# The targets a tenant can publish to (docs/interfaces.md section 6, docs/targets.md).
 ORG_SKILLS = "org-skills"
 CLAUDE_ENTERPRISE = "claude-enterprise"
 CLAUDE_API = "claude-api"

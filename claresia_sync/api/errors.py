@@ -1,4 +1,5 @@
-"""Errors of the Anthropic organisation API, one class per error type (CONTRACT.md section 3).
+"""Errors of the Anthropic organisation API, one class per error type
+(docs/interfaces.md section 3).
 
 Each carries the HTTP status, the error type, the server's message, the request id and a `hint`:
 the one line an operator should read (seeds/002). The admin key never appears in any of them.

@@ -1,4 +1,4 @@
-"""Typed answers of the Anthropic organisation API (CONTRACT.md section 3).
+"""Typed answers of the Anthropic organisation API (docs/interfaces.md section 3).
 
 Resource models ignore fields they do not know (the API may add some). Audit events are lenient
 on purpose: any event type, any missing or odd field; the raw dict is always kept, because the

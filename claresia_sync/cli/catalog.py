@@ -23,7 +23,7 @@ def report_problems(problems: list[Problem]) -> None:
 def validate(
     paths: Annotated[list[Path], typer.Argument(help="IR files or folders of *.json files.")],
 ) -> None:
-    """Check IR files against CONTRACT.md section 1 and list every problem of every file."""
+    """Check IR files against docs/interfaces.md section 1 and list every problem of every file."""
     result = load_catalog(paths)
     report_problems(result.problems)
     if result.problems:

@@ -16,7 +16,7 @@ Tables, in dependency order:
 - `publication`: what is (to be) live where: one row per tenant, skill and target.
 - `publish_job`: durable publish queue; `INSERT ... DEFAULT VALUES` enqueues "publish all".
 - `audit_checkpoint`: audit-log poll position per organisation.
-- `telemetry_event_id` + `telemetry_event`: one row per audit event (CONTRACT.md section 4).
+- `telemetry_event_id` + `telemetry_event`: one row per audit event (docs/interfaces.md section 4).
 - `telemetry_quarantine`: events that could not be attributed, kept with the reason.
 - `center_action`: what was done through the Command Center, by whom, when (append-only).
 """
@@ -60,7 +60,7 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-# A slug as CONTRACT.md section 2 allows it in a published name, without the reserved words.
+# A slug as docs/interfaces.md section 2 allows it in a published name, without the reserved words.
 SLUG_CHECK = "{col} ~ '^[a-z0-9]+(-[a-z0-9]+)*$' AND {col} !~ '(anthropic|claude)'"
 PUBLICATION_STATUSES = ("pending", "published", "failed", "unpublished")
 TARGET_KINDS = ("claude-enterprise", "claude-api")
@@ -373,7 +373,8 @@ class TelemetryEventId(Base):
 
 
 class TelemetryEvent(Base):
-    """One row per audit event (CONTRACT.md section 4), partitioned by month of `occurred_at`."""
+    """One row per audit event (docs/interfaces.md section 4), partitioned by month of
+    `occurred_at`."""
 
     __tablename__ = "telemetry_event"
     __table_args__ = (
@@ -437,8 +438,9 @@ class TelemetryQuarantine(Base):
 
 
 class SkillUsageDaily(Base):
-    """Claude Enterprise skills analytics (CONTRACT.md section 6): one row per UTC day x skill,
-    and per user or rbac group for the breakdowns asked for, upserted as Anthropic revises it.
+    """Claude Enterprise skills analytics (docs/interfaces.md section 6): one row per UTC day x
+    skill, and per user or rbac group for the breakdowns asked for, upserted as Anthropic revises
+    it.
 
     Money: the API gives `estimated_overage_spend` and `attributed_list_price` as decimal
     strings in cents; they are stored exactly (numeric, no rounding) in US dollars.
@@ -494,7 +496,7 @@ class SkillUsageDaily(Base):
 
 class OrgActivity(Base):
     """Skill and plugin lifecycle events of the Compliance activity feed, once per activity id,
-    append-only (CONTRACT.md section 6)."""
+    append-only (docs/interfaces.md section 6)."""
 
     __tablename__ = "org_activity"
     __table_args__ = (Index("ix_org_activity_org_time", "org_id", "created_at"),)

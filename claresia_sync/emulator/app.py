@@ -1,5 +1,5 @@
-"""The emulator's HTTP app (Starlette): CONTRACT.md section 3, the real endpoints of REAL_API.md
-(`real_api.RealApi`: Plugins API, rbac groups, Skills API), plus control routes.
+"""The emulator's HTTP app (Starlette): docs/interfaces.md section 3, the real endpoints of
+docs/real-api.md (`real_api.RealApi`: Plugins API, rbac groups, Skills API), plus control routes.
 
 API routes (`/v1/...`) check, in this order: `anthropic-version` (400), `x-api-key` (401),
 the scope (403 naming it), the organisation of the path (404 unknown, 403 another org's).

@@ -1,4 +1,4 @@
-"""Anthropic's real endpoints (REAL_API.md), as the official `anthropic` SDK calls them:
+"""Anthropic's real endpoints (docs/real-api.md), as the official `anthropic` SDK calls them:
 
 - Plugins API of Claude Enterprise organisations (`/v1/organizations/plugins...`, beta header
   `ce-plugins-2026-09-01`, an Enterprise admin key `sk-ant-api01-` with `write:plugins` /

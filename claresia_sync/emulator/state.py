@@ -55,7 +55,7 @@ from claresia_sync.transpile.transpiler import content_hash as file_hash
 
 Scope = Literal["skills:read", "skills:write", "audit:read", "workspaces:read"]
 ALL_SCOPES: tuple[Scope, ...] = ("skills:read", "skills:write", "audit:read", "workspaces:read")
-# Real key families (REAL_API.md section 2): a Claude Enterprise admin key and its scopes, and
+# Real key families (docs/real-api.md section 2): a Claude Enterprise admin key and its scopes, and
 # workspace API keys (Skills API).
 ENTERPRISE_KEY_PREFIX = "sk-ant-api01-"
 WORKSPACE_KEY_PREFIX = "sk-ant-api03-"
@@ -329,8 +329,8 @@ class OrgState:
 
 
 def content_hash(files: Sequence[Mapping[str, str]]) -> str:
-    """The server's own hash of what it stores (CONTRACT.md section 2's rule, the transpiler's
-    function): never the hash a client claims in its metadata."""
+    """The server's own hash of what it stores (docs/interfaces.md section 2's rule, the
+    transpiler's function): never the hash a client claims in its metadata."""
     return file_hash(tuple(SkillFile(f["path"], f["content"]) for f in files))
 
 

@@ -1,4 +1,5 @@
-"""Skill IR: the models of CONTRACT.md section 1 and the loader that reports every problem."""
+"""Skill IR: the models of docs/interfaces.md section 1 and the loader that reports every
+problem."""
 
 from claresia_sync.ir.loader import (
     CatalogLoad,

@@ -1,4 +1,4 @@
-"""Skill IR version "1" (CONTRACT.md section 1) as pydantic models.
+"""Skill IR version "1" (docs/interfaces.md section 1) as pydantic models.
 
 Strict mode: IR is untrusted input from authoring tools, so `"true"` is not a boolean and `"3"` is
 not an integer. Every rule of the contract lives here; `skills_ir/schema/skill-ir.v1.schema.json`

@@ -61,11 +61,12 @@ class DesiredSkill:
 
 @dataclass
 class OrgDesired:
-    """Desired state of one organisation (a root tenant and its sub-tenants)."""
+    """Desired state of one target of an organisation (a root tenant and its sub-tenants): one
+    per target connection (`key`), so a root tenant on several targets has several."""
 
     connection: TenantConnection
     kind: TargetKind = ORG_SKILLS
-    """The API the skills go through (one kind per organisation until issue 15)."""
+    """The API the skills go through (`targets.KINDS[connection.target]`)."""
     tenants: dict[str, int] = field(default_factory=dict)
     """Every tenant of this organisation (slug -> id), in scope or not: remote skills of these
     tenants are ours to manage."""

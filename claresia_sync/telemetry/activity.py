@@ -1,4 +1,4 @@
-"""The Compliance activity feed into `org_activity` (issue 16, CONTRACT.md section 6).
+"""The Compliance activity feed into `org_activity` (issue 16, docs/interfaces.md section 6).
 
 `GET /v1/compliance/activities` is newest first: `after_id` pages back in time, `before_id`
 forward. Each run of one organisation:

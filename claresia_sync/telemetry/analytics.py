@@ -1,4 +1,5 @@
-"""Claude Enterprise skills analytics into `skill_usage_daily` (issue 16, CONTRACT.md section 6).
+"""Claude Enterprise skills analytics into `skill_usage_daily` (issue 16, docs/interfaces.md
+section 6).
 
 `GET /v1/organizations/analytics/skills?date=D[&group_by[]=...]` answers one row per skill (per
 group value) for one UTC day, about a day late, and revised by a few percent over the following

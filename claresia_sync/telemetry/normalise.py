@@ -1,5 +1,5 @@
 """`fn_telemetry_event`: the one place that turns a raw audit event into a telemetry row, a
-quarantine verdict, or a counted skip (CONTRACT.md section 4).
+quarantine verdict, or a counted skip (docs/interfaces.md section 4).
 
 Verdicts, in the order they are decided:
 - `Skipped`: another event type, or a skill outside the `claresia-` namespace (counted);
@@ -306,7 +306,7 @@ def storable_raw(raw: Any) -> Any:
 
 
 def without_email(raw: Any) -> Any:
-    """`raw` without `actor.email` (CONTRACT.md section 4: emails are not stored unless
+    """`raw` without `actor.email` (docs/interfaces.md section 4: emails are not stored unless
     configured); `raw` itself when it has none. The event is not changed: a shallow copy."""
     actor = raw.get("actor") if isinstance(raw, dict) else None
     if not isinstance(actor, dict) or "email" not in actor:
@@ -315,7 +315,7 @@ def without_email(raw: Any) -> Any:
 
 
 def fn_telemetry_event(event: AuditEvent | Mapping[str, Any], ctx: AttributionContext) -> Verdict:
-    """Normalise one raw audit event (CONTRACT.md section 4) for the organisation of `ctx`.
+    """Normalise one raw audit event (docs/interfaces.md section 4) for the organisation of `ctx`.
 
     What is stored of the event (the row's `raw`, the quarantine's raw JSON) has no
     `actor.email` unless `ctx.settings.store_emails`."""

@@ -1,4 +1,5 @@
-"""Claude Code's OpenTelemetry logs as `telemetry_event` rows (issue 16, CONTRACT.md section 6).
+"""Claude Code's OpenTelemetry logs as `telemetry_event` rows (issue 16, docs/interfaces.md
+section 6).
 
 An export request (`ExportLogsServiceRequest`, decoded with the `opentelemetry-proto` classes
 from protobuf or from the OTLP JSON mapping) comes from one tenant (its bearer token). Of its

@@ -155,7 +155,7 @@ def tenant_for_workspace(session: Session, org_id: str, workspace_id: str) -> Wo
 
 @dataclass(frozen=True)
 class GrantedSkill:
-    """A skill a tenant should have live, and its ACL (CONTRACT.md section 3)."""
+    """A skill a tenant should have live, and its ACL (docs/interfaces.md section 3)."""
 
     skill_id: str
     workspace_ids: tuple[str, ...]

@@ -94,7 +94,8 @@ class WorkspaceSpec(_Spec):
 
 
 InstallationPreference = Literal["available", "auto_install", "required"]
-"""How a claude-enterprise plugin reaches an archetype's rbac group (REAL_API.md section 1 A)."""
+"""How a claude-enterprise plugin reaches an archetype's rbac group (docs/real-api.md
+section 1 A)."""
 KeyRef = Annotated[str, AfterValidator(_key_reference)]
 """`env:NAME` or `file:/path`: the key itself never goes into this file."""
 BaseUrl = Annotated[str, Field(pattern=r"^https?://\S+$")]

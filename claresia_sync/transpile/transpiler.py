@@ -1,4 +1,4 @@
-"""Skill IR + tenant slug -> Claude skill JSON (CONTRACT.md section 2).
+"""Skill IR + tenant slug -> Claude skill JSON (docs/interfaces.md section 2).
 
 Pure and deterministic: the same IR and tenant always give byte-identical files, so the content
 hash tells an unchanged skill from a changed one without asking the API.

@@ -1,4 +1,4 @@
-"""Telemetry: remove the users' emails already stored in raw events (CONTRACT.md section 4).
+"""Telemetry: remove the users' emails already stored in raw events (docs/interfaces.md section 4).
 
 Revision ID: 0003
 Revises: 0002

@@ -1,4 +1,4 @@
-"""catalog_skill.ir as json, so the IR keeps its key order (CONTRACT.md section 2).
+"""catalog_skill.ir as json, so the IR keeps its key order (docs/interfaces.md section 2).
 
 Revision ID: 0004
 Revises: 0003

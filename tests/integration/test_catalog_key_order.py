@@ -1,7 +1,7 @@
-"""The published skill is what `claresia-sync transpile` prints (issue 13 item 11; CONTRACT.md
-section 2: same IR and tenant, byte-identical output), with IR keys that jsonb would reorder:
-jsonb puts shorter keys first, so `{"zeta_last_name": .., "a": ..}` came back as `{"a": ..}`
-first and the publish path rendered another SKILL.md, with another content hash."""
+"""The published skill is what `claresia-sync transpile` prints (issue 13 item 11;
+docs/interfaces.md section 2: same IR and tenant, byte-identical output), with IR keys that jsonb
+would reorder: jsonb puts shorter keys first, so `{"zeta_last_name": .., "a": ..}` came back as
+`{"a": ..}` first and the publish path rendered another SKILL.md, with another content hash."""
 
 from __future__ import annotations
 

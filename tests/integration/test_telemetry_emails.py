@@ -1,5 +1,5 @@
-"""Emails are not stored unless configured (CONTRACT.md section 4; issue 13 item 2): not in the
-rows' raw event, not in the quarantine, not readable by the analyst role; migration 0003 removes
+"""Emails are not stored unless configured (docs/interfaces.md section 4; issue 13 item 2): not in
+the rows' raw event, not in the quarantine, not readable by the analyst role; migration 0003 removes
 those stored before, and the append-only guard stays in force afterwards."""
 
 from __future__ import annotations

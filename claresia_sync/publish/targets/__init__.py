@@ -1,7 +1,9 @@
 """Where skills are published: the target seam (`base`) and its implementations.
 
-`KINDS` names every target kind a tenant can use; today only `org-skills`. See `base` for the
-protocol and for how to add a kind.
+`KINDS` names every target kind a tenant can use: `org-skills` (the organisation API of
+docs/interfaces.md section 3), `claude-enterprise` (the Plugins API) and `claude-api` (the Skills
+API, one target per workspace); see docs/targets.md. See `base` for the protocol and for how to
+add a kind.
 """
 
 from claresia_sync.publish.targets.base import (

@@ -1,35 +1,22 @@
 """The publish target seam: what the planner and the applier need of a place skills go to.
 
 A *target kind* (`TargetKind`) is one API a skill can be published through; a *target*
-(`PublishTarget`) is one place of that kind, opened for one tenant connection: today an
-organisation of the `org-skills` API (`targets.org_skills`). The planner sees only `LiveSkill`
-values and `Access` values; the applier calls only the methods below. Nothing outside a target's
-module knows its API, its ids or its access model.
+(`PublishTarget`) is one place of that kind, opened for one tenant connection. Three kinds exist:
+`org-skills` (an organisation of the API of docs/interfaces.md section 3, `targets.org_skills`),
+`claude-enterprise` (the Plugins API of a Claude Enterprise organisation,
+`targets.claude_enterprise`) and `claude-api` (the Skills API of one workspace,
+`targets.claude_api`); docs/targets.md says what each publishes and who sees it. The planner sees
+only `LiveSkill` values and `Access` values; the applier calls only the methods below. Nothing
+outside a target's module knows its API, its ids or its access model.
 
-Adding a target (issue 15: `claude-enterprise`, `claude-api`), step by step:
-
-1. A module `targets/<kind>.py` with a frozen, comparable `Access` value in the target's own
-   terms, a `TargetKind` (how a `Grant` of the tenant configuration becomes that access, how
-   an access is stored in and read back from `publication.acl`, how a target is opened for a
-   connection) and a `PublishTarget`.
-   - `claude-enterprise`: one plugin per skill. `Access` = installation preference per rbac
-     group (`auto_install | available | required`, from each granting archetype) plus the
-     organisation's own `not_available`; `set_access` writes the settings one at a time per
-     plugin (503 `x-should-retry` is retryable) and deletes group settings no longer wanted.
-     The plugin has no metadata: `list_ours` proves ownership and reads the content hash from a
-     marker the target writes into the plugin manifest (`.claude-plugin/plugin.json`), or
-     downloads the version archive; `content_hash=None` in a `LiveSkill` means "not provable",
-     and the planner then trusts the `publication` row. 409 `plugin_name_taken` -> `NameTaken`
-     (`holder_id` = `details.plugin_id`; `adopt` only if the marker proves it ours), 503
-     `registration_pending` -> not retryable for `create` (upload a version instead).
-   - `claude-api`: one skill per mapped workspace with that workspace's API key: open one
-     target per (connection, workspace); `Access` is empty (the workspace holding the skill is
-     the access), so `set_access` is a no-op; the name lives on the versions (SKILL.md), and
-     ownership and the content hash are proven from the downloaded version archives.
-2. Register the kind in `targets.KINDS` and let the tenants file name it per tenant.
-3. Open one target per (tenant connection, kind[, workspace]) in `reconcile`; the planner and
-   the applier need no change. (The `publication` table is keyed by tenant and skill today: a
-   tenant with several targets needs the target in that key, a migration of issue 15.)
+Each kind's module holds a frozen, comparable `Access` value in the target's own terms and a
+`TargetKind`: how a `Grant` of the tenant configuration becomes that access, how an access is
+stored in and read back from `publication.acl`, and how a target is opened for a connection.
+`publish.desired` opens one target per (root tenant, connection) that
+`tenancy.lookup.target_connections` returns (claude-api: one per mapped workspace), through
+`targets.KINDS`; `publication` rows carry the target (`TenantConnection.target_key`). The
+planner and the applier never change for a new kind; the tenants file, its key family and the
+connection check still name each kind (docs/architecture.md, "Adding a target").
 
 Errors: every method raises `TargetError` (or a subclass) for what the API refused or could
 not answer, with `retryable` saying whether the same call may succeed later (429/5xx, timeouts)

@@ -1,5 +1,5 @@
-"""The `claude-api` target: the Skills API of one Claude API workspace (REAL_API.md section 1 B),
-on the official SDK, with that workspace's API key.
+"""The `claude-api` target: the Skills API of one Claude API workspace (docs/real-api.md
+section 1 B), on the official SDK, with that workspace's API key.
 
 - One target per mapped workspace (`TenantConnection.workspace_id`); every request names the
   workspace (`anthropic-workspace-id`), so a key of another workspace is refused by the API.

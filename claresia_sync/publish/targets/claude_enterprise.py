@@ -1,5 +1,5 @@
 """The `claude-enterprise` target: the Claude apps of a Claude Enterprise organisation, through
-the Plugins API (REAL_API.md section 1 A), on the official SDK.
+the Plugins API (docs/real-api.md section 1 A), on the official SDK.
 
 - One plugin per published skill, named as the skill (`claresia-{tenant}-{skill}`): the
   manifest `.claude-plugin/plugin.json` plus the transpiled bundle under `skills/<name>/`

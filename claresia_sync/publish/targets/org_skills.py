@@ -1,4 +1,5 @@
-"""The `org-skills` target: an organisation of the API of CONTRACT.md section 3 (`OrgClient`).
+"""The `org-skills` target: an organisation of the API of docs/interfaces.md section 3
+(`OrgClient`).
 
 Access is the skill's ACL (workspaces AND rbac groups). The server keeps our metadata
 (`claresia.tenant`, `claresia.skill_id`) and its own content hash of the files it holds, so
@@ -64,7 +65,7 @@ def zero_retention_refusal(org_id: str, name: str) -> str:
 
 
 def live_skill(remote: Skill) -> LiveSkill:
-    """What the server says of one skill; its content hash is the server's own (CONTRACT.md
+    """What the server says of one skill; its content hash is the server's own (docs/interfaces.md
     section 2's rule over the files it holds): our metadata hash is not evidence, since content
     edited behind our back can keep our metadata."""
     return LiveSkill(
