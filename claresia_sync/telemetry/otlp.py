@@ -6,9 +6,10 @@ from protobuf or from the OTLP JSON mapping) comes from one tenant (its bearer t
 log records:
 
 - `claude_code.skill_activated` of a `claresia-` skill (`skill.name`, present when Claude Code
-  runs with `OTEL_LOG_TOOL_DETAILS=1`) becomes one row: tenant and catalog skill from the
-  published name (it must be a skill of the token's tenant or its sub-tenants: otherwise the
-  record is rejected and quarantined), the user, the prompt (`prompt.id` -> `invocation_id`);
+  runs with `OTEL_LOG_TOOL_DETAILS=1`; `<plugin>:<skill>` for a plugin's skill, bare otherwise:
+  `published_skill`) becomes one row: tenant and catalog skill from the published name (it must
+  be a skill of the token's tenant or its sub-tenants: otherwise the record is rejected and
+  quarantined), the user, the prompt (`prompt.id` -> `invocation_id`);
 - `claude_code.api_request` records of the same prompt in the same request give that row its
   model (the last request's), tokens, cost and duration (summed over the prompt's requests);
 - anything else (other events, skills outside `claresia-`, an activation without a skill name)
@@ -302,6 +303,27 @@ def _add_usage(usage: dict[str, _Usage], attrs: Mapping[str, Any]) -> None:
     u.duration_ms += duration or 0
 
 
+def published_skill(attrs: Mapping[str, Any]) -> str | None:
+    """The published name an activation names, or None when it is not in our namespace.
+
+    Claude Code names a plugin's skill `<plugin>:<skill>` (and adds `plugin.name`); a skill
+    outside a plugin (the `org-skills` target) is named bare. Each of our plugins carries the one
+    skill of its own name, so ours read `claresia-t-s:claresia-t-s`. A record is in our namespace
+    when the plugin or the skill part is a `claresia-` name; the skill part is what is
+    attributed, and one that cannot be ours (in another plugin, or another skill in one of
+    ours) reaches `_row`, which quarantines it."""
+    name = attrs.get("skill.name")
+    if not isinstance(name, str):
+        return None
+    plugin, colon, skill = name.rpartition(":")
+    if not colon:
+        plugin = attrs.get("plugin.name") or ""
+        plugin = plugin if isinstance(plugin, str) else ""
+    if naming.is_claresia_name(skill) or naming.is_claresia_name(plugin):
+        return name if not colon and not plugin else f"{plugin}:{skill}"
+    return None
+
+
 def normalise_request(
     request: ExportLogsServiceRequest, scope: TenantScope, settings: TelemetrySettings
 ) -> Normalised:
@@ -328,8 +350,8 @@ def normalise_request(
                 else:
                     out.ignored += 1
     for record, attrs in activations:
-        skill = attrs.get("skill.name")
-        if not isinstance(skill, str) or not naming.is_claresia_name(skill):
+        skill = published_skill(attrs)
+        if skill is None:
             out.ignored += 1  # not ours, or no name (OTEL_LOG_TOOL_DETAILS unset)
             continue
         nanos = record.time_unix_nano or record.observed_time_unix_nano
@@ -377,6 +399,12 @@ def _row(
     settings: TelemetrySettings,
     ulid: str,
 ) -> dict[str, Any] | str:
+    plugin, _, skill_name = skill_name.rpartition(":")
+    if plugin and plugin != skill_name:
+        return (
+            f"skill {skill_name!r} came in plugin {plugin!r}: each claresia plugin carries only "
+            "the skill of its own name"
+        )
     ref = scope.skills.skill_for(skill_name)
     if ref is None or ref.owner_tenant is None:
         return f"skill {skill_name!r} is in the claresia- namespace but no tenant publishes it"
