@@ -1,8 +1,9 @@
 """What a Claude skill upload must meet (docs/interfaces.md section 2, upload checks of section 3).
 
-The transpiler's tests and the emulator's server-side validation both call `validate_upload`, so
-"what the API would accept" is decided in one place. Frontmatter is checked by the reference
-validator (`skills_ref`), which parses it with strictyaml just as `agentskills validate` does.
+The product's one statement of "what the API would accept"; the emulator judges uploads by its
+own reading of the documents (`emulator/skill_rules.py`), so that the two can disagree.
+Frontmatter is checked by the reference validator (`skills_ref`), which parses it with strictyaml
+just as `agentskills validate` does.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ Sent as OTLP/HTTP (`http/protobuf` or `http/json`, gzip optional) with a bearer 
 
 from __future__ import annotations
 
+import gzip
 import random
 import time
 import uuid
@@ -24,8 +25,6 @@ from google.protobuf import json_format
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
-
-from claresia_sync.telemetry.otlp import gzip_body
 
 MODELS = (("claude-sonnet-4-5", 3.0, 15.0), ("claude-haiku-4-5", 1.0, 5.0))
 VERSION = "2.1.0"
@@ -130,7 +129,7 @@ def encode(
         body = request.SerializeToString()
         headers = {"content-type": "application/x-protobuf"}
     if compress:
-        body = gzip_body(body)
+        body = gzip.compress(body)
         headers["content-encoding"] = "gzip"
     return body, headers
 

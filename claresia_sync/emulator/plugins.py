@@ -21,8 +21,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from skills_ref.parser import parse_frontmatter
-
 from claresia_sync.emulator.common import (
     EmulatorError,
     bad_request,
@@ -31,8 +29,8 @@ from claresia_sync.emulator.common import (
     iso_now,
     not_found,
 )
+from claresia_sync.emulator.skill_rules import name_problems, read_frontmatter, skill_md_problems
 from claresia_sync.emulator.uploads import Upload, check_paths, text, zip_bytes
-from claresia_sync.skill_format import check_name, check_skill_md
 
 BETA = "ce-plugins-2026-09-01"
 MANIFEST = ".claude-plugin/plugin.json"
@@ -211,16 +209,17 @@ def _skills(
     skills = []
     for name in names:
         skill_md = f"skills/{name}/SKILL.md"
-        found = [f"skills/{name}: {p}" for p in check_name(name)]
+        found = [f"skills/{name}: {p}" for p in name_problems(name)]
         if skill_md not in by_path:
             found.append(f"skills/{name}: SKILL.md is missing")
         else:
             content = text(skill_md, by_path[skill_md])
             found += [
-                f"{skill_md}: {p.removeprefix('SKILL.md: ')}" for p in check_skill_md(content, name)
+                f"{skill_md}: {p.removeprefix('SKILL.md: ')}"
+                for p in skill_md_problems(content, name)
             ]
             if not found:
-                meta, _ = parse_frontmatter(content)
+                meta, _ = read_frontmatter(content)
                 tools = str(meta.get("allowed-tools") or "").replace(",", " ").split()
                 if set(tools) - _QUIET_TOOLS:
                     reach = "privileged"

@@ -10,11 +10,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from skills_ref.parser import parse_frontmatter
-
 from claresia_sync.emulator.common import bad_request, cursor_page, iso_now, not_found
+from claresia_sync.emulator.skill_rules import (
+    one_folder_problems,
+    skill_md_fields,
+    skill_md_problems,
+)
 from claresia_sync.emulator.uploads import Upload, check_paths, text, zip_bytes
-from claresia_sync.skill_format import check_skill_md
 
 _MAX_DISPLAY_NAME = 255
 
@@ -71,26 +73,16 @@ class WorkspaceSkill:
 def parse_skill(upload: Upload) -> tuple[str, str]:
     """(name, description) of a skill upload: one top folder holding SKILL.md; 400 otherwise."""
     problems = check_paths(upload.files)
-    tops = {p.split("/")[0] for p, _ in upload.files if "/" in p}
-    loose = [p for p, _ in upload.files if "/" not in p]
-    if loose or len(tops) != 1:
-        problems.append(
-            "files: every file must be inside one top-level folder that holds SKILL.md "
-            f"(found folders {sorted(tops)} and loose files {loose})"
-        )
-    if problems:
+    top, found = one_folder_problems(p for p, _ in upload.files)
+    problems += found
+    if problems or top is None:
         raise bad_request("invalid skill upload: " + "; ".join(problems))
-    (top,) = tops
-    by_path = dict(upload.files)
     skill_md = f"{top}/SKILL.md"
-    if skill_md not in by_path:
-        raise bad_request(f"invalid skill upload: {skill_md} is missing")
-    content = text(skill_md, by_path[skill_md])
-    found = check_skill_md(content, top)
+    content = text(skill_md, dict(upload.files)[skill_md])
+    found = skill_md_problems(content, top)
     if found:
         raise bad_request("invalid skill upload: " + "; ".join(found))
-    meta, _ = parse_frontmatter(content)
-    return str(meta["name"]), str(meta["description"])
+    return skill_md_fields(content)
 
 
 class WorkspaceSkills:

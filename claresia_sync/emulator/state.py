@@ -45,18 +45,20 @@ from claresia_sync.emulator.common import (
 )
 from claresia_sync.emulator.managed_settings import ManagedSettings
 from claresia_sync.emulator.plugins import PluginCatalog, Preference
+from claresia_sync.emulator.skill_rules import content_hash as files_hash
+from claresia_sync.emulator.skill_rules import (
+    name_problems,
+    org_skill_problems,
+    text_files,
+)
 from claresia_sync.emulator.skills_api import WorkspaceSkills
-from claresia_sync.naming import NAME_RE
 from claresia_sync.resources import shipped
-from claresia_sync.secrets import KEY_PREFIX
-from claresia_sync.skill_format import MAX_UPLOAD_BYTES, validate_upload
-from claresia_sync.transpile.transpiler import SkillFile
-from claresia_sync.transpile.transpiler import content_hash as file_hash
 
 Scope = Literal["skills:read", "skills:write", "audit:read", "workspaces:read"]
 ALL_SCOPES: tuple[Scope, ...] = ("skills:read", "skills:write", "audit:read", "workspaces:read")
 # Real key families (docs/real-api.md section 2): a Claude Enterprise admin key and its scopes, and
 # workspace API keys (Skills API).
+KEY_PREFIX = "sk-ant-admin"  # Console admin keys (docs/interfaces.md section 3)
 ENTERPRISE_KEY_PREFIX = "sk-ant-api01-"
 WORKSPACE_KEY_PREFIX = "sk-ant-api03-"
 ENTERPRISE_SCOPES = (
@@ -328,10 +330,14 @@ class OrgState:
     workspace_skills: dict[str, WorkspaceSkills] = field(default_factory=dict)  # Skills API
 
 
+# An org-skills upload holds at most this much, all files together (docs/interfaces.md section 3).
+MAX_UPLOAD_BYTES = 8 * 1024 * 1024
+
+
 def content_hash(files: Sequence[Mapping[str, str]]) -> str:
-    """The server's own hash of what it stores (docs/interfaces.md section 2's rule, the
-    transpiler's function): never the hash a client claims in its metadata."""
-    return file_hash(tuple(SkillFile(f["path"], f["content"]) for f in files))
+    """The server's own hash of what it stores (docs/interfaces.md section 2's rule, in the
+    emulator's own code): never the hash a client claims in its metadata."""
+    return files_hash(text_files(files))
 
 
 # Models and prices (USD per million tokens) used to make simulated invocations look real.
@@ -533,7 +539,7 @@ class EmulatorState:
                     "request_too_large",
                     f"the skill files hold {size} bytes in all, at most {MAX_UPLOAD_BYTES}",
                 )
-        problems = validate_upload(payload)
+        problems = org_skill_problems(payload)
         if problems:
             raise bad_request("invalid skill upload: " + "; ".join(problems))
 
@@ -951,7 +957,7 @@ class EmulatorState:
         """Prime skills without the upload checks (paging tests); returns their ids."""
         ids = []
         for name in names:
-            if not NAME_RE.fullmatch(name):
+            if name_problems(name):
                 raise ValueError(f"bad skill name {name!r}")
             record = self._prime_skill(org_id, name)
             ids.append(record.id)
