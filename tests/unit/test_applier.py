@@ -144,3 +144,65 @@ def test_a_target_error_fails_the_item_with_its_hint() -> None:
     assert result.error == f"{desired().name}: 403 permission_error on PUT ... — re-mint the key"
     state = result.state()
     assert state is not None and state.status == "failed"
+
+
+class VanishingTarget(MemoryTarget):
+    """Deleted behind our back after each new version (an operator's clean-up racing a run),
+    or, with `always`, whenever its access is set."""
+
+    def __init__(self, *, always: bool = False) -> None:
+        super().__init__()
+        self.always = always
+        self.vanish_after_version = True
+
+    async def new_version(self, remote_id: str, skill: ClaudeSkill) -> LiveSkill:
+        live = await super().new_version(remote_id, skill)
+        if self.vanish_after_version:
+            self.vanish_after_version = False
+            del self.skills[remote_id]
+        return live
+
+    async def set_access(self, remote_id: str, access: Access) -> LiveSkill:
+        if self.always:
+            self.skills.pop(remote_id, None)
+        return await super().set_access(remote_id, access)
+
+
+def test_an_access_change_on_a_skill_gone_behind_our_back_creates_it_again() -> None:
+    """`SkillGone` from `set_access` is not a success: the skill is made again with its access,
+    and the row records the new one (not the ghost's id, which no one could use)."""
+    target = MemoryTarget()
+    ghost = LiveSkill("id_ghost", "1", "sha256:new", OTHER_ACL, desired().name)
+    result = run(target, item(Op.ACL, ghost, Changes(set_access=True)))
+    assert result.outcome == "created", result
+    assert target.calls == ["set_access", "create", "set_access"]
+    assert result.live is not None and result.live.remote_id != "id_ghost"
+    assert target.skills[result.live.remote_id].access == ACL
+    state = result.state()
+    assert state is not None and state.status == "published"
+    assert state.remote_skill_id == result.live.remote_id and state.access == ACL
+
+
+def test_a_skill_gone_between_its_new_version_and_its_access_is_created_again() -> None:
+    target = VanishingTarget()
+    old = LiveSkill("id_old", "1", "sha256:old", OTHER_ACL, desired().name)
+    target.skills[old.remote_id] = old
+    result = run(target, item(Op.UPDATE, old, Changes(new_version=True, set_access=True)))
+    assert result.outcome == "created", result
+    assert target.calls == ["new_version", "set_access", "create", "set_access"]
+    assert result.live is not None and list(target.skills) == [result.live.remote_id]
+    assert target.skills[result.live.remote_id].access == ACL
+
+
+def test_a_skill_that_keeps_vanishing_fails_the_item() -> None:
+    target = VanishingTarget(always=True)
+    target.vanish_after_version = False
+    ghost = LiveSkill("id_ghost", "1", "sha256:new", OTHER_ACL, desired().name)
+    result = run(target, item(Op.ACL, ghost, Changes(set_access=True)))
+    assert result.outcome == "failed"
+    assert (
+        result.error == f"{desired().name}: {desired().name} vanished twice while being published"
+    )
+    assert target.calls == ["set_access", "create", "set_access", "create"]
+    state = result.state()
+    assert state is not None and state.status == "failed"
