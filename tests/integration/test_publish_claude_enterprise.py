@@ -168,6 +168,26 @@ def test_registration_pending_is_completed_with_a_version(
     assert len(plugins(emulator)) == 5
 
 
+def test_a_version_that_fails_the_content_scan_fails_its_skill(
+    engine: Engine, emulator: EmulatorServer, world: dict[str, Any]
+) -> None:
+    """claude.ai's content scan fails the first upload (stored, never served): that skill is
+    failed, its error says why and what to do, and the others are published."""
+    emulator.set_faults(script=["scan_failed"])
+    outcome = publish(engine, "ferretti")
+    assert outcome.status == "partial", outcome.errors
+    assert outcome.stats["created"] == 4 and outcome.stats["failed"] == 1
+    (error,) = [e["error"] for e in outcome.errors]
+    assert "failed the content scan of claude.ai" in error, error
+    assert "change the skill's content and publish again" in error
+    failed = error.split(":")[0]
+    assert failed in names("ferretti", ENG | DESIGN)
+    assert seen(emulator, "bruno") == names("ferretti", ENG | DESIGN) - {failed}
+    with Session(engine) as s:
+        pub = s.scalars(select(Publication).where(Publication.published_name == failed)).one()
+    assert pub.status == "failed" and pub.last_error == error
+
+
 def test_tenant_removed_deletes_its_plugins(
     engine: Engine, emulator: EmulatorServer, world: dict[str, Any]
 ) -> None:
