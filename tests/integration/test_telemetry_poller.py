@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 
@@ -24,6 +25,7 @@ from claresia_sync.db.models import (
 from claresia_sync.emulator import EmulatorServer
 from claresia_sync.telemetry.poller import PollResult, poll_once
 from claresia_sync.telemetry.settings import TelemetrySettings
+from tests.fixtures.daemon import wait_until
 from tests.fixtures.emulator import ACME_ORG, DAINESE_KEY, DAINESE_ORG
 
 HASH = "sha256:" + "0" * 64
@@ -110,9 +112,14 @@ def publish_in_emulator(
     return ids
 
 
+# Every poll of these tests is bounded: a poller that never reaches the end of the log (its
+# checkpoint not written, so it re-reads pages forever) fails the test instead of hanging it.
+POLL_BOUND_S = 60
+
+
 def poll(engine: Engine, **kw: Any) -> list[PollResult]:
     kw.setdefault("client_options", {"max_attempts": 2, "timeout": 10.0})
-    return asyncio.run(poll_once(engine, **kw))
+    return asyncio.run(asyncio.wait_for(poll_once(engine, **kw), POLL_BOUND_S))
 
 
 def scalar(engine: Engine, sql: str, **params: Any) -> Any:
@@ -150,6 +157,68 @@ def test_duplicate_delivery_gives_exactly_n_rows_and_second_poll_adds_none(
     assert scalar(engine, checkpoint, o=DAINESE_ORG) == last
     status = "SELECT last_poll_status FROM audit_checkpoint WHERE org_id = :o"
     assert scalar(engine, status, o=DAINESE_ORG) == "ok"
+
+
+CHECKPOINT = "SELECT after_id FROM audit_checkpoint WHERE org_id = :o"
+AUDIT_ROUTE = "/v1/organizations/{org_id}/audit_logs"
+
+
+def test_each_page_moves_the_checkpoint_once(engine: Engine, world: EmulatorServer) -> None:
+    """The checkpoint is where the next poll starts: after one page it is that page's last
+    event, and a poll of several pages reads each page once."""
+    only = world.state.generate_invocations(DAINESE_ORG, 1, skill=ENG_SKILL, seed=11)[-1]
+    (result,) = poll(engine, org_id=DAINESE_ORG)
+    assert (result.pages, result.inserted, result.checkpoint) == (1, 1, only)
+    assert scalar(engine, CHECKPOINT, o=DAINESE_ORG) == only
+
+    _, last = world.state.generate_invocations(DAINESE_ORG, 120, skill=ENG_SKILL, seed=12)
+    world.stats.reset()
+    (result,) = poll(engine, org_id=DAINESE_ORG, page_size=50)
+    assert (result.pages, result.inserted, result.duplicates) == (3, 120, 0)
+    assert scalar(engine, CHECKPOINT, o=DAINESE_ORG) == last == result.checkpoint
+    assert world.stats.count("GET", AUDIT_ROUTE) == 3  # no page read twice
+
+    (idle,) = poll(engine, org_id=DAINESE_ORG)
+    assert (idle.pages, idle.received, idle.checkpoint) == (0, 0, last)
+
+
+def waiting_on_a_lock(engine: Engine) -> int:
+    return int(
+        scalar(
+            engine,
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+    )
+
+
+def test_a_page_overtaken_by_another_poller_is_dropped(
+    engine: Engine, world: EmulatorServer
+) -> None:
+    """Two pollers of one organisation: while this one writes a page fetched from the stored
+    checkpoint, another (here, the test) moves the checkpoint past it. The page is dropped, the
+    poll resumes from the stored checkpoint, and the checkpoint never moves back."""
+    world.state.generate_invocations(DAINESE_ORG, 100, skill=ENG_SKILL, seed=13)
+    _, last = world.state.generate_invocations(DAINESE_ORG, 1, skill=ENG_SKILL, seed=14)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO audit_checkpoint (org_id) VALUES (:o)"), {"o": DAINESE_ORG})
+    with engine.connect() as other, ThreadPoolExecutor(1) as pool:
+        holding = other.begin()  # the other poller's page transaction
+        other.execute(text(CHECKPOINT + " FOR UPDATE"), {"o": DAINESE_ORG})
+        polling = pool.submit(poll, engine, org_id=DAINESE_ORG, page_size=50)
+        try:
+            wait_until(lambda: waiting_on_a_lock(engine) > 0, 30, "the poller's page write")
+            other.execute(
+                text("UPDATE audit_checkpoint SET after_id = :a WHERE org_id = :o"),
+                {"a": last, "o": DAINESE_ORG},
+            )
+        finally:
+            holding.commit()
+        (result,) = polling.result(timeout=POLL_BOUND_S)
+    assert result.error is None and result.pages >= 1 and result.received >= 50
+    assert result.inserted == 0, "a page another poller had passed was written"
+    assert scalar(engine, "SELECT count(*) FROM telemetry_event") == 0
+    assert scalar(engine, CHECKPOINT, o=DAINESE_ORG) == last == result.checkpoint
 
 
 def test_attribution_subtenant_parent_footer_and_record(
