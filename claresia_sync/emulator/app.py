@@ -529,6 +529,7 @@ class _FaultsAndStats:
             await self.app(scope, receive, send_with_id)
             return
         route = self.template(scope)
+        answer: Send = send_with_id
         try:
             if self.faults.applies(method, route):
                 delay = self.faults.latency()
@@ -537,14 +538,20 @@ class _FaultsAndStats:
                 fault = self.faults.pick(request_key(Headers(scope=scope)), f"{method} {route}")
                 if fault is not None and fault.code is not None:
                     scope[FAULT_CODE] = fault.code  # the handler produces it
+                    headers = self.faults.config.code_headers.get(fault.code)
+                    if headers:
+                        answer = _error_headers(send_with_id, headers)
                     fault = None
                 if fault is not None and fault.mode is not None:
                     await self.corrupt(fault.mode, scope, route, receive, send_with_id)
                     return
+                if fault is not None and fault.kind == "lost":
+                    await self.app(scope, receive, _discard)  # its effects happen
+                    fault = Fault("status", 504)
                 if fault is not None:
                     await self.inject(fault, request_id, receive, send_with_id)
                     return
-            await self.app(scope, receive, send_with_id)
+            await self.app(scope, receive, answer)
         except ClientDisconnect:
             status = 0  # hung up before its body arrived (a killed daemon): nothing was answered
         finally:
@@ -612,6 +619,8 @@ class _FaultsAndStats:
         headers = [(b"content-type", b"application/json")]
         if fault.retry_after is not None:
             headers.append((b"retry-after", str(fault.retry_after).encode()))
+        if fault.retry_after_ms is not None:
+            headers.append((b"retry-after-ms", str(fault.retry_after_ms).encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send(
             {
@@ -619,6 +628,24 @@ class _FaultsAndStats:
                 "body": error_body(status, error_type, message, request_id),
             }
         )
+
+
+async def _discard(message: Message) -> None:
+    """Where a `lost` answer goes."""
+
+
+def _error_headers(send: Send, extra: dict[str, str]) -> Send:
+    """`send`, with an error answer's headers named in `extra` replaced by its values."""
+    names = {k.lower().encode() for k in extra}
+    added = [(k.lower().encode(), v.encode()) for k, v in extra.items()]
+
+    async def with_headers(message: Message) -> None:
+        if message["type"] == "http.response.start" and message["status"] >= 400:
+            kept = [(k, v) for k, v in message.get("headers", []) if k.lower() not in names]
+            message = {**message, "headers": kept + added}
+        await send(message)
+
+    return with_headers
 
 
 def _reset(transport: asyncio.Transport) -> None:

@@ -26,9 +26,20 @@ Error codes of the real API (`ErrorCode`: script steps by name, `code_rates` by 
 are decided by the handler of a route they apply to (`CODE_ROUTES`), since each changes state
 as the real API would: `plugin_name_taken` (an administrator's plugin of that name appears
 first), `skill_name_taken`, `registration_pending` (the plugin or version is stored, 503),
-`scan_pending` / `scan_failed` (the version is stored with that content scan, not served) and
-`settings_busy` (an installation-setting write answered 503 with `x-should-retry: true`). A code
-step at the head of the script waits for the first request it applies to; others pass by.
+`scan_pending` / `scan_failed` / `scan_errored` / `scan_unknown` (the version is stored with that
+content scan: `processing`, assessment `fail`, status `errored`, assessment `unknown`; not served)
+and `settings_busy` (an installation-setting write answered 503 with `x-should-retry: true`). A
+code step at the head of the script waits for the first request it applies to; others pass by.
+`code_headers` gives the headers an error code's answer carries instead of its own (e.g. a
+`registration_pending` that says `x-should-retry: true` and `retry-after`: the SDK's docstring
+says never to retry that create, whatever it says).
+
+A `lost` script step lets the real handler run (a write happens) and answers 504 instead, as a
+gateway does whose upstream answer never came back: the client's retry then meets the state the
+first attempt made (a removal repeated is answered 404).
+
+`retry_after_ms`, when set, adds `retry-after-ms` (the SDK reads it before `retry-after`) to the
+answers that carry `retry-after` (429s).
 `settings_write_ms` makes each installation-setting write hold its plugin that long, so that
 writes sent together for one plugin really collide.
 """
@@ -56,6 +67,8 @@ ErrorCode = Literal[
     "registration_pending",
     "scan_pending",
     "scan_failed",
+    "scan_errored",
+    "scan_unknown",
     "settings_busy",
 ]
 _UPLOADS = frozenset(
@@ -68,6 +81,8 @@ CODE_ROUTES: dict[str, frozenset[str]] = {
     "registration_pending": _UPLOADS,
     "scan_pending": _UPLOADS,
     "scan_failed": _UPLOADS,
+    "scan_errored": _UPLOADS,
+    "scan_unknown": _UPLOADS,
     "settings_busy": frozenset({f"POST {_SETTING}", f"DELETE {_SETTING}"}),
 }
 # Scope key: the error code a handler must produce for this request.
@@ -79,6 +94,7 @@ ScriptStep = (
         "pass",  # answer this one normally
         "reset",
         "timeout",
+        "lost",  # the handler runs, the answer is a 504
         "corrupt:truncated",
         "corrupt:not_json",
         "corrupt:wrong_types",
@@ -113,6 +129,7 @@ class FaultConfig(BaseModel):
     latency_jitter_ms: float = Field(default=0, ge=0)
     rate_429: float = Field(default=0, ge=0, le=1)
     retry_after_s: int = Field(default=1, ge=0)
+    retry_after_ms: int | None = Field(default=None, ge=0)
     rate_500: float = Field(default=0, ge=0, le=1)
     rate_503: float = Field(default=0, ge=0, le=1)
     rate_529: float = Field(default=0, ge=0, le=1)
@@ -128,6 +145,7 @@ class FaultConfig(BaseModel):
     duplicate_count: int = Field(default=3, ge=1)
     rate_limit_rps: float | None = Field(default=None, gt=0)
     code_rates: dict[ErrorCode, float] = Field(default_factory=dict)
+    code_headers: dict[ErrorCode, dict[str, str]] = Field(default_factory=dict)
     settings_write_ms: float = Field(default=0, ge=0)
     script: list[ScriptStep] = Field(default_factory=list)
     routes: list[str] | None = None  # route templates ("GET /v1/organizations/me" or a path)
@@ -136,12 +154,13 @@ class FaultConfig(BaseModel):
 
 @dataclass(frozen=True)
 class Fault:
-    """What to do to one request: answer `status` (with retry-after), reset, time out, or
-    corrupt the real answer (`mode`)."""
+    """What to do to one request: answer `status` (with retry-after), reset, time out, lose
+    the real answer (a 504 after the handler ran) or corrupt it (`mode`)."""
 
-    kind: Literal["status", "reset", "timeout", "corrupt", "code"]
+    kind: Literal["status", "reset", "timeout", "lost", "corrupt", "code"]
     status: int = 0
     retry_after: int | None = None
+    retry_after_ms: int | None = None
     mode: CorruptMode | None = None
     code: ErrorCode | None = None
 
@@ -191,14 +210,14 @@ class Faults:
                 step = self._script.popleft()
                 if step == "pass":
                     return None
-                if step == "reset" or step == "timeout":
+                if step == "reset" or step == "timeout" or step == "lost":
                     return Fault(step)
                 if isinstance(step, str):
                     return self._corrupt(step.removeprefix("corrupt:"))
-                return Fault("status", int(step), cfg.retry_after_s if step == 429 else None)
+                return self._status(int(step), cfg.retry_after_s)
             limited = self._rate_limited(api_key)
             if limited is not None:
-                return Fault("status", 429, limited)
+                return self._status(429, limited)
             roll = self._rng.random()
             for kind, rate, status in (
                 ("reset", cfg.rate_reset, 0),
@@ -213,14 +232,19 @@ class Faults:
                     if kind == "corrupt":
                         return self._corrupt(self._rng.choice(cfg.corrupt_modes))
                     if kind == "status":
-                        retry = cfg.retry_after_s if status == 429 else None
-                        return Fault("status", status, retry)
+                        return self._status(status, cfg.retry_after_s)
                     return Fault("reset" if kind == "reset" else "timeout")
                 roll -= rate
             for code, rate in cfg.code_rates.items():
                 if call in CODE_ROUTES[code] and self._rng.random() < rate:
                     return Fault("code", code=code)
         return None
+
+    def _status(self, status: int, retry_after: int) -> Fault:
+        """An error answer; a 429 says when to retry (`retry-after`, and `retry-after-ms`)."""
+        if status != 429:
+            return Fault("status", status)
+        return Fault("status", 429, retry_after, self.config.retry_after_ms)
 
     def _corrupt(self, mode: str) -> Fault:
         if mode not in CORRUPT_MODES:

@@ -9,7 +9,8 @@ and the organisation skills made by hand in claude.ai (their names block plugin 
 Faults (`emulator.faults`) reach the catalog as an error code for one upload:
 `plugin_name_taken` (an administrator's plugin takes the name first), `skill_name_taken`,
 `registration_pending` (stored, not yet usable, until a version completes it), `scan_pending` /
-`scan_failed` (the version's content scan runs or fails: stored, not served).
+`scan_failed` / `scan_errored` / `scan_unknown` (the version's content scan runs, fails, ends
+without a verdict or with assessment `unknown`: stored, not served).
 """
 
 from __future__ import annotations
@@ -496,6 +497,10 @@ class PluginCatalog:
             scan = {"status": "processing", "assessment": None, "reason": None}
         elif fault == "scan_failed":
             scan = {"status": "completed", "assessment": "fail", "reason": "credential-exposure"}
+        elif fault == "scan_errored":  # no verdict: the SDK's `reason` says why
+            scan = {"status": "errored", "assessment": None, "reason": "scan-did-not-finish"}
+        elif fault == "scan_unknown":
+            scan = {"status": "completed", "assessment": "unknown", "reason": None}
         return PluginVersion(
             id=self.new_id("pluginver_"),
             plugin_id=plugin_id,

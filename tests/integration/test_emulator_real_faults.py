@@ -32,6 +32,74 @@ def test_code_rates_apply_only_where_they_can(emulator: EmulatorServer) -> None:
     assert len(plugins.list().data) == 1  # lists are not uploads: answered normally
 
 
+def test_code_headers_replace_the_headers_of_an_error_codes_answer(
+    emulator: EmulatorServer,
+) -> None:
+    plugins = client(emulator).beta.organization.plugins
+    emulator.set_faults(
+        script=["registration_pending", "registration_pending"],
+        code_headers={"registration_pending": {"x-should-retry": "true", "retry-after": "0"}},
+    )
+    with pytest.raises(BetaRegistrationPendingError) as pending:
+        plugins.create(files=plugin_files())
+    headers = pending.value.response.headers
+    assert headers["x-should-retry"] == "true" and headers["retry-after"] == "0"
+    emulator.set_faults(script=["registration_pending"])  # by default: x-should-retry false
+    with pytest.raises(BetaRegistrationPendingError) as plain:
+        plugins.versions.create(
+            pending.value.body["error"]["details"]["plugin_id"],  # type: ignore[index]
+            files=plugin_files(),
+        )
+    assert plain.value.response.headers["x-should-retry"] == "false"
+    assert "retry-after" not in plain.value.response.headers
+
+
+def test_a_lost_answer_was_applied_and_its_repeat_finds_it_done(emulator: EmulatorServer) -> None:
+    plugins = client(emulator).beta.organization.plugins
+    plugin = plugins.create(files=plugin_files())
+    settings = plugins.installation_settings
+    settings.set("organization", plugin_id=plugin.id, installation_preference="required")
+    emulator.set_faults(script=["lost"])
+    with pytest.raises(anthropic.APIStatusError) as lost:
+        settings.remove("organization", plugin_id=plugin.id)
+    assert lost.value.status_code == 504
+    assert list(settings.list(plugin.id)) == []  # it happened
+    with pytest.raises(anthropic.NotFoundError):  # the repeat: no setting of its own
+        settings.remove("organization", plugin_id=plugin.id)
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "assessment"),
+    [("scan_errored", "errored", None), ("scan_unknown", "completed", "unknown")],
+)
+def test_a_scan_without_a_pass_is_stored_not_served(
+    emulator: EmulatorServer, code: str, status: str, assessment: str | None
+) -> None:
+    plugins = client(emulator).beta.organization.plugins
+    plugin = plugins.create(files=plugin_files())
+    emulator.set_faults(script=[code])
+    version = plugins.versions.create(plugin.id, files=plugin_files())
+    scan = version.content_scan
+    assert scan is not None and (scan.status, scan.assessment) == (status, assessment)
+    assert plugins.retrieve(plugin.id).served_version_id == plugin.latest_version_id
+    with pytest.raises(anthropic.BadRequestError) as refused:  # the SDK: refused service
+        plugins.update(plugin.id, served_version_id=version.id)
+    assert refused.value.error_code == "scan_failed"
+
+
+def test_a_429_can_say_retry_after_ms_too(emulator: EmulatorServer) -> None:
+    plugins = client(emulator).beta.organization.plugins
+    emulator.set_faults(script=[429, 429], retry_after_s=3, retry_after_ms=250)
+    with pytest.raises(anthropic.RateLimitError) as limited:
+        plugins.list()
+    headers = limited.value.response.headers
+    assert (headers["retry-after"], headers["retry-after-ms"]) == ("3", "250")
+    emulator.set_faults(script=[429], retry_after_s=3)
+    with pytest.raises(anthropic.RateLimitError) as plain:
+        plugins.list()
+    assert "retry-after-ms" not in plain.value.response.headers
+
+
 def test_a_zip_download_is_corrupted_only_as_bytes(emulator: EmulatorServer) -> None:
     plugins = client(emulator).beta.organization.plugins
     plugin = plugins.create(files=plugin_files())

@@ -188,6 +188,66 @@ def test_a_version_that_fails_the_content_scan_fails_its_skill(
     assert pub.status == "failed" and pub.last_error == error
 
 
+def test_registration_pending_is_never_retried_whatever_its_headers_say(
+    engine: Engine, emulator: EmulatorServer, world: dict[str, Any]
+) -> None:
+    """The SDK's docstring: a 503 `registration_pending` create must not be retried (the retry
+    answers `plugin_name_taken` and the stored plugin stays unusable); a version completes it.
+    Here the 503 says `x-should-retry: true` and `retry-after: 0`, as a gateway might add."""
+    emulator.set_faults(
+        script=["registration_pending"],
+        code_headers={"registration_pending": {"x-should-retry": "true", "retry-after": "0"}},
+    )
+    outcome = publish(engine, "ferretti")
+    assert outcome.status == "succeeded", outcome.errors
+    creates = ("POST", "/v1/organizations/plugins")
+    assert emulator.stats.count(*creates, status=503) == 1
+    assert emulator.stats.count(*creates, status=409) == 0  # the create was not sent again
+    assert emulator.stats.count(*creates) == 5
+    assert emulator.stats.count("POST", "/v1/organizations/plugins/{plugin_id}/versions") == 1
+    assert seen(emulator, "bruno") == names("ferretti", ENG | DESIGN)  # completed: usable
+
+
+def test_a_removal_repeated_after_a_lost_answer_is_done(
+    engine: Engine, emulator: EmulatorServer, world: dict[str, Any]
+) -> None:
+    """A group's setting removal is applied but its answer lost (a gateway's 504); the retry is
+    answered 404, which the SDK's docstring says means the setting is already gone: done, not
+    a vanished plugin to create again."""
+    assert publish(engine, "ferretti").status == "succeeded"
+    ferretti(world)["archetypes"][1]["rbac_group"] = SALES  # the designers' settings move
+    apply(engine, world)
+    setting = "/v1/organizations/plugins/{plugin_id}/installation_settings/{target}"
+    emulator.set_faults(script=["lost"], routes=[f"DELETE {setting}"])
+    emulator.stats.reset()
+    outcome = publish(engine, "ferretti")
+    assert outcome.status == "succeeded", outcome.errors
+    assert outcome.stats["acl"] == 2 and outcome.stats["created"] == 0
+    assert emulator.stats.count("DELETE", setting, status=504) == 1
+    assert emulator.stats.count("DELETE", setting, status=404) == 1
+    assert emulator.stats.count("POST", "/v1/organizations/plugins") == 0  # not taken for gone
+    assert seen(emulator, "chiara") == set()
+    assert seen(emulator, "dario") == names("ferretti", DESIGN)
+
+
+@pytest.mark.parametrize(
+    ("scan", "said"),
+    [("scan_errored", "no verdict: scan-did-not-finish"), ("scan_unknown", "assessed unknown")],
+)
+def test_a_scan_that_errored_or_is_unknown_fails_like_a_failed_one(
+    engine: Engine, emulator: EmulatorServer, world: dict[str, Any], scan: str, said: str
+) -> None:
+    """The SDK: a version whose scan `errored`, or whose assessment is `fail` or `unknown`, is
+    refused service (`scan_failed`); claresia-sync reports each as that skill's error."""
+    emulator.set_faults(script=[scan])
+    outcome = publish(engine, "ferretti")
+    assert outcome.stats["failed"] == 1 and outcome.stats["created"] == 4, outcome.errors
+    (error,) = [e["error"] for e in outcome.errors]
+    assert "failed the content scan of claude.ai" in error and said in error, error
+    failed = error.split(":")[0]
+    assert seen(emulator, "bruno") == names("ferretti", ENG | DESIGN) - {failed}
+
+
 def test_tenant_removed_deletes_its_plugins(
     engine: Engine, emulator: EmulatorServer, world: dict[str, Any]
 ) -> None:

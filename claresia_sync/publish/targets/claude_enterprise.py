@@ -38,6 +38,7 @@ from claresia_sync.publish.targets.base import (
     Grant,
     LiveSkill,
     NameTaken,
+    SkillGone,
     TargetError,
     no_access_check,
 )
@@ -400,18 +401,26 @@ class ClaudeEnterpriseTarget:
 
     def _scan(self, name: str, scan: Any, version_id: str) -> None:
         """Report a version's content scan: failed is this skill's error; pending is logged
-        (the version is served once the scan passes)."""
+        (the version is served once the scan passes). Failed as the SDK's `plugins.update`
+        refuses to serve a version (`scan_failed`): status `errored` (no verdict) or assessment
+        `fail` or `unknown`; a `warn` is served."""
         if scan is None:
             return
-        if getattr(scan, "assessment", None) == "fail":
+        status, assessment = getattr(scan, "status", None), getattr(scan, "assessment", None)
+        reason = getattr(scan, "reason", None)
+        if status == "errored" or assessment in ("fail", "unknown"):
+            why = "no verdict" if status == "errored" else f"assessed {assessment}"
+            hint = "the previous version stays served; "
+            if status == "errored" and reason != "scan-invalid-archive":
+                hint += "retry the scan in claude.ai (Admin settings → Plugins) or publish again"
+            else:
+                hint += "change the skill's content and publish again"
             raise TargetError(
-                f"{name}: version {version_id} failed the content scan of claude.ai",
-                hint=(
-                    "the previous version stays served; change the skill's content and publish "
-                    "again"
-                ),
+                f"{name}: version {version_id} failed the content scan of claude.ai "
+                f"({why}{': ' + reason if reason else ''})",
+                hint=hint,
             )
-        if getattr(scan, "status", None) == "processing":
+        if status == "processing":
             log.warning(
                 "%s: version %s is waiting for its content scan; it is served when the scan passes",
                 name,
@@ -441,12 +450,24 @@ class ClaudeEnterpriseTarget:
         settings = self._plugins.installation_settings
         path = f"/v1/organizations/plugins/{plugin_id}/installation_settings/{target}"
         if preference is None:
-            await self.caller.call(
-                "DELETE",
-                R_SETTING,
-                f"DELETE {path}",
-                lambda: settings.remove(target, plugin_id=plugin_id),
-            )
+            try:
+                await self.caller.call(
+                    "DELETE",
+                    R_SETTING,
+                    f"DELETE {path}",
+                    lambda: settings.remove(target, plugin_id=plugin_id),
+                )
+            except SkillGone:
+                # The SDK: a target holding no setting of its own answers 404 (a removal
+                # repeated after a lost answer is already done). Only a plugin that is gone
+                # too is SkillGone: one read tells them apart.
+                await self.caller.call(
+                    "GET",
+                    R_PLUGIN,
+                    f"GET /v1/organizations/plugins/{plugin_id}",
+                    lambda: self._plugins.retrieve(plugin_id),
+                )
+                log.info("%s: no setting of its own (already removed): done", path)
         else:
             await self.caller.call(
                 "POST",

@@ -2,10 +2,13 @@
 
 SDK clients are built with `max_retries=0` (its own retries would stack with ours) on the
 daemon's shared HTTP pool; every call goes through `SdkCaller.call`: tenacity with the same
-backoff as `OrgClient` (exponential with jitter, or the server's `retry-after`), retrying what
-the API says may succeed later (429, 5xx, 408, connection errors and timeouts) unless it answers
-`x-should-retry: false` (a 409 `plugin_name_taken`, a 503 `registration_pending`), and retrying a
-409 or 503 that says `x-should-retry: true` (a busy installation-setting write). Errors become
+backoff as `OrgClient` (exponential with jitter, or the server's `retry-after-ms` /
+`retry-after`), retrying what the API says may succeed later (429, 5xx, 408, connection errors
+and timeouts) unless it answers `x-should-retry: false` (a 409 `plugin_name_taken`), and
+retrying a 409 or 503 that says `x-should-retry: true` (a busy installation-setting write). A
+503 `registration_pending` is never retried, whatever its headers: the SDK's docstring says the
+plugin was stored and a retried create would only answer `plugin_name_taken` (the target
+completes it with a version instead). Errors become
 the seam's `TargetError` naming the call (method and path, never a header: the request holds the
 key), with a one-line hint.
 """
@@ -61,7 +64,13 @@ def _retryable(exc: BaseException) -> bool:
     return isinstance(exc, TargetError) and exc.retryable
 
 
+# Error codes whose request must never be sent again, whatever the answer's headers say.
+NEVER_RETRIED = frozenset({"registration_pending"})
+
+
 def _should_retry(exc: anthropic.APIStatusError) -> bool:
+    if exc.error_code in NEVER_RETRIED:
+        return False
     said = exc.response.headers.get("x-should-retry")
     if said in ("true", "false"):
         return said == "true"
