@@ -330,6 +330,27 @@ class OrgState:
     workspace_skills: dict[str, WorkspaceSkills] = field(default_factory=dict)  # Skills API
 
 
+def workspace_json(ws_id: str, name: str, archived_at: str | None = None) -> dict[str, Any]:
+    """A workspace as the SDK's `Workspace` type has it (`anthropic/types/organization/
+    workspace.py`): section 3's four fields and the others it requires. Seed workspaces have no
+    history: one fixed creation time."""
+    return {
+        "type": "workspace",
+        "id": ws_id,
+        "name": name,
+        "archived_at": archived_at,
+        "created_at": "2026-01-05T09:00:00.000Z",
+        "display_color": "#6C5BB9",
+        "compartment_id": "compartment_" + ws_id.removeprefix("wrkspc_"),
+        "tags": {},
+        "data_residency": {
+            "workspace_geo": "us",
+            "default_inference_geo": "global",
+            "allowed_inference_geos": "unrestricted",
+        },
+    }
+
+
 # An org-skills upload holds at most this much, all files together (docs/interfaces.md section 3).
 MAX_UPLOAD_BYTES = 8 * 1024 * 1024
 
@@ -381,12 +402,7 @@ class EmulatorState:
                     name=org.name,
                     zero_data_retention=org.zero_data_retention,
                     workspaces={
-                        w.id: {
-                            "type": "workspace",
-                            "id": w.id,
-                            "name": w.name,
-                            "archived_at": w.archived_at,
-                        }
+                        w.id: workspace_json(w.id, w.name, w.archived_at)
                         for w in sorted(org.workspaces, key=lambda w: w.id)
                     },
                     rbac_groups={
@@ -945,12 +961,7 @@ class EmulatorState:
         with self.lock:
             org = self.org(org_id)
             for ws_id, name in workspaces:
-                org.workspaces[ws_id] = {
-                    "type": "workspace",
-                    "id": ws_id,
-                    "name": name,
-                    "archived_at": None,
-                }
+                org.workspaces[ws_id] = workspace_json(ws_id, name)
             org.workspaces = dict(sorted(org.workspaces.items()))
 
     def bulk_add_skills(self, org_id: str, names: Iterable[str]) -> list[str]:
