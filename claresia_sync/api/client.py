@@ -4,7 +4,8 @@
 - The admin key is only `.reveal()`ed inside an `httpx2.Auth` flow that sets the header on the
   outgoing request; it is never a default header of the (possibly shared) `httpx2.AsyncClient`,
   and no error built here keeps a reference to an httpx2 request (whose headers hold the key).
-- Retries (tenacity): exponential backoff with full jitter, or the server's `retry-after`, for
+- Retries (tenacity): exponential backoff with full jitter, or the server's `retry-after-ms` /
+  `retry-after` (read as the official SDK reads them: `retry_after`), for
   429/500/502/503/504/529, connection errors and timeouts; a bounded number of attempts. Other
   4xx answers fail at once.
 - Every attempt is counted by (method, route template, status) in a `CallCounter`, which can be
@@ -23,10 +24,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json as jsonlib
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterable, Mapping
+from email.utils import parsedate_to_datetime
 from itertools import pairwise
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -286,14 +289,22 @@ def _activity_page(body: Any, *, limit: int) -> ActivityPage:
     return page
 
 
-def _parse_retry_after(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        return None  # an HTTP date: rare; fall back to backoff
-    return seconds if seconds >= 0 else None
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds the server asks to wait, read as the official SDK reads them: `retry-after-ms`
+    (milliseconds) first, else `retry-after` as seconds (a float is accepted), else as an HTTP
+    date; None when none is given or the wait is negative (backoff then)."""
+    seconds: float | None = None
+    millis, value = headers.get("retry-after-ms"), headers.get("retry-after")
+    if millis is not None:
+        with contextlib.suppress(ValueError):
+            seconds = float(millis) / 1000
+    if seconds is None and value is not None:
+        try:
+            seconds = float(value)
+        except ValueError:
+            with contextlib.suppress(TypeError, ValueError, IndexError):
+                seconds = parsedate_to_datetime(value).timestamp() - time.time()
+    return seconds if seconds is not None and seconds >= 0 else None
 
 
 # The one size of connection pool (`make_http_pool`): a daemon's publisher and pollers share one.
@@ -446,7 +457,7 @@ class OrgClient:
                 body,
                 request_id=request_id,
                 route=label,
-                retry_after=_parse_retry_after(headers.get("retry-after")),
+                retry_after=retry_after(headers),
             )
         if body is None:
             kind = headers.get("content-type") or "no content type"
@@ -491,7 +502,7 @@ class OrgClient:
                 status = response.status_code
                 headers = {
                     k: response.headers[k]
-                    for k in ("request-id", "retry-after", "content-type")
+                    for k in ("request-id", "retry-after", "retry-after-ms", "content-type")
                     if k in response.headers
                 }
                 declared = response.headers.get("content-length", "")

@@ -1,5 +1,7 @@
 """Retries under injected faults: retryable statuses, resets and timeouts are retried with
-backoff or the server's retry-after, a bounded number of times; other 4xx never are."""
+backoff or the server's retry-after-ms / retry-after, a bounded number of times; other 4xx never
+are. Both HTTP stacks: `OrgClient` and the SDK targets' `SdkCaller` (observed by the emulator's
+call counts and the waits asked for, not by the retry library's internals)."""
 
 from __future__ import annotations
 
@@ -16,15 +18,20 @@ from claresia_sync.api import (
     RateLimitError,
     collect,
 )
+from claresia_sync.api.connect import TenantConnection
 from claresia_sync.emulator import EmulatorServer
+from claresia_sync.publish.targets.sdk import SdkCaller, SdkFailure
 from tests.fixtures.emulator import (
     ACME_KEY,
     DAINESE_ORG,
+    RecordedSleeps,
     admin_key,
     api_client,
     set_faults,
     skill_payload,
 )
+from tests.fixtures.real_api import ENTERPRISE_KEY
+from tests.fixtures.real_api import plugin_files as files
 
 pytestmark = pytest.mark.anyio
 
@@ -151,3 +158,80 @@ async def test_rate_limit_per_key(emulator: EmulatorServer) -> None:
             await limited.get_organization()
         await other.get_organization()  # another key has its own bucket
     assert refused.value.retry_after is not None and refused.value.retry_after >= 1
+
+
+async def test_retry_after_ms_is_read_before_retry_after(emulator: EmulatorServer) -> None:
+    """As the official SDK reads them: `retry-after-ms` first, `retry-after` only without it."""
+    set_faults(emulator, script=[429, 429], retry_after_s=7, retry_after_ms=250)
+    client, sleeps = api_client(emulator)
+    async with client:
+        assert (await client.get_organization()).id == DAINESE_ORG
+    assert sleeps == [0.25, 0.25]
+    assert [emulator.stats.count(route=ME, status=s) for s in (429, 200)] == [2, 1]
+
+
+# The SDK targets' caller (publish/targets/sdk.py): the same policy over the official SDK.
+PLUGINS = "/v1/organizations/plugins"
+SETTING = PLUGINS + "/{plugin_id}/installation_settings/{target}"
+
+
+def sdk_caller(
+    emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> tuple[SdkCaller, RecordedSleeps]:
+    monkeypatch.setenv("T_ENTERPRISE_KEY", ENTERPRISE_KEY)
+    conn = TenantConnection(
+        "ferretti",
+        "ferretti",
+        "org_ferretti",
+        "env:T_ENTERPRISE_KEY",
+        emulator.base_url,
+        target="claude-enterprise",
+    )
+    sleeps = RecordedSleeps()
+    return SdkCaller(conn, http=None, counter=None, hints=lambda *_: "", sleep=sleeps), sleeps
+
+
+async def test_the_sdk_caller_waits_retry_after_ms_first(
+    emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    caller, sleeps = sdk_caller(emulator, monkeypatch)
+    plugins = caller.sdk.beta.organization.plugins
+    set_faults(emulator, script=[429], retry_after_s=30, retry_after_ms=250)
+    await caller.call("GET", PLUGINS, "GET", lambda: plugins.list())
+    assert sleeps == [0.25]
+    assert [emulator.stats.count("GET", PLUGINS, s) for s in (429, 200)] == [1, 1]
+
+    # A busy setting write (503, x-should-retry: true) that says when, in milliseconds.
+    plugin = await caller.call("POST", PLUGINS, "POST", lambda: plugins.create(files=files()))
+    set_faults(
+        emulator, script=["settings_busy"], code_headers={"settings_busy": {"retry-after-ms": "80"}}
+    )
+    await caller.call(
+        "POST",
+        SETTING,
+        "POST",
+        lambda: plugins.installation_settings.set(
+            "organization", plugin_id=plugin.id, installation_preference="required"
+        ),
+    )
+    assert sleeps == [0.25, 0.08]
+    assert [emulator.stats.count("POST", SETTING, s) for s in (503, 200)] == [1, 1]
+    await caller.aclose()
+
+
+async def test_the_sdk_caller_never_retries_registration_pending(
+    emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever the 503 says: the SDK's docstring forbids creating the stored plugin again."""
+    caller, sleeps = sdk_caller(emulator, monkeypatch)
+    plugins = caller.sdk.beta.organization.plugins
+    set_faults(
+        emulator,
+        script=["registration_pending"],
+        code_headers={"registration_pending": {"x-should-retry": "true", "retry-after-ms": "0"}},
+    )
+    with pytest.raises(SdkFailure) as pending:
+        await caller.call("POST", PLUGINS, "POST", lambda: plugins.create(files=files()))
+    assert pending.value.code == "registration_pending" and not pending.value.retryable
+    assert sleeps == [] and emulator.stats.count("POST", PLUGINS) == 1
+    await caller.aclose()

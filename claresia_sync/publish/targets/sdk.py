@@ -29,7 +29,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from claresia_sync.api.client import CallCounter, _parse_retry_after, _RetryAfterOrBackoff
+from claresia_sync.api.client import CallCounter, _RetryAfterOrBackoff, retry_after
 from claresia_sync.api.connect import TenantConnection, connection_key
 from claresia_sync.config import load_settings
 from claresia_sync.publish.targets.base import SkillGone, TargetError
@@ -103,7 +103,7 @@ def translate(
         )
         if cls is SkillGone:
             return SkillGone(text, hint=failure.hint)
-        failure.retry_after = _parse_retry_after(exc.response.headers.get("retry-after"))
+        failure.retry_after = retry_after(exc.response.headers)
         return failure
     if isinstance(exc, anthropic.APITimeoutError | anthropic.APIConnectionError):
         return SdkFailure(
@@ -129,6 +129,7 @@ class SdkCaller:
         hints: Callable[[int, str | None, str], str],
         max_attempts: int = MAX_ATTEMPTS,
         default_headers: dict[str, str] | None = None,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:
         key = connection_key(conn)  # ConnectionKeyError when it cannot be resolved
         # A shared pool carries the setting already (`make_http_pool`): no settings read per
@@ -149,6 +150,7 @@ class SdkCaller:
         self.hints = hints
         self.max_attempts = max_attempts
         self._wait = _RetryAfterOrBackoff(wait_random_exponential(multiplier=0.5, max=20.0), 60.0)
+        self._sleep = sleep  # tests observe the waits instead of waiting
 
     def __repr__(self) -> str:
         return f"SdkCaller(key={self.key_hint!r})"
@@ -168,12 +170,16 @@ class SdkCaller:
             self.counter.add(method, route, "200")
             return result
 
+        retrying_kw: dict[str, Any] = {}
+        if self._sleep is not None:
+            retrying_kw["sleep"] = self._sleep
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.max_attempts),
             wait=self._wait,
             retry=retry_if_exception(_retryable),
             before_sleep=self._log_retry,
             reraise=True,
+            **retrying_kw,
         )
         return await retrying(attempt)
 
