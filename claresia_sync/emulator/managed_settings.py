@@ -24,7 +24,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from claresia_sync.emulator.common import bad_request, coded, cursor_limit, iso_now, not_found
+from claresia_sync.emulator.common import (
+    EmulatorError,
+    bad_request,
+    coded,
+    cursor_limit,
+    iso_now,
+    not_found,
+)
 from claresia_sync.emulator.responses import guard, json_body, json_response
 
 BETA = "ce-claude-code-managed-settings-2026-10-06"
@@ -112,11 +119,11 @@ class ManagedSettings:
             raise bad_request("rbac_group_order and rbac_group_order_version go together")
         if order is not None:
             if version != f"ov_{self.order_version}":
-                raise coded(
+                # A 409 without an error code: the SDK documents no code for it.
+                raise EmulatorError(
                     409,
                     "conflict_error",
                     "the rbac group order changed since it was read: read it again and retry",
-                    "rbac_group_order_version_mismatch",
                 )
             if not isinstance(order, list) or sorted(order) != sorted(self.order):
                 raise bad_request("rbac_group_order must list every group with settings once")

@@ -19,6 +19,7 @@ import anthropic
 import httpx2
 import pytest
 from anthropic._constants import ANTHROPIC_API_VERSION
+from anthropic._error_classes import ERROR_CLASSES
 from anthropic.pagination import SyncPage, SyncPageCursor
 from anthropic.types import DeletedSkill, OrganizationInfo, Skill
 from anthropic.types.beta.organization import BetaDeletedPlugin, BetaPlugin
@@ -121,6 +122,33 @@ def unknown_fields(value: Any, where: str) -> Iterator[str]:
             yield from unknown_fields(item, f"{where}[{key!r}]")
 
 
+def error_disagreements(status: int, body: Any, where: str) -> list[str]:
+    """How an error answer departs from what the SDK reads: the envelope
+    `{type: error, error: {type, message, details?}, request_id}`, and a coded error
+    (`error.details.error_code`) must be one the SDK maps at that status (`ERROR_CLASSES`), its
+    details of that class's type, strictly."""
+    if not isinstance(body, dict) or body.get("type") != "error":
+        return [f"{where}: not the error envelope: {body!r}"]
+    found = [f"{where}: envelope field {k!r}" for k in sorted(set(body) - ENVELOPE)]
+    error = body.get("error")
+    if not isinstance(error, dict) or not all(isinstance(error.get(k), str) for k in TYPED):
+        return [*found, f"{where}: error must hold type and message: {error!r}"]
+    found += [f"{where}: error field {k!r}" for k in sorted(set(error) - {*TYPED, "details"})]
+    details = error.get("details")
+    code = details.get("error_code") if isinstance(details, dict) else None
+    if code is None:
+        return found
+    cls = ERROR_CLASSES.get((status, code))
+    if cls is None:
+        return [*found, f"{where}: ({status}, {code!r}) is not an error the SDK knows"]
+    model = cls.__annotations__["details"]
+    return found + disagreements(model, details, f"{where} details")
+
+
+ENVELOPE = {"type", "error", "request_id"}
+TYPED = ("type", "message")
+
+
 def disagreements(model: type[BaseModel], body: Any, where: str) -> list[str]:
     """How `body` (one JSON answer) departs from the SDK type `model`."""
     try:
@@ -150,7 +178,10 @@ class Recorder:
         problems: list[str] = []
         seen: set[tuple[str, str]] = set()
         for method, path, status, content, kind in self.answers:
-            if status >= 400 or not kind.startswith("application/json"):
+            if not kind.startswith("application/json"):
+                continue
+            if status >= 400:
+                problems += error_disagreements(status, json.loads(content), f"{method} {path}")
                 continue
             route = next((r for r in ROUTES if r[0] == method and re.fullmatch(r[1], path)), None)
             if route is None:
@@ -279,3 +310,52 @@ def test_errors_are_the_sdk_envelope(emulator: EmulatorServer) -> None:
     assert refused.value.request_id and refused.value.type == "not_found_error"
     body = refused.value.body
     assert isinstance(body, dict) and set(body) <= {"type", "error", "request_id"}
+
+
+def test_coded_errors_are_the_sdks(emulator: EmulatorServer) -> None:
+    """Each error the emulator names by a code is one the SDK maps at that status, raised as the
+    SDK's own exception class, its details of that class's type; a 409 the SDK documents without
+    a code has none."""
+    recorder = Recorder()
+    admin = sdk(emulator, ENTERPRISE_KEY, recorder)
+    plugins = admin.beta.organization.plugins
+    plugin = plugins.create(files=plugin_files())
+
+    def raised(status: int, code: str) -> Any:
+        return pytest.raises(ERROR_CLASSES[(status, code)])
+
+    with raised(409, "plugin_name_taken"):
+        plugins.create(files=plugin_files())
+    answer = httpx2.post(
+        f"{emulator.base_url}/_emulator/orgs/org_ferretti/org_skills", json={"name": "triage"}
+    )
+    assert answer.status_code == 201
+    with raised(409, "skill_name_taken"):
+        plugins.create(files=plugin_files("claresia-ferretti-triage", "triage"))
+    emulator.set_faults(script=["registration_pending"])
+    with raised(503, "registration_pending"):
+        plugins.create(files=plugin_files("claresia-ferretti-other", "other"))
+    emulator.set_faults(script=["scan_pending"])
+    pending = plugins.versions.create(plugin.id, files=plugin_files())
+    with raised(409, "scan_pending"):
+        plugins.update(plugin.id, served_version_id=pending.id)
+    emulator.set_faults(script=["scan_failed"])
+    failed = plugins.versions.create(plugin.id, files=plugin_files())
+    with raised(400, "scan_failed"):
+        plugins.update(plugin.id, served_version_id=failed.id)
+    with raised(404, "rbac_group_not_found"):
+        plugins.installation_settings.set(
+            "rbac_group_nope", plugin_id=plugin.id, installation_preference="available"
+        )
+    with raised(404, "rbac_group_not_found"):
+        admin.organization.rbac_groups.retrieve("rbac_group_nope")
+    managed = admin.beta.organization.claude_code.managed_settings
+    with raised(404, "rbac_group_managed_settings_not_found"):
+        managed.rbac_groups.retrieve(ENGINEERS)
+    with pytest.raises(anthropic.ConflictError) as stale:
+        managed.configuration.update(rbac_group_order=[], rbac_group_order_version="ov_0")
+    assert stale.value.error_code is None
+
+    problems, _ = recorder.check()
+    assert problems == [], "\n".join(problems)
+    assert sum(status >= 400 for _, _, status, *_ in recorder.answers) == 9
