@@ -16,7 +16,8 @@ Control routes (`/_emulator/...`) take no key: the emulator listens on loopback 
                                   day; rows each page lists twice
     POST /_emulator/orgs/{org_id}/admin {action, plugin_id, ...}: an administrator's write in
                                   claude.ai (delete a plugin, change an installation setting),
-                                  in the activity feed as a user_actor's (drift)
+                                  in the activity feed as a user_actor's (drift); a write
+                                  with another admin key: `state.add_admin_key`
     POST /_emulator/audit_events  {org_id, events: [...]}: append raw events (any type/shape)
     GET  /_emulator/visible?org_id=&user_id=   skills in that user's @ picker (section 3 skills,
                                   and Claude Enterprise plugins' skills by installation settings)
@@ -50,6 +51,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from claresia_sync.emulator.activity import user_actor
 from claresia_sync.emulator.common import bad_request, forbidden, not_found
 from claresia_sync.emulator.faults import (
     FAULT_CODE,
@@ -63,7 +65,12 @@ from claresia_sync.emulator.faults import (
     fetch_factor,
 )
 from claresia_sync.emulator.plugins import PREFERENCES
-from claresia_sync.emulator.real_api import RealApi, authenticate, plugin_subject
+from claresia_sync.emulator.real_api import (
+    RealApi,
+    authenticate,
+    plugin_subject,
+    preference_subject,
+)
 from claresia_sync.emulator.responses import (
     RID,
     error_body,
@@ -89,6 +96,8 @@ _ERROR_TYPES = {
     529: "overloaded_error",
 }
 _MAX_LIMIT = 1000
+# The user agent of an administrator's writes in claude.ai (the admin route).
+_BROWSER = "Mozilla/5.0 (emulated claude.ai)"
 
 
 def _limit(request: Request) -> tuple[int, str | None]:
@@ -455,13 +464,17 @@ class EmulatorApp:
             org = self.state.org(org_id)
             if org.plugins is None:
                 raise bad_request("plugins are emulated for Claude Enterprise only")
+            if target != "organization" and target not in org.rbac_groups:
+                raise bad_request(f"target must be 'organization' or a group of {org_id}")
             user = org.users.get(body.get("user_id") or "") or next(iter(org.users.values()))
-            actor = {"type": "user_actor", "user_id": user.id, "email_address": user.email}
-            subject = plugin_subject(org.plugins.get(plugin_id))
+            client = request.client.host if request.client else "127.0.0.1"
+            actor = user_actor(user.id, user.email, client, _BROWSER)
             if action == "delete_plugin":
+                subject = plugin_subject(org.plugins.get(plugin_id))
                 org.plugins.delete(plugin_id)
                 self.state.record_activity(org_id, "claude_plugin_deleted", actor, **subject)
             else:
+                subject = preference_subject(org, plugin_id, target)
                 preference = body.get("installation_preference")
                 if action == "set_installation":
                     if preference not in PREFERENCES:
@@ -475,7 +488,7 @@ class EmulatorApp:
                     "plugin_installation_preference_updated",
                     actor,
                     **subject,
-                    target=target,
+                    action="updated" if preference else "deleted",
                     installation_preference=preference,
                 )
         return json_response({"ok": True, "action": action}, 201)

@@ -25,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from claresia_sync.emulator.activity import api_actor
 from claresia_sync.emulator.common import (
     EmulatorError,
     ascending_page,
@@ -214,7 +215,9 @@ class RealApi:
         return json_response(body)
 
     def _activity(self, request: Request, org_id: str, activity_type: str, **fields: Any) -> None:
-        self.state.record_activity(org_id, activity_type, self.actor(request), **fields)
+        client = request.client.host if request.client else "127.0.0.1"
+        actor = api_actor(self.key(request).key_id, client, request.headers.get("user-agent", ""))
+        self.state.record_activity(org_id, activity_type, actor, **fields)
 
     # -- organisation --------------------------------------------------------------------------
 
@@ -384,8 +387,8 @@ class RealApi:
                     request,
                     catalog.org_id,
                     "plugin_installation_preference_updated",
-                    **plugin_subject(catalog.get(plugin_id)),
-                    target=target,
+                    **preference_subject(self.state.org(catalog.org_id), plugin_id, target),
+                    action="updated",
                     installation_preference=preference,
                 )
                 return json_response(setting_json(plugin_id, target, setting))
@@ -401,8 +404,8 @@ class RealApi:
                     request,
                     catalog.org_id,
                     "plugin_installation_preference_updated",
-                    **plugin_subject(catalog.get(plugin_id)),
-                    target=target,
+                    **preference_subject(self.state.org(catalog.org_id), plugin_id, target),
+                    action="deleted",
                     installation_preference=None,
                 )
         return json_response(
@@ -492,23 +495,24 @@ class RealApi:
         ws = key.workspace or request.headers.get("anthropic-workspace-id") or ""
         skill = self.state.org(key.org_id).workspace_skills[ws].get(skill_id)
         version = version or skill.versions[-1].id
-        self._activity(
-            request,
-            key.org_id,
-            activity_type,
-            skill_id=skill_id,
-            skill_name=skill.name,
-            version=version,
-            workspace_id=ws,
-        )
+        self._activity(request, key.org_id, activity_type, skill_id=skill_id, version=version)
 
 
 def plugin_subject(plugin: Any) -> dict[str, Any]:
-    """The fields an activity about a plugin names it by (and its skills, by name)."""
+    """The fields a `claude_plugin_*` activity names its plugin by."""
+    return {"plugin_id": plugin.id, "plugin_name": plugin.name}
+
+
+def preference_subject(org: OrgState, plugin_id: str, target: str) -> dict[str, Any]:
+    """What a `plugin_installation_preference_updated` activity names: the plugin by name and
+    marketplace (no id), the group (null for the organisation's own setting)."""
+    assert org.plugins is not None
+    group = None if target == "organization" else target
     return {
-        "plugin_id": plugin.id,
-        "plugin_name": plugin.name,
-        "skill_names": [s["name"] for s in plugin.served.content.skills],
+        "marketplace_id": org.plugins.marketplace_id,
+        "plugin_name": org.plugins.get(plugin_id).name,
+        "group_id": group,
+        "group_name": org.rbac_groups[group]["name"] if group else None,
     }
 
 

@@ -19,6 +19,7 @@ import json
 import random
 import threading
 import time
+import uuid
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -29,7 +30,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from ulid import ULID, ULIDGenerator
 
-from claresia_sync.emulator.activity import ActivityFeed
+from claresia_sync.emulator.activity import ActivityFeed, shaped
 from claresia_sync.emulator.analytics import (
     PRODUCTS,
     SkillAnalytics,
@@ -745,7 +746,9 @@ class EmulatorState:
     def record_activity(
         self, org_id: str, activity_type: str, actor: dict[str, Any], **fields: Any
     ) -> dict[str, Any]:
-        """One Compliance activity-feed event of `org_id` (after a write it describes)."""
+        """One Compliance activity-feed event of `org_id` (after a write it describes), shaped
+        as the reference documents its type (`activity.SHAPES`)."""
+        own = shaped(activity_type, fields)
         with self.lock:
             org = self.org(org_id)
             ulid = self._ulid()
@@ -753,9 +756,10 @@ class EmulatorState:
                 "id": f"activity_{ulid}",
                 "created_at": iso_now(ulid.milliseconds),
                 "organization_id": org.id,
+                "organization_uuid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"claresia:{org.id}")),
                 "actor": actor,
                 "type": activity_type,
-                **fields,
+                **own,
             }
             org.activity.add(activity)
             return activity

@@ -14,11 +14,23 @@ forward. Each run of one organisation:
   queryable late (the feed promises "within about a minute") with an id before the checkpoint
   is stored then.
 
-Only skill and plugin lifecycle types are asked for (`activity_types[]`). An activity that
-changes one of our plugins or skills behind our back (deleted, replaced, updated, an
-installation preference changed; an actor that is not an API key: an administrator in
-claude.ai) queues a forced publish job for its tenant in the same transaction, unless one is
-already queued: the publisher repairs it at once instead of at the hourly drift check.
+Only skill and plugin lifecycle types are asked for (`activity_types[]`), and each is read by
+the fields the Compliance API reference documents for it (`READINGS`; docs/real-api.md section
+3): a plugin activity names `plugin_id`/`plugin_name`, `plugin_installation_preference_updated`
+only the plugin's name (and marketplace, group, action, preference), a Skills API version
+activity only `skill_id` and `version` (its name comes from `publication`).
+
+An activity that changes one of our plugins or skills (deleted, replaced, updated, an
+installation preference changed) queues a forced publish job for its tenant in the same
+transaction, unless one is already queued, so the publisher repairs it at once instead of at
+the hourly drift check; unless it is our own write. Ours are told apart by the API key that
+made them, not by the actor's type: any admin key of the organisation writes as an
+`api_actor`. Our key ids (`OurKeys`) are learnt from the Plugins API: the `created_by` of the
+plugin versions `publication` records as ours (the SDK's `BetaPluginAPIActor`: "in the same
+form the Compliance API activity feed uses"). The Skills API says no creator, so a
+`platform_skill_version_created` of the very version `publication` records is ours, and its
+key with it. A write by a key not (yet) known as ours is taken for drift: at worst a repair
+that finds nothing to change.
 An activity that does not fit (no id, no type, no time) goes to `telemetry_quarantine`.
 """
 
@@ -27,21 +39,24 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from cachetools import LRUCache
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.orm import Session
 
 from claresia_sync import naming
 from claresia_sync.api.client import ActivityPage, OrgClient
-from claresia_sync.api.connect import TenantConnection, open_client
+from claresia_sync.api.connect import CLAUDE_ENTERPRISE, TenantConnection, open_client
 from claresia_sync.api.errors import APIError, UnexpectedResponseError
 from claresia_sync.db.engine import is_unavailable
 from claresia_sync.errors import UserError, one_line
 from claresia_sync.publish import jobs
+from claresia_sync.publish.targets.base import TargetError
+from claresia_sync.publish.targets.sdk import SdkCaller, SdkFailure
 from claresia_sync.telemetry import sources
 from claresia_sync.telemetry.analytics import UsageContext
 
@@ -77,7 +92,27 @@ DRIFT_TYPES = frozenset(
     }
 )
 SETTLE_PAGE = 100
-OUR_ACTOR = "api_actor"  # claresia-sync writes with an API key; people do not
+
+
+@dataclass(frozen=True)
+class Reading:
+    """Which documented fields of a type name its subject: its remote id and its name."""
+
+    id_field: str | None
+    name_field: str | None
+
+
+_PLUGIN, _SKILL = Reading("plugin_id", "plugin_name"), Reading("skill_id", "skill_name")
+READINGS: dict[str, Reading] = {
+    **{t: _SKILL for t in ACTIVITY_TYPES if t.startswith("claude_skill_")},
+    **{t: _PLUGIN for t in ACTIVITY_TYPES if t.startswith("claude_plugin_")},
+    "plugin_installation_preference_updated": Reading(None, "plugin_name"),
+    "platform_skill_version_created": Reading("skill_id", None),
+    "platform_skill_version_deleted": Reading("skill_id", None),
+}
+# The field holding the acting API key's id, per actor type; the id of other actors.
+KEY_FIELDS = {"api_actor": "api_key_id", "admin_api_key_actor": "admin_api_key_id"}
+ID_FIELDS = {**KEY_FIELDS, "user_actor": "user_id", "service_account_actor": "service_account_id"}
 
 
 @dataclass
@@ -111,10 +146,51 @@ class _Row:
     """The root tenant to repair, if this activity changed one of ours behind our back."""
 
 
+@dataclass
+class Published:
+    """What `publication` records as ours: names and recorded versions by remote id."""
+
+    names: dict[str, str] = field(default_factory=dict)
+    ids: dict[str, str] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, session: Session) -> Published:
+        found = cls()
+        for remote, name, version in session.execute(_PUBLISHED):
+            found.names[remote] = name
+            found.ids.setdefault(name, remote)
+            if version:
+                found.versions[remote] = version
+        return found
+
+
+_PUBLISHED = text(
+    "SELECT remote_skill_id, published_name, remote_version FROM publication "
+    "WHERE remote_skill_id <> '' ORDER BY published_at NULLS FIRST, id"
+)
+
+
+def _text(raw: Mapping[str, Any], name: str | None) -> str | None:
+    value = raw.get(name) if name else None
+    return value if isinstance(value, str) and value else None
+
+
+def actor_key(actor: Mapping[str, Any]) -> str | None:
+    """The id of the API key an activity was made with (any admin key), or None (a person)."""
+    kind = actor.get("type")
+    return _text(actor, KEY_FIELDS.get(kind)) if isinstance(kind, str) else None
+
+
 def normalise_activity(
-    raw: Mapping[str, Any], org_id: str, ctx: UsageContext, remote_names: Mapping[str, str]
+    raw: Mapping[str, Any],
+    org_id: str,
+    ctx: UsageContext,
+    published: Published,
+    our_keys: set[str],
 ) -> _Row | str:
-    """An activity as an `org_activity` row, or why it is quarantined."""
+    """An activity as an `org_activity` row, or why it is quarantined. A Skills API version
+    activity of the version `publication` records adds its key to `our_keys`."""
     activity_id, kind = raw.get("id"), raw.get("type")
     created = _parse_time(raw.get("created_at"))
     if not isinstance(activity_id, str) or not activity_id:
@@ -123,28 +199,38 @@ def normalise_activity(
         return "malformed: type missing or not a string"
     if created is None:
         return f"malformed: created_at {raw.get('created_at')!r} is not an ISO time with a zone"
-    actor = raw.get("actor") if isinstance(raw.get("actor"), Mapping) else {}
-    assert isinstance(actor, Mapping)
-    subject_id = raw.get("plugin_id") or raw.get("skill_id")
-    subject_id = subject_id if isinstance(subject_id, str) else None
-    name = raw.get("plugin_name") or raw.get("skill_name")
-    if not isinstance(name, str) and subject_id is not None:
-        name = remote_names.get(subject_id)  # a deletion may name only the id
-    name = name if isinstance(name, str) else None
+    actor = raw.get("actor")
+    actor = actor if isinstance(actor, Mapping) else {}
+    actor_type = actor.get("type") if isinstance(actor.get("type"), str) else None
+    reading = READINGS.get(kind, Reading(None, None))
+    subject_id, name = _text(raw, reading.id_field), _text(raw, reading.name_field)
+    if name is None and subject_id is not None:
+        name = published.names.get(subject_id)  # a version activity names only the id
+    if subject_id is None and name is not None:
+        subject_id = published.ids.get(name)  # a preference activity names only the plugin
     ref = ctx.skills.skill_for(name) if name and naming.is_claresia_name(name) else None
     tenant = ref.owner_tenant if ref else None
-    actor_type = actor.get("type") if isinstance(actor.get("type"), str) else None
-    actor_id = actor.get("user_id") or actor.get("api_key_id")
+    key = actor_key(actor)
+    if (
+        kind == "platform_skill_version_created"
+        and subject_id is not None
+        and _text(raw, "version") == published.versions.get(subject_id)
+        and key is not None
+    ):
+        our_keys.add(key)  # the version we recorded: uploaded with our key
     drift = None
-    if tenant is not None and kind in DRIFT_TYPES and actor_type != OUR_ACTOR:
+    if tenant is not None and kind in DRIFT_TYPES and (key is None or key not in our_keys):
         drift = ctx.parents.get(tenant) or tenant
+    actor_id = _text(actor, ID_FIELDS.get(actor_type or ""))
+    if not ctx.skills.settings.store_emails and "email_address" in actor:
+        raw = {**raw, "actor": {k: v for k, v in actor.items() if k != "email_address"}}
     values = {
         "activity_id": activity_id,
         "org_id": org_id,
         "activity_type": kind,
         "created_at": created,
         "actor_type": actor_type,
-        "actor_id": actor_id if isinstance(actor_id, str) else None,
+        "actor_id": actor_id,
         "subject_id": subject_id,
         "subject_name": name,
         "tenant_slug": tenant,
@@ -187,7 +273,8 @@ def write_page(
     org_id: str,
     activities: Sequence[Mapping[str, Any]],
     ctx: UsageContext,
-    remote_names: Mapping[str, str],
+    published: Published,
+    our_keys: set[str],
     *,
     expected: sources.Checkpoint,
     checkpoint: Mapping[str, object],
@@ -201,8 +288,8 @@ def write_page(
             return None
         rows: list[_Row] = []
         bad: list[dict[str, Any]] = []
-        for raw in activities:
-            verdict = normalise_activity(raw, org_id, ctx, remote_names)
+        for raw in reversed(activities):  # oldest first: a key learnt applies to what follows
+            verdict = normalise_activity(raw, org_id, ctx, published, our_keys)
             if isinstance(verdict, _Row):
                 rows.append(verdict)
             else:
@@ -256,12 +343,57 @@ def _queue_repairs(conn: Connection, drifted: list[_Row]) -> list[int]:
     return queued
 
 
-def _remote_names(session: Session) -> dict[str, str]:
-    """Published names by remote id (plugin or skill id), for activities naming only the id."""
-    rows = session.execute(
-        text("SELECT remote_skill_id, published_name FROM publication WHERE remote_skill_id <> ''")
-    )
-    return {remote: name for remote, name in rows}
+# Who uploaded a plugin version: the id of the API key, or None (a person, or not known).
+Uploader = Callable[[str, str], Awaitable[str | None]]
+# The newest plugin versions recorded as ours per root tenant publishing into the organisation
+# (a few, so one plugin deleted since does not hide the key).
+_RECORDED = text("""
+SELECT remote_skill_id, remote_version FROM (
+    SELECT p.remote_skill_id, p.remote_version,
+           row_number() OVER (PARTITION BY coalesce(t.parent_id, t.id)
+                              ORDER BY p.published_at DESC NULLS LAST, p.id DESC) AS n
+      FROM publication p
+      JOIN tenant t ON t.id = p.tenant_id
+      JOIN tenant_target tt ON tt.tenant_id = coalesce(t.parent_id, t.id) AND tt.kind = :kind
+     WHERE tt.org_id = :org AND p.target = :kind
+       AND p.remote_skill_id <> '' AND p.remote_version IS NOT NULL
+) recent WHERE n <= 3
+""")
+# Keys already learnt from stored Skills API activities of versions recorded as ours.
+_LEARNT = text("""
+SELECT DISTINCT a.actor_id FROM org_activity a
+  JOIN publication p ON p.remote_skill_id = a.subject_id AND p.remote_version = a.raw->>'version'
+ WHERE a.org_id = :org AND a.activity_type = 'platform_skill_version_created'
+   AND a.actor_type = ANY(:key_actors) AND a.actor_id IS NOT NULL
+""")
+
+
+async def our_keys(engine: Engine, org_id: str, uploader: Uploader | None) -> set[str]:
+    """The API key ids claresia-sync is known to write with in `org_id` (see the module doc)."""
+
+    def read() -> tuple[list[tuple[str, str]], set[str]]:
+        with engine.connect() as conn:
+            recorded = [
+                (r.remote_skill_id, r.remote_version)
+                for r in conn.execute(_RECORDED, {"org": org_id, "kind": CLAUDE_ENTERPRISE})
+            ]
+            learnt = set(
+                conn.execute(_LEARNT, {"org": org_id, "key_actors": list(KEY_FIELDS)}).scalars()
+            )
+        return recorded, learnt
+
+    recorded, keys = await asyncio.to_thread(read)
+    for plugin_id, version in recorded:
+        if uploader is None:
+            break
+        try:
+            key = await uploader(plugin_id, version)
+        except TargetError as exc:  # not learnt this run: our writes may look like drift
+            log.warning("activity feed of %s: our key not learnt: %s", org_id, one_line(exc))
+            break
+        if key is not None:
+            keys.add(key)
+    return keys
 
 
 async def ingest_feed(
@@ -269,17 +401,19 @@ async def ingest_feed(
     client: OrgClient,
     org_id: str,
     *,
+    uploader: Uploader | None = None,
     backfill_days: int = 30,
     page_size: int = 1000,
     max_pages: int | None = None,
     now: dt.datetime | None = None,
 ) -> ActivityResult:
-    """Backfill (until done) then page forward from the checkpoint (see the module doc)."""
+    """Backfill (until done) then page forward from the checkpoint (see the module doc);
+    `uploader` says who uploaded a plugin version (our key ids are learnt from it)."""
     result = ActivityResult(org_id)
     horizon = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(days=backfill_days)
     with Session(engine) as session:
         ctx = UsageContext.load(session, org_id)
-        remote_names = _remote_names(session)
+        published = Published.load(session)
 
     def budget() -> bool:
         return max_pages is None or result.pages < max_pages
@@ -291,7 +425,8 @@ async def ingest_feed(
             org_id,
             page.data,
             ctx,
-            remote_names,
+            published,
+            keys,
             expected=expected,
             checkpoint=cp,
         )
@@ -309,6 +444,7 @@ async def ingest_feed(
         return _parse_time(page.data[0].get("created_at")) if page.data else None
 
     try:
+        keys = await our_keys(engine, org_id, uploader)
         state = await asyncio.to_thread(sources.read, engine, SOURCE, org_id)
         types = ACTIVITY_TYPES
         if state.cursor is None:  # first run: the newest page sets both ends
@@ -392,11 +528,63 @@ async def ingest_connection(
 ) -> ActivityResult:
     """One feed run of one claude-enterprise organisation; a key that cannot be resolved is the
     run's recorded error, like an API failure."""
+    options = client_options or {}
     try:
-        client = open_client(conn, **(client_options or {}))
+        client = open_client(conn, **options)
+        caller = SdkCaller(
+            conn, http=options.get("http"), counter=options.get("counter"), hints=_hints
+        )
     except UserError as exc:
         failed = ActivityResult(conn.org_id, error=one_line(exc))
         sources.record_run(engine, SOURCE, conn.org_id, rows=0, error=failed.error)
         return failed
     async with client:
-        return await ingest_feed(engine, client, conn.org_id, backfill_days=backfill_days)
+        try:
+            return await ingest_feed(
+                engine,
+                client,
+                conn.org_id,
+                uploader=PluginUploaders(caller),
+                backfill_days=backfill_days,
+            )
+        finally:
+            await caller.aclose()
+
+
+def _hints(status: int, code: str | None, message: str) -> str:
+    if status == 403:
+        return "the Enterprise admin key needs the scope read:plugins: make one with it"
+    return "the next run asks again"
+
+
+R_VERSION = "/v1/organizations/plugins/{plugin_id}/versions/{version}"
+# (plugin id, version id) -> the uploading key's id or None: a version never changes uploader.
+_UPLOADERS: LRUCache[tuple[str, str], str | None] = LRUCache(maxsize=4096)
+
+
+class PluginUploaders:
+    """Who uploaded a plugin version: its `created_by` (`GET .../versions/{version}`), an
+    `api_actor`'s `api_key_id` (the SDK's BetaPluginAPIActor, "in the same form the Compliance
+    API activity feed uses for it"). Remembered per process; a version gone (404) is None."""
+
+    def __init__(self, caller: SdkCaller) -> None:
+        self.caller = caller
+
+    async def __call__(self, plugin_id: str, version: str) -> str | None:
+        if (plugin_id, version) in _UPLOADERS:
+            return _UPLOADERS[(plugin_id, version)]
+        versions = self.caller.sdk.beta.organization.plugins.versions
+        what = f"GET /v1/organizations/plugins/{plugin_id}/versions/{version}"
+        try:
+            found = await self.caller.call(
+                "GET", R_VERSION, what, lambda: versions.retrieve(version, plugin_id=plugin_id)
+            )
+        except SdkFailure as exc:
+            if exc.status != 404:
+                raise
+            _UPLOADERS[(plugin_id, version)] = None
+            return None
+        by = found.created_by
+        key = by.api_key_id if by is not None and by.type == "api_actor" else None
+        _UPLOADERS[(plugin_id, version)] = key
+        return key

@@ -16,22 +16,37 @@ from sqlalchemy.orm import Session
 from claresia_sync.api.connect import open_client
 from claresia_sync.config import Settings
 from claresia_sync.emulator import EmulatorServer
-from claresia_sync.telemetry.activity import ActivityResult, ingest_connection, ingest_feed
+from claresia_sync.emulator.activity import COMMON, SHAPES
+from claresia_sync.emulator.state import ENTERPRISE_SCOPES
+from claresia_sync.publish.targets.sdk import SdkCaller
+from claresia_sync.telemetry.activity import (
+    ActivityResult,
+    PluginUploaders,
+    ingest_connection,
+    ingest_feed,
+)
 from claresia_sync.telemetry.analytics_reader import enterprise_connections
 from tests.cli import clean_env, run_cli
-from tests.fixtures.real_api import ENGINEERS, client
+from tests.fixtures.real_api import ENGINEERS, ENTERPRISE_KEY, client
 from tests.fixtures.sources import ORG, apply_ferretti, make_plugin
+from tests.integration.test_publish_e2e import publish
+from tests.integration.test_publish_e2e import world as world  # the fixture
 
 SKILL = "claresia-ferretti-prd-review"
 
 
 def _run(engine: Engine, **kw: Any) -> ActivityResult:
+    """One feed run of org_ferretti, learning our key as the daemon does."""
     with Session(engine) as session:
-        (conn,) = enterprise_connections(session)
+        (conn,) = [c for c in enterprise_connections(session) if c.org_id == ORG]
 
     async def go() -> ActivityResult:
+        caller = SdkCaller(conn, http=None, counter=None, hints=lambda *_: "")
         async with open_client(conn) as api:
-            return await ingest_feed(engine, api, ORG, **kw)
+            try:
+                return await ingest_feed(engine, api, ORG, uploader=PluginUploaders(caller), **kw)
+            finally:
+                await caller.aclose()
 
     return asyncio.run(go())
 
@@ -92,7 +107,6 @@ def test_the_feed_is_paged_forward_across_restarts(
     assert [r.activity_id for r in stored] == sorted(_feed(emulator))
     assert sum(r.inserted for r in runs) == 8
     assert {r.actor_type for r in stored} == {"api_actor"}
-    assert all(r.repair_job_id is None for r in stored)  # our own writes are no drift
     with engine.connect() as conn:
         cursor = conn.execute(
             text("SELECT cursor FROM telemetry_source WHERE source = 'activity-feed'")
@@ -180,3 +194,64 @@ def test_a_malformed_activity_is_quarantined_and_a_bad_key_recorded(
     assert feed["failing"] and feed["last_error"] == failed.error and feed["org_id"] == ORG
     table = run_cli("status", env=clean_env(db_settings)).stdout
     assert "Telemetry sources" in table and "FERRETTI_ENTERPRISE_KEY" in table
+
+
+# Another admin key of the same organisation (a colleague's script, another tool).
+OTHER_KEY = "sk-ant-api01-ferretti-OTHER-0000000000000000000000000000000000000000000000000"
+
+
+def _plugin_ids(emulator: EmulatorServer) -> dict[str, str]:
+    with emulator.state.lock:
+        catalog = emulator.state.orgs[ORG].plugins
+        assert catalog is not None
+        return {p.name: p.id for p in catalog.plugins.values()}
+
+
+def test_our_writes_are_told_from_another_admin_keys_by_the_key_id(
+    engine: Engine, emulator: EmulatorServer, world: dict[str, Any]
+) -> None:
+    assert publish(engine, "ferretti").status == "succeeded"
+    ours = _run(engine)
+    # Our publish (5 plugins, their settings) shows in the feed, as an api_actor: no repair.
+    assert ours.error is None and ours.inserted >= 10 and ours.repairs == []
+    own_key = emulator.state.key(ENTERPRISE_KEY)
+    assert own_key is not None
+    with engine.connect() as conn:
+        actors = set(conn.execute(text("SELECT actor_id FROM org_activity")).scalars())
+    assert actors == {own_key.key_id}
+    for activity in emulator.state.orgs[ORG].activity.items:  # exactly the documented shape
+        assert list(activity) == [*COMMON, *SHAPES[activity["type"]]], activity
+        assert set(activity["actor"]) == {"type", "api_key_id", "ip_address", "user_agent"}
+
+    # The same kind of writes, with another admin key of the organisation: drift.
+    other = emulator.state.add_admin_key(ORG, OTHER_KEY, ENTERPRISE_SCOPES)
+    ids = _plugin_ids(emulator)
+    with client(emulator, key=OTHER_KEY) as sdk:
+        sdk.beta.organization.plugins.delete(ids[SKILL])
+        sdk.beta.organization.plugins.installation_settings.set(
+            "organization",
+            plugin_id=ids["claresia-ferretti-standup-notes"],
+            installation_preference="available",
+        )
+    theirs = _run(engine)
+    assert theirs.inserted == 2 and len(theirs.repairs) == 1
+    with engine.connect() as conn:
+        drift = conn.execute(
+            text(
+                "SELECT activity_type, actor_type, actor_id, subject_name, repair_job_id "
+                "FROM org_activity WHERE actor_id = :k ORDER BY activity_id"
+            ),
+            {"k": other.key_id},
+        ).all()
+    assert [(d.activity_type, d.actor_type, d.subject_name) for d in drift] == [
+        ("claude_plugin_deleted", "api_actor", SKILL),
+        ("plugin_installation_preference_updated", "api_actor", "claresia-ferretti-standup-notes"),
+    ]
+    assert {d.repair_job_id for d in drift} == set(theirs.repairs)
+
+    # The repair (our writes again: a new plugin, its settings) is no drift: no loop.
+    repaired = publish(engine, "ferretti", force=True)
+    assert repaired.status == "succeeded", repaired.errors
+    assert SKILL in _plugin_ids(emulator)
+    after = _run(engine)
+    assert after.inserted >= 2 and after.repairs == []

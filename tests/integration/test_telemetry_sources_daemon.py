@@ -1,6 +1,7 @@
 """The sources of Claude Enterprise organisations in a real daemon process (issue 16): a plugin
-deleted in claude.ai (the emulator's administrator route) is published again within a minute,
-and /metrics and /readyz cover each source."""
+deleted in claude.ai (the emulator's administrator route) or through the API with another admin
+key of the organisation is published again within a minute, our own repairs queue no more, and
+/metrics and /readyz cover each source."""
 
 from __future__ import annotations
 
@@ -17,11 +18,15 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from claresia_sync.emulator import EmulatorServer
+from claresia_sync.emulator.state import ENTERPRISE_SCOPES
 from claresia_sync.publish.jobs import enqueue
 from tests.fixtures.daemon import DaemonProcess, wait_until
+from tests.fixtures.real_api import client
 from tests.fixtures.sources import ORG
 
 SKILL = "claresia-ferretti-prd-review"
+OPENED = "claresia-ferretti-standup-notes"  # set `available` to everyone by another key
+OTHER_KEY = "sk-ant-api01-ferretti-OTHER-0000000000000000000000000000000000000000000000000"
 
 
 def _repair(engine: Engine) -> Any:
@@ -75,6 +80,35 @@ def test_a_plugin_deleted_in_claude_ai_is_repaired_within_a_minute(
         ).scalar_one()
     assert repairs == 1
 
+    # The same through the API with another admin key of the organisation (not claresia-sync's):
+    # a plugin deleted and another one made `available` to everyone are repaired as fast.
+    emulator.state.add_admin_key(ORG, OTHER_KEY, ENTERPRISE_SCOPES)
+    other = client(emulator, key=OTHER_KEY)
+    changed = time.monotonic()
+    other.beta.organization.plugins.delete(_plugins(emulator)[SKILL])
+    other.beta.organization.plugins.installation_settings.set(
+        "organization", plugin_id=_plugins(emulator)[OPENED], installation_preference="available"
+    )
+    wait_until(
+        lambda: SKILL in _plugins(emulator) and _org_setting(emulator, OPENED) == "not_available",
+        60,
+        "the other key's changes repaired",
+    )
+    took = time.monotonic() - changed
+    assert took < 60, took
+    print(f"changes made with another admin key repaired after {took:.1f}s")
+    # Our repairs are our own writes: no further repair, whatever the feed reads meanwhile.
+    wait_until(lambda: _created(engine) == 3, 30, "the second re-creation in the feed")
+    time.sleep(5)  # two more feed runs
+    with engine.connect() as conn:
+        repairs = conn.execute(
+            text("SELECT count(DISTINCT repair_job_id) FROM org_activity")
+        ).scalar_one()
+        waiting = conn.execute(
+            text("SELECT count(*) FROM publish_job WHERE status IN ('queued', 'running')")
+        ).scalar_one()
+    assert (repairs, waiting) == (2, 0)
+
     ready = httpx2.get(f"http://127.0.0.1:{daemon.port}/readyz").json()
     assert ready["ready"] is True
     assert not any(k.startswith("activity-feed") for k in ready["api_errors"])
@@ -83,18 +117,27 @@ def test_a_plugin_deleted_in_claude_ai_is_repaired_within_a_minute(
     assert daemon.stop()[0] == 0
 
 
-def _created_again(engine: Engine) -> bool:
+def _created(engine: Engine) -> int:
+    """How many times the feed shows SKILL's plugin created."""
     with engine.connect() as conn:
-        return bool(
-            conn.execute(
-                text(
-                    "SELECT count(*) FROM org_activity WHERE activity_type = "
-                    "'claude_plugin_created' AND subject_name = :n"
-                ),
-                {"n": SKILL},
-            ).scalar_one()
-            == 2
-        )
+        found: int = conn.execute(
+            text(
+                "SELECT count(*) FROM org_activity WHERE activity_type = "
+                "'claude_plugin_created' AND subject_name = :n"
+            ),
+            {"n": SKILL},
+        ).scalar_one()
+    return found
+
+
+def _created_again(engine: Engine) -> bool:
+    return _created(engine) == 2
+
+
+def _org_setting(emulator: EmulatorServer, name: str) -> str | None:
+    with client(emulator) as sdk:
+        plugin = sdk.beta.organization.plugins.retrieve(_plugins(emulator)[name])
+    return plugin.organization_installation_preference
 
 
 def test_the_daemon_receives_claude_code_exports_on_its_own_port(
