@@ -13,6 +13,7 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -41,6 +42,8 @@ from anthropic.types.skills import DeletedSkillVersion, SkillVersion
 from pydantic import BaseModel, ValidationError
 
 from claresia_sync.emulator import EmulatorServer
+from claresia_sync.emulator.app import build_app
+from claresia_sync.emulator.state import DEMO_SEED, EmulatorState, load_seed
 from tests.fixtures.emulator import DAINESE_KEY
 from tests.fixtures.real_api import (
     APPS_KEY,
@@ -105,6 +108,29 @@ PAGE_FIELDS = {
     True: set(SyncPageCursor.model_fields),  # data, next_page
     "page": set(SyncPage.model_fields),  # data, has_more, first_id, last_id
 }
+
+
+# Endpoints the SDK covers whose answer is not JSON (a version's zip): read, not type-checked.
+DOWNLOADS = {
+    ("GET", "/v1/organizations/plugins/{plugin_id}/versions/{version}/content"),
+    ("GET", "/v1/skills/{skill_id}/versions/{version}/content"),
+}
+_SDK_CALL = re.compile(
+    r'self\._(get_api_list|get|post|put|patch|delete)\(\s*(?:path_template\()?\s*"(/v1/[^"]*)"'
+)
+
+
+def _shape(path: str) -> str:
+    return re.sub(r"\{[^}]+\}", "{}", path)
+
+
+def sdk_endpoints() -> set[tuple[str, str]]:
+    """(method, path with `{}` for each parameter) of every call in the SDK's resources."""
+    found = set()
+    for source in (Path(anthropic.__file__).parent / "resources").rglob("*.py"):
+        for kind, path in _SDK_CALL.findall(source.read_text(encoding="utf-8")):
+            found.add(("GET" if kind == "get_api_list" else kind.upper(), _shape(path)))
+    return found
 
 
 def unknown_fields(value: Any, where: str) -> Iterator[str]:
@@ -232,6 +258,38 @@ def test_strict_check_finds_what_the_sdk_lets_through() -> None:
     assert disagreements(Skill, skill, "s") == ["s.source.origin: not a field of Skill"]
     missing = disagreements(RBACGroup, {k: v for k, v in body.items() if k != "name"}, "g")
     assert missing and "name" in missing[0]
+
+
+def test_every_endpoint_the_sdk_covers_is_checked() -> None:
+    """Every route of the emulator that the SDK also calls is in ROUTES (or is a download), so
+    a new endpoint cannot escape the check; the routes the SDK does not know are org-skills'
+    (docs/interfaces.md section 3) and the activity feed (not in the SDK)."""
+    app = build_app(EmulatorState(load_seed(DEMO_SEED)))
+    served = {
+        (method, route.path)
+        for route in app.starlette.routes
+        if route.path.startswith("/v1/")
+        for method in (getattr(route, "methods", None) or ())
+        if method != "HEAD"
+    }
+    covered = {(m, p) for m, p in served if (m, _shape(p)) in sdk_endpoints()}
+    assert len(covered) > 30 and covered >= DOWNLOADS
+
+    def sample(path: str) -> str:
+        return re.sub(
+            r"\{(\w+)\}",
+            lambda m: {"plugin_id": "plugin_x", "skill_id": "skill_x"}.get(m[1], "x"),
+            path,
+        )
+
+    unchecked = [
+        (m, p)
+        for m, p in sorted(covered - DOWNLOADS)
+        if not any(r[0] == m and re.fullmatch(r[1], sample(p)) for r in ROUTES)
+    ]
+    assert unchecked == []
+    others = sorted(p for m, p in served - covered)
+    assert all("/{org_id}/" in p or p == "/v1/compliance/activities" for p in others), others
 
 
 def test_every_answer_is_the_sdk_type(emulator: EmulatorServer) -> None:
