@@ -24,7 +24,7 @@ Control routes (`/_emulator/...`) take no key: the emulator listens on loopback 
     GET  /_emulator/stats, POST /_emulator/stats/reset   API calls by method, route, status
     GET|POST /_emulator/faults    fault configuration (see faults.FaultConfig); `{}` clears
     POST /_emulator/reset         back to the seed, no faults, no stats
-    POST /_emulator/orgs/{org_id} {zero_data_retention: bool}
+    POST /_emulator/orgs/{org_id} {zero_data_retention?: bool, skill_delete?: direct|versions_first}
     POST /_emulator/orgs/{org_id}/org_skills {name}: an organisation skill made in claude.ai
     POST /_emulator/plugins/{id}/versions/{v}/scan {status, assessment?, reason?}: a scan ends
     GET  /_emulator/health
@@ -39,7 +39,7 @@ import datetime as dt
 import os
 import socket
 import struct
-from typing import Any
+from typing import Any, get_args
 from urllib.parse import parse_qsl, urlencode
 
 from pydantic import ValidationError
@@ -79,6 +79,7 @@ from claresia_sync.emulator.responses import (
     json_response,
     request_key,
 )
+from claresia_sync.emulator.skills_api import SkillDelete
 from claresia_sync.emulator.state import EmulatorState, KeyRecord
 
 # Set by the server's protocol for each connection, so a fault can reset the TCP connection.
@@ -495,11 +496,22 @@ class EmulatorApp:
 
     async def set_org(self, request: Request) -> Response:
         body = await json_body(request)
-        zdr = body.get("zero_data_retention")
-        if not isinstance(zdr, bool) or set(body) != {"zero_data_retention"}:
-            raise bad_request("expected {zero_data_retention: true|false}")
-        self.state.set_zero_data_retention(request.path_params["org_id"], zdr)
-        return json_response(self.state.organization_json(request.path_params["org_id"]))
+        org_id = request.path_params["org_id"]
+        zdr, delete = body.get("zero_data_retention", False), body.get("skill_delete", "direct")
+        if (
+            not body
+            or set(body) - {"zero_data_retention", "skill_delete"}
+            or not isinstance(zdr, bool)
+            or delete not in get_args(SkillDelete)
+        ):
+            raise bad_request(
+                "expected {zero_data_retention?: true|false, skill_delete?: direct|versions_first}"
+            )
+        if "zero_data_retention" in body:
+            self.state.set_zero_data_retention(org_id, zdr)
+        if "skill_delete" in body:
+            self.state.set_skill_delete(org_id, delete)
+        return json_response(self.state.organization_json(org_id))
 
 
 class _FaultsAndStats:

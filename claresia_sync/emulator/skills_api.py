@@ -1,14 +1,21 @@
 """Custom skills of one Claude API workspace (the Skills API, `/v1/skills`), as the official SDK's
 `skills` resources and types describe them: a skill holds at least one version; its `name`
 comes from the first upload's SKILL.md frontmatter and every later version must keep it.
-Plain data; callers hold the emulator's lock."""
+Plain data; callers hold the emulator's lock.
+
+Deleting a skill that has versions is not settled by the docs, so it is switchable
+(`SkillDelete`, per organisation in the seed or by `POST /_emulator/orgs/{id}`): `direct` (the
+SDK's types: a skill always holds a version, so deleting the skill takes its versions, and its
+only version cannot be deleted alone) or `versions_first` (as beta users report: 400 "Cannot
+delete skill with existing versions. Delete all versions first.", and every version, the last
+too, can be deleted)."""
 
 from __future__ import annotations
 
 import bisect
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from claresia_sync.emulator.common import bad_request, cursor_page, iso_now, not_found
 from claresia_sync.emulator.skill_rules import (
@@ -41,6 +48,9 @@ class SkillVersion:
         }
 
 
+SkillDelete = Literal["direct", "versions_first"]
+
+
 @dataclass
 class WorkspaceSkill:
     id: str
@@ -55,14 +65,14 @@ class WorkspaceSkill:
             "type": "skill",
             "id": self.id,
             "display_name": self.display_name,
-            "latest_version_id": self.versions[-1].id,
+            "latest_version_id": self.versions[-1].id if self.versions else None,
             "source": {"type": "custom"},
             "created_at": self.created_at,
             "updated_at": self.updated_at,
         }
 
     def version(self, version_id: str) -> SkillVersion:
-        if version_id == "latest":
+        if version_id == "latest" and self.versions:
             return self.versions[-1]
         for v in self.versions:
             if v.id == version_id:
@@ -88,8 +98,9 @@ def parse_skill(upload: Upload) -> tuple[str, str]:
 class WorkspaceSkills:
     """The custom skills of one workspace. `new_id(prefix)` makes increasing ids."""
 
-    def __init__(self, new_id: Callable[[str], str]) -> None:
+    def __init__(self, new_id: Callable[[str], str], delete: SkillDelete = "direct") -> None:
         self.new_id = new_id
+        self.delete_mode: SkillDelete = delete
         self.skills: dict[str, WorkspaceSkill] = {}
         self.ids: list[str] = []
 
@@ -148,7 +159,11 @@ class WorkspaceSkills:
         return skill.name, zip_bytes(skill.version(version_id).files)
 
     def delete(self, skill_id: str) -> None:
-        self.get(skill_id)
+        skill = self.get(skill_id)
+        if self.delete_mode == "versions_first" and skill.versions:
+            raise bad_request(
+                "Cannot delete skill with existing versions. Delete all versions first."
+            )
         del self.skills[skill_id]
         self.ids.remove(skill_id)
 
@@ -157,7 +172,7 @@ class WorkspaceSkills:
         version = skill.version(version_id)
         if version_id == "latest":
             raise bad_request("name the version to delete by its id: 'latest' is not accepted")
-        if len(skill.versions) == 1:
+        if len(skill.versions) == 1 and self.delete_mode == "direct":
             raise bad_request(
                 f"version {version_id} is the only version of skill {skill_id}, which always "
                 "holds one: delete the skill instead"

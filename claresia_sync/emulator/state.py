@@ -52,7 +52,7 @@ from claresia_sync.emulator.skill_rules import (
     org_skill_problems,
     text_files,
 )
-from claresia_sync.emulator.skills_api import WorkspaceSkills
+from claresia_sync.emulator.skills_api import SkillDelete, WorkspaceSkills
 from claresia_sync.resources import shipped
 
 Scope = Literal["skills:read", "skills:write", "audit:read", "workspaces:read"]
@@ -160,6 +160,8 @@ class SeedOrganization(_Seed):
     zero_data_retention: bool = True
     claude_enterprise: bool = False  # the Plugins API and the real rbac groups API answer
     plugin_default_preference: Preference = "available"  # the library marketplace's default
+    # Deleting a Skills API skill that has versions: docs do not settle it (skills_api.py).
+    skill_delete: SkillDelete = "direct"
     org_skills: list[str] = Field(default_factory=list)  # made by hand in claude.ai
     workspaces: list[SeedWorkspace] = Field(default_factory=list)
     rbac_groups: list[SeedRbacGroup] = Field(default_factory=list)
@@ -423,7 +425,9 @@ class EmulatorState:
                     state.plugins = PluginCatalog(
                         org.id, org.plugin_default_preference, org.org_skills, self.new_id
                     )
-                state.workspace_skills = {w: WorkspaceSkills(self.new_id) for w in state.workspaces}
+                state.workspace_skills = {
+                    w: WorkspaceSkills(self.new_id, org.skill_delete) for w in state.workspaces
+                }
                 for k in org.admin_keys:
                     self.keys[k.key] = KeyRecord(
                         key=k.key,
@@ -483,6 +487,13 @@ class EmulatorState:
     def set_zero_data_retention(self, org_id: str, enabled: bool) -> None:
         with self.lock:
             self.org(org_id).zero_data_retention = enabled
+
+    def set_skill_delete(self, org_id: str, mode: SkillDelete) -> None:
+        """How the organisation's Skills API answers a delete of a skill with versions (until
+        the next reset, which goes back to the seed's)."""
+        with self.lock:
+            for skills in self.org(org_id).workspace_skills.values():
+                skills.delete_mode = mode
 
     def skill(self, org_id: str, skill_id: str) -> SkillRecord:
         with self.lock:

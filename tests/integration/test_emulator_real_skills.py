@@ -5,9 +5,10 @@ creation, the upload limit, and which keys may call it."""
 from __future__ import annotations
 
 import anthropic
+import httpx2
 import pytest
 
-from claresia_sync.emulator import EmulatorServer
+from claresia_sync.emulator import EmulatorServer, SeedError, load_seed
 from claresia_sync.emulator.uploads import MAX_UPLOAD_BYTES
 from tests.fixtures.real_api import (
     ANY_KEY,
@@ -93,3 +94,50 @@ def test_bad_uploads(emulator: EmulatorServer) -> None:
     with pytest.raises(anthropic.ContentTooLargeError):
         skills.create(files=[*skill_files(), huge])
     assert skills.list().data == []
+
+
+def skill_delete(emulator: EmulatorServer, mode: str, org: str = "org_ferretti") -> None:
+    answer = httpx2.post(f"{emulator.base_url}/_emulator/orgs/{org}", json={"skill_delete": mode})
+    assert answer.status_code == 200, answer.text
+
+
+def test_a_skill_with_versions_deleted_directly_or_versions_first(
+    emulator: EmulatorServer,
+) -> None:
+    """The docs do not settle it, so the emulator does both: `direct` (the SDK's types: a skill
+    always holds a version) and `versions_first` (beta users' reports), switched per org."""
+    skills = client(emulator, APPS_KEY).skills
+    one = skills.create(files=skill_files())
+    with pytest.raises(anthropic.BadRequestError, match="only version"):  # direct, the default
+        skills.versions.delete(one.latest_version_id, skill_id=one.id)
+    skills.delete(one.id)
+
+    skill_delete(emulator, "versions_first")
+    two = skills.create(files=skill_files())
+    second = skills.versions.create(two.id, files=skill_files(body="Again."))
+    with pytest.raises(anthropic.BadRequestError, match="Delete all versions first"):
+        skills.delete(two.id)
+    for version in (second.id, two.latest_version_id):
+        skills.versions.delete(version, skill_id=two.id)  # the last one too
+    skills.delete(two.id)
+    assert list(skills.list()) == []
+
+    refused = httpx2.post(
+        f"{emulator.base_url}/_emulator/orgs/org_ferretti", json={"skill_delete": "cascade"}
+    )
+    assert refused.status_code == 400 and "direct|versions_first" in refused.text
+    emulator.reset()  # back to the seed's
+    three = skills.create(files=skill_files())
+    skills.delete(three.id)
+
+
+def test_the_seed_names_the_skill_delete_behaviour() -> None:
+    seed = {
+        "organizations": [
+            {"id": "org_t", "name": "T", "skill_delete": "versions_first", "workspaces": []}
+        ]
+    }
+    assert load_seed(seed).organizations[0].skill_delete == "versions_first"
+    seed["organizations"][0]["skill_delete"] = "cascade"
+    with pytest.raises(SeedError, match="skill_delete"):
+        load_seed(seed)

@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 import anthropic
+import httpx2
 import pytest
 from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session
@@ -312,3 +313,36 @@ def test_a_warm_drift_check_of_the_demo_api_tenant_makes_two_calls(
     again = publish(engine, "vespucci", force=True)
     assert again.stats["unchanged"] == 2, again.errors
     assert emulator.stats.count() == emulator.stats.count("GET", "/v1/skills") == 2
+
+
+@pytest.mark.parametrize("mode", ["direct", "versions_first"])
+def test_a_revoked_skill_with_versions_is_deleted_whichever_way_the_api_asks(
+    engine: Engine, emulator: EmulatorServer, on_claude_api: dict[str, Any], mode: str
+) -> None:
+    """docs/real-api.md S7: the docs do not say whether a skill with versions can be deleted
+    directly. Either way the revoked skill goes: directly, or its versions first when the API
+    refuses (400 "... Delete all versions first.")."""
+    answer = httpx2.post(
+        f"{emulator.base_url}/_emulator/orgs/org_ferretti", json={"skill_delete": mode}
+    )
+    assert answer.status_code == 200, answer.text
+    assert publish(engine, "ferretti").status == "succeeded"
+    standup = in_workspace(emulator, APPS_KEY)["claresia-ferretti-standup-notes"]
+    with client(emulator, APPS_KEY) as sdk:  # a second version (an administrator's)
+        sdk.skills.versions.create(
+            standup.id, files=skill_files("claresia-ferretti-standup-notes", body="By hand.")
+        )
+    root = next(t for t in on_claude_api["tenants"] if t["slug"] == "ferretti")
+    root["archetypes"][0]["grants"].remove("standup-notes")
+    apply(engine, on_claude_api)
+    emulator.stats.reset()
+    outcome = publish(engine, "ferretti")
+    assert outcome.status == "succeeded", outcome.errors
+    assert outcome.stats["deleted"] == 2  # the plugin and the workspace skill
+    assert set(in_workspace(emulator, APPS_KEY)) == names("ferretti", ENG - {"standup-notes"})
+    deletes = [emulator.stats.count("DELETE", "/v1/skills/{skill_id}", s) for s in (400, 200)]
+    version_deletes = emulator.stats.count("DELETE", "/v1/skills/{skill_id}/versions/{version}")
+    if mode == "direct":
+        assert deletes == [0, 1] and version_deletes == 0
+    else:
+        assert deletes == [1, 1] and version_deletes == 2

@@ -25,6 +25,7 @@ section 1 B), on the official SDK, with that workspace's API key.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
 import re
@@ -50,7 +51,7 @@ from claresia_sync.publish.targets.base import (
     no_access_check,
 )
 from claresia_sync.publish.targets.claude_enterprise import marker, zero_retention_refusal
-from claresia_sync.publish.targets.sdk import SdkCaller
+from claresia_sync.publish.targets.sdk import SdkCaller, SdkFailure
 from claresia_sync.transpile import ClaudeSkill, bytes_hash
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,7 @@ DISPLAY = re.compile(
 R_SKILLS = "/v1/skills"
 R_SKILL = "/v1/skills/{skill_id}"
 R_VERSIONS = "/v1/skills/{skill_id}/versions"
+R_VERSION = "/v1/skills/{skill_id}/versions/{version}"
 R_CONTENT = "/v1/skills/{skill_id}/versions/{version}/content"
 MAX_ARCHIVE_BYTES = 30 * 1024 * 1024  # the Skills API's upload limit: no version holds more
 
@@ -106,6 +108,12 @@ def skill_files(skill: ClaudeSkill) -> list[tuple[str, bytes, str]]:
         (f.path, f.content.encode(), "text/markdown" if f.path.endswith(".md") else "text/plain")
         for f in skill.files
     ]
+
+
+def _versions_first(exc: SdkFailure) -> bool:
+    """A skill delete refused because the skill still has versions (beta users report a 400
+    "Cannot delete skill with existing versions. Delete all versions first.")."""
+    return exc.status in (400, 409) and "version" in exc.api_message.lower()
 
 
 def _hints(status: int, code: str | None, message: str) -> str:
@@ -315,6 +323,36 @@ class ClaudeApiTarget:
         return LiveSkill(remote_id=remote_id, access=WorkspaceAccess())
 
     async def delete(self, remote_id: str) -> None:
+        """Delete the skill; if the API refuses while it has versions (docs/real-api.md S7),
+        delete its versions, then the skill."""
+        try:
+            await self._delete_skill(remote_id)
+            return
+        except SdkFailure as exc:
+            if not _versions_first(exc):
+                raise
+        log.info("skill %s: the API deletes its versions first", remote_id)
+
+        async def listed() -> list[str]:
+            return [v.id async for v in self._skills.versions.list(remote_id, limit=1000)]
+
+        versions = await self.caller.call(
+            "GET", R_VERSIONS, f"GET /v1/skills/{remote_id}/versions", listed
+        )
+        for version in versions:
+            with contextlib.suppress(SkillGone):  # gone already: that is the goal
+                await self._delete_version(remote_id, version)
+        await self._delete_skill(remote_id)
+
+    async def _delete_version(self, remote_id: str, version: str) -> None:
+        await self.caller.call(
+            "DELETE",
+            R_VERSION,
+            f"DELETE /v1/skills/{remote_id}/versions/{version}",
+            lambda: self._skills.versions.delete(version, skill_id=remote_id),
+        )
+
+    async def _delete_skill(self, remote_id: str) -> None:
         await self.caller.call(
             "DELETE",
             R_SKILL,

@@ -55,6 +55,7 @@ class SdkFailure(TargetError):
     ) -> None:
         super().__init__(message, hint=hint, retryable=retryable)
         self.retry_after: float | None = None
+        self.api_message = ""  # the server's own words, without the call's name
         self.status = status
         self.code = code
         self.details = details
@@ -103,6 +104,7 @@ def translate(
         )
         if cls is SkillGone:
             return SkillGone(text, hint=failure.hint)
+        failure.api_message = message
         failure.retry_after = retry_after(exc.response.headers)
         return failure
     if isinstance(exc, anthropic.APITimeoutError | anthropic.APIConnectionError):
