@@ -26,6 +26,7 @@ from claresia_sync.errors import ExitCode, UserError
 from claresia_sync.telemetry.settings import (
     DEFAULT_HUB_RECORD_URL,
     DEFAULT_RETENTION_DAYS,
+    DEFAULT_USAGE_WAIT_HOURS,
     TelemetrySettings,
     link_template_problem,
 )
@@ -78,6 +79,7 @@ class Settings(BaseSettings):
     # telemetry (handed down as telemetry.settings.TelemetrySettings)
     telemetry_retention_days: int = setting(DEFAULT_RETENTION_DAYS, "telemetry older than this many days is dropped", ge=1)  # noqa: E501
     telemetry_store_emails: bool = setting(False, "true keeps the invoking user's email")
+    otlp_usage_wait_hours: int = setting(DEFAULT_USAGE_WAIT_HOURS, "hours a Claude Code prompt's usage (api_request) waits for its skill activation; deleted unmatched after that (with the daily retention)", ge=1, le=8760)  # noqa: E501
     hub_record_url: str = setting(DEFAULT_HUB_RECORD_URL, "the footer's View record link ({parent_tenant}, {tenant}, {record_id})")  # noqa: E501
     # the daemon (`run`)
     poll_interval: float = setting(60.0, "seconds between two audit-log polls of one organisation", flag=True, ge=1, le=86400)  # noqa: E501
@@ -176,6 +178,7 @@ class Settings(BaseSettings):
             retention_days=self.telemetry_retention_days,
             store_emails=self.telemetry_store_emails,
             hub_record_url=self.hub_record_url,
+            otlp_usage_wait_hours=self.otlp_usage_wait_hours,
         )
 
     @property

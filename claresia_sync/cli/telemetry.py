@@ -105,14 +105,18 @@ def retention_cmd(
     from claresia_sync.telemetry.retention import apply_retention
     from claresia_sync.telemetry.settings import TelemetrySettings
 
-    keep = days or TelemetrySettings.from_env().retention_days
+    telemetry = TelemetrySettings.from_env()
+    keep = days or telemetry.retention_days
     with open_database(load_settings()) as engine:
-        result = apply_retention(engine, keep, dry_run=dry_run)
+        result = apply_retention(
+            engine, keep, dry_run=dry_run, usage_wait_hours=telemetry.otlp_usage_wait_hours
+        )
     verb = "would drop" if dry_run else "dropped"
     parts = ", ".join(result.dropped_partitions) or "no partitions"
     print(
         f"retention {keep} days (before {result.bound:%Y-%m-%d}): {verb} {parts}; "
-        f"deleted {result.deleted_ids} id(s) and {result.deleted_default_rows} stray row(s)"
+        f"deleted {result.deleted_ids} id(s), {result.deleted_default_rows} stray row(s) and "
+        f"{result.claude_code.unmatched} Claude Code prompt(s) without activation"
     )
 
 

@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
+import functools
 import logging
 from collections.abc import AsyncIterator, Callable
 
@@ -304,14 +305,23 @@ class LiveWork:
         async with advisory_locks(self.engine, "retention", ["telemetry"], wait=False) as held:
             if held:
                 result = await asyncio.to_thread(
-                    apply_retention, self.engine, self.telemetry.retention_days
+                    functools.partial(
+                        apply_retention,
+                        self.engine,
+                        self.telemetry.retention_days,
+                        usage_wait_hours=self.telemetry.otlp_usage_wait_hours,
+                    )
                 )
-                if result.dropped_partitions or result.deleted_ids:
+                swept = result.claude_code
+                if result.dropped_partitions or result.deleted_ids or swept.unmatched:
                     log.info(
-                        "retention (%d days): dropped %s, %d ids removed",
+                        "retention (%d days): dropped %s, %d ids removed, %d Claude Code "
+                        "prompt(s) without activation after %d h removed",
                         self.telemetry.retention_days,
                         result.dropped_partitions,
                         result.deleted_ids,
+                        swept.unmatched,
+                        self.telemetry.otlp_usage_wait_hours,
                     )
 
     async def prune_jobs(self) -> None:

@@ -595,3 +595,59 @@ class ClaudeCodeSettings(Base):
     """rbac group id -> {"env": [the env names we wrote], "created": whether we made its
     document}."""
     updated_at: Mapped[dt.datetime] = _updated()
+
+
+class ClaudeCodeActivation(Base):
+    """What a stored Claude Code activation (a `telemetry_event` row) says beyond the row: its
+    session and prompt, and the ids that join its user to the analytics rows (never an email)."""
+
+    __tablename__ = "claude_code_activation"
+    __table_args__ = (Index("ix_claude_code_activation_occurred_at", "occurred_at"),)
+
+    event_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    tenant_slug: Mapped[str] = mapped_column(Text)
+    """The root tenant whose token exported it (the activation row names the sub-tenant)."""
+    session_id: Mapped[str] = mapped_column(Text)
+    prompt_id: Mapped[str] = mapped_column(Text)
+    occurred_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    account_uuid: Mapped[str | None] = mapped_column(Text)
+    account_id: Mapped[str | None] = mapped_column(Text)
+
+
+class ClaudeCodePrompt(Base):
+    """A Claude Code prompt's usage so far (its `api_request` records, from any export) and its
+    first activation, which analysts see it on (telemetry/otlp_usage.py, migration 0014)."""
+
+    __tablename__ = "claude_code_prompt"
+    __table_args__ = (Index("ix_claude_code_prompt_first_event_id", "first_event_id"),)
+
+    tenant_slug: Mapped[str] = mapped_column(Text, primary_key=True)
+    """The root tenant whose token exported it."""
+    session_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    prompt_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    first_event_id: Mapped[str | None] = mapped_column(Text)
+    """The smallest event id of its stored activations (null: none yet)."""
+    requests: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    input_tokens: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    output_tokens: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    cost_usd: Mapped[Decimal] = mapped_column(Numeric, server_default=text("0"))
+    duration_ms: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    model: Mapped[str | None] = mapped_column(Text)
+    """The model of its latest request (`model_at`)."""
+    model_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    first_seen_at: Mapped[dt.datetime] = _now()
+
+
+class ClaudeCodeRequest(Base):
+    """The `api_request` records counted into `claude_code_prompt` lately: a retried export
+    adds nothing. Kept for the usage wait (`CLARESIA_OTLP_USAGE_WAIT_HOURS`)."""
+
+    __tablename__ = "claude_code_request"
+    __table_args__ = (Index("ix_claude_code_request_received_at", "received_at"),)
+
+    tenant_slug: Mapped[str] = mapped_column(Text, primary_key=True)
+    session_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    prompt_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    request_key: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    """The record's identity (`otlp.request_key`)."""
+    received_at: Mapped[dt.datetime] = _now()

@@ -19,7 +19,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import cache, lru_cache
 from hashlib import sha256
 from typing import Any, NamedTuple
@@ -195,16 +195,24 @@ def _footer_template() -> jinja2.Template:
 
 
 def format_cost(cost: Decimal | None) -> str | None:
-    """$0.04 as in seeds/002; sub-cent costs keep 4 decimals rather than showing $0.00."""
+    """$0.04 as in seeds/002; sub-cent costs keep 4 decimals rather than showing $0.00.
+    Halves round up, as PostgreSQL's `round` does in the analysts' view (migration 0014)."""
     if cost is None:
         return None
-    return f"${cost:.2f}" if cost >= Decimal("0.01") or cost == 0 else f"${cost:.4f}"
+    places = _CENT if cost >= _CENT or cost == 0 else _TEN_THOUSANDTH
+    return f"${cost.quantize(places, ROUND_HALF_UP)}"
 
 
 def format_duration(ms: int | None) -> str | None:
+    """2.3s, or 1m 5s from a minute on (tenths rounded half up, as in migration 0014)."""
     if ms is None:
         return None
-    return f"{ms / 1000:.1f}s" if ms < 60_000 else f"{ms // 60_000}m {ms % 60_000 // 1000}s"
+    if ms < 60_000:
+        return f"{(Decimal(ms) / 1000).quantize(_TENTH, ROUND_HALF_UP)}s"
+    return f"{ms // 60_000}m {ms % 60_000 // 1000}s"
+
+
+_CENT, _TEN_THOUSANDTH, _TENTH = Decimal("0.01"), Decimal("0.0001"), Decimal("0.1")
 
 
 def render_footer(

@@ -10,8 +10,10 @@ log records:
   `published_skill`) becomes one row: tenant and catalog skill from the published name (it must
   be a skill of the token's tenant or its sub-tenants: otherwise the record is rejected and
   quarantined), the user, the prompt (`prompt.id` -> `invocation_id`);
-- `claude_code.api_request` records of the same prompt in the same request give that row its
-  model (the last request's), tokens, cost and duration (summed over the prompt's requests);
+- each `claude_code.api_request` with a `prompt.id` is a usage entry (model, tokens, cost,
+  duration; `request_key` its identity), and each stored activation that names its prompt an
+  activation entry: `otlp_usage` adds the usage to the prompt's, whatever export it comes in,
+  and analysts see it on the prompt's first activation; it is never written onto the row;
 - anything else (other events, skills outside `claresia-`, an activation without a skill name)
   is accepted and not stored (counted).
 
@@ -153,7 +155,16 @@ def event_name(record: LogRecord) -> str | None:
 
 
 USAGE_KEYS = frozenset(
-    {"prompt.id", "model", "input_tokens", "output_tokens", "cost_usd", "duration_ms"}
+    {
+        "session.id",
+        "prompt.id",
+        "event.sequence",
+        "model",
+        "input_tokens",
+        "output_tokens",
+        "cost_usd",
+        "duration_ms",
+    }
 )
 
 
@@ -236,16 +247,10 @@ class Normalised:
     reasons: list[str] = field(default_factory=list)
     records: int = 0
     ignored: int = 0
-
-
-@dataclass
-class _Usage:
-    model: str | None = None
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cost: Decimal = Decimal(0)
-    duration_ms: int = 0
-    seen: bool = False
+    activations: list[dict[str, Any]] = field(default_factory=list)
+    """`claude_code_activation` rows of `rows` that name their prompt (`otlp_usage`)."""
+    usage: list[dict[str, Any]] = field(default_factory=list)
+    """Usage entries (`otlp_usage`): one per readable `api_request` with a `prompt.id`."""
 
 
 def _number(attrs: Mapping[str, Any], key: str) -> Decimal | None:
@@ -278,29 +283,52 @@ def _cost(attrs: Mapping[str, Any], key: str) -> Decimal | None:
     return _number(attrs, key)
 
 
-def _add_usage(usage: dict[str, _Usage], attrs: Mapping[str, Any]) -> None:
-    """Add an `api_request`'s usage to its prompt's (records in request order: the last model
-    wins)."""
+def request_key(tenant: str, nanos: int, attrs: Mapping[str, Any]) -> int:
+    """An `api_request`'s identity as a signed 64-bit key: its time and what makes it itself,
+    so a retried export is the same key (as `identity` is for activations)."""
+    get = attrs.get
+    parts = [
+        tenant,
+        API_REQUEST,
+        str(nanos),
+        str(get("session.id", "")),
+        str(get("prompt.id", "")),
+        str(get("event.sequence", "")),
+    ]
+    digest = hashlib.sha256("\x1f".join(parts).encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def _usage_row(record: LogRecord, attrs: Mapping[str, Any], tenant: str) -> dict[str, Any] | None:
+    """The usage entry of an `api_request` (`otlp_usage`), or None when it names no prompt or a
+    number cannot be read or stored (it adds nothing; the activation still counts)."""
     prompt = attrs.get("prompt.id")
-    if not isinstance(prompt, str):
-        return
+    nanos = record.time_unix_nano or record.observed_time_unix_nano
+    if not isinstance(prompt, str) or not prompt or not nanos:
+        return None
     try:
-        tokens_in = _count(attrs, "input_tokens")
-        tokens_out = _count(attrs, "output_tokens")
-        cost = _cost(attrs, "cost_usd")
-        duration = _count(attrs, "duration_ms")
+        tokens_in = _count(attrs, "input_tokens") or 0
+        tokens_out = _count(attrs, "output_tokens") or 0
+        cost = _cost(attrs, "cost_usd") or Decimal(0)
+        duration = _count(attrs, "duration_ms") or 0
     except ValueError:
-        return  # an api_request we cannot read adds nothing; the activation still counts
-    u = usage.get(prompt)
-    if u is None:
-        u = usage[prompt] = _Usage()
-    u.seen = True
+        return None
+    if cost > COST_MAX or max(tokens_in, tokens_out, duration) > INT4_MAX:
+        return None
+    session = attrs.get("session.id")
     model = attrs.get("model")
-    u.model = model if isinstance(model, str) else u.model
-    u.input_tokens += tokens_in or 0
-    u.output_tokens += tokens_out or 0
-    u.cost += cost or 0
-    u.duration_ms += duration or 0
+    return {
+        "tenant_slug": tenant,
+        "session_id": session if isinstance(session, str) else "",
+        "prompt_id": prompt,
+        "request_key": request_key(tenant, nanos, attrs),
+        "occurred_at": dt.datetime.fromtimestamp(nanos / 1e9, dt.UTC),
+        "model": model if isinstance(model, str) else None,
+        "input_tokens": tokens_in,
+        "output_tokens": tokens_out,
+        "cost_usd": cost,
+        "duration_ms": duration,
+    }
 
 
 def published_skill(attrs: Mapping[str, Any]) -> str | None:
@@ -329,11 +357,10 @@ def normalise_request(
 ) -> Normalised:
     """Rows, quarantine entries and rejections of one export request (see the module doc).
 
-    One pass over the records gathers the activations and the prompts' usage; then a row per
-    activation. Of an `api_request` only the attributes the correlation reads are converted."""
+    One pass over the records gathers the activations and the requests' usage. Of an
+    `api_request` only the attributes its usage row reads are converted."""
     out = Normalised()
     activations: list[tuple[LogRecord, dict[str, Any]]] = []
-    usage: dict[str, _Usage] = {}
     for resource_logs in request.resource_logs:
         resource = attributes(resource_logs.resource.attributes)
         resource_usage = {k: v for k, v in resource.items() if k in USAGE_KEYS}
@@ -346,7 +373,13 @@ def normalise_request(
                     activations.append((record, {**resource, **attributes(record.attributes)}))
                 elif name == API_REQUEST:
                     used = some_attributes(record.attributes, USAGE_KEYS)
-                    _add_usage(usage, {**resource_usage, **used} if resource_usage else used)
+                    row = _usage_row(
+                        record, {**resource_usage, **used} if resource_usage else used, scope.slug
+                    )
+                    if row is None:
+                        out.ignored += 1
+                    else:
+                        out.usage.append(row)
                 else:
                     out.ignored += 1
     for record, attrs in activations:
@@ -356,7 +389,7 @@ def normalise_request(
             continue
         nanos = record.time_unix_nano or record.observed_time_unix_nano
         ulid = identity(scope.slug, SKILL_ACTIVATED, nanos, attrs)
-        verdict = _row(record, nanos, attrs, skill, usage, scope, settings, ulid)
+        verdict = _row(record, nanos, attrs, skill, scope, settings, ulid)
         if isinstance(verdict, str):
             out.rejected += 1
             out.reasons.append(verdict)
@@ -368,9 +401,26 @@ def normalise_request(
                     "raw": _raw(record, attrs, settings),
                 }
             )
-        else:
-            out.rows.append(verdict)
+            continue
+        out.rows.append(verdict)
+        if verdict["invocation_id"] is not None:
+            session = attrs.get("session.id")
+            out.activations.append(
+                {
+                    "event_id": verdict["event_id"],
+                    "tenant_slug": scope.slug,
+                    "session_id": session if isinstance(session, str) else "",
+                    "prompt_id": verdict["invocation_id"],
+                    "occurred_at": verdict["occurred_at"],
+                    "account_uuid": _text(attrs.get("user.account_uuid")),
+                    "account_id": _text(attrs.get("user.account_id")),
+                }
+            )
     return out
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def _raw(record: LogRecord, attrs: Mapping[str, Any], settings: TelemetrySettings) -> str:
@@ -394,7 +444,6 @@ def _row(
     nanos: int,
     attrs: Mapping[str, Any],
     skill_name: str,
-    usage: Mapping[str, _Usage],
     scope: TenantScope,
     settings: TelemetrySettings,
     ulid: str,
@@ -412,18 +461,15 @@ def _row(
         return f"skill {skill_name!r} belongs to tenant {ref.owner_tenant!r}, not to {scope.slug!r}"
     if not nanos:
         return "the record has neither time_unix_nano nor observed_time_unix_nano"
-    prompt = attrs.get("prompt.id") if isinstance(attrs.get("prompt.id"), str) else None
-    used = usage.get(prompt or "") or _Usage()
-    if used.cost > COST_MAX or max(used.input_tokens, used.output_tokens, used.duration_ms) > (
-        INT4_MAX
-    ):
-        return "the prompt's usage is out of range"
+    prompt = _text(attrs.get("prompt.id"))
     rec = f"rec_{ulid}"
     tenant = ref.owner_tenant
     parent = scope.parents.get(tenant)
-    cost = used.cost if used.seen else None
-    duration = used.duration_ms if used.seen else None
-    user = attrs.get("user.account_uuid") or attrs.get("user.id")
+    user = (
+        _text(attrs.get("user.account_uuid"))
+        or _text(attrs.get("user.account_id"))
+        or _text(attrs.get("user.id"))
+    )
     email = attrs.get("user.email")
     url = settings.hub_record_url.format(
         parent_tenant=parent or tenant, tenant=tenant, record_id=rec
@@ -442,22 +488,24 @@ def _row(
         "skill_name": skill_name,
         "remote_skill_id": ref.remote_skill_id,
         "skill_version": None,
-        "actor_user_id": str(user) if user is not None else None,
+        "actor_user_id": user,
         "actor_email": str(email) if settings.store_emails and email is not None else None,
         "invocation_id": prompt,
-        "model": used.model,
-        "input_tokens": used.input_tokens if used.seen else None,
-        "output_tokens": used.output_tokens if used.seen else None,
-        "cost_usd": cost,
-        "duration_ms": duration,
+        # The prompt's usage (its api_request records, usually in later exports) is in
+        # claude_code_prompt and joined where analysts read (migration 0014), never here.
+        "model": None,
+        "input_tokens": None,
+        "output_tokens": None,
+        "cost_usd": None,
+        "duration_ms": None,
         "error_type": None,
         "error_message": None,
         "footer_md": render_footer(
             title=scope.skills.title(ref.skill_id),
             failed=False,
             error_type=None,
-            cost=cost,
-            duration_ms=duration,
+            cost=None,
+            duration_ms=None,
             record_url=url,
         ),
         "raw": _raw(record, attrs, settings),

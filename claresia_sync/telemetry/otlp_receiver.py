@@ -9,8 +9,9 @@ Answers per the OTLP/HTTP specification:
   413 over the body cap (declared, streamed or inflated); 405 / 404 elsewhere;
 - 429 with `Retry-After` when more requests wait for the database than it may queue
   (back-pressure: bounded memory), 503 with `Retry-After` when the database is unavailable.
-Nothing of a request is stored unless all of it is: its rows (`insert_events`), quarantine
-entries and the source's state are in one transaction, and it is answered 200 only once that
+Nothing of a request is stored unless all of it is: its rows (`insert_events`), the prompts'
+usage and activation keys (`otlp_usage.store`), quarantine entries and the source's state are in
+one transaction, and it is answered 200 only once that
 transaction is committed. A retried export is stored once (the records' identity,
 `telemetry.otlp.identity`).
 
@@ -55,7 +56,7 @@ from claresia_sync.db.engine import is_unavailable
 from claresia_sync.db.models import OtlpToken, Tenant
 from claresia_sync.errors import one_line
 from claresia_sync.secrets import OTLP_TOKEN, KeyReferenceError, resolve_key
-from claresia_sync.telemetry import otlp, sources
+from claresia_sync.telemetry import otlp, otlp_usage, sources
 from claresia_sync.telemetry.load import insert_events
 from claresia_sync.telemetry.settings import TelemetrySettings
 
@@ -282,10 +283,15 @@ class OtlpReceiver:
                 _settle(batch, None)
 
     def _store(self, batch: list[tuple[str, otlp.Normalised]]) -> None:
-        """Rows, quarantine entries and each tenant's source state of these exports: one
-        transaction."""
+        """Rows, their prompts' usage (`otlp_usage`), quarantine entries and each tenant's
+        source state of these exports: one transaction."""
         with self.engine.begin() as conn:
             insert_events(conn, [row for _, n in batch for row in n.rows])
+            otlp_usage.store(
+                conn,
+                [a for _, n in batch for a in n.activations],
+                [u for _, n in batch for u in n.usage],
+            )
             quarantine = sorted(
                 (entry for _, n in batch for entry in n.quarantine), key=itemgetter("event_id")
             )

@@ -5,7 +5,8 @@ once all of it is older than the cutoff (O(1), whatever the month holds). What i
 proportional to the month removed, not to the table: that month's ids in `telemetry_event_id`
 (deleted in batches through its `occurred_at` index, one short transaction each, so neither
 locks nor WAL pile up) and any stray rows of the default partition. A run that dies halfway is
-finished by the next one. Run it daily (the daemon does; or `claresia-sync telemetry retention`).
+finished by the next one. Claude Code usage that found no activation within its wait goes too
+(`otlp_usage.sweep`). Run it daily (the daemon does; or `claresia-sync telemetry retention`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, text
 
-from claresia_sync.telemetry.settings import DEFAULT_RETENTION_DAYS
+from claresia_sync.telemetry import otlp_usage
+from claresia_sync.telemetry.settings import DEFAULT_RETENTION_DAYS, DEFAULT_USAGE_WAIT_HOURS
 
 _PARTITION = re.compile(r"^telemetry_event_(\d{4})_(\d{2})$")
 _PARTITIONS = text(
@@ -39,6 +41,8 @@ class RetentionResult:
     dropped_partitions: list[str] = field(default_factory=list)
     deleted_default_rows: int = 0
     deleted_ids: int = 0
+    claude_code: otlp_usage.Swept = field(default_factory=otlp_usage.Swept)
+    """Claude Code usage unmatched past its wait, or before the bound (`otlp_usage.sweep`)."""
 
 
 def month_start(at: dt.datetime) -> dt.datetime:
@@ -56,8 +60,10 @@ def apply_retention(
     now: dt.datetime | None = None,
     batch: int = 50_000,
     dry_run: bool = False,
+    usage_wait_hours: int = DEFAULT_USAGE_WAIT_HOURS,
 ) -> RetentionResult:
-    """Drop the monthly partitions entirely older than `now - retention_days`, then their ids."""
+    """Drop the monthly partitions entirely older than `now - retention_days`, then their ids,
+    then Claude Code usage that waited `usage_wait_hours` for its activation in vain."""
     if retention_days < 1:
         raise ValueError("retention_days must be at least 1")
     cutoff = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(days=retention_days)
@@ -85,4 +91,7 @@ def apply_retention(
         result.deleted_ids += deleted
         if deleted < batch:
             break
+    result.claude_code = otlp_usage.sweep(
+        engine, wait_hours=usage_wait_hours, bound=result.bound, now=now
+    )
     return result

@@ -5,6 +5,8 @@ They are read with every other setting by `claresia_sync.config.Settings` (its
 
 - `CLARESIA_TELEMETRY_RETENTION_DAYS`: keep rows this many days (default 365).
 - `CLARESIA_TELEMETRY_STORE_EMAILS`: `true` to keep the actor's email (default: dropped).
+- `CLARESIA_OTLP_USAGE_WAIT_HOURS`: how long a Claude Code prompt's usage waits for its skill
+  activation before the daily retention deletes it (default 24; telemetry/otlp_usage.py).
 - `CLARESIA_HUB_RECORD_URL`: the "View record" link; placeholders `{parent_tenant}` (the root
   tenant), `{tenant}` (the tenant or sub-tenant) and `{record_id}`.
 """
@@ -18,6 +20,7 @@ from claresia_sync.errors import UserError
 RETENTION_ENV = "CLARESIA_TELEMETRY_RETENTION_DAYS"
 HUB_URL_ENV = "CLARESIA_HUB_RECORD_URL"
 DEFAULT_RETENTION_DAYS = 365
+DEFAULT_USAGE_WAIT_HOURS = 24
 DEFAULT_HUB_RECORD_URL = "https://hub.{parent_tenant}.claresia.com/records/{record_id}"
 _PLACEHOLDERS = {"parent_tenant": "p", "tenant": "t", "record_id": "r"}
 
@@ -39,6 +42,7 @@ class TelemetrySettings:
     retention_days: int = DEFAULT_RETENTION_DAYS
     store_emails: bool = False
     hub_record_url: str = DEFAULT_HUB_RECORD_URL
+    otlp_usage_wait_hours: int = DEFAULT_USAGE_WAIT_HOURS
 
     def __post_init__(self) -> None:
         if self.retention_days < 1:

@@ -8,11 +8,11 @@ import gzip
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
 from typing import Any
 
 import httpx2
 import pytest
-import yaml
 from google.rpc.status_pb2 import Status
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 from sqlalchemy import Engine, text
@@ -23,9 +23,7 @@ from claresia_sync.emulator.claude_code import Prompt, encode, export, export_re
 from claresia_sync.telemetry import otlp
 from claresia_sync.telemetry.otlp_receiver import OtlpReceiver
 from claresia_sync.telemetry.settings import TelemetrySettings
-from claresia_sync.tenancy import apply_tenants, parse_tenants
-from tests.fixtures.otlp import TOKEN, TOKEN_ENV, receiver_url, serve
-from tests.fixtures.sources import TENANTS
+from tests.fixtures.otlp import TOKEN, apply_otlp_tenants, receiver_url, serve
 
 SKILL = "claresia-ferretti-prd-review"
 OTHER = "claresia-acme-prd-review"  # a skill of another tenant
@@ -33,13 +31,7 @@ OTHER = "claresia-acme-prd-review"  # a skill of another tenant
 
 @pytest.fixture
 def tenants(session: Session, emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(TOKEN_ENV, TOKEN)
-    data: dict[str, Any] = yaml.safe_load(TENANTS)
-    data["tenants"][0]["otlp_token"] = f"env:{TOKEN_ENV}"
-    acme = {"org_id": "org_acme", "admin_key": "env:CLARESIA_ACME_ADMIN_KEY"}
-    data["tenants"].append({"slug": "acme", "connection": acme})
-    apply_tenants(session, parse_tenants(yaml.safe_dump(data), "t.yaml"), source="t.yaml")
-    session.commit()
+    apply_otlp_tenants(session, monkeypatch)
 
 
 def _rows(engine: Engine) -> list[Any]:
@@ -47,9 +39,11 @@ def _rows(engine: Engine) -> list[Any]:
         return list(
             conn.execute(
                 text(
-                    "SELECT event_id, tenant_slug, skill_id, model, input_tokens, cost_usd, "
-                    "duration_ms, invocation_id, occurred_at, ingested_at, raw, footer_md "
-                    "FROM telemetry_event WHERE event_type = 'claude_code.skill_activated'"
+                    "SELECT i.event_id, i.tenant_slug, i.skill_id, i.model, i.input_tokens, "
+                    "i.cost_usd, i.duration_ms, i.invocation_id, i.occurred_at, i.ingested_at, "
+                    "e.raw, i.footer_md FROM telemetry_invocation i "
+                    "JOIN telemetry_event e ON e.event_id = i.event_id "
+                    "WHERE i.event_type = 'claude_code.skill_activated'"
                 )
             )
         )
@@ -246,5 +240,10 @@ def test_the_opentelemetry_sdk_exporter_is_an_outside_client(engine: Engine, ten
         )
         provider.shutdown()
     (row,) = _rows(engine)
-    # one request each: the api_request came in another export, so no usage on the row
+    # one request each: the api_request came in another export, and is the row's usage
     assert row.skill_id == "prd-review" and row.invocation_id == "p-1"
+    assert (row.model, row.cost_usd, row.duration_ms) == (
+        "claude-sonnet-4-5",
+        Decimal("0.0081"),
+        2300,
+    )

@@ -1,0 +1,179 @@
+"""A Claude Code prompt's usage, whatever export it comes in (issue 20; migration 0014).
+
+Claude Code exports its logs in batches (`OTEL_LOGS_EXPORT_INTERVAL`, 5 s by default), so a
+prompt's `claude_code.api_request` records (model, tokens, cost, duration) usually reach the
+receiver in a later export than its `claude_code.skill_activated`, perhaps at another replica,
+and possibly before it. `telemetry_event` is append-only, so the usage is not written onto the
+activation's row. Tables of their own hold it, keyed by the root tenant (the token's),
+`session.id` and `prompt.id`:
+
+- `claude_code_prompt`: per prompt, its usage so far (requests, tokens, cost and duration summed,
+  the latest request's model) and `first_event_id`, the smallest event id of its activations:
+  the one activation analysts see the usage on, so a prompt that activates two skills counts its
+  cost once, whatever the arrival order;
+- `claude_code_request`: the `api_request` records already counted (`otlp.request_key`), so a
+  retried export adds nothing;
+- `claude_code_activation`: per stored activation, its session, prompt and the ids that join
+  its user to the analytics rows (`user.account_uuid`, `user.account_id`).
+
+`store` writes them set-wise in the export's own transaction, before it is answered: one
+statement for the activations, one that inserts the new requests and adds only those to their
+prompts. The analysts' views join `claude_code_prompt` on `first_event_id` (migration 0014).
+
+What waits unmatched is bounded (`sweep`, with the daily retention): a prompt with no activation
+`wait_hours` after it was first seen (`CLARESIA_OTLP_USAGE_WAIT_HOURS`, 24) is deleted (most
+prompts activate no skill of ours), and so are the counted requests older than that (an export
+retried later than that would count again: Claude Code retries within minutes); prompts and
+activations before the retention bound go too.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from operator import itemgetter
+from typing import Any
+
+from sqlalchemy import Connection, Engine, text
+
+_ACTIVATIONS = text("""
+INSERT INTO claude_code_activation
+    (event_id, tenant_slug, session_id, prompt_id, occurred_at, account_uuid, account_id)
+SELECT * FROM unnest(CAST(:event_id AS text[]), CAST(:tenant_slug AS text[]),
+                     CAST(:session_id AS text[]), CAST(:prompt_id AS text[]),
+                     CAST(:occurred_at AS timestamptz[]), CAST(:account_uuid AS text[]),
+                     CAST(:account_id AS text[]))
+ON CONFLICT (event_id) DO NOTHING
+""")
+# One statement: the requests not counted yet (`new`) are added to their prompts, and the
+# activations make their prompt's first event id the smaller one. Rows in key order: writers
+# with overlapping exports wait for one another, they do not deadlock.
+_PROMPTS = text("""
+WITH usage AS (
+    SELECT * FROM unnest(CAST(:u_tenant AS text[]), CAST(:u_session AS text[]),
+                         CAST(:u_prompt AS text[]), CAST(:u_key AS bigint[]),
+                         CAST(:u_at AS timestamptz[]), CAST(:u_model AS text[]),
+                         CAST(:u_in AS bigint[]), CAST(:u_out AS bigint[]),
+                         CAST(:u_cost AS numeric[]), CAST(:u_ms AS bigint[]))
+        AS u(tenant_slug, session_id, prompt_id, request_key, occurred_at, model, input_tokens,
+             output_tokens, cost_usd, duration_ms)
+), new AS (
+    INSERT INTO claude_code_request (tenant_slug, session_id, prompt_id, request_key)
+    SELECT tenant_slug, session_id, prompt_id, request_key FROM usage ORDER BY 1, 2, 3, 4
+    ON CONFLICT DO NOTHING
+    RETURNING tenant_slug, session_id, prompt_id, request_key
+), sums AS (
+    SELECT u.tenant_slug, u.session_id, u.prompt_id, count(*) AS requests,
+           sum(u.input_tokens) AS input_tokens, sum(u.output_tokens) AS output_tokens,
+           sum(u.cost_usd) AS cost_usd, sum(u.duration_ms) AS duration_ms,
+           (array_agg(u.model ORDER BY u.occurred_at DESC) FILTER (WHERE u.model IS NOT NULL))[1]
+               AS model,
+           max(u.occurred_at) FILTER (WHERE u.model IS NOT NULL) AS model_at
+      FROM new JOIN usage u USING (tenant_slug, session_id, prompt_id, request_key)
+     GROUP BY 1, 2, 3
+), firsts AS (
+    SELECT tenant_slug, session_id, prompt_id, min(event_id) AS first_event_id
+      FROM unnest(CAST(:a_tenant AS text[]), CAST(:a_session AS text[]),
+                  CAST(:a_prompt AS text[]), CAST(:a_event AS text[]))
+           AS f(tenant_slug, session_id, prompt_id, event_id)
+     GROUP BY 1, 2, 3
+)
+INSERT INTO claude_code_prompt AS p
+    (tenant_slug, session_id, prompt_id, first_event_id, requests, input_tokens,
+     output_tokens, cost_usd, duration_ms, model, model_at)
+SELECT tenant_slug, session_id, prompt_id, f.first_event_id, coalesce(s.requests, 0),
+       coalesce(s.input_tokens, 0), coalesce(s.output_tokens, 0), coalesce(s.cost_usd, 0),
+       coalesce(s.duration_ms, 0), s.model, s.model_at
+  FROM sums s FULL JOIN firsts f USING (tenant_slug, session_id, prompt_id)
+ ORDER BY 1, 2, 3
+ON CONFLICT (tenant_slug, session_id, prompt_id) DO UPDATE SET
+    first_event_id = least(p.first_event_id, EXCLUDED.first_event_id),
+    requests = p.requests + EXCLUDED.requests,
+    input_tokens = p.input_tokens + EXCLUDED.input_tokens,
+    output_tokens = p.output_tokens + EXCLUDED.output_tokens,
+    cost_usd = p.cost_usd + EXCLUDED.cost_usd,
+    duration_ms = p.duration_ms + EXCLUDED.duration_ms,
+    model = CASE WHEN p.model_at IS NULL OR EXCLUDED.model_at >= p.model_at
+                 THEN coalesce(EXCLUDED.model, p.model) ELSE p.model END,
+    model_at = greatest(p.model_at, EXCLUDED.model_at)
+""")
+ACTIVATION_COLUMNS = (
+    "event_id",
+    "tenant_slug",
+    "session_id",
+    "prompt_id",
+    "occurred_at",
+    "account_uuid",
+    "account_id",
+)
+_USAGE_PARAMS = {
+    "u_tenant": "tenant_slug",
+    "u_session": "session_id",
+    "u_prompt": "prompt_id",
+    "u_key": "request_key",
+    "u_at": "occurred_at",
+    "u_model": "model",
+    "u_in": "input_tokens",
+    "u_out": "output_tokens",
+    "u_cost": "cost_usd",
+    "u_ms": "duration_ms",
+}
+_REQUEST = itemgetter("tenant_slug", "session_id", "prompt_id", "request_key")
+_FIRST_PARAMS = {
+    "a_tenant": "tenant_slug",
+    "a_session": "session_id",
+    "a_prompt": "prompt_id",
+    "a_event": "event_id",
+}
+
+_SWEEP = (
+    # counted requests past the wait: a retry is no longer expected
+    text("DELETE FROM claude_code_request WHERE received_at < :waited"),
+    # prompts that found no activation of ours within the wait
+    text("DELETE FROM claude_code_prompt WHERE first_event_id IS NULL AND first_seen_at < :waited"),
+    text("DELETE FROM claude_code_prompt WHERE first_seen_at < :bound"),
+    text("DELETE FROM claude_code_activation WHERE occurred_at < :bound"),
+)
+
+
+def _columns(rows: Sequence[dict[str, Any]], names: Mapping[str, str]) -> dict[str, list[Any]]:
+    return {param: [r[name] for r in rows] for param, name in names.items()}
+
+
+def store(
+    conn: Connection, activations: Sequence[dict[str, Any]], usage: Sequence[dict[str, Any]]
+) -> None:
+    """Write these rows in the caller's transaction (see the module doc); what was stored
+    already is left, a request counted already is not added again."""
+    if activations:
+        ordered = sorted(activations, key=itemgetter("event_id"))
+        conn.execute(_ACTIVATIONS, _columns(ordered, {c: c for c in ACTIVATION_COLUMNS}))
+    if activations or usage:
+        usage = list({_REQUEST(u): u for u in usage}.values())  # a retry in the same batch
+        conn.execute(
+            _PROMPTS, {**_columns(usage, _USAGE_PARAMS), **_columns(activations, _FIRST_PARAMS)}
+        )
+
+
+@dataclass
+class Swept:
+    requests: int = 0
+    unmatched: int = 0
+    """Prompts deleted because no activation of ours came within the wait."""
+    expired: int = 0
+    """Prompts and activations before the retention bound."""
+
+
+def sweep(
+    engine: Engine, *, wait_hours: int, bound: dt.datetime, now: dt.datetime | None = None
+) -> Swept:
+    """Delete what waited `wait_hours` unmatched, and what is older than `bound` (the
+    retention's)."""
+    params = {
+        "waited": (now or dt.datetime.now(dt.UTC)) - dt.timedelta(hours=wait_hours),
+        "bound": bound,
+    }
+    with engine.begin() as conn:
+        counts = [conn.execute(statement, params).rowcount for statement in _SWEEP]
+    return Swept(counts[0], counts[1], counts[2] + counts[3])
