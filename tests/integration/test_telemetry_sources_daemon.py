@@ -185,8 +185,8 @@ def test_the_daemon_receives_claude_code_exports_on_its_own_port(
     with engine.connect() as conn:
         stored = conn.execute(
             text(
-                "SELECT count(*) FROM telemetry_event "
-                "WHERE event_type = 'claude_code.skill_activated' AND model IS NOT NULL"
+                "SELECT count(*) FROM telemetry_invocation "
+                "WHERE event_type = 'claude_code.skill_activated' AND cost_usd > 0"
             )
         ).scalar_one()
     assert stored == 25
