@@ -208,6 +208,30 @@ def test_registration_pending_is_never_retried_whatever_its_headers_say(
     assert seen(emulator, "bruno") == names("ferretti", ENG | DESIGN)  # completed: usable
 
 
+def test_a_pending_version_is_completed_by_a_later_version(
+    engine: Engine, emulator: EmulatorServer, world: dict[str, Any]
+) -> None:
+    """A new version answers `registration_pending`; the SDK: "a later version create on the
+    Plugin completes it" (one more upload, not a failed skill and a plugin left unusable)."""
+    assert publish(engine, "ferretti").status == "succeeded"
+    review = names("ferretti", {"prd-review"}).pop()
+    with Session(engine) as s:  # the table says another content was published: a new version
+        s.execute(
+            update(Publication)
+            .where(Publication.published_name == review)
+            .values(content_hash="sha256:" + "0" * 64)
+        )
+        s.commit()
+    versions = ("POST", "/v1/organizations/plugins/{plugin_id}/versions")
+    emulator.set_faults(script=["registration_pending"], routes=[" ".join(versions)])
+    emulator.stats.reset()
+    outcome = publish(engine, "ferretti")
+    assert outcome.status == "succeeded", outcome.errors
+    assert outcome.stats["updated"] == 1
+    assert [emulator.stats.count(*versions, status=s) for s in (503, 200)] == [1, 1]
+    assert seen(emulator, "bruno") == names("ferretti", ENG | DESIGN)  # usable again
+
+
 def test_a_removal_repeated_after_a_lost_answer_is_done(
     engine: Engine, emulator: EmulatorServer, world: dict[str, Any]
 ) -> None:

@@ -381,14 +381,26 @@ class ClaudeEnterpriseTarget:
 
     async def new_version(self, remote_id: str, skill: ClaudeSkill) -> LiveSkill:
         files = plugin_files(skill)
-        version = await self.caller.call(
-            "POST",
-            R_VERSIONS,
-            f"POST /v1/organizations/plugins/{remote_id}/versions",
-            lambda: self._plugins.versions.create(
-                remote_id, files=files, release_notes="claresia-sync"
-            ),
-        )
+
+        async def upload() -> Any:
+            return await self.caller.call(
+                "POST",
+                R_VERSIONS,
+                f"POST /v1/organizations/plugins/{remote_id}/versions",
+                lambda: self._plugins.versions.create(
+                    remote_id, files=files, release_notes="claresia-sync"
+                ),
+            )
+
+        try:
+            version = await upload()
+        except SdkFailure as exc:
+            if exc.code != "registration_pending":
+                raise
+            # The SDK: the version was stored but is not usable yet; a later version create on
+            # the plugin completes it. Once: a plugin that stays pending fails this skill.
+            log.warning("%s: version registration pending; uploading it once more", skill.name)
+            version = await upload()
         self._scan(skill.name, version.content_scan, version.id)
         return LiveSkill(
             remote_id=remote_id,
