@@ -21,8 +21,8 @@ from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from claresia_sync.center.auth import TokenSpec, parse_tokens
 from claresia_sync.errors import ExitCode, UserError
+from claresia_sync.operator_tokens import TokenSpec, parse_tokens
 from claresia_sync.telemetry.settings import (
     DEFAULT_HUB_RECORD_URL,
     DEFAULT_RETENTION_DAYS,
@@ -36,7 +36,7 @@ APP_NAME = "claresia-sync"
 ENV_PREFIX = "CLARESIA_"
 DATABASE_URL_ENV = "CLARESIA_DATABASE_URL"
 STATE_DIR_ENV = "CLARESIA_STATE_DIR"
-OPS_HOST = "0.0.0.0"  # the one default address of the ops endpoints (DaemonConfig's too)
+OPS_HOST = "0.0.0.0"  # the default address of the ops endpoints and the OTLP receiver
 
 
 def setting(

@@ -23,7 +23,6 @@ from sqlalchemy.orm import Session
 
 from claresia_sync.api.connect import TenantConnection
 from claresia_sync.catalog_store import import_catalog
-from claresia_sync.cli.output import console as cli_console
 from claresia_sync.config import Settings
 from claresia_sync.connection_check import check_tenant_connection
 from claresia_sync.db import open_database
@@ -38,7 +37,6 @@ from claresia_sync.resources import shipped
 from claresia_sync.target_check import check_targets
 from claresia_sync.telemetry.poller import poll_once
 from claresia_sync.telemetry.report import render, skill_report
-from claresia_sync.telemetry.settings import TelemetrySettings
 from claresia_sync.tenancy import apply_tenants, parse_tenants
 from claresia_sync.tenancy.lookup import tenant_targets
 
@@ -168,7 +166,14 @@ class Demo:
         job = jobs.claim(engine, "demo", job_id)
         if job is None:
             raise UserError(f"publish job {job_id} was taken by another process")
-        outcome = asyncio.run(job_run.run_job(engine, job))
+        outcome = asyncio.run(
+            job_run.run_job(
+                engine,
+                job,
+                api_timeout=self.settings.api_timeout_s,
+                retry=job_run.RetryPolicy(rounds=self.settings.job_retry_rounds),
+            )
+        )
         self.console.print(
             summary_table(outcome.job_id, outcome.status, outcome.stats, outcome.errors)
         )
@@ -208,7 +213,13 @@ class Demo:
             emulator.state.generate_invocations(
                 org_id, self.invocations, failure_rate=0.08, seed=2026
             )
-        results = asyncio.run(poll_once(engine, settings=TelemetrySettings.from_env()))
+        results = asyncio.run(
+            poll_once(
+                engine,
+                settings=self.settings.telemetry,
+                client_options={"timeout": self.settings.api_timeout_s},
+            )
+        )
         for r in results:
             print(
                 f"  {r.org_id}: {r.inserted} events ingested, {r.quarantined} quarantined, "
@@ -273,6 +284,7 @@ def _unchanged_env() -> Iterator[None]:
                 os.environ[k] = v
 
 
-def run_demo(settings: Settings, console: Console | None = None, invocations: int = 250) -> None:
+def run_demo(settings: Settings, console: Console, invocations: int = 250) -> None:
+    """The demo, printed on the command's `console` (`cli/demo.py`: the CLI's)."""
     with _unchanged_env():
-        Demo(settings, console or cli_console(), invocations).run()
+        Demo(settings, console, invocations).run()

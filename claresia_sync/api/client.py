@@ -65,7 +65,6 @@ from claresia_sync.api.models import (
     SkillDeleted,
     Workspace,
 )
-from claresia_sync.config import load_settings
 from claresia_sync.secrets import AdminKey
 from claresia_sync.transpile import ClaudeSkill
 
@@ -310,18 +309,20 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
 # The one size of connection pool (`make_http_pool`): a daemon's publisher and pollers share one.
 POOL_CONNECTIONS = 64
 POOL_KEEPALIVE = 32
+# Seconds one request may take unless the entry point hands down CLARESIA_API_TIMEOUT_S (the
+# setting's default is this value: tests/unit/test_layers.py checks that they agree).
+DEFAULT_TIMEOUT_S = 30.0
 
 
 def make_http_pool(
     *,
     max_connections: int = POOL_CONNECTIONS,
     max_keepalive: int = POOL_KEEPALIVE,
-    timeout: float | httpx2.Timeout | None = None,
+    timeout: float | httpx2.Timeout = DEFAULT_TIMEOUT_S,
 ) -> httpx2.AsyncClient:
     """The one place an HTTP connection pool is built: shared by the `OrgClient`s of many
-    tenants (close it yourself), or owned by a client opened without one."""
-    if timeout is None:  # the process's setting (CLARESIA_API_TIMEOUT_S)
-        timeout = load_settings().api_timeout_s
+    tenants (close it yourself), or owned by a client opened without one. `timeout`: the
+    setting CLARESIA_API_TIMEOUT_S, handed down by the entry point."""
     return MeteredAsyncClient(  # every call through it is counted (api/call_metrics.py)
         limits=httpx2.Limits(
             max_connections=max_connections,
@@ -372,8 +373,8 @@ class OrgClient:
         self.base_url = base_url.rstrip("/")
         self._key_hint = str(key)
         self._auth = _AdminKeyAuth(key)
-        if timeout is None:  # the process's setting (CLARESIA_API_TIMEOUT_S)
-            timeout = load_settings().api_timeout_s
+        if timeout is None:  # a shared pool carries the setting; else its default
+            timeout = http.timeout if http is not None else DEFAULT_TIMEOUT_S
         self._timeout = timeout if isinstance(timeout, httpx2.Timeout) else httpx2.Timeout(timeout)
         self._owns_http = http is None
         self._http = http or make_http_pool(timeout=self._timeout)

@@ -24,12 +24,13 @@ from starlette.routing import Route
 
 from claresia_sync import __version__
 from claresia_sync.center import actions, operations
-from claresia_sync.center.auth import Identity, Role
+from claresia_sync.center.auth import Identity
 from claresia_sync.center.context import Center, Forbidden
 from claresia_sync.center.operations import Conflict, NotFound
 from claresia_sync.db.engine import is_unavailable
 from claresia_sync.db.models import JobStatus
 from claresia_sync.errors import UserError, one_line
+from claresia_sync.operator_tokens import Role
 from claresia_sync.telemetry.report import parse_since
 
 log = logging.getLogger(__name__)
@@ -190,7 +191,10 @@ async def _tenant(call: Call) -> Any:
 
 async def _plan(call: Call) -> Any:
     q: PlanQuery = call.query
-    return await operations.plan(call.center.engine, q.tenant, force=q.force)
+    center = call.center
+    return await operations.plan(
+        center.engine, q.tenant, force=q.force, api_timeout=center.settings.api_timeout_s
+    )
 
 
 async def _publish(call: Call) -> Any:

@@ -17,34 +17,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import re
 import secrets
 import time
 from dataclasses import dataclass
-from enum import StrEnum
 
+from claresia_sync.operator_tokens import Role, TokenSpec
 from claresia_sync.secrets import KeyReferenceError, read_reference
 
 log = logging.getLogger(__name__)
 
 MIN_TOKEN_LENGTH = 16
 SESSION_SECONDS = 8 * 3600
-_NAME = re.compile(r"^[A-Za-z0-9_@-]{1,64}$")
-_REF = re.compile(r"^(env:[A-Za-z_][A-Za-z0-9_]*|file:[^,]+)$")
-
-
-class Role(StrEnum):
-    VIEWER = "viewer"
-    OPERATOR = "operator"
-
-
-@dataclass(frozen=True)
-class TokenSpec:
-    """One configured token: its name (who, in the audit table), role and reference."""
-
-    name: str
-    role: Role
-    ref: str
 
 
 @dataclass(frozen=True)
@@ -55,29 +38,6 @@ class Identity:
     @property
     def can_act(self) -> bool:
         return self.role == Role.OPERATOR
-
-
-def parse_tokens(value: str) -> tuple[TokenSpec, ...]:
-    """`NAME:ROLE:REF,...` -> token specs; a ValueError names the entry that is wrong."""
-    specs: list[TokenSpec] = []
-    for number, entry in enumerate((e.strip() for e in value.split(",")), start=1):
-        if not entry:
-            continue
-        name, _, rest = entry.partition(":")
-        role, _, ref = rest.partition(":")
-        where = f"entry {number}" + (f" ({name})" if _NAME.match(name) else "")
-        if not _NAME.match(name):
-            raise ValueError(f"{where}: the name must be 1-64 letters, digits or _@-")
-        if role not in tuple(Role):
-            raise ValueError(f"{where}: role {role!r} is not one of viewer, operator")
-        if ref.startswith("sk-") or not _REF.match(ref):
-            raise ValueError(
-                f"{where}: give the token by reference, env:NAME or file:/path (NAME:ROLE:REF)"
-            )
-        if any(s.name == name for s in specs):
-            raise ValueError(f"{where}: the name {name!r} is given twice")
-        specs.append(TokenSpec(name, Role(role), ref))
-    return tuple(specs)
 
 
 class Tokens:

@@ -119,6 +119,7 @@ def _optional(value: object, what: str) -> str | None:
 
 def console_routes(center: Center) -> list[Route]:
     engine = center.engine
+    api_timeout = center.settings.api_timeout_s
 
     # --- login ----------------------------------------------------------------------------------
 
@@ -179,7 +180,7 @@ def console_routes(center: Center) -> list[Route]:
     async def plan_page(request: Request, page: _Page) -> Response:
         slug = _slug(request) if "slug" in request.path_params else None
         force = request.query_params.get("force", "1" if slug is None else "0") == "1"
-        plan = await operations.plan(engine, slug, force=force)
+        plan = await operations.plan(engine, slug, force=force, api_timeout=api_timeout)
         return _render("plan.html", page=page, plan=plan, tenant=slug, force=force)
 
     async def publish(request: Request, page: _Page) -> Response:
@@ -230,7 +231,7 @@ def console_routes(center: Center) -> list[Route]:
         return verb
 
     async def drift_page(request: Request, page: _Page) -> Response:
-        plan = await operations.plan(engine, None, force=True)
+        plan = await operations.plan(engine, None, force=True, api_timeout=api_timeout)
         quarantine = await center.read(operations.quarantine, engine, org_id=None, limit=100)
         return _render("drift.html", page=page, plan=plan, quarantine=quarantine)
 

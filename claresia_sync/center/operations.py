@@ -156,12 +156,19 @@ def _order(item: PlanItem) -> tuple[bool, str, str]:
     return (item.op == Op.UNCHANGED, item.tenant_slug, item.name)
 
 
-async def plan(engine: Engine, tenant_slug: str | None, *, force: bool) -> dict[str, Any]:
+async def plan(
+    engine: Engine, tenant_slug: str | None, *, force: bool, api_timeout: float
+) -> dict[str, Any]:
     """`republish --dry-run [--force]`: what a publish would change; writes nothing."""
     if tenant_slug is not None:
         check_tenant(engine, tenant_slug)
     run = await reconcile(
-        engine, tenant_slug, check_remote=force, dry_run=True, concurrency=PLAN_CONCURRENCY
+        engine,
+        tenant_slug,
+        check_remote=force,
+        dry_run=True,
+        concurrency=PLAN_CONCURRENCY,
+        api_timeout=api_timeout,
     )
     return plan_json(run.plan)
 

@@ -73,13 +73,14 @@ def _tenant_targets(tenant: str) -> tuple[list[TenantConnection], Grant, dict[st
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
+    from claresia_sync.config import load_settings
     from claresia_sync.db import open_database
     from claresia_sync.db.models import Archetype, Tenant
     from claresia_sync.publish.targets import Grant
     from claresia_sync.tenancy import workspaces_and_groups
     from claresia_sync.tenancy.lookup import require_tenant, tenant_targets
 
-    with open_database() as engine, Session(engine) as session:
+    with open_database(load_settings()) as engine, Session(engine) as session:
         workspaces, groups = workspaces_and_groups(session, tenant)
         found = require_tenant(session, tenant)
         root = found.parent or found

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -17,9 +17,6 @@ from claresia_sync.db.migrate import SchemaMissing, schema_behind, upgrade
 from claresia_sync.errors import ExitCode
 from claresia_sync.status import OrgStatus, TenantStatus, org_status, status_json, tenant_status
 from claresia_sync.telemetry.sources import SourceState, source_states
-
-if TYPE_CHECKING:
-    from claresia_sync.daemon.service import DaemonConfig
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +50,7 @@ def run_command(
     """Run the daemon: poll audit logs, serve publish jobs, check drift, until SIGTERM."""
     from claresia_sync.center.app import with_center
     from claresia_sync.daemon.runtime import run_daemon
+    from claresia_sync.daemon.service import DaemonConfig
     from claresia_sync.logs import configure_logging
 
     flags = {
@@ -76,25 +74,8 @@ def run_command(
             behind = schema_behind(conn)
         if behind:  # it would answer /readyz and fail every poll and job on a missing table
             raise SchemaMissing(behind, then="or start it with `claresia-sync run --migrate`")
-        daemon = run_daemon(engine, daemon_config(settings), settings)
+        daemon = run_daemon(engine, DaemonConfig.of(settings), settings)
         asyncio.run(with_center(engine, settings, daemon))  # the Command Center, if configured
-
-
-def daemon_config(settings: Settings) -> DaemonConfig:
-    """The daemon's schedule and endpoints from the process's settings."""
-    from claresia_sync.daemon.service import DaemonConfig
-
-    return DaemonConfig(
-        poll_interval=settings.poll_interval,
-        poll_jitter=min(5.0, settings.poll_interval / 10),
-        ops_host=settings.ops_host,
-        ops_port=settings.ops_port,
-        publish_workers=settings.publish_workers,
-        drift_interval=settings.drift_interval,
-        job_fallback_interval=settings.job_fallback_interval,
-        analytics_interval=settings.analytics_interval,
-        activity_interval=settings.activity_interval,
-    )
 
 
 def _age(seconds: float | None) -> str:

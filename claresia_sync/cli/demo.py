@@ -15,9 +15,10 @@ def demo_command(
     ] = 250,
 ) -> None:
     """Embedded PostgreSQL + emulator: import, configure, publish, invoke, poll, report."""
+    from claresia_sync.cli.output import console
     from claresia_sync.demo import run_demo
 
-    run_demo(load_settings(), invocations=invocations)
+    run_demo(load_settings(), console(), invocations=invocations)
 
 
 def register(app: typer.Typer) -> None:

@@ -21,13 +21,13 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from claresia_sync.cli.output import console, print_json
-from claresia_sync.config import load_settings
+from claresia_sync.config import Settings, load_settings
 from claresia_sync.db import open_database
 from claresia_sync.db.models import JobStatus
 from claresia_sync.errors import ExitCode, UserError
 from claresia_sync.publish import jobs
 from claresia_sync.publish.applier import DEFAULT_CONCURRENCY
-from claresia_sync.publish.job_run import JobOutcome, run_job
+from claresia_sync.publish.job_run import JobOutcome, RetryPolicy, run_job
 from claresia_sync.publish.reconcile import reconcile
 from claresia_sync.publish.report import (
     PLAN_KEYS,
@@ -50,7 +50,9 @@ def cli_worker() -> str:
     return f"cli-{socket.gethostname()}-{os.getpid()}"
 
 
-def _run_with_progress(engine: Engine, job: jobs.ClaimedJob, concurrency: int) -> JobOutcome:
+def _run_with_progress(
+    engine: Engine, job: jobs.ClaimedJob, concurrency: int, settings: Settings
+) -> JobOutcome:
     with Progress(
         TextColumn(f"publish job {job.id}"),
         BarColumn(),
@@ -64,7 +66,16 @@ def _run_with_progress(engine: Engine, job: jobs.ClaimedJob, concurrency: int) -
         def progress(done: int, known: int) -> None:
             bar.update(task, completed=done, total=known)
 
-        return asyncio.run(run_job(engine, job, concurrency=concurrency, progress=progress))
+        return asyncio.run(
+            run_job(
+                engine,
+                job,
+                concurrency=concurrency,
+                api_timeout=settings.api_timeout_s,
+                progress=progress,
+                retry=RetryPolicy(rounds=settings.job_retry_rounds),
+            )
+        )
 
 
 def _wait_for(engine: Engine, job_id: int, timeout: float) -> jobs.JobView:
@@ -106,7 +117,8 @@ def publish_cmd(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for a daemon's run.")] = 600,
 ) -> None:
     """Queue the publication of one tenant's granted skills (the onboarding trigger)."""
-    with open_database(load_settings()) as engine:
+    settings = load_settings()
+    with open_database(settings) as engine:
         with Session(engine) as session:
             job_id = jobs.enqueue(session, tenant, force=force)
             session.commit()
@@ -118,15 +130,27 @@ def publish_cmd(
             view = _wait_for(engine, job_id, timeout)
             report_outcome(job_id, view.status, view.stats, view.errors)
         else:
-            outcome = _run_with_progress(engine, job, concurrency)
+            outcome = _run_with_progress(engine, job, concurrency, settings)
             report_outcome(job_id, outcome.status, outcome.stats, outcome.errors)
 
 
 def _dry_run(
-    engine: Engine, tenant: str | None, force: bool, concurrency: int, as_json: bool
+    engine: Engine,
+    tenant: str | None,
+    force: bool,
+    concurrency: int,
+    as_json: bool,
+    api_timeout: float,
 ) -> None:
     run = asyncio.run(
-        reconcile(engine, tenant, check_remote=force, dry_run=True, concurrency=concurrency)
+        reconcile(
+            engine,
+            tenant,
+            check_remote=force,
+            dry_run=True,
+            concurrency=concurrency,
+            api_timeout=api_timeout,
+        )
     )
     counts = plan_counts(run.plan)
     if as_json:
@@ -170,14 +194,15 @@ def republish_cmd(
         raise UserError("republish needs exactly one of --all or --tenant T")
     if as_json and not dry_run:
         raise UserError("--json goes with --dry-run (a real run prints its job's summary)")
-    with open_database(load_settings()) as engine:
+    settings = load_settings()
+    with open_database(settings) as engine:
         if dry_run:
-            _dry_run(engine, tenant, force, concurrency, as_json)
+            _dry_run(engine, tenant, force, concurrency, as_json, settings.api_timeout_s)
             return
         with Session(engine) as session:
             job_id = jobs.enqueue(session, tenant, force=force, claimed_by=cli_worker())
             session.commit()
-        outcome = _run_with_progress(engine, jobs.claimed(engine, job_id), concurrency)
+        outcome = _run_with_progress(engine, jobs.claimed(engine, job_id), concurrency, settings)
         report_outcome(job_id, outcome.status, outcome.stats, outcome.errors)
 
 

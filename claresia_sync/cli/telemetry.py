@@ -30,16 +30,21 @@ def poll_cmd(
 ) -> None:
     """Ingest new audit events into telemetry_event (one line per organisation)."""
     from claresia_sync.telemetry.poller import poll_once
-    from claresia_sync.telemetry.settings import TelemetrySettings
 
     if not once:
         raise UserError(
             "give --once (`claresia-sync run` polls every organisation on its schedule)"
         )
-    settings = TelemetrySettings.from_env()
-    with open_database(load_settings()) as engine:
+    settings = load_settings()
+    with open_database(settings) as engine:
         results = asyncio.run(
-            poll_once(engine, tenant=tenant, settings=settings, page_size=page_size)
+            poll_once(
+                engine,
+                tenant=tenant,
+                settings=settings.telemetry,
+                page_size=page_size,
+                client_options={"timeout": settings.api_timeout_s},
+            )
         )
     if not results:
         print("no organisation connections: add tenants with `claresia-sync tenants apply`")
@@ -103,11 +108,11 @@ def retention_cmd(
 ) -> None:
     """Drop monthly partitions older than the retention period (run daily)."""
     from claresia_sync.telemetry.retention import apply_retention
-    from claresia_sync.telemetry.settings import TelemetrySettings
 
-    telemetry = TelemetrySettings.from_env()
+    settings = load_settings()
+    telemetry = settings.telemetry
     keep = days or telemetry.retention_days
-    with open_database(load_settings()) as engine:
+    with open_database(settings) as engine:
         result = apply_retention(
             engine, keep, dry_run=dry_run, usage_wait_hours=telemetry.otlp_usage_wait_hours
         )
@@ -134,8 +139,9 @@ def replay_cmd(
     telemetry rows (`tenants apply` does this by itself after a change)."""
     from claresia_sync.telemetry.quarantine import replay_for_tenant
 
-    with open_database(load_settings()) as engine:
-        results = replay_for_tenant(engine, tenant, dry_run=dry_run)
+    settings = load_settings()
+    with open_database(settings) as engine:
+        results = replay_for_tenant(engine, tenant, settings=settings.telemetry, dry_run=dry_run)
     if not results:
         print("the quarantine is empty")
     verb = "would be attributed" if dry_run else "attributed"

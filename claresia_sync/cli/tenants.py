@@ -33,14 +33,15 @@ def apply_cmd(
     """Make the database match the file (idempotent; prints what changed)."""
     try:
         config = load_tenants(file)
-        with open_database(load_settings()) as engine, Session(engine) as session:
+        settings = load_settings()
+        with open_database(settings) as engine, Session(engine) as session:
             changes = apply_tenants(session, config, source=str(file), prune=prune)
             if dry_run:
                 session.rollback()
             else:
                 session.commit()
                 # Events quarantined for an unmapped workspace are attributed once it is mapped.
-                replayed = replay_quarantine(engine) if changes else []
+                replayed = replay_quarantine(engine, settings=settings.telemetry) if changes else []
     except TenantConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)

@@ -80,6 +80,7 @@ class LiveWork:
         stale_after: float,
         job_keep: dt.timedelta | None = None,
         sources: SourceSettings | None = None,
+        retry: job_run.RetryPolicy | None = None,
     ) -> None:
         self.engine = engine
         self.http = http
@@ -93,6 +94,7 @@ class LiveWork:
         # finished jobs older than this are pruned (default: the setting's default)
         self.job_keep = job_keep or dt.timedelta(days=default_of("job_keep_days"))
         self.sources = sources or SourceSettings()
+        self.retry = retry or job_run.RetryPolicy()  # CLARESIA_JOB_RETRY_ROUNDS
         self._running: set[int] = set()  # ids of the jobs this replica runs right now
         # Held from a claim until its job is in `_running`, and while lost jobs are requeued, so
         # that a job just claimed is never taken for a lost one.
@@ -227,7 +229,11 @@ class LiveWork:
                     locked()  # the run heartbeats from now on
                     await asyncio.to_thread(jobs.mark_started, self.engine, job.id)
                     outcome = await job_run.run_job(
-                        self.engine, job, http=self.http, heartbeat_every=self.heartbeat_every
+                        self.engine,
+                        job,
+                        http=self.http,
+                        retry=self.retry,
+                        heartbeat_every=self.heartbeat_every,
                     )
             finally:
                 self._running.discard(job.id)
@@ -387,7 +393,7 @@ async def run_daemon(engine: Engine, config: DaemonConfig, settings: Settings) -
     calls = CallCounter()
     metrics = Metrics()  # API calls: counted by the pool, for every caller
     url = engine.url.render_as_string(hide_password=False)
-    async with make_http_pool() as http:
+    async with make_http_pool(timeout=settings.api_timeout_s) as http:
         work = LiveWork(
             engine,
             http,
@@ -398,6 +404,7 @@ async def run_daemon(engine: Engine, config: DaemonConfig, settings: Settings) -
             stale_after=settings.job_stale_after_s,
             job_keep=dt.timedelta(days=settings.job_keep_days),
             sources=settings.sources,
+            retry=job_run.RetryPolicy(rounds=settings.job_retry_rounds),
         )
         # A dead replica's job is requeued within about 1.5 stale periods, not one interval later.
         requeue = min(config.requeue_interval, work.stale_after / 2)

@@ -36,7 +36,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine
 
-from claresia_sync.config import OPS_HOST
+from claresia_sync.config import Settings
 from claresia_sync.daemon.metrics import Metrics
 from claresia_sync.daemon.ops import Health, ops_server
 from claresia_sync.db.engine import is_unavailable
@@ -65,22 +65,39 @@ _scheduler_log.addFilter(_DropSkippedRuns())
 
 @dataclass(frozen=True)
 class DaemonConfig:
-    poll_interval: float = 60.0
-    poll_jitter: float = 5.0
-    job_fallback_interval: float = 5.0
-    publish_workers: int = 2
-    drift_interval: float = 3600.0
+    """The daemon's schedule and endpoints: the settings' values (`of`) and the fixed rest."""
+
+    poll_interval: float
+    poll_jitter: float
+    job_fallback_interval: float
+    publish_workers: int
+    drift_interval: float
+    analytics_interval: float  # skills analytics of each Claude Enterprise organisation
+    activity_interval: float  # its Compliance activity feed
+    ops_host: str
+    ops_port: int
     retention_interval: float = 86400.0  # telemetry retention: at start, then this often
     prune_interval: float = 86400.0  # pruning of old finished jobs: at start, then this often
     requeue_interval: float = 10.0  # requeue of the jobs of a dead replica (stale heartbeat)
     refresh_interval: float = 30.0
-    analytics_interval: float = 3600.0  # skills analytics of each Claude Enterprise organisation
-    activity_interval: float = 60.0  # its Compliance activity feed
     db_check_interval: float = 5.0
     grace_seconds: float = 7.0  # SIGTERM -> exit within 10 s, with room for cleanup
-    ops_host: str = OPS_HOST
-    ops_port: int = 9464
     replica: str = f"{socket.gethostname()}-{os.getpid()}"
+
+    @classmethod
+    def of(cls, settings: Settings) -> DaemonConfig:
+        """The schedule and endpoints of the settings `run` read."""
+        return cls(
+            poll_interval=settings.poll_interval,
+            poll_jitter=min(5.0, settings.poll_interval / 10),
+            job_fallback_interval=settings.job_fallback_interval,
+            publish_workers=settings.publish_workers,
+            drift_interval=settings.drift_interval,
+            analytics_interval=settings.analytics_interval,
+            activity_interval=settings.activity_interval,
+            ops_host=settings.ops_host,
+            ops_port=settings.ops_port,
+        )
 
 
 class WorkFailed(Exception):
@@ -131,10 +148,10 @@ class Daemon:
         database_url: str,
         engine: Engine,
         metrics: Metrics,
-        config: DaemonConfig | None = None,
+        config: DaemonConfig,
     ) -> None:
         self.work = work
-        self.config = config or DaemonConfig()
+        self.config = config
         self.engine = engine
         self.libpq_url = database_url.replace("postgresql+psycopg://", "postgresql://", 1)
         self.metrics = metrics

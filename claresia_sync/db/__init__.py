@@ -1,24 +1,27 @@
 """PostgreSQL: the daemon's state and the Hub's telemetry.
 
-Every command gets its database through `open_database(settings)`: the server named by
-`CLARESIA_DATABASE_URL`, or else the embedded one under the state dir (started, reused, stopped).
+Every command gets its database through `open_database(settings)`, the settings its entry point
+read: the server named by `CLARESIA_DATABASE_URL`, or else the embedded one under the state dir
+(started, reused, stopped).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Protocol
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
-from claresia_sync.config import Settings, load_settings
 from claresia_sync.db.embedded import embedded_server
 from claresia_sync.db.engine import display_url, make_engine, make_session_factory, normalize_url
 from claresia_sync.db.migrate import MigrationResult, upgrade
 from claresia_sync.errors import UserError
 
 __all__ = [
+    "DatabaseSettings",
     "MigrationResult",
     "database_url",
     "make_engine",
@@ -29,10 +32,19 @@ __all__ = [
 ]
 
 
+class DatabaseSettings(Protocol):
+    """What of the settings (`config.Settings`) the database needs: `db` sits below `config`."""
+
+    @property
+    def database_url(self) -> str | None: ...
+
+    @property
+    def state_dir(self) -> Path: ...
+
+
 @contextmanager
-def database_url(settings: Settings | None = None) -> Iterator[str]:
+def database_url(settings: DatabaseSettings) -> Iterator[str]:
     """The configured URL, or the embedded server's for as long as the block runs."""
-    settings = settings or load_settings()
     if settings.database_url:
         yield normalize_url(settings.database_url).render_as_string(hide_password=False)
         return
@@ -41,7 +53,7 @@ def database_url(settings: Settings | None = None) -> Iterator[str]:
 
 
 @contextmanager
-def open_database(settings: Settings | None = None, *, migrate: bool = False) -> Iterator[Engine]:
+def open_database(settings: DatabaseSettings, *, migrate: bool = False) -> Iterator[Engine]:
     """An engine on the configured (or embedded) database; `migrate=True` upgrades it first.
 
     The engine is disposed, and an embedded server stopped (unless another process uses it),

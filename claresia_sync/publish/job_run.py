@@ -22,7 +22,7 @@ from typing import Any
 import httpx2
 from sqlalchemy import Engine
 
-from claresia_sync.config import load_settings
+from claresia_sync.api.client import DEFAULT_TIMEOUT_S
 from claresia_sync.db.engine import is_unavailable
 from claresia_sync.db.models import JobStatus
 from claresia_sync.publish import jobs
@@ -38,7 +38,7 @@ HEARTBEAT_EVERY = 1.0  # seconds; a beat also tells the run whether a cancel was
 @dataclass(frozen=True)
 class RetryPolicy:
     """Rounds of a job at most (the first run included), and the waits between them.
-    `run_job` takes the rounds from the setting `CLARESIA_JOB_RETRY_ROUNDS` unless given one."""
+    The entry point hands down `RetryPolicy(rounds=CLARESIA_JOB_RETRY_ROUNDS)`."""
 
     rounds: int = 4
     first_delay: float = 2.0
@@ -196,6 +196,7 @@ async def _rounds(
     *,
     concurrency: int,
     http: httpx2.AsyncClient | None,
+    api_timeout: float,
     progress: ProgressFn | None,
     retry: RetryPolicy,
 ) -> _Rounds:
@@ -208,6 +209,7 @@ async def _rounds(
             concurrency=concurrency,
             job_id=job.id,
             http=http,
+            api_timeout=api_timeout,
             progress=beat.tracking(progress),
             stop=beat.cancelled.is_set,
         )
@@ -234,11 +236,13 @@ async def run_job(
     *,
     concurrency: int = DEFAULT_CONCURRENCY,
     http: httpx2.AsyncClient | None = None,
+    api_timeout: float = DEFAULT_TIMEOUT_S,
     progress: ProgressFn | None = None,
     retry: RetryPolicy | None = None,
     heartbeat_every: float = HEARTBEAT_EVERY,
 ) -> JobOutcome:
-    """Run a claimed job to its end and record it; a crash inside marks the job failed."""
+    """Run a claimed job to its end and record it; a crash inside marks the job failed.
+    `retry` and `api_timeout` (used without `http`) are the entry point's settings."""
     # Here, not at the top: claude_code_settings uses the targets of this package.
     from claresia_sync.telemetry.claude_code_settings import configure_for_job
 
@@ -250,8 +254,9 @@ async def run_job(
                 beat,
                 concurrency=concurrency,
                 http=http,
+                api_timeout=api_timeout,
                 progress=progress,
-                retry=retry or RetryPolicy(rounds=load_settings().job_retry_rounds),
+                retry=retry or RetryPolicy(),
             )
             # The opt-in of docs/claude-code.md, with the plugins: one function, the command's.
             claude_code = None

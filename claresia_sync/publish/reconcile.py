@@ -18,7 +18,7 @@ import httpx2
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from claresia_sync.api.client import CallCounter, make_http_pool
+from claresia_sync.api.client import DEFAULT_TIMEOUT_S, CallCounter, make_http_pool
 from claresia_sync.api.connect import ConnectionKeyError
 from claresia_sync.logs import log_context
 from claresia_sync.publish.applier import DEFAULT_CONCURRENCY, OUTCOMES, Applier, ItemResult
@@ -162,10 +162,14 @@ async def reconcile(
     concurrency: int = DEFAULT_CONCURRENCY,
     job_id: int | None = None,
     http: httpx2.AsyncClient | None = None,
+    api_timeout: float = DEFAULT_TIMEOUT_S,
     progress: ProgressFn | None = None,
     stop: Callable[[], bool] | None = None,
 ) -> RunResult:
     """Plan (and unless `dry_run`, apply and record) every organisation in scope.
+
+    `http`: a shared pool (it carries its timeout); without one, a pool of this run with
+    `api_timeout` (the entry point's CLARESIA_API_TIMEOUT_S).
 
     `stop()` is asked before each item starts: once it says True, no further item starts (items
     already started finish and are recorded); the skipped ones are left out of the results."""
@@ -234,7 +238,8 @@ async def reconcile(
 
     async with AsyncExitStack() as stack:
         if http is None:
-            http = await stack.enter_async_context(make_http_pool(max_connections=concurrency + 4))
+            pool = make_http_pool(max_connections=concurrency + 4, timeout=api_timeout)
+            http = await stack.enter_async_context(pool)
         await asyncio.gather(*(one_org(org, http) for org in orgs))
         await recorder.close()
     plan.orgs.sort(key=lambda o: (o.org.root_slug, o.org.key))

@@ -269,9 +269,10 @@ async def poll_once(
     daemon polls each organisation on its own schedule), one after another.
 
     A connection whose key cannot be resolved or whose API fails gets a result with `error`
-    (`poll_connection`); the others are still polled.
+    (`poll_connection`); the others are still polled. `settings`: the entry point's telemetry
+    settings (their defaults when none are given); `client_options`: `open_client`'s.
     """
-    settings = settings or TelemetrySettings.from_env()
+    settings = settings or TelemetrySettings()
     with Session(engine) as session:
         targets = poll_targets(session, tenant)
     if org_id is not None:

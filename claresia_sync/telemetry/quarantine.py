@@ -61,8 +61,9 @@ def replay_quarantine(
     settings: TelemetrySettings | None = None,
     dry_run: bool = False,
 ) -> list[ReplayResult]:
-    """Normalise every quarantined event again (of one organisation, or all)."""
-    settings = settings or TelemetrySettings.from_env()
+    """Normalise every quarantined event again (of one organisation, or all), with the entry
+    point's telemetry `settings` (their defaults when none are given)."""
+    settings = settings or TelemetrySettings()
     with engine.connect() as conn:
         orgs = list(conn.execute(_ORGS, {"org": org_id}).scalars())
     return [_replay_org(engine, org, settings, dry_run) for org in orgs]

@@ -1,7 +1,7 @@
 """Telemetry settings (defaults suit the demo and an audit trail).
 
-They are read with every other setting by `claresia_sync.config.Settings` (its
-`telemetry` property builds this object); the variables:
+They are read with every other setting by `claresia_sync.config.Settings` at an entry point
+(its `telemetry` property builds this object) and handed down; the variables:
 
 - `CLARESIA_TELEMETRY_RETENTION_DAYS`: keep rows this many days (default 365).
 - `CLARESIA_TELEMETRY_STORE_EMAILS`: `true` to keep the actor's email (default: dropped).
@@ -52,10 +52,3 @@ class TelemetrySettings:
         problem = link_template_problem(self.hub_record_url)
         if problem:
             raise UserError(f"{HUB_URL_ENV}={self.hub_record_url!r} is {problem}")
-
-    @classmethod
-    def from_env(cls) -> TelemetrySettings:
-        """The process's telemetry settings (see `claresia_sync.config`)."""
-        from claresia_sync.config import load_settings
-
-        return load_settings().telemetry

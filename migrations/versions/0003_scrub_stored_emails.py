@@ -24,7 +24,7 @@ from collections.abc import Sequence
 
 from alembic import op
 
-from claresia_sync.telemetry.settings import TelemetrySettings
+from claresia_sync.config import load_settings
 
 revision: str = "0003"
 down_revision: str | None = "0002"
@@ -47,7 +47,7 @@ UPDATE telemetry_quarantine SET raw = raw #- '{actor,email}'
 
 def upgrade() -> None:
     op.execute(SCRUB_EVENTS)
-    if not TelemetrySettings.from_env().store_emails:
+    if not load_settings().telemetry_store_emails:  # a migration is an entry point
         op.execute(SCRUB_QUARANTINE)
 
 

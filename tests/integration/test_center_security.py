@@ -11,8 +11,8 @@ import httpx2
 from sqlalchemy import Engine, text
 
 from claresia_sync.center.api import ENDPOINTS
-from claresia_sync.center.auth import Role
 from claresia_sync.emulator import EmulatorServer
+from claresia_sync.operator_tokens import Role
 from tests.fixtures.center import VIEWER, CenterProcess
 from tests.fixtures.daemon import wait_until
 from tests.fixtures.emulator import DAINESE_ORG

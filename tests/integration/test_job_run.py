@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
@@ -16,6 +15,7 @@ from claresia_sync.emulator import EmulatorServer
 from claresia_sync.publish import jobs
 from claresia_sync.publish.job_run import JobOutcome, RetryPolicy, run_job
 from tests.cli import clean_env, run_cli
+from tests.fixtures.emulator import ACME_KEY, DAINESE_KEY
 from tests.integration.test_publish_e2e import world  # noqa: F401  (fixture)
 
 ACME_SKILLS = 5
@@ -133,17 +133,23 @@ def test_a_job_cancelled_before_it_starts_does_nothing(
     assert _acme(emulator) == set() and emulator.stats.writes() == 0
 
 
-def test_the_rounds_come_from_the_setting(
+def test_the_rounds_come_from_the_setting_the_command_hands_down(
     engine: Engine,
+    db_settings: Settings,
     emulator: EmulatorServer,
     world: dict[str, Any],  # noqa: F811
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("CLARESIA_JOB_RETRY_ROUNDS", "1")  # no retries
+    """`republish` reads CLARESIA_JOB_RETRY_ROUNDS and hands it to the run (nothing below the
+    command reads the environment): 1 round, where the default would retry after 2 s."""
     emulator.set_faults(script=[503] * (ACME_SKILLS * 5), routes=[CREATE])
-    outcome = asyncio.run(run_job(engine, _claimed(engine, "acme")))
-    assert outcome.status == JobStatus.FAILED and outcome.stats["rounds"] == 1
-    assert all(e["retryable"] and e["attempts"] == 1 for e in outcome.errors)
+    keys = {"CLARESIA_ACME_ADMIN_KEY": ACME_KEY, "CLARESIA_DAINESE_ADMIN_KEY": DAINESE_KEY}
+    env = clean_env(db_settings, CLARESIA_JOB_RETRY_ROUNDS="1", **keys)
+    done = run_cli("republish", "--tenant", "acme", env=env)
+    assert done.returncode == 3, done.stderr
+    job_id = int(done.stdout.split("publish job ")[1].split()[0].rstrip(":"))
+    view = jobs.get_job(engine, job_id)
+    assert view.status == JobStatus.FAILED and view.stats["rounds"] == 1
+    assert all(e["retryable"] and e["attempts"] == 1 for e in view.errors)
 
 
 def test_a_running_job_reports_its_progress(

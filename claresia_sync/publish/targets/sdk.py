@@ -29,9 +29,13 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from claresia_sync.api.client import CallCounter, _RetryAfterOrBackoff, retry_after
+from claresia_sync.api.client import (
+    DEFAULT_TIMEOUT_S,
+    CallCounter,
+    _RetryAfterOrBackoff,
+    retry_after,
+)
 from claresia_sync.api.connect import TenantConnection, connection_key
-from claresia_sync.config import load_settings
 from claresia_sync.publish.targets.base import SkillGone, TargetError
 
 T = TypeVar("T")
@@ -134,9 +138,8 @@ class SdkCaller:
         sleep: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:
         key = connection_key(conn)  # ConnectionKeyError when it cannot be resolved
-        # A shared pool carries the setting already (`make_http_pool`): no settings read per
-        # organisation (outside the daemon they are read afresh on each call, 2 ms each).
-        timeout = http.timeout if http is not None else load_settings().api_timeout_s
+        # A shared pool carries the setting (`make_http_pool`, built by the entry point).
+        timeout = http.timeout if http is not None else DEFAULT_TIMEOUT_S
         self._owns_http = http is None
         self.sdk = anthropic.AsyncAnthropic(
             api_key=key.reveal(),
