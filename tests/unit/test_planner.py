@@ -98,6 +98,11 @@ def test_an_unpublished_row_is_created_again() -> None:
     assert (item.op, item.reason) == (Op.CREATE, "new")
 
 
+def test_an_unpublished_row_that_remembers_a_remote_is_created_again() -> None:
+    item = only(org(desired()), [pub(status="unpublished", lv=live())])
+    assert (item.op, item.reason) == (Op.CREATE, "new")
+
+
 def test_an_unchanged_skill_has_nothing_to_do() -> None:
     item = only(org(desired()), [pub()])
     assert (item.op, item.reason, item.changes) == (Op.UNCHANGED, "", Changes())
@@ -166,6 +171,21 @@ def test_the_target_overrides_the_row() -> None:
     assert item.live == edited
 
 
+def test_a_hash_the_target_cannot_prove_is_the_rows_for_the_same_skill_only() -> None:
+    """A target that cannot prove the content hash (`content_hash=None`) keeps the row's for
+    the skill the row records; a skill found by name under another id must get a version."""
+    unproven = replace(live(), content_hash=None)
+    item = only(org(desired()), [pub()], remote=[unproven])
+    assert (item.op, item.reason, item.changes) == (Op.UNCHANGED, "", Changes())
+    assert item.live == live()  # the row's hash, the target's id and access
+    other = replace(live("skill_9"), content_hash=None)
+    found = only(org(desired()), [pub()], remote=[other])
+    assert (found.op, found.reason) == (Op.UPDATE, "found remotely by name")
+    assert found.changes == Changes(new_version=True) and found.live == other
+    new = only(org(desired()), [], remote=[unproven])
+    assert new.op == Op.UPDATE and new.live == unproven
+
+
 def test_a_stale_row_of_an_unchanged_skill_is_repaired() -> None:
     item = only(org(desired()), [pub(status="failed")], remote=[live()])
     assert (item.op, item.reason) == (Op.UNCHANGED, "record repaired")
@@ -196,6 +216,16 @@ def test_already_gone_only_repairs_the_row() -> None:
     assert no_remote_id.op == Op.UNCHANGED
 
 
+def test_a_revoked_grant_found_on_the_target_is_deleted_there() -> None:
+    """With the target's list, the delete goes to the skill the target holds under the name
+    (not the row's remembered id) and records into the row."""
+    moved = live("skill_7")
+    item = only(org(), [pub()], remote=[moved])
+    assert (item.op, item.reason, item.live) == (Op.DELETE, "no longer granted", moved)
+    assert (item.org_id, item.tenant_slug, item.name) == (ORG, "d", "claresia-d-s1")
+    assert (item.key, item.target) == ((1, "s1"), "org-skills")
+
+
 # --- our skills on the target that nothing recorded wants ---------------------------------
 
 
@@ -211,6 +241,25 @@ def test_a_stray_of_a_tenant_in_scope_is_deleted() -> None:
         1,
     )
     assert item.skill_id is None and item.key is None  # no row to record into
+
+
+def test_every_stray_is_deleted_whatever_comes_before_it() -> None:
+    """Strays among skills the run handles and skills of others: each stray is one delete of
+    the skill the target listed, named as the target names it."""
+    remote = [
+        live(skill_id="s1"),  # desired: handled, not a stray
+        stray("elsewhere", "s2"),  # another organisation's tenant: never touched
+        replace(stray("d", "old"), remote_id="skill_old"),  # a deprecated skill
+        stray("d-sub", "s9"),
+    ]
+    plan = plan_org(org(desired()), [pub()], remote=remote)
+    deletes = [i for i in plan.items if i.op == Op.DELETE]
+    assert [(i.name, i.reason, i.tenant_slug, i.tenant_id) for i in deletes] == [
+        ("claresia-d-old", "deprecated (found remotely)", "d", 1),
+        ("claresia-d-sub-s9", "no longer granted (found remotely)", "d-sub", 2),
+    ]
+    assert [i.live for i in deletes] == [remote[2], remote[3]]
+    assert {i.org_id for i in plan.items} == {ORG}
 
 
 def test_a_stray_of_a_removed_tenant_is_deleted_only_in_a_whole_organisation_run() -> None:
@@ -247,3 +296,29 @@ def test_preflight_leaves_skills_whose_access_is_not_written() -> None:
     new_version = only(org(desired(h="sha256:newer")), [pub()], check=refuse_group_x)
     assert new_version.op == Op.UPDATE  # content only: the live access is not touched
     assert only(org(desired(acl=OTHER_ACL)), [], check=refuse_group_x).op == Op.CREATE
+
+
+# --- what every item carries --------------------------------------------------------------
+
+
+def test_every_item_names_its_organisation_tenant_skill_and_target() -> None:
+    """The applier and the records read these fields: an item of a claude-api workspace target
+    carries that target's key (`publication.target`), whatever the case."""
+    conn = TenantConnection("d", "d", ORG, "env:K", target="claude-api", workspace_id="wrkspc_a")
+    o = org(desired("s1"), desired("s2", h="sha256:newer"), desired("s3"))
+    o.connection = conn
+    plan = plan_org(o, [pub("s2"), pub("s3"), pub("s4")], remote=None)
+    by_name = {i.name: i for i in plan.items}
+    assert {n: i.op for n, i in by_name.items()} == {
+        "claresia-d-s1": Op.CREATE,
+        "claresia-d-s2": Op.UPDATE,
+        "claresia-d-s3": Op.UNCHANGED,
+        "claresia-d-s4": Op.DELETE,
+    }
+    for name, item in by_name.items():
+        skill_id = name.removeprefix("claresia-d-")
+        assert (item.org_id, item.tenant_slug, item.target) == (ORG, "d", "claude-api:wrkspc_a")
+        assert (item.tenant_id, item.skill_id, item.key) == (1, skill_id, (1, skill_id))
+        if item.op != Op.DELETE:
+            assert item.desired is not None and item.desired.name == name
+    assert plan.org is o
