@@ -4,7 +4,10 @@ seam is all it needs, and its idempotence rules hold for any target that keeps t
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from dataclasses import replace
+
+import pytest
 
 from claresia_sync.api.connect import TenantConnection
 from claresia_sync.publish.applier import Applier, ItemResult
@@ -30,6 +33,8 @@ class MemoryTarget:
         self.skills: dict[str, LiveSkill] = {}
         self.fail_next: TargetError | None = None
         self.calls: list[str] = []
+        self.names_holder = True
+        """Whether a NameTaken says who holds the name (else `adopt` looks it up by name)."""
 
     def _tick(self, call: str) -> None:
         self.calls.append(call)
@@ -50,14 +55,17 @@ class MemoryTarget:
         self._tick("create")
         for s in self.skills.values():
             if s.name == skill.name:
-                raise NameTaken(f"name {skill.name} taken", holder_id=s.remote_id)
+                holder = s.remote_id if self.names_holder else None
+                raise NameTaken(f"name {skill.name} taken", holder_id=holder)
         live = LiveSkill(f"id{len(self.calls)}", "1", skill.content_hash, Acl(), skill.name)
         self.skills[live.remote_id] = live
         return live
 
     async def adopt(self, name: str, holder_id: str | None) -> LiveSkill | None:
         self._tick("adopt")
-        return self.skills.get(holder_id or "")
+        if holder_id is not None:
+            return self.skills.get(holder_id)
+        return next((s for s in self.skills.values() if s.name == name), None)
 
     async def new_version(self, remote_id: str, skill: ClaudeSkill) -> LiveSkill:
         self._tick("new_version")
@@ -206,3 +214,162 @@ def test_a_skill_that_keeps_vanishing_fails_the_item() -> None:
     assert target.calls == ["set_access", "create", "set_access", "create"]
     state = result.state()
     assert state is not None and state.status == "failed"
+
+
+def test_a_publish_records_every_field_of_its_row() -> None:
+    target = MemoryTarget()
+    old = LiveSkill("id_old", "1", "sha256:old", OTHER_ACL, desired().name)
+    target.skills[old.remote_id] = old
+    planned = item(Op.UPDATE, old, Changes(new_version=True, set_access=True))
+    planned.target = "claude-api:wrkspc_a"
+    before = dt.datetime.now(dt.UTC)
+    result = run(target, planned)
+    assert (result.outcome, result.error, result.retryable) == ("updated", None, False)
+    state = result.state()
+    assert state is not None
+    assert (state.tenant_id, state.skill_id, state.published_name) == (1, "s1", desired().name)
+    assert (state.status, state.remote_skill_id, state.remote_version) == (
+        "published",
+        "id_old",
+        "2",
+    )
+    assert (state.content_hash, state.access, state.last_error) == ("sha256:new", ACL, None)
+    assert state.target == "claude-api:wrkspc_a"
+    assert state.published_at is not None and state.published_at.tzinfo is not None
+    assert before <= state.published_at <= dt.datetime.now(dt.UTC)
+
+
+def test_an_access_change_alone_is_an_acl_outcome() -> None:
+    target = MemoryTarget()
+    old = LiveSkill("id_old", "1", "sha256:new", OTHER_ACL, desired().name)
+    target.skills[old.remote_id] = old
+    result = run(target, item(Op.ACL, old, Changes(set_access=True)))
+    assert result.outcome == "acl" and target.calls == ["set_access"]
+    assert result.live == replace(old, access=ACL) == target.skills["id_old"]
+
+
+def test_a_create_that_remembers_an_old_remote_still_creates() -> None:
+    """A CREATE planned from an unpublished row still carries the row's remote: it is created,
+    not 'updated' in place."""
+    target = MemoryTarget()
+    remembered = LiveSkill("id_gone", "1", "sha256:new", ACL, desired().name)
+    result = run(target, item(Op.CREATE, remembered))
+    assert result.outcome == "created" and target.calls == ["create", "set_access"]
+    assert result.live is not None and result.live.remote_id in target.skills
+
+
+def test_a_revoked_skill_is_deleted_and_its_row_unpublished() -> None:
+    target = MemoryTarget()
+    live = LiveSkill("id_x", "1", "sha256:new", ACL, desired().name)
+    target.skills[live.remote_id] = live
+    gone = item(Op.DELETE, live)
+    gone.desired = None
+    result = run(target, gone)
+    assert (result.outcome, target.calls, target.skills) == ("deleted", ["delete"], {})
+    state = result.state()
+    assert state is not None and state.status == "unpublished"
+    assert (state.remote_skill_id, state.remote_version, state.access) == (None, None, None)
+    assert state.published_at is None
+
+
+def test_a_stray_delete_records_nothing() -> None:
+    """A stray (found on the target, no row) has a tenant but no skill id: nothing to record."""
+    target = MemoryTarget()
+    target.skills["id_s"] = LiveSkill("id_s", "1", "h", ACL, "claresia-d-s9")
+    stray = PlanItem(
+        Op.DELETE, "org_d", "d", "claresia-d-s9", tenant_id=1, live=target.skills["id_s"]
+    )
+    result = run(target, stray)
+    assert result.outcome == "deleted" and target.skills == {}
+    assert result.state() is None
+
+
+def test_what_an_unchanged_item_records() -> None:
+    target = MemoryTarget()
+    unproven = LiveSkill("id_u", "1", None, None, desired().name)  # hash and access unknown
+    plain = run(target, item(Op.UNCHANGED, unproven))
+    assert plain.outcome == "unchanged" and target.calls == []
+    assert plain.live == replace(unproven, content_hash="sha256:new", access=ACL)
+    assert plain.state() is None  # the row is already right: a no-op run writes nothing
+    repaired = item(Op.UNCHANGED, unproven)
+    repaired.reason = "record repaired"
+    state = run(target, repaired).state()
+    assert state is not None and state.status == "published"
+    assert (state.remote_skill_id, state.content_hash, state.access) == ("id_u", "sha256:new", ACL)
+    already_gone = item(Op.UNCHANGED)
+    already_gone.desired, already_gone.reason = None, "already gone; record repaired"
+    state = run(target, already_gone).state()
+    assert state is not None and (state.status, state.remote_skill_id) == ("unpublished", None)
+
+
+def test_a_planned_failure_and_a_failed_call_record_their_error() -> None:
+    target = MemoryTarget()
+    refused = item(Op.FAILED)
+    refused.reason = "rbac group(s) x not in organisation org_d"
+    result = run(target, refused)
+    assert (result.outcome, result.error, target.calls) == ("failed", refused.reason, [])
+    state = result.state()
+    assert state is not None and (state.status, state.last_error) == ("failed", refused.reason)
+    assert state.published_at is None
+
+    target.fail_next = TargetError("503 overloaded", retryable=True)
+    busy = run(target, item(Op.CREATE))
+    assert busy.outcome == "failed" and busy.retryable is True
+    target.fail_next = TargetError("403 permission_error")
+    assert run(target, item(Op.CREATE)).retryable is False
+
+
+def test_a_skill_without_a_transpiled_bundle_fails_alone() -> None:
+    broken = item(Op.CREATE)
+    assert broken.desired is not None
+    broken.desired = replace(broken.desired, skill=None)
+    result = run(MemoryTarget(), broken)
+    assert (result.outcome, result.error) == (
+        "failed",
+        f"{desired().name}: no transpiled skill for {desired().name}",
+    )
+
+
+class BrokenTarget(MemoryTarget):
+    async def create(self, skill: ClaudeSkill) -> LiveSkill:
+        raise RuntimeError("boom")
+
+
+def test_a_bug_in_a_target_costs_one_item() -> None:
+    result = run(BrokenTarget(), item(Op.CREATE))
+    assert (result.outcome, result.error) == (
+        "failed",
+        f"{desired().name}: unexpected RuntimeError: boom",
+    )
+
+
+def test_a_taken_name_without_its_holder_is_adopted_by_name() -> None:
+    target = MemoryTarget()
+    target.names_holder = False
+    target.skills["id_old"] = LiveSkill("id_old", "1", "sha256:new", ACL, desired().name)
+    result = run(target, item(Op.CREATE))
+    assert result.outcome == "created" and target.calls == ["create", "adopt"]
+    assert result.live == target.skills["id_old"] and len(target.skills) == 1
+
+
+def test_a_taken_name_no_one_lists_fails_the_item_until_a_later_run() -> None:
+    class Hidden(MemoryTarget):
+        async def adopt(self, name: str, holder_id: str | None) -> LiveSkill | None:
+            self._tick("adopt")
+            return None
+
+    target = Hidden()
+    target.skills["id_old"] = LiveSkill("id_old", "1", "sha256:new", ACL, desired().name)
+    result = run(target, item(Op.CREATE))
+    assert (result.outcome, result.error) == (
+        "failed",
+        f"{desired().name}: 409 for {desired().name} but no skill of that name is listed; "
+        "retry later",
+    )
+
+
+def test_concurrency_is_at_least_one() -> None:
+    with pytest.raises(ValueError, match="concurrency must be at least 1"):
+        Applier(0)
+    assert run(MemoryTarget(), item(Op.CREATE)).outcome == "created"  # Applier(2)
+    assert asyncio.run(Applier(1).apply(MemoryTarget(), item(Op.CREATE))).outcome == "created"
