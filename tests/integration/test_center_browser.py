@@ -19,6 +19,9 @@ from tests.fixtures.daemon import wait_until
 from tests.fixtures.emulator import DAINESE_ORG
 from tests.fixtures.system import debian_program
 
+# A fresh machine installs chromium in the browser fixture first (apt-get, 900 s bound).
+pytestmark = pytest.mark.timeout(1200)
+
 ARGS = [
     "--headless",
     "--no-sandbox",

@@ -18,6 +18,9 @@ import yaml
 from tests.fixtures.daemon import ROOT, DaemonProcess
 from tests.fixtures.system import debian_program
 
+# A fresh machine installs promtool here first (apt-get, 900 s bound).
+pytestmark = pytest.mark.timeout(1200)
+
 PROMETHEUS = ROOT / "deploy" / "prometheus"
 DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "claresia-sync.json"
 METRIC = re.compile(r"\bclaresia_[a-z0-9_]+\b")

@@ -30,7 +30,8 @@ from tests.fixtures.world import (
     stored,
 )
 
-pytestmark = pytest.mark.chaos
+# 2-4 minutes each at load 7 (-n 0); the long form (CLARESIA_CHAOS_KILLS=20) about as long.
+pytestmark = [pytest.mark.chaos, pytest.mark.timeout(900)]
 
 # The fault mix: 10% 429 (with retry-after), 5% 500/503, 2% timeouts, 1% resets, and
 # audit pages that deliver already-served events again.

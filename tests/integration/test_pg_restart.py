@@ -42,7 +42,8 @@ from tests.fixtures.world import (
     stored,
 )
 
-pytestmark = pytest.mark.chaos
+# PostgreSQL restarted under a working daemon: 2 minutes at load 7 (-n 0).
+pytestmark = [pytest.mark.chaos, pytest.mark.timeout(900)]
 
 DOWN_S = 5.0  # how long PostgreSQL stays down each time
 # Emulator latency on every call: a republish takes seconds and the backlog drains slowly, so

@@ -11,12 +11,16 @@ import subprocess
 import sys
 import time
 
+import pytest
 from sqlalchemy import Engine
 
 from claresia_sync.config import Settings
 from claresia_sync.emulator import EmulatorServer
 from tests.fixtures.emulator import DAINESE_ORG
 from tests.integration.test_telemetry_poller import ENG_SKILL, SALES_SKILL, scalar, world
+
+# SIGKILLs during a 100,000-event backlog, then the drain: 2.5 minutes at load 9 (-n 0).
+pytestmark = pytest.mark.timeout(900)
 
 __all__ = ["world"]  # the fixture, shared with the poller tests
 

@@ -28,6 +28,9 @@ from tests.fixtures.otlp import TOKEN, TOKEN_ENV
 from tests.fixtures.real_api import ENTERPRISE_KEY
 from tests.fixtures.sources import KEY_ENV, ORG, TENANTS, apply_ferretti, make_plugin
 
+# SIGKILLs during each real source: up to 3 minutes a test at load 9 (-n 0).
+pytestmark = pytest.mark.timeout(900)
+
 SKILL = "claresia-ferretti-prd-review"
 KILLS = 4
 TODAY = dt.datetime.now(dt.UTC).date()
