@@ -41,14 +41,13 @@ from claresia_sync.daemon.service import Daemon, DaemonConfig, WorkFailed, bind_
 from claresia_sync.db.models import JobStatus, Tenant
 from claresia_sync.logs import log_context
 from claresia_sync.publish import job_run, jobs
-from claresia_sync.telemetry import activity, analytics_reader
+from claresia_sync.telemetry import analytics_reader, seam
 from claresia_sync.telemetry.analytics_reader import enterprise_connections
 from claresia_sync.telemetry.otlp_receiver import OtlpReceiver, Outcome
 from claresia_sync.telemetry.poller import PollResult, poll_connection, poll_targets
 from claresia_sync.telemetry.retention import apply_retention
 from claresia_sync.telemetry.settings import TelemetrySettings
 from claresia_sync.telemetry.sources import (
-    ACTIVITY_FEED,
     CLAUDE_CODE_OTLP,
     SKILLS_ANALYTICS,
     SourceSettings,
@@ -148,7 +147,10 @@ class LiveWork:
     def source_organisations(self) -> dict[str, list[str]]:
         with Session(self.engine) as session:
             orgs = sorted({c.org_id for c in enterprise_connections(session)})
-        return {SKILLS_ANALYTICS: orgs, ACTIVITY_FEED: orgs}
+            wanted = {SKILLS_ANALYTICS: orgs}
+            for name, kind in seam.kinds().items():  # every registered source (activity feed, ...)
+                wanted[name] = sorted({c.org_id for c in kind.connections(session)})
+        return wanted
 
     async def ingest(self, source: str, org_id: str) -> None:
         lock = f"{source}:{org_id}"
@@ -156,7 +158,7 @@ class LiveWork:
             if not held:
                 log.debug("%s of %s skipped: another replica reads it", source, org_id)
                 return
-            target = await asyncio.to_thread(self._enterprise_target, org_id)
+            target = await asyncio.to_thread(self._source_target, source, org_id)
             if target is None:
                 return  # the target was removed since the schedule was made
             with log_context(tenant=target.root_slug):
@@ -189,26 +191,28 @@ class LiveWork:
                     done.latest_available_day,
                 )
             return done.inserted + done.revised, done.error
-        fed = await activity.ingest_connection(
+        ran = await seam.ingest_connection(
             self.engine,
+            seam.kinds()[source],
             target,
-            client_options={"http": self.http, "counter": self.calls},
-            backfill_days=cfg.activity_backfill_days,
+            seam.RunOptions(http=self.http, counter=self.calls, sources=cfg),
         )
-        if fed.inserted or fed.quarantined:
+        if ran.rows or ran.quarantined:
             log.info(
-                "activity feed of %s: %d new activit(ies), %d quarantined, %d repair job(s) %s",
+                "%s of %s: %d new row(s), %d updated, %d quarantined",
+                source,
                 target.org_id,
-                fed.inserted,
-                fed.quarantined,
-                len(fed.repairs),
-                fed.repairs,
+                ran.inserted,
+                ran.updated,
+                ran.quarantined,
             )
-        return fed.inserted, fed.error
+        return ran.rows, ran.error
 
-    def _enterprise_target(self, org_id: str) -> TenantConnection | None:
+    def _source_target(self, source: str, org_id: str) -> TenantConnection | None:
+        kind = seam.kinds().get(source)
         with Session(self.engine) as session:
-            return next((c for c in enterprise_connections(session) if c.org_id == org_id), None)
+            found = kind.connections(session) if kind else enterprise_connections(session)
+            return next((c for c in found if c.org_id == org_id), None)
 
     # --- publish jobs ---------------------------------------------------------------------------
 

@@ -43,6 +43,7 @@ from claresia_sync.db.engine import is_unavailable
 from claresia_sync.db.migrate import require_schema
 from claresia_sync.errors import UserError
 from claresia_sync.logs import SCHEDULER_LOGGER, log_context
+from claresia_sync.telemetry import seam
 
 log = logging.getLogger(__name__)
 
@@ -357,10 +358,9 @@ class Daemon:
             else:
                 log.warning("cannot read the telemetry sources: %s", _oneline(exc))
             return
-        intervals = {
-            "skills-analytics": self.config.analytics_interval,
-            "activity-feed": self.config.activity_interval,
-        }
+        intervals = {"skills-analytics": self.config.analytics_interval}
+        for name, kind in seam.kinds().items():  # every registered source (telemetry/seam.py)
+            intervals[name] = float(getattr(self.config, kind.interval_setting, 60.0))
         want = {f"{source}:{org}" for source, orgs in wanted.items() for org in orgs}
         have = {j.id for j in scheduler.get_jobs() if j.id.split(":", 1)[0] in intervals}
         for job_id in sorted(want - have):

@@ -1,7 +1,8 @@
 """The Compliance activity feed into `org_activity` (issue 16, docs/interfaces.md section 6).
 
 `GET /v1/compliance/activities` is newest first: `after_id` pages back in time, `before_id`
-forward. Each run of one organisation:
+forward. The feed is a telemetry source of the seam (`telemetry/seam.py`: `FeedSource` supplies
+the page read, the normaliser and the row loader). Each run of one organisation:
 
 - first run: the newest page is stored and its newest id becomes the checkpoint
   (`telemetry_source.cursor`); its oldest id is where the backfill goes on, back in time
@@ -39,7 +40,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,14 +53,14 @@ from sqlalchemy.orm import Session
 from claresia_sync import naming
 from claresia_sync.api.client import ActivityPage, OrgClient
 from claresia_sync.api.connect import CLAUDE_ENTERPRISE, TenantConnection, open_client
-from claresia_sync.api.errors import APIError, UnexpectedResponseError
-from claresia_sync.db.engine import is_unavailable
-from claresia_sync.errors import UserError, one_line
+from claresia_sync.api.errors import UnexpectedResponseError
+from claresia_sync.errors import one_line
 from claresia_sync.publish import jobs
 from claresia_sync.publish.targets.base import TargetError
 from claresia_sync.publish.targets.sdk import SdkCaller, SdkFailure
-from claresia_sync.telemetry import sources
+from claresia_sync.telemetry import seam, sources
 from claresia_sync.telemetry.analytics import UsageContext
+from claresia_sync.telemetry.analytics_reader import enterprise_connections
 
 log = logging.getLogger(__name__)
 
@@ -253,66 +255,26 @@ _QUEUED_REPAIR = text("""
 SELECT j.id FROM publish_job j JOIN tenant t ON t.id = j.tenant_id
  WHERE t.slug = :slug AND j.status = 'queued' AND j.force ORDER BY j.id LIMIT 1
 """)
-_QUARANTINE = text(
-    "INSERT INTO telemetry_quarantine (org_id, event_id, reason, raw) "
-    "VALUES (:org_id, :event_id, :reason, CAST(:raw AS jsonb)) "
-    "ON CONFLICT (org_id, event_id) DO NOTHING"
-)
 
 
-@dataclass
-class _Written:
-    inserted: int
-    duplicates: int
-    quarantined: int
-    repairs: list[int]
+class _Loader:
+    """The feed's row loader: new activities (the activity id absorbs those stored before) and
+    the repair jobs of those that changed one of ours, in the step's transaction."""
 
+    def __init__(self, conn: Connection, feed: FeedSource) -> None:
+        self.conn, self.feed, self.inserted = conn, feed, 0
 
-def write_page(
-    engine: Engine,
-    org_id: str,
-    activities: Sequence[Mapping[str, Any]],
-    ctx: UsageContext,
-    published: Published,
-    our_keys: set[str],
-    *,
-    expected: sources.Checkpoint,
-    checkpoint: Mapping[str, object],
-) -> _Written | None:
-    """New activities, their repair jobs, quarantine entries and the checkpoint columns in
-    `checkpoint`, in one transaction; None (nothing written) when the checkpoint moved since
-    `expected` was read (another replica)."""
-    with engine.connect() as conn, conn.begin():
-        current = sources.lock(conn, SOURCE, org_id)
-        if (current.cursor, current.backfill_cursor) != (expected.cursor, expected.backfill_cursor):
-            return None
-        rows: list[_Row] = []
-        bad: list[dict[str, Any]] = []
-        for raw in reversed(activities):  # oldest first: a key learnt applies to what follows
-            verdict = normalise_activity(raw, org_id, ctx, published, our_keys)
-            if isinstance(verdict, _Row):
-                rows.append(verdict)
-            else:
-                ident = raw.get("id")
-                bad.append(
-                    {
-                        "org_id": org_id,
-                        "event_id": f"activity:{ident}" if isinstance(ident, str) else None,
-                        "reason": verdict,
-                        "raw": orjson.dumps(raw, default=str).decode(),
-                    }
-                )
+    def add(self, rows: list[_Row]) -> None:
         ids = [r.values["activity_id"] for r in rows]
-        existing = set(conn.execute(_EXISTING, {"ids": ids}).scalars()) if ids else set()
+        existing = set(self.conn.execute(_EXISTING, {"ids": ids}).scalars()) if ids else set()
         new = {r.values["activity_id"]: r for r in rows if r.values["activity_id"] not in existing}
-        repairs = _queue_repairs(conn, [r for r in new.values() if r.drift_tenant])
+        self.feed.repairs += _queue_repairs(self.conn, [r for r in new.values() if r.drift_tenant])
         if new:
-            conn.execute(_INSERT, [r.values for r in new.values()])
-        if bad:
-            conn.execute(_QUARANTINE, bad)
-        if checkpoint:
-            sources.advance(conn, SOURCE, org_id, **checkpoint)
-    return _Written(len(new), len(rows) - len(new), len(bad), repairs)
+            self.conn.execute(_INSERT, [r.values for r in new.values()])
+        self.inserted += len(new)
+
+    def finish(self) -> seam.Loaded:
+        return seam.Loaded(self.inserted)
 
 
 def _queue_repairs(conn: Connection, drifted: list[_Row]) -> list[int]:
@@ -396,6 +358,124 @@ async def our_keys(engine: Engine, org_id: str, uploader: Uploader | None) -> se
     return keys
 
 
+class FeedSource:
+    """The activity feed of one organisation as a telemetry source (`seam.Source`): backfill
+    until done, then forward from the checkpoint, then the settle page (see the module doc)."""
+
+    name = SOURCE
+
+    def __init__(
+        self,
+        client: OrgClient,
+        org_id: str,
+        ctx: UsageContext,
+        published: Published,
+        keys: set[str],
+        *,
+        horizon: dt.datetime,
+        page_size: int,
+    ) -> None:
+        self.client, self.org_id, self.ctx = client, org_id, ctx
+        self.published, self.keys = published, keys
+        self.horizon, self.page_size = horizon, page_size
+        self.repairs: list[int] = []
+        self.backfilled = False
+        self._forward: tuple[seam.Step, bool] | None = None  # the last forward step, has_more
+        self._forward_done = self._settled = False
+
+    async def _page(self, **cursor: Any) -> ActivityPage:
+        limit = cursor.pop("limit", self.page_size)
+        return await self.client.compliance_activities(
+            limit=limit, activity_types=ACTIVITY_TYPES, **cursor
+        )
+
+    async def next_step(self, state: sources.Checkpoint) -> seam.Step | None:
+        if state.cursor is None:  # first run: the newest page sets both ends
+            if self._settled:
+                return None
+            self._settled = True  # an empty feed: nothing more this run
+            page = await self._page()
+            if not page.data:
+                self.backfilled = True
+                return None
+            ended = not page.has_more or _older_than(page, self.horizon)
+            self._settled = False
+            return _step(
+                page,
+                cursor=page.first_id,
+                backfill_cursor=None if ended else page.last_id,
+                newest_data_at=_newest_time(page),
+            )
+        if state.backfill_cursor:  # back in time
+            page = await self._page(after_id=state.backfill_cursor)
+            ended = not page.data or not page.has_more or _older_than(page, self.horizon)
+            return _step(page, backfill_cursor=None if ended else page.last_id)
+        self.backfilled = True
+        if self._forward is not None and self._forward[0].committed and not self._forward[1]:
+            self._forward_done = True
+        if not self._forward_done:  # forward from the newest stored
+            page = await self._page(before_id=state.cursor)
+            if page.data:
+                if page.first_id is None or page.first_id <= state.cursor:
+                    raise UnexpectedResponseError(
+                        f"the feed's page before {state.cursor} does not move forward "
+                        f"(first_id {page.first_id!r})",
+                        status=200,
+                        route="GET /v1/compliance/activities",
+                    )
+                step = _step(page, cursor=page.first_id, newest_data_at=_newest_time(page))
+                self._forward = (step, page.has_more)
+                return step
+            self._forward_done = True
+        if not self._settled:
+            # An activity becomes queryable up to about a minute after it happened, so one may
+            # appear behind the checkpoint: the newest ones just before it are read again (the
+            # activity id absorbs those already stored; the checkpoint does not move).
+            self._settled = True
+            return _step(await self._page(after_id=state.cursor, limit=SETTLE_PAGE), final=True)
+        return None
+
+    def normalise(self, item: Any, page: seam.Page) -> _Row | seam.Quarantine:
+        verdict = normalise_activity(item, self.org_id, self.ctx, self.published, self.keys)
+        if isinstance(verdict, _Row):
+            return verdict
+        ident = item.get("id") if isinstance(item, Mapping) else None
+        return seam.Quarantine(f"activity:{ident}" if isinstance(ident, str) else None, verdict)
+
+    def loader(self, conn: Connection) -> _Loader:
+        return _Loader(conn, self)
+
+
+def _step(page: ActivityPage, *, final: bool = False, **advance: object) -> seam.Step:
+    """One page of oldest-first processing (a key learnt applies to what follows)."""
+    return seam.Step(
+        seam.one_page(seam.Page(list(reversed(page.data)))), advance=advance, final=final
+    )
+
+
+def _newest_time(page: ActivityPage) -> dt.datetime | None:
+    return _parse_time(page.data[0].get("created_at")) if page.data else None
+
+
+async def open_feed(
+    engine: Engine,
+    client: OrgClient,
+    org_id: str,
+    *,
+    uploader: Uploader | None = None,
+    backfill_days: int = 30,
+    page_size: int = 1000,
+    now: dt.datetime | None = None,
+) -> FeedSource:
+    """The feed of `org_id` ready to run: what attributing needs, and our key ids."""
+    horizon = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(days=backfill_days)
+    with Session(engine) as session:
+        ctx = UsageContext.load(session, org_id)
+        published = Published.load(session)
+    keys = await our_keys(engine, org_id, uploader)
+    return FeedSource(client, org_id, ctx, published, keys, horizon=horizon, page_size=page_size)
+
+
 async def ingest_feed(
     engine: Engine,
     client: OrgClient,
@@ -407,111 +487,34 @@ async def ingest_feed(
     max_pages: int | None = None,
     now: dt.datetime | None = None,
 ) -> ActivityResult:
-    """Backfill (until done) then page forward from the checkpoint (see the module doc);
-    `uploader` says who uploaded a plugin version (our key ids are learnt from it)."""
-    result = ActivityResult(org_id)
-    horizon = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(days=backfill_days)
-    with Session(engine) as session:
-        ctx = UsageContext.load(session, org_id)
-        published = Published.load(session)
-
-    def budget() -> bool:
-        return max_pages is None or result.pages < max_pages
-
-    async def store(page: ActivityPage, expected: sources.Checkpoint, **cp: object) -> bool:
-        written = await asyncio.to_thread(
-            write_page,
-            engine,
-            org_id,
-            page.data,
-            ctx,
-            published,
-            keys,
-            expected=expected,
-            checkpoint=cp,
-        )
-        result.pages += 1
-        if written is None:  # another replica moved the checkpoint: go on from where it is
-            log.info("activity feed of %s: page dropped, the checkpoint moved meanwhile", org_id)
-            return False
-        result.inserted += written.inserted
-        result.duplicates += written.duplicates
-        result.quarantined += written.quarantined
-        result.repairs += written.repairs
-        return True
-
-    def newest_time(page: ActivityPage) -> dt.datetime | None:
-        return _parse_time(page.data[0].get("created_at")) if page.data else None
-
-    try:
-        keys = await our_keys(engine, org_id, uploader)
-        state = await asyncio.to_thread(sources.read, engine, SOURCE, org_id)
-        types = ACTIVITY_TYPES
-        if state.cursor is None:  # first run: the newest page sets both ends
-            page = await client.compliance_activities(limit=page_size, activity_types=types)
-            if not page.data:
-                result.backfilled = True
-            else:
-                ended = not page.has_more or _older_than(page, horizon)
-                await store(
-                    page,
-                    state,
-                    cursor=page.first_id,
-                    backfill_cursor=None if ended else page.last_id,
-                    newest_data_at=newest_time(page),
-                )
-            state = await asyncio.to_thread(sources.read, engine, SOURCE, org_id)
-        while state.backfill_cursor and budget():  # back in time
-            page = await client.compliance_activities(
-                after_id=state.backfill_cursor, limit=page_size, activity_types=types
-            )
-            ended = not page.data or not page.has_more or _older_than(page, horizon)
-            await store(page, state, backfill_cursor=None if ended else page.last_id)
-            state = await asyncio.to_thread(sources.read, engine, SOURCE, org_id)
-        result.backfilled = state.backfill_cursor is None
-        while state.cursor and budget():  # forward from the newest stored
-            page = await client.compliance_activities(
-                before_id=state.cursor, limit=page_size, activity_types=types
-            )
-            if not page.data:
-                break
-            if page.first_id is None or page.first_id <= state.cursor:
-                raise UnexpectedResponseError(
-                    f"the feed's page before {state.cursor} does not move forward "
-                    f"(first_id {page.first_id!r})",
-                    status=200,
-                    route="GET /v1/compliance/activities",
-                )
-            stored = await store(
-                page, state, cursor=page.first_id, newest_data_at=newest_time(page)
-            )
-            state = await asyncio.to_thread(sources.read, engine, SOURCE, org_id)
-            if stored and not page.has_more:
-                break
-        if state.cursor and budget():
-            # An activity becomes queryable up to about a minute after it happened, so one may
-            # appear behind the checkpoint: the newest ones just before it are read again (the
-            # activity id absorbs those already stored; the checkpoint does not move).
-            page = await client.compliance_activities(
-                after_id=state.cursor, limit=SETTLE_PAGE, activity_types=types
-            )
-            await store(page, state)
-        result.checkpoint = state.cursor
-    except APIError as exc:
-        result.error = one_line(exc)
-        log.warning("activity feed of %s stopped: %s", org_id, result.error)
-    except Exception as exc:
-        if is_unavailable(exc):
-            raise
-        result.error = one_line(f"{type(exc).__name__}: {exc}")
-        await asyncio.to_thread(
-            sources.record_run, engine, SOURCE, org_id, rows=result.inserted, error=result.error
-        )
-        raise
-    await asyncio.to_thread(
-        sources.record_run, engine, SOURCE, org_id, rows=result.inserted, error=result.error
+    """One run of the feed of `org_id` through the seam; `uploader` says who uploaded a plugin
+    version (our key ids are learnt from it)."""
+    feed = await open_feed(
+        engine,
+        client,
+        org_id,
+        uploader=uploader,
+        backfill_days=backfill_days,
+        page_size=page_size,
+        now=now,
     )
-    return result
+    done = await seam.run(engine, feed, org_id, max_steps=max_pages)
+    return await asyncio.to_thread(_result, engine, feed, done)
+
+
+def _result(engine: Engine, feed: FeedSource, done: seam.SourceRun) -> ActivityResult:
+    state = sources.read(engine, SOURCE, feed.org_id)
+    return ActivityResult(
+        done.org_id,
+        pages=done.pages,
+        inserted=done.inserted,
+        duplicates=done.duplicates,
+        quarantined=done.quarantined,
+        repairs=feed.repairs,
+        checkpoint=state.cursor,
+        backfilled=feed.backfilled or (state.cursor is not None and not state.backfill_cursor),
+        error=done.error,
+    )
 
 
 def _older_than(page: ActivityPage, horizon: dt.datetime) -> bool:
@@ -519,36 +522,35 @@ def _older_than(page: ActivityPage, horizon: dt.datetime) -> bool:
     return oldest is not None and oldest < horizon
 
 
-async def ingest_connection(
-    engine: Engine,
-    conn: TenantConnection,
-    *,
-    client_options: dict[str, Any] | None = None,
-    backfill_days: int = 30,
-) -> ActivityResult:
-    """One feed run of one claude-enterprise organisation; a key that cannot be resolved is the
-    run's recorded error, like an API failure."""
-    options = client_options or {}
+@asynccontextmanager
+async def _open(
+    engine: Engine, conn: TenantConnection, options: seam.RunOptions
+) -> AsyncIterator[FeedSource]:
+    client = open_client(conn, http=options.http, counter=options.counter)
+    caller = SdkCaller(conn, http=options.http, counter=options.counter, hints=_hints)
     try:
-        client = open_client(conn, **options)
-        caller = SdkCaller(
-            conn, http=options.get("http"), counter=options.get("counter"), hints=_hints
-        )
-    except UserError as exc:
-        failed = ActivityResult(conn.org_id, error=one_line(exc))
-        sources.record_run(engine, SOURCE, conn.org_id, rows=0, error=failed.error)
-        return failed
-    async with client:
-        try:
-            return await ingest_feed(
+        async with client:
+            yield await open_feed(
                 engine,
                 client,
                 conn.org_id,
                 uploader=PluginUploaders(caller),
-                backfill_days=backfill_days,
+                backfill_days=options.sources.activity_backfill_days,
             )
-        finally:
-            await caller.aclose()
+    finally:
+        await caller.aclose()
+
+
+KIND = seam.register(
+    seam.SourceKind(SOURCE, enterprise_connections, _open, interval_setting="activity_interval")
+)
+
+
+async def ingest_connection(
+    engine: Engine, conn: TenantConnection, options: seam.RunOptions | None = None
+) -> seam.SourceRun:
+    """One feed run of one claude-enterprise organisation (`seam.ingest_connection`)."""
+    return await seam.ingest_connection(engine, KIND, conn, options)
 
 
 def _hints(status: int, code: str | None, message: str) -> str:
