@@ -48,27 +48,45 @@ def emulator_claude_code(
     prompts: Annotated[int, typer.Option(help="Prompts to simulate (one activation each).")] = 10,
     protocol: Annotated[str, typer.Option(help="http/protobuf or http/json.")] = "http/protobuf",
     gzip: Annotated[bool, typer.Option(help="Compress the body with gzip.")] = True,
-    batch: Annotated[int, typer.Option(help="Prompts per export request.")] = 100,
+    interval: Annotated[
+        float,
+        typer.Option(
+            help="Seconds between two exports, as OTEL_LOGS_EXPORT_INTERVAL (5 s); the "
+            "prompts' usage follows one or two exports after their activation."
+        ),
+    ] = 5.0,
+    bare: Annotated[
+        bool,
+        typer.Option(
+            "--bare", help="Name the skill bare (org-skills), not as a plugin's <name>:<name>."
+        ),
+    ] = False,
 ) -> None:
-    """Export OTLP logs the way Claude Code does (skill_activated + api_request per prompt)."""
+    """Export OTLP logs the way Claude Code does: batches on an interval, a prompt's
+    skill_activated and, in later batches, its api_request records."""
     from claresia_sync.emulator.claude_code import Prompt, export
     from claresia_sync.secrets import KeyReferenceError
     from claresia_sync.telemetry.otlp_receiver import resolve_token
 
     if protocol not in ("http/protobuf", "http/json"):
         raise UserError(f"--protocol {protocol}: use http/protobuf or http/json")
-    if prompts < 1 or batch < 1:
-        raise UserError("--prompts and --batch must be at least 1")
+    if prompts < 1 or not 0 < interval <= 3600:
+        raise UserError("--prompts must be at least 1 and --interval in (0, 3600] seconds")
     try:
         token = resolve_token(token_ref)
     except KeyReferenceError as exc:
         raise UserError(f"--token-ref: {exc}") from None
-    chosen = [Prompt(skill[i % len(skill)]) for i in range(prompts)]
+    chosen = [Prompt(skill[i % len(skill)], plugin=not bare) for i in range(prompts)]
     try:
-        statuses = export(endpoint, token, chosen, protocol=protocol, compress=gzip, batch=batch)
+        statuses = export(
+            endpoint, token, chosen, protocol=protocol, compress=gzip, interval_s=interval
+        )
     except httpx2.HTTPError as exc:
         raise UserError(f"cannot reach {endpoint}: {exc}") from None
-    print(f"exported {prompts} prompt(s) to {endpoint}: HTTP {', '.join(map(str, statuses))}")
+    print(
+        f"exported {prompts} prompt(s) in {len(statuses)} export(s) to {endpoint}: "
+        f"HTTP {', '.join(map(str, statuses))}"
+    )
     if any(s != 200 for s in statuses):
         raise UserError("the receiver refused an export (see the status above)", exit_code=3)
 

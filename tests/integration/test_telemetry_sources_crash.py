@@ -13,6 +13,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
+from decimal import Decimal
 
 import httpx2
 import pytest
@@ -21,7 +22,8 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from claresia_sync.emulator import EmulatorServer
-from claresia_sync.emulator.claude_code import Prompt, encode, export_request
+from claresia_sync.emulator.claude_code import Prompt, encode, export_batches
+from claresia_sync.telemetry import otlp
 from claresia_sync.tenancy import apply_tenants, parse_tenants
 from tests.fixtures.daemon import ROOT, DaemonProcess, free_port, wait_until
 from tests.fixtures.otlp import TOKEN, TOKEN_ENV
@@ -179,10 +181,16 @@ def test_sigkill_of_the_daemon_while_claude_code_exports(
     port = free_port()
     env = {TOKEN_ENV: TOKEN, "CLARESIA_OTLP_PORT": str(port), "CLARESIA_OTLP_HOST": "127.0.0.1"}
     url = f"http://127.0.0.1:{port}/v1/logs"
-    batches = [
-        encode(export_request([Prompt(SKILL)] * 50, seed=100 + i), "http/protobuf", True)
-        for i in range(60)
+    # As Claude Code exports: batches on an interval, a prompt's usage one or two later.
+    requests = export_batches([Prompt(SKILL)] * 3000, seed=100, interval_s=12.5)
+    batches = [encode(request, "http/protobuf", True) for request in requests]
+    usage = [
+        Decimal(repr(otlp.attributes(r.attributes)["cost_usd"]))
+        for request in requests
+        for r in request.resource_logs[0].scope_logs[0].log_records
+        if otlp.event_name(r) == otlp.API_REQUEST
     ]
+    assert len(batches) >= 60
     statuses: Counter[str] = Counter()
 
     def send(body: bytes, headers: dict[str, str]) -> bool:
@@ -223,7 +231,12 @@ def test_sigkill_of_the_daemon_while_claude_code_exports(
         "SELECT count(DISTINCT invocation_id) FROM telemetry_event "
         "WHERE event_type = 'claude_code.skill_activated'",
     )
-    assert stored == distinct == 60 * 50, statuses
+    assert stored == distinct == 3000, statuses
+    # Every request's usage counted once, on its prompt's activation, whatever the export.
+    costed = "SELECT sum(cost_usd), sum(claude_code_requests) FROM telemetry_invocation"
+    with engine.connect() as conn:
+        cost, counted = conn.execute(text(costed)).one()
+    assert (cost, counted) == (sum(usage), len(usage))
 
 
 def _answers(url: str) -> bool:
