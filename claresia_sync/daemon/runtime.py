@@ -41,15 +41,13 @@ from claresia_sync.daemon.service import Daemon, DaemonConfig, WorkFailed, bind_
 from claresia_sync.db.models import JobStatus, Tenant
 from claresia_sync.logs import log_context
 from claresia_sync.publish import job_run, jobs
-from claresia_sync.telemetry import analytics_reader, seam
-from claresia_sync.telemetry.analytics_reader import enterprise_connections
+from claresia_sync.telemetry import seam
 from claresia_sync.telemetry.otlp_receiver import OtlpReceiver, Outcome
 from claresia_sync.telemetry.poller import PollResult, poll_connection, poll_targets
 from claresia_sync.telemetry.retention import apply_retention
 from claresia_sync.telemetry.settings import TelemetrySettings
 from claresia_sync.telemetry.sources import (
     CLAUDE_CODE_OTLP,
-    SKILLS_ANALYTICS,
     SourceSettings,
     SourceState,
     source_states,
@@ -145,73 +143,48 @@ class LiveWork:
     # --- telemetry sources of Claude Enterprise organisations ---------------------------------
 
     def source_organisations(self) -> dict[str, list[str]]:
+        """The organisations of every registered telemetry source (telemetry/seam.py)."""
         with Session(self.engine) as session:
-            orgs = sorted({c.org_id for c in enterprise_connections(session)})
-            wanted = {SKILLS_ANALYTICS: orgs}
-            for name, kind in seam.kinds().items():  # every registered source (activity feed, ...)
-                wanted[name] = sorted({c.org_id for c in kind.connections(session)})
-        return wanted
+            return {
+                name: sorted({c.org_id for c in kind.connections(session)})
+                for name, kind in seam.kinds().items()
+            }
 
     async def ingest(self, source: str, org_id: str) -> None:
+        """One run of `source` for `org_id` on this replica alone (an advisory lock each)."""
         lock = f"{source}:{org_id}"
         async with advisory_locks(self.engine, "telemetry-source", [lock], wait=False) as held:
             if not held:
                 log.debug("%s of %s skipped: another replica reads it", source, org_id)
                 return
+            kind = seam.kinds().get(source)
             target = await asyncio.to_thread(self._source_target, source, org_id)
-            if target is None:
+            if kind is None or target is None:
                 return  # the target was removed since the schedule was made
             with log_context(tenant=target.root_slug):
-                rows, error = await self._ingest(source, target)
-        self.metrics.source_rows.labels(source, org_id).inc(rows)
-        if error:
-            raise WorkFailed(error)
-
-    async def _ingest(self, source: str, target: TenantConnection) -> tuple[int, str | None]:
-        cfg = self.sources
-        if source == SKILLS_ANALYTICS:
-            done = await analytics_reader.ingest_connection(
-                self.engine,
-                target,
-                http=self.http,
-                counter=self.calls,
-                window_days=cfg.analytics_window_days,
-                backfill_days=cfg.analytics_backfill_days,
-                breakdowns=cfg.analytics_breakdowns,
-            )
-            if done.inserted or done.revised or done.quarantined:
-                log.info(
-                    "skills analytics of %s: %d day(s), %d new row(s), %d revised, "
-                    "%d quarantined; latest available day %s",
-                    target.org_id,
-                    done.days,
-                    done.inserted,
-                    done.revised,
-                    done.quarantined,
-                    done.latest_available_day,
+                ran = await seam.ingest_connection(
+                    self.engine,
+                    kind,
+                    target,
+                    seam.RunOptions(http=self.http, counter=self.calls, sources=self.sources),
                 )
-            return done.inserted + done.revised, done.error
-        ran = await seam.ingest_connection(
-            self.engine,
-            seam.kinds()[source],
-            target,
-            seam.RunOptions(http=self.http, counter=self.calls, sources=cfg),
-        )
         if ran.rows or ran.quarantined:
             log.info(
-                "%s of %s: %d new row(s), %d updated, %d quarantined",
+                "%s of %s: %d new row(s), %d updated, %d quarantined%s",
                 source,
-                target.org_id,
+                org_id,
                 ran.inserted,
                 ran.updated,
                 ran.quarantined,
+                "".join(f"; {k.replace('_', ' ')} {v}" for k, v in ran.recorded.items()),
             )
-        return ran.rows, ran.error
+        self.metrics.source_rows.labels(source, org_id).inc(ran.rows)
+        if ran.error:
+            raise WorkFailed(ran.error)
 
     def _source_target(self, source: str, org_id: str) -> TenantConnection | None:
-        kind = seam.kinds().get(source)
         with Session(self.engine) as session:
-            found = kind.connections(session) if kind else enterprise_connections(session)
+            found = seam.kinds()[source].connections(session)
             return next((c for c in found if c.org_id == org_id), None)
 
     # --- publish jobs ---------------------------------------------------------------------------

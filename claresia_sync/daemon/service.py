@@ -358,9 +358,10 @@ class Daemon:
             else:
                 log.warning("cannot read the telemetry sources: %s", _oneline(exc))
             return
-        intervals = {"skills-analytics": self.config.analytics_interval}
-        for name, kind in seam.kinds().items():  # every registered source (telemetry/seam.py)
-            intervals[name] = float(getattr(self.config, kind.interval_setting, 60.0))
+        intervals = {  # every registered source (telemetry/seam.py)
+            name: float(getattr(self.config, kind.interval_setting, 60.0))
+            for name, kind in seam.kinds().items()
+        }
         want = {f"{source}:{org}" for source, orgs in wanted.items() for org in orgs}
         have = {j.id for j in scheduler.get_jobs() if j.id.split(":", 1)[0] in intervals}
         for job_id in sorted(want - have):

@@ -38,13 +38,11 @@ the whole answer for the row, sorted keys: what a revision changes.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import hashlib
 import logging
 import re
-from collections.abc import AsyncIterator, Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal, InvalidOperation
@@ -58,10 +56,9 @@ from sqlalchemy import Connection, Engine, select, text
 from sqlalchemy.orm import Session, aliased
 
 from claresia_sync import naming
-from claresia_sync.db.engine import is_unavailable
 from claresia_sync.db.models import Archetype, Tenant
 from claresia_sync.errors import one_line
-from claresia_sync.telemetry import sources
+from claresia_sync.telemetry import seam, sources
 from claresia_sync.telemetry.normalise import AttributionContext
 
 log = logging.getLogger(__name__)
@@ -106,11 +103,14 @@ class AnalyticsPage(NamedTuple):
     next_page: str | None
 
 
-class TooRecent(Exception):
-    """The API has no data for this day yet; `latest` is the latest day it names, if any."""
+class TooRecent(seam.Stop):
+    """The API has no data for this day yet; `latest` is the latest day it names, if any (the
+    run ends normally and records it)."""
 
     def __init__(self, latest: dt.date | None) -> None:
-        super().__init__(f"not available yet (latest available day: {latest})")
+        super().__init__(
+            f"not available yet (latest available day: {latest})", latest_available_day=latest
+        )
         self.latest = latest
 
 
@@ -488,51 +488,34 @@ _QUARANTINE = text(
 )
 
 
-class RepeatedKey(Exception):
-    """A day copied straight into `skill_usage_daily` lists one key twice."""
-
-
-class DayWriter:
-    """One day of one organisation in one transaction: `begin`, `add` pages, `commit`.
+class _DayLoader:
+    """The row loader of one day (`seam.Loader`), in the step's transaction.
 
     The day's rows go to the server in one COPY that stays open while pages are read (the server
     stores them as they come). A day with no rows yet is copied straight into the table
-    (`direct`); otherwise into a staging table, upserted at `commit`."""
+    (`direct`); otherwise into a staging table, upserted at `finish`. A day copied straight that
+    lists a key twice is read again through the stage (`seam.ReadAgain`)."""
 
-    def __init__(self, engine: Engine, org_id: str) -> None:
-        self.engine = engine
-        self.org_id = org_id
-        self.direct = False
-        self.copied = 0
-        self._conn: Connection | None = None
-        self._copy: psycopg.Copy | None = None
-        self._copy_stack: ExitStack | None = None
-        self._quarantine: list[dict[str, Any]] = []
-
-    def begin(self, day: dt.date, direct: bool = True) -> sources.Checkpoint:
-        self._conn = self.engine.connect()
-        self._conn.begin()
-        checkpoint = sources.lock(self._conn, SOURCE, self.org_id)
+    def __init__(self, conn: Connection, org_id: str, day: dt.date, direct: bool) -> None:
+        self.conn = conn
         self.direct = (
-            direct
-            and not self._conn.execute(_DAY_HAS_ROWS, {"org": self.org_id, "day": day}).scalar_one()
+            direct and not conn.execute(_DAY_HAS_ROWS, {"org": org_id, "day": day}).scalar_one()
         )
         if not self.direct:
-            self._conn.execute(text(_CREATE_STAGE))
-        return checkpoint
+            conn.execute(text(_CREATE_STAGE))
+        self.copied = 0
+        self._copy: psycopg.Copy | None = None
+        self._copy_stack: ExitStack | None = None
 
-    def add(self, rows: list[dict[str, Any]], quarantine: list[dict[str, Any]]) -> None:
+    def add(self, rows: list[dict[str, Any]]) -> None:
         if rows:
             copy = self._copy or self._open_copy()
             for r in rows:
                 copy.write_row(_ROW(r))
             self.copied += len(rows)
-        # Written at commit: the connection is busy with the COPY until then.
-        self._quarantine += quarantine
 
     def _open_copy(self) -> psycopg.Copy:
-        assert self._conn is not None
-        dbapi = self._conn.connection.driver_connection
+        dbapi = self.conn.connection.driver_connection
         assert dbapi is not None
         stack = ExitStack()
         cur = stack.enter_context(dbapi.cursor())
@@ -552,39 +535,22 @@ class DayWriter:
         except psycopg.errors.UniqueViolation as exc:
             if not self.direct:
                 raise
-            raise RepeatedKey(f"the answer lists a key twice ({one_line(exc)})") from exc
+            raise seam.ReadAgain(f"the answer lists a key twice ({one_line(exc)})") from exc
 
-    def commit(self, day: dt.date, advance_to: dt.date | None) -> tuple[int, int, int]:
-        """Upsert the day's rows and advance the checkpoint; (inserted, revised, unchanged)."""
-        conn = self._conn
-        assert conn is not None
-        try:
-            self._end_copy()
-            if self._quarantine:
-                conn.execute(_QUARANTINE, self._quarantine)
-            if self.direct:
-                inserted, revised, total = self.copied, 0, self.copied
-            else:
-                inserted, revised, total = conn.execute(text(_MERGE)).one()
-            values: dict[str, object] = {
-                "newest_data_at": dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC)
-            }
-            if advance_to is not None:
-                values["cursor_day"] = advance_to
-            sources.advance(conn, SOURCE, self.org_id, **values)
-            conn.commit()
-        finally:
-            self.close()
-        return inserted, revised, total - inserted - revised
+    def finish(self) -> seam.Loaded:
+        """End the COPY and upsert the day's rows (the seam then writes the quarantine and
+        advances the checkpoint, and commits)."""
+        self._end_copy()
+        if self.direct:
+            return seam.Loaded(self.copied)
+        inserted, revised, total = self.conn.execute(text(_MERGE)).one()
+        return seam.Loaded(inserted, revised, total - inserted - revised)
 
-    def close(self) -> None:
+    def abort(self) -> None:
         try:
             self._end_copy(failed=RuntimeError("the day was not committed"))
         except Exception as exc:  # the COPY's own failure: nothing of the day stays
-            log.debug("abandoned COPY of %s: %s", self.org_id, one_line(exc))
-        if self._conn is not None:
-            self._conn.close()  # rolls back what was not committed
-            self._conn = None
+            log.debug("abandoned COPY: %s", one_line(exc))
 
 
 # --- the run --------------------------------------------------------------------------------
@@ -618,17 +584,101 @@ def days_to_read(
     return [start + dt.timedelta(days=i) for i in range((yesterday - start).days + 1)]
 
 
-def _quarantine_entry(
-    org_id: str, day: dt.date, breakdown: str, raw: Mapping[str, Any], reason: str
-) -> dict[str, Any]:
+def _event_id(day: dt.date, breakdown: str, raw: Mapping[str, Any]) -> str:
     key = raw.get(BREAKDOWNS[breakdown] or "", "") if BREAKDOWNS[breakdown] else ""
-    event_id = f"analytics:{day.isoformat()}:{breakdown}:{raw.get('skill_name')}:{key}"
-    return {
-        "org_id": org_id,
-        "event_id": event_id,
-        "reason": reason,
-        "raw": orjson.dumps(raw, default=str).decode(),
-    }
+    return f"analytics:{day.isoformat()}:{breakdown}:{raw.get('skill_name')}:{key}"
+
+
+class AnalyticsSource:
+    """The skills analytics of one organisation as a telemetry source (`seam.Source`): one step
+    per day of `days_to_read`, its pages across the breakdowns (see the module doc)."""
+
+    name = SOURCE
+    requarantine = True  # a day read again says why its rows do not fit now
+    failures = (ValueError,)  # an answer that breaks the contract ends the run as its error
+
+    def __init__(
+        self,
+        reader: AnalyticsReader,
+        org_id: str,
+        ctx: UsageContext,
+        *,
+        window_days: int = 7,
+        backfill_days: int = 30,
+        breakdowns: tuple[str, ...] = ("user", "rbac_group"),
+        today: dt.date | None = None,
+        page_limit: int = PAGE_LIMIT,
+    ) -> None:
+        self.reader, self.org_id, self.ctx = reader, org_id, ctx
+        self.window_days, self.backfill_days = window_days, backfill_days
+        self.breakdowns, self.page_limit = breakdowns, page_limit
+        self.today = today or dt.datetime.now(dt.UTC).date()
+        self._days: list[dt.date] | None = None
+        self._steps: list[tuple[dt.date, seam.Step]] = []
+        self._direct = True
+
+    @property
+    def days(self) -> int:
+        """Days read and committed this run."""
+        return sum(1 for _, step in self._steps if step.committed)
+
+    async def next_step(self, state: sources.Checkpoint) -> seam.Step | None:
+        if self._days is None:
+            self._days = days_to_read(
+                state.cursor_day,
+                self.today,
+                window_days=self.window_days,
+                backfill_days=self.backfill_days,
+            )
+        if self._steps and not self._steps[-1][1].committed:
+            day = self._steps[-1][0]  # not written (a key listed twice): again, through the stage
+            self._direct = False
+        elif not self._days:
+            return None
+        else:
+            day, self._direct = self._days.pop(0), True
+        advance: dict[str, object] = {
+            "newest_data_at": dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC)
+        }
+        if state.cursor_day is None or day > state.cursor_day:
+            advance["cursor_day"] = day
+        step = seam.Step(self._pages(day), advance=advance)
+        self._steps.append((day, step))
+        return step
+
+    async def _pages(self, day: dt.date) -> AsyncIterator[seam.Page]:
+        for breakdown in ("skill", *self.breakdowns):
+            async for rows in _pages(self.reader, day, BREAKDOWNS[breakdown], self.page_limit):
+                yield seam.Page(rows, (day, breakdown))
+
+    def normalise(self, item: Any, page: seam.Page) -> dict[str, Any] | seam.Quarantine | None:
+        day, breakdown = page.meta
+        verdict = normalise_row(
+            item, org_id=self.org_id, day=day, breakdown=breakdown, ctx=self.ctx
+        )
+        if verdict.quarantine is not None:
+            return seam.Quarantine(_event_id(day, breakdown, item), verdict.quarantine)
+        return verdict.row
+
+    def loader(self, conn: Connection) -> _DayLoader:
+        return _DayLoader(conn, self.org_id, self._steps[-1][0], self._direct)
+
+
+def result_of(run: seam.SourceRun) -> AnalyticsResult:
+    """A seam run of the skills analytics as the CLI and the tests read it."""
+    source = run.of
+    return AnalyticsResult(
+        run.org_id,
+        days=source.days if isinstance(source, AnalyticsSource) else 0,
+        pages=run.pages,
+        inserted=run.inserted,
+        revised=run.updated,
+        unchanged=run.unchanged,
+        quarantined=run.quarantined,
+        not_ours=run.not_ours,
+        latest_available_day=run.recorded.get("latest_available_day"),
+        error=run.error,
+    )
 
 
 async def ingest_org(
@@ -642,86 +692,21 @@ async def ingest_org(
     today: dt.date | None = None,
     page_limit: int = PAGE_LIMIT,
 ) -> AnalyticsResult:
-    """Read the days `days_to_read` names for `org_id` into `skill_usage_daily`."""
-    result = AnalyticsResult(org_id)
-    today = today or dt.datetime.now(dt.UTC).date()
+    """Read the days `days_to_read` names for `org_id` into `skill_usage_daily` (one run of
+    `AnalyticsSource` through the seam)."""
     with Session(engine) as session:
         ctx = UsageContext.load(session, org_id)
-    checkpoint = await asyncio.to_thread(sources.read, engine, SOURCE, org_id)
-    days = days_to_read(
-        checkpoint.cursor_day, today, window_days=window_days, backfill_days=backfill_days
-    )
-    # One thread holds each day's transaction (a connection stays on the thread that uses it).
-    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"analytics-{org_id}")
-    loop = asyncio.get_running_loop()
-
-    async def db(fn: Callable[..., Any], *args: Any) -> Any:
-        return await loop.run_in_executor(writer, fn, *args)
-
-    async def read_day(day: dt.date, direct: bool) -> tuple[int, int, int, int, int]:
-        """(inserted, revised, unchanged, quarantined, not ours) of one day, committed."""
-        quarantined = not_ours = 0
-        day_writer = DayWriter(engine, org_id)
-        current = await db(day_writer.begin, day, direct)
-        try:
-            for breakdown in ("skill", *breakdowns):
-                async for page in _pages(reader, day, BREAKDOWNS[breakdown], page_limit):
-                    result.pages += 1
-                    rows, bad = [], []
-                    for raw in page:
-                        verdict = normalise_row(
-                            raw, org_id=org_id, day=day, breakdown=breakdown, ctx=ctx
-                        )
-                        if verdict.row is not None:
-                            rows.append(verdict.row)
-                        elif verdict.quarantine is not None:
-                            bad.append(
-                                _quarantine_entry(org_id, day, breakdown, raw, verdict.quarantine)
-                            )
-                        else:
-                            not_ours += 1
-                    quarantined += len(bad)
-                    await db(day_writer.add, rows, bad)
-            advance = day if current.cursor_day is None or day > current.cursor_day else None
-            counts = await db(day_writer.commit, day, advance)
-        except BaseException:
-            await db(day_writer.close)
-            raise
-        return (*counts, quarantined, not_ours)
-
-    try:
-        for day in days:
-            try:
-                counts = await read_day(day, direct=True)
-            except RepeatedKey as exc:
-                # Rolled back whole: the day again, through the stage (which keeps one per key).
-                log.info("skills analytics of %s on %s: %s; read again", org_id, day, exc)
-                counts = await read_day(day, direct=False)
-            result.days += 1
-            result.inserted += counts[0]
-            result.revised += counts[1]
-            result.unchanged += counts[2]
-            result.quarantined += counts[3]
-            result.not_ours += counts[4]
-    except TooRecent as exc:
-        result.latest_available_day = exc.latest
-    except Exception as exc:
-        if is_unavailable(exc):
-            raise
-        result.error = one_line(exc)
-        log.warning("skills analytics of %s stopped: %s", org_id, result.error)
-    finally:
-        writer.shutdown(wait=True)
-    await asyncio.to_thread(
-        sources.record_run,
-        engine,
-        SOURCE,
+    source = AnalyticsSource(
+        reader,
         org_id,
-        rows=result.inserted + result.revised,
-        error=result.error,
-        latest_available_day=result.latest_available_day,
+        ctx,
+        window_days=window_days,
+        backfill_days=backfill_days,
+        breakdowns=breakdowns,
+        today=today,
+        page_limit=page_limit,
     )
-    return result
+    return result_of(await seam.run(engine, source, org_id))
 
 
 async def _pages(

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx2
@@ -20,16 +22,17 @@ from sqlalchemy.orm import Session
 
 from claresia_sync.api.client import CallCounter
 from claresia_sync.api.connect import CLAUDE_ENTERPRISE, TenantConnection
-from claresia_sync.errors import UserError, one_line
 from claresia_sync.publish.targets.sdk import SdkCaller, SdkFailure
-from claresia_sync.telemetry import sources
+from claresia_sync.telemetry import seam, sources
 from claresia_sync.telemetry.analytics import (
     SOURCE,
     AnalyticsPage,
     AnalyticsResult,
+    AnalyticsSource,
     TooRecent,
-    ingest_org,
+    UsageContext,
     latest_day_named,
+    result_of,
 )
 from claresia_sync.tenancy.lookup import target_connections
 
@@ -107,6 +110,32 @@ def enterprise_connections(session: Session) -> list[TenantConnection]:
     ]
 
 
+@asynccontextmanager
+async def _open(
+    engine: Engine, conn: TenantConnection, options: seam.RunOptions
+) -> AsyncIterator[AnalyticsSource]:
+    reader = SdkAnalyticsReader(open_caller(conn, options.http, options.counter))
+    try:
+        with Session(engine) as session:
+            ctx = UsageContext.load(session, conn.org_id)
+        cfg = options.sources
+        yield AnalyticsSource(
+            reader,
+            conn.org_id,
+            ctx,
+            window_days=cfg.analytics_window_days,
+            backfill_days=cfg.analytics_backfill_days,
+            breakdowns=cfg.analytics_breakdowns,
+        )
+    finally:
+        await reader.aclose()
+
+
+KIND = seam.register(
+    seam.SourceKind(SOURCE, enterprise_connections, _open, interval_setting="analytics_interval")
+)
+
+
 async def ingest_connection(
     engine: Engine,
     conn: TenantConnection,
@@ -117,23 +146,12 @@ async def ingest_connection(
     backfill_days: int = 30,
     breakdowns: tuple[str, ...] = ("user", "rbac_group"),
 ) -> AnalyticsResult:
-    """One analytics run of one claude-enterprise organisation; a key that cannot be resolved
-    is the run's recorded error, like an API failure."""
-    try:
-        caller = open_caller(conn, http, counter)
-    except UserError as exc:
-        failed = AnalyticsResult(conn.org_id, error=one_line(exc))
-        sources.record_run(engine, SOURCE, conn.org_id, rows=0, error=failed.error)
-        return failed
-    reader = SdkAnalyticsReader(caller)
-    try:
-        return await ingest_org(
-            engine,
-            reader,
-            conn.org_id,
-            window_days=window_days,
-            backfill_days=backfill_days,
-            breakdowns=breakdowns,
-        )
-    finally:
-        await reader.aclose()
+    """One analytics run of one claude-enterprise organisation (`seam.ingest_connection`); a
+    key that cannot be resolved is the run's recorded error, like an API failure."""
+    settings = sources.SourceSettings(
+        analytics_window_days=window_days,
+        analytics_backfill_days=backfill_days,
+        analytics_breakdowns=breakdowns,
+    )
+    options = seam.RunOptions(http=http, counter=counter, sources=settings)
+    return result_of(await seam.ingest_connection(engine, KIND, conn, options))

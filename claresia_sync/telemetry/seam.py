@@ -76,14 +76,30 @@ class Step:
 class Loaded:
     inserted: int
     updated: int = 0
+    unchanged: int = 0
 
 
 class Loader(Protocol):
-    """Writes one step's rows on the step's connection (inside its transaction)."""
+    """Writes one step's rows on the step's connection (inside its transaction); a loader
+    with an `abort()` method is told when the step fails (before its connection closes)."""
 
     def add(self, rows: list[Any]) -> None: ...
 
     def finish(self) -> Loaded: ...
+
+
+class ReadAgain(Exception):
+    """Raised by a loader or a page read: the step is rolled back whole and the source asked
+    again from the same checkpoint (it knows why, e.g. the day again through a stage)."""
+
+
+class Stop(Exception):
+    """Raised by a page read: the source has nothing more for now. The step is rolled back,
+    the run ends normally; `recorded` goes with the run's outcome (`sources.record_run`)."""
+
+    def __init__(self, message: str, **recorded: Any) -> None:
+        super().__init__(message)
+        self.recorded = recorded
 
 
 class Source(Protocol):
@@ -109,11 +125,16 @@ class SourceRun:
     updated: int = 0
     duplicates: int = 0
     """Rows already stored (an item read again), absorbed by the source's key."""
+    unchanged: int = 0
     quarantined: int = 0
     not_ours: int = 0
     dropped: int = 0
     """Steps not written: the checkpoint moved meanwhile (another replica)."""
     error: str | None = None
+    recorded: dict[str, Any] = field(default_factory=dict)
+    """What a `Stop` said, recorded with the run."""
+    of: Any = field(default=None, repr=False)
+    """The `Source` that ran (its own counts)."""
 
     @property
     def rows(self) -> int:
@@ -144,7 +165,7 @@ async def run(
 ) -> SourceRun:
     """Run `source` for `org_id` step by step until it is done, `max_steps` were taken or it
     fails (see the module doc); the run's outcome is recorded unless `record` is false."""
-    result = SourceRun(source.name, org_id)
+    result = SourceRun(source.name, org_id, of=source)
     # One thread holds each step's transaction (a connection stays on the thread that uses it)
     # and keeps one malloc arena (bench/RESULTS.md).
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{source.name}-{org_id}")
@@ -167,10 +188,17 @@ async def run(
                 step.committed = False
                 result.dropped += 1
                 log.info("%s of %s: a step dropped, the checkpoint moved", source.name, org_id)
+            except ReadAgain as exc:
+                step.committed = False
+                log.info("%s of %s: %s; read again", source.name, org_id, exc)
+                continue
             state = await db(sources.read, engine, source.name, org_id)
             if step.final:
                 break
-    except (APIError, TargetError, UserError) as exc:
+    except Stop as exc:
+        result.recorded = exc.recorded
+    except (APIError, TargetError, UserError, *getattr(source, "failures", ())) as exc:
+        # An API failure, or what the source says ends a run as its error (`failures`).
         result.error = one_line(exc)
         log.warning("%s of %s stopped: %s", source.name, org_id, result.error)
     except Exception as exc:
@@ -187,9 +215,14 @@ async def run(
     return result
 
 
-def _record(engine: Engine, result: SourceRun, **extra: Any) -> None:
+def _record(engine: Engine, result: SourceRun) -> None:
     sources.record_run(
-        engine, result.source, result.org_id, rows=result.rows, error=result.error, **extra
+        engine,
+        result.source,
+        result.org_id,
+        rows=result.rows,
+        error=result.error,
+        **result.recorded,
     )
 
 
@@ -206,6 +239,7 @@ async def _write_step(
     are read, quarantine, the checkpoint's move, commit; nothing of it stays if it fails."""
     conn: Connection = await db(engine.connect)
     counts = SourceRun(source.name, org_id)
+    loader: Loader | None = None
     try:
 
         def begin() -> Loader:
@@ -215,7 +249,8 @@ async def _write_step(
                 raise _Moved
             return source.loader(conn)
 
-        loader: Loader = await db(begin)
+        loader = await db(begin)
+        assert loader is not None
         bad: list[dict[str, Any]] = []
         async for page in step.pages:
             counts.pages += 1
@@ -233,9 +268,10 @@ async def _write_step(
             await db(loader.add, rows)
         counts.quarantined = len(bad)
 
-        def finish() -> None:
+        def finish(loader: Loader) -> None:
             loaded = loader.finish()
             counts.inserted, counts.updated = loaded.inserted, loaded.updated
+            counts.unchanged = loaded.unchanged
             if bad:
                 again = getattr(source, "requarantine", False)
                 conn.execute(_KEEP_NEWEST if again else _KEEP_FIRST, bad)
@@ -244,13 +280,18 @@ async def _write_step(
                 sources.advance(conn, source.name, org_id, **advance)
             conn.commit()
 
-        await db(finish)
+        await db(finish, loader)
+        loader = None
     finally:
+        abort = getattr(loader, "abort", None)
+        if abort is not None:
+            await db(abort)
         await db(conn.close)  # rolls back what was not committed
     result.pages += counts.pages
     result.received += counts.received
     result.inserted += counts.inserted
     result.updated += counts.updated
+    result.unchanged += counts.unchanged
     result.duplicates += max(counts.duplicates - counts.inserted - counts.updated, 0)
     result.quarantined += counts.quarantined
     result.not_ours += counts.not_ours
@@ -296,7 +337,7 @@ class SourceKind:
 
 KINDS: dict[str, SourceKind] = {}
 # The product's sources: each module registers its kind when imported (`kinds`).
-SOURCE_MODULES = ("claresia_sync.telemetry.activity",)
+SOURCE_MODULES = ("claresia_sync.telemetry.activity", "claresia_sync.telemetry.analytics_reader")
 
 
 def register(kind: SourceKind) -> SourceKind:

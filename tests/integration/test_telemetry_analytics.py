@@ -165,7 +165,7 @@ def test_a_key_answered_twice_is_stored_once(
     assert answer.status_code == 200, answer.text
     # A new day is copied straight into the table: the repeated key breaks the unique key there,
     # and the day is read again through the stage, which keeps one row per key.
-    with caplog.at_level(logging.INFO, logger="claresia_sync.telemetry.analytics"):
+    with caplog.at_level(logging.INFO, logger="claresia_sync.telemetry"):
         first = _run(engine, backfill_days=1)
     assert first.error is None and first.days == 1
     assert "lists a key twice" in caplog.text
