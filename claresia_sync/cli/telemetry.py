@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import sys
 from typing import Annotated
 
@@ -72,26 +73,47 @@ def report_cmd(
         str, typer.Option(help="Period: 7d, 24h, 30m, 2w, or a date such as 2026-11-01.")
     ] = "7d",
     fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+    by_source: Annotated[
+        bool,
+        typer.Option(
+            "--by-source",
+            help="What each source says, over whole UTC days from --since's: audit runs and "
+            "failures, Claude Code activations, cost, tokens, users, Claude apps use (skills "
+            "analytics), lifecycle events (activity feed); as the view skill_usage_by_source.",
+        ),
+    ] = False,
 ) -> None:
     """Per skill: invocations, failures, failure rate, cost, p50/p95 duration."""
     from sqlalchemy.orm import Session
 
-    from claresia_sync.telemetry.report import FORMATS, parse_since, render, skill_report
+    from claresia_sync.telemetry.report import (
+        FORMATS,
+        parse_since,
+        render,
+        render_by_source,
+        skill_report,
+        source_report,
+    )
     from claresia_sync.tenancy.lookup import require_tenant
 
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
     start = parse_since(since)
+    day = start.astimezone(dt.UTC).date()
+    who = f" for tenant {tenant!r}" if tenant else ""
     with open_database(load_settings()) as engine, engine.connect() as conn:
         if tenant is not None:  # an unknown tenant is an error, not "no invocations"
             with Session(conn) as session:
                 require_tenant(session, tenant)
-        figures = skill_report(conn, since=start, tenant=tenant)
-    if not figures and fmt == "table":
-        who = f" for tenant {tenant!r}" if tenant else ""
-        print(f"no invocations{who} since {start:%Y-%m-%d %H:%M} UTC")
-        return
-    print(render(figures, fmt))
+        if by_source:
+            per_source = source_report(conn, since=day, tenant=tenant)
+            empty = f"no use of any skill{who} in any source since {day:%Y-%m-%d} (UTC days)"
+            out = render_by_source(per_source, fmt) if per_source or fmt != "table" else empty
+        else:
+            figures = skill_report(conn, since=start, tenant=tenant)
+            empty = f"no invocations{who} since {start:%Y-%m-%d %H:%M} UTC"
+            out = render(figures, fmt) if figures or fmt != "table" else empty
+    print(out)
 
 
 @telemetry_app.command("retention")

@@ -1,5 +1,6 @@
 """`telemetry report`: per tenant and skill, invocations, failures, failure rate, cost and p50/p95
-duration over a period, read from the analyst view `telemetry_invocation` (migration 0002)."""
+duration over a period, read from the analyst view `telemetry_invocation` (migration 0002); with
+`--by-source`, what each source says, read from `skill_usage_by_source` (migration 0019)."""
 
 from __future__ import annotations
 
@@ -47,6 +48,70 @@ class SkillFigures:
     cost_usd: Decimal
     p50_duration_ms: float | None
     p95_duration_ms: float | None
+
+
+# Whole UTC days from :since (the view's grain); users are distinct over the whole period, so
+# they come from the rows, not from the view's per-day counts (which do not add up).
+BY_SOURCE_SQL = """
+WITH v AS (
+    SELECT tenant_slug, skill_id,
+           sum(audit_invocations)::bigint AS audit_runs,
+           sum(audit_failures)::bigint AS audit_failures,
+           sum(claude_code_activations)::bigint AS claude_code_activations,
+           sum(invocations)::bigint AS invocations,
+           sum(failures)::bigint AS failures,
+           sum(cost_usd) AS cost_usd,
+           (sum(input_tokens) + sum(output_tokens))::bigint AS tokens,
+           sum(daily_invocations)::bigint AS apps_invocations,
+           sum(daily_overage_spend_usd) AS apps_overage_spend_usd,
+           sum(daily_list_price_usd) AS apps_list_price_usd,
+           sum(activity_events)::bigint AS lifecycle_events
+      FROM skill_usage_by_source
+     WHERE day >= :since
+       AND (CAST(:tenant AS text) IS NULL OR tenant_slug = :tenant OR root_tenant_slug = :tenant)
+     GROUP BY tenant_slug, skill_id
+), u AS (
+    SELECT tenant_slug, skill_id, count(DISTINCT actor_user_id) AS users
+      FROM telemetry_invocation
+     WHERE occurred_at >= :since_at
+     GROUP BY tenant_slug, skill_id
+)
+SELECT v.*, coalesce(u.users, 0) AS users
+  FROM v
+  LEFT JOIN u ON u.tenant_slug = v.tenant_slug AND u.skill_id IS NOT DISTINCT FROM v.skill_id
+ ORDER BY v.tenant_slug, v.invocations DESC, v.apps_invocations DESC NULLS LAST, v.skill_id
+"""
+
+
+@dataclass(frozen=True)
+class SourceFigures:
+    """One tenant and skill over whole UTC days: per-event sources (audit log, Claude Code),
+    their totals (what the default report counts), the skills analytics, the activity feed."""
+
+    tenant_slug: str
+    skill_id: str | None
+    audit_runs: int
+    audit_failures: int
+    claude_code_activations: int
+    invocations: int
+    failures: int
+    cost_usd: Decimal
+    tokens: int
+    users: int
+    apps_invocations: int | None
+    apps_overage_spend_usd: Decimal | None
+    apps_list_price_usd: Decimal | None
+    lifecycle_events: int
+
+
+def source_report(
+    conn: Connection, *, since: dt.date, tenant: str | None = None
+) -> list[SourceFigures]:
+    """What each source says per tenant and skill, from UTC day `since` on."""
+    since_at = dt.datetime.combine(since, dt.time(), dt.UTC)
+    params = {"since": since, "since_at": since_at, "tenant": tenant}
+    rows = conn.execute(text(BY_SOURCE_SQL), params)
+    return [SourceFigures(**row._mapping) for row in rows]
 
 
 def parse_since(value: str, now: dt.datetime | None = None) -> dt.datetime:
@@ -102,6 +167,57 @@ def render(figures: Sequence[SkillFigures], fmt: str) -> str:
         ]
         for f in figures
     ]
+    return _layout(header, cells, fmt)
+
+
+def _money(value: Decimal | None, fmt: str) -> str:
+    if value is None:
+        return ""
+    return f"{value:.2f}" if fmt == "table" else str(value)
+
+
+def render_by_source(figures: Sequence[SourceFigures], fmt: str) -> str:
+    """The per-source report as a table (text), CSV or JSON."""
+    if fmt == "json":
+        return json.dumps([asdict(f) for f in figures], default=str, indent=2)
+    header = [
+        "tenant",
+        "skill",
+        "audit_runs",
+        "audit_failures",
+        "claude_code",
+        "invocations",
+        "cost_usd",
+        "tokens",
+        "users",
+        "apps_uses",
+        "apps_overage_usd",
+        "apps_list_usd",
+        "lifecycle",
+    ]
+    cells = [
+        [
+            f.tenant_slug,
+            f.skill_id or "",
+            str(f.audit_runs),
+            str(f.audit_failures),
+            str(f.claude_code_activations),
+            str(f.invocations),
+            _money(f.cost_usd, fmt),
+            str(f.tokens),
+            str(f.users),
+            "" if f.apps_invocations is None else str(f.apps_invocations),
+            _money(f.apps_overage_spend_usd, fmt),
+            _money(f.apps_list_price_usd, fmt),
+            str(f.lifecycle_events),
+        ]
+        for f in figures
+    ]
+    return _layout(header, cells, fmt)
+
+
+def _layout(header: list[str], cells: list[list[str]], fmt: str) -> str:
+    """Text cells as CSV or an aligned table (the first two columns are names)."""
     if fmt == "csv":
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
