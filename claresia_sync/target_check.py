@@ -16,6 +16,8 @@ from typing import Any
 
 from claresia_sync.api.connect import CLAUDE_API, ConnectionKeyError, TenantConnection
 from claresia_sync.api.errors import ZERO_RETENTION_HINT
+from claresia_sync.api.retry import Backoff
+from claresia_sync.api.sdk import SdkFailure
 from claresia_sync.publish.targets.base import TargetError
 from claresia_sync.publish.targets.claude_api import CLAUDE_API_KIND, ZDR_WARNING, ClaudeApiTarget
 from claresia_sync.publish.targets.claude_enterprise import (
@@ -24,7 +26,6 @@ from claresia_sync.publish.targets.claude_enterprise import (
     SCOPES,
     ClaudeEnterpriseTarget,
 )
-from claresia_sync.publish.targets.sdk import SdkFailure
 
 TEST_ATTEMPTS = 2  # interactive: answer within seconds
 
@@ -73,7 +74,7 @@ async def check_enterprise(conn: TenantConnection, groups: dict[str, str]) -> Ta
     except ConnectionKeyError as exc:
         report.problems.append(str(exc))
         return report
-    target.caller.max_attempts = TEST_ATTEMPTS
+    target.caller.retry = Backoff(TEST_ATTEMPTS)
     report.lines.append(
         f"API:            {conn.base_url} (Enterprise admin key {target.caller.key_hint})"
     )
@@ -150,7 +151,7 @@ async def check_workspace(conn: TenantConnection) -> TargetReport:
     except ConnectionKeyError as exc:
         report.problems.append(str(exc))
         return report
-    target.caller.max_attempts = TEST_ATTEMPTS
+    target.caller.retry = Backoff(TEST_ATTEMPTS)
     report.lines.append(
         f"API:            {conn.base_url} (API key {target.caller.key_hint} of {conn.workspace_id})"
     )

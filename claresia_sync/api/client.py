@@ -4,10 +4,9 @@
 - The admin key is only `.reveal()`ed inside an `httpx2.Auth` flow that sets the header on the
   outgoing request; it is never a default header of the (possibly shared) `httpx2.AsyncClient`,
   and no error built here keeps a reference to an httpx2 request (whose headers hold the key).
-- Retries (tenacity): exponential backoff with full jitter, or the server's `retry-after-ms` /
-  `retry-after` (read as the official SDK reads them: `retry_after`), for
-  429/500/502/503/504/529, connection errors and timeouts; a bounded number of attempts. Other
-  4xx answers fail at once.
+- Retries: the one policy of `api/retry.py` (exponential backoff with full jitter, or the
+  server's `retry-after-ms` / `retry-after`; a bounded number of attempts), for
+  429/500/502/503/504/529, connection errors and timeouts. Other 4xx answers fail at once.
 - Every attempt is counted by (method, route template, status) in a `CallCounter`, which can be
   shared by many clients (a job's stats); the process-wide count behind `/metrics` is made by
   the pool itself (`api/call_metrics.py`).
@@ -24,12 +23,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import json as jsonlib
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterable, Mapping
-from email.utils import parsedate_to_datetime
 from itertools import pairwise
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -38,14 +35,6 @@ from urllib.parse import quote
 import httpx2
 import orjson
 from pydantic import BaseModel, ValidationError
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_random_exponential,
-)
-from tenacity.wait import wait_base
 
 from claresia_sync.api.call_metrics import ROUTE_EXTENSION, MeteredAsyncClient
 from claresia_sync.api.call_metrics import CallCounter as CallCounter  # re-exported
@@ -65,6 +54,7 @@ from claresia_sync.api.models import (
     SkillDeleted,
     Workspace,
 )
+from claresia_sync.api.retry import Backoff, retry_after, retrying
 from claresia_sync.secrets import AdminKey
 from claresia_sync.transpile import ClaudeSkill
 
@@ -109,22 +99,6 @@ class _AdminKeyAuth(httpx2.Auth):
 
     def __repr__(self) -> str:
         return f"_AdminKeyAuth({self._key!r})"
-
-
-class _RetryAfterOrBackoff(wait_base):
-    """The server's `retry-after` if given (capped), else exponential backoff with jitter."""
-
-    def __init__(self, backoff: wait_base, cap: float) -> None:
-        self._backoff = backoff
-        self._cap = cap
-
-    def __call__(self, retry_state: RetryCallState) -> float:
-        outcome = retry_state.outcome
-        exc = outcome.exception() if outcome is not None else None
-        retry_after = getattr(exc, "retry_after", None)
-        if isinstance(retry_after, int | float) and retry_after >= 0:
-            return min(float(retry_after), self._cap)
-        return float(self._backoff(retry_state))
 
 
 def _is_retryable(exc: BaseException) -> bool:
@@ -288,24 +262,6 @@ def _activity_page(body: Any, *, limit: int) -> ActivityPage:
     return page
 
 
-def retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds the server asks to wait, read as the official SDK reads them: `retry-after-ms`
-    (milliseconds) first, else `retry-after` as seconds (a float is accepted), else as an HTTP
-    date; None when none is given or the wait is negative (backoff then)."""
-    seconds: float | None = None
-    millis, value = headers.get("retry-after-ms"), headers.get("retry-after")
-    if millis is not None:
-        with contextlib.suppress(ValueError):
-            seconds = float(millis) / 1000
-    if seconds is None and value is not None:
-        try:
-            seconds = float(value)
-        except ValueError:
-            with contextlib.suppress(TypeError, ValueError, IndexError):
-                seconds = parsedate_to_datetime(value).timestamp() - time.time()
-    return seconds if seconds is not None and seconds >= 0 else None
-
-
 # The one size of connection pool (`make_http_pool`): a daemon's publisher and pollers share one.
 POOL_CONNECTIONS = 64
 POOL_KEEPALIVE = 32
@@ -365,8 +321,6 @@ class OrgClient:
         sleep: Callable[[float], Any] | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     ) -> None:
-        if max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
         if max_body_bytes < 1:
             raise ValueError("max_body_bytes must be at least 1")
         self.max_body_bytes = max_body_bytes
@@ -378,10 +332,7 @@ class OrgClient:
         self._timeout = timeout if isinstance(timeout, httpx2.Timeout) else httpx2.Timeout(timeout)
         self._owns_http = http is None
         self._http = http or make_http_pool(timeout=self._timeout)
-        self.max_attempts = max_attempts
-        self._wait = _RetryAfterOrBackoff(
-            wait_random_exponential(multiplier=backoff, max=backoff_max), retry_after_cap
-        )
+        self.retry = Backoff(max_attempts, backoff, backoff_max, retry_after_cap)  # api/retry.py
         self._sleep = sleep
         self.calls = counter or CallCounter()
 
@@ -423,18 +374,9 @@ class OrgClient:
         """`parse` of the decoded JSON body of a 2xx answer, with retries; raises an `APIError`
         otherwise (`parse` raises `_Malformed` for an answer that breaks the contract)."""
         path = _path(route, path_params)
-        retrying_kw: dict[str, Any] = {}
-        if self._sleep is not None:
-            retrying_kw["sleep"] = self._sleep
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.max_attempts),
-            wait=self._wait,
-            retry=retry_if_exception(_is_retryable_read if method == "GET" else _is_retryable),
-            before_sleep=self._log_retry,
-            reraise=True,
-            **retrying_kw,
-        )
-        return await retrying(self._attempt, method, route, path, params, json, parse)
+        retryable = _is_retryable_read if method == "GET" else _is_retryable
+        retrier = retrying(self.retry, retryable, sleep=self._sleep)
+        return await retrier(self._attempt, method, route, path, params, json, parse)
 
     async def _attempt(
         self,
@@ -555,18 +497,6 @@ class OrgClient:
             headers.get("request-id"),
         )
         return status, headers, b"".join(chunks)
-
-    def _log_retry(self, state: RetryCallState) -> None:
-        outcome = state.outcome
-        exc = outcome.exception() if outcome is not None else None
-        wait = state.upcoming_sleep
-        log.warning(
-            "retrying (attempt %d of %d, in %.2fs) after %s",
-            state.attempt_number + 1,
-            self.max_attempts,
-            wait,
-            exc,
-        )
 
     async def _page(
         self,

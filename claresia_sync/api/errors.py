@@ -256,3 +256,21 @@ def error_from_response(
     if cls is RateLimitError:
         return RateLimitError(text, retry_after=retry_after, **kw)
     return cls(text, **kw)
+
+
+# --- the errors of a target or source call (the publish target seam's, re-exported by
+# publish/targets/base.py): raised by the targets and by `api.sdk.SdkCaller` ------------------
+
+
+class TargetError(Exception):
+    """A target call that failed; `str()` names the call, `hint` says what to do."""
+
+    def __init__(self, message: str, *, hint: str = "", retryable: bool = False) -> None:
+        super().__init__(message)
+        self.hint = hint
+        self.retryable = retryable
+
+
+class SkillGone(TargetError):
+    """The skill is no longer on the target (deleted behind our back): a delete is done; a new
+    version or an access change falls back to creating it again."""

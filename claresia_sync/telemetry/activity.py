@@ -54,10 +54,10 @@ from claresia_sync import naming
 from claresia_sync.api.client import ActivityPage, OrgClient
 from claresia_sync.api.connect import CLAUDE_ENTERPRISE, TenantConnection, open_client
 from claresia_sync.api.errors import UnexpectedResponseError
+from claresia_sync.api.sdk import SdkCaller, SdkFailure
 from claresia_sync.errors import one_line
 from claresia_sync.publish import jobs
 from claresia_sync.publish.targets.base import TargetError
-from claresia_sync.publish.targets.sdk import SdkCaller, SdkFailure
 from claresia_sync.telemetry import seam, sources
 from claresia_sync.telemetry.analytics import UsageContext
 from claresia_sync.telemetry.analytics_reader import enterprise_connections

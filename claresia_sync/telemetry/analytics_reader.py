@@ -1,6 +1,6 @@
 """The skills analytics as the official SDK reads them (`organization.analytics.skills.list`).
 
-The SDK client and the retries are the real targets' (`publish.targets.sdk.SdkCaller`: built
+The SDK client and the retries are the real targets' (`api.sdk.SdkCaller`: built
 with `max_retries=0` on the daemon's shared HTTP pool, under the daemon's one retry policy).
 The answer is read through `with_raw_response` and decoded once with orjson: a day of 1,000
 users x 500 skills is 500,000 rows, and typed objects for each would cost more than the rest of
@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from claresia_sync.api.client import CallCounter
 from claresia_sync.api.connect import CLAUDE_ENTERPRISE, TenantConnection
-from claresia_sync.publish.targets.sdk import SdkCaller, SdkFailure
+from claresia_sync.api.sdk import SdkCaller, SdkFailure
 from claresia_sync.telemetry import seam, sources
 from claresia_sync.telemetry.analytics import (
     SOURCE,
@@ -54,7 +54,7 @@ def open_caller(
     http: httpx2.AsyncClient | None = None,
     counter: CallCounter | None = None,
 ) -> SdkCaller:
-    """The SDK for `conn` under the daemon's one retry policy (`publish.targets.sdk`);
+    """The SDK for `conn` under the daemon's one retry policy (`api.sdk`);
     `ConnectionKeyError` when the key cannot be resolved."""
     return SdkCaller(conn, http=http, counter=counter, hints=_hints)
 

@@ -25,10 +25,10 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from claresia_sync.api.connect import TenantConnection
+from claresia_sync.api.sdk import SdkCaller, SdkFailure
 from claresia_sync.db.models import ClaudeCodeSettings, OtlpToken, Tenant
 from claresia_sync.errors import UserError
 from claresia_sync.publish.targets.base import TargetError
-from claresia_sync.publish.targets.sdk import SdkCaller, SdkFailure
 from claresia_sync.secrets import KeyReferenceError
 from claresia_sync.tenancy.lookup import require_tenant, tenant_targets, workspaces_and_groups
 

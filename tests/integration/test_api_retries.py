@@ -19,8 +19,8 @@ from claresia_sync.api import (
     collect,
 )
 from claresia_sync.api.connect import TenantConnection
+from claresia_sync.api.sdk import SdkCaller, SdkFailure
 from claresia_sync.emulator import EmulatorServer
-from claresia_sync.publish.targets.sdk import SdkCaller, SdkFailure
 from tests.fixtures.emulator import (
     ACME_KEY,
     DAINESE_ORG,
@@ -170,7 +170,7 @@ async def test_retry_after_ms_is_read_before_retry_after(emulator: EmulatorServe
     assert [emulator.stats.count(route=ME, status=s) for s in (429, 200)] == [2, 1]
 
 
-# The SDK targets' caller (publish/targets/sdk.py): the same policy over the official SDK.
+# The SDK targets' caller (api/sdk.py): the same policy over the official SDK.
 PLUGINS = "/v1/organizations/plugins"
 SETTING = PLUGINS + "/{plugin_id}/installation_settings/{target}"
 

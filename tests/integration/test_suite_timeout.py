@@ -10,7 +10,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
-HANGING = '''
+HANGING = """
 import asyncio
 import threading
 
@@ -33,7 +33,7 @@ def anyio_backend() -> str:
 
 def test_the_next_one_still_runs() -> None:
     assert True
-'''
+"""
 
 
 def test_a_hung_test_fails_and_the_run_goes_on(tmp_path: Path) -> None:

@@ -14,11 +14,11 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from claresia_sync.api.connect import open_client
+from claresia_sync.api.sdk import SdkCaller
 from claresia_sync.config import Settings
 from claresia_sync.emulator import EmulatorServer
 from claresia_sync.emulator.activity import COMMON, SHAPES
 from claresia_sync.emulator.state import ENTERPRISE_SCOPES
-from claresia_sync.publish.targets.sdk import SdkCaller
 from claresia_sync.telemetry.activity import (
     ActivityResult,
     PluginUploaders,

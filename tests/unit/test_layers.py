@@ -159,3 +159,15 @@ def test_no_import_cycle_between_top_level_units_but_through_the_allowed_one() -
 
     cycles = [c for unit in sorted(graph) if (c := cycle_from(unit))]
     assert not cycles, " ; ".join(" -> ".join(c) for c in cycles)
+
+
+def test_one_retry_policy_for_every_api_call() -> None:
+    """`OrgClient` and the SDK callers retry through `api/retry.py` alone (no second engine)."""
+    engines = {
+        name
+        for name, tree in _modules().items()
+        for node in ast.walk(tree)
+        if (isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tenacity"))
+        or (isinstance(node, ast.Import) and any(a.name.startswith("tenacity") for a in node.names))
+    }
+    assert engines == {"api/retry.py"}

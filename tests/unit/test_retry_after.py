@@ -8,7 +8,7 @@ from email.utils import formatdate
 
 import pytest
 
-from claresia_sync.api.client import retry_after
+from claresia_sync.api.retry import retry_after
 
 
 @pytest.mark.parametrize(

@@ -33,6 +33,8 @@ import httpx2
 
 from claresia_sync.api.client import CallCounter
 from claresia_sync.api.connect import TenantConnection
+from claresia_sync.api.errors import SkillGone as SkillGone  # re-exported: the seam's errors
+from claresia_sync.api.errors import TargetError as TargetError
 from claresia_sync.transpile import ClaudeSkill
 
 
@@ -71,20 +73,6 @@ class LiveSkill:
     name: str = ""
     owner_tenant: str | None = None
     owner_skill: str | None = None
-
-
-class TargetError(Exception):
-    """A target call that failed; `str()` names the call, `hint` says what to do."""
-
-    def __init__(self, message: str, *, hint: str = "", retryable: bool = False) -> None:
-        super().__init__(message)
-        self.hint = hint
-        self.retryable = retryable
-
-
-class SkillGone(TargetError):
-    """The skill is no longer on the target (deleted behind our back): a delete is done; a new
-    version or an access change falls back to creating it again."""
 
 
 class NameTaken(TargetError):

@@ -38,6 +38,7 @@ import httpx2
 
 from claresia_sync.api.client import CallCounter
 from claresia_sync.api.connect import CLAUDE_API, TenantConnection
+from claresia_sync.api.sdk import SdkCaller, SdkFailure
 from claresia_sync.naming import PREFIX
 from claresia_sync.publish.targets import claude_api_cache as cache
 from claresia_sync.publish.targets.base import (
@@ -51,7 +52,6 @@ from claresia_sync.publish.targets.base import (
     no_access_check,
 )
 from claresia_sync.publish.targets.claude_enterprise import marker, zero_retention_refusal
-from claresia_sync.publish.targets.sdk import SdkCaller, SdkFailure
 from claresia_sync.transpile import ClaudeSkill, bytes_hash
 
 log = logging.getLogger(__name__)

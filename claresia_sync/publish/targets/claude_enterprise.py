@@ -31,6 +31,7 @@ import httpx2
 from claresia_sync.api.client import CallCounter
 from claresia_sync.api.connect import CLAUDE_ENTERPRISE, TenantConnection
 from claresia_sync.api.errors import ZERO_RETENTION_HINT
+from claresia_sync.api.sdk import SdkCaller, SdkFailure
 from claresia_sync.naming import PREFIX
 from claresia_sync.publish.targets.base import (
     Access,
@@ -43,7 +44,6 @@ from claresia_sync.publish.targets.base import (
     no_access_check,
 )
 from claresia_sync.publish.targets.remembered import Lru
-from claresia_sync.publish.targets.sdk import SdkCaller, SdkFailure
 from claresia_sync.transpile import ClaudeSkill
 
 log = logging.getLogger(__name__)

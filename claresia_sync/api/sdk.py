@@ -1,16 +1,15 @@
-"""The official `anthropic` SDK under the daemon's one retry policy, for the real targets.
+"""The official `anthropic` SDK under the one retry policy (`api/retry.py`, `OrgClient`'s
+too), for the real targets (`publish/targets/`) and the telemetry sources that read the real API.
 
-SDK clients are built with `max_retries=0` (its own retries would stack with ours) on the
-daemon's shared HTTP pool; every call goes through `SdkCaller.call`: tenacity with the same
-backoff as `OrgClient` (exponential with jitter, or the server's `retry-after-ms` /
-`retry-after`), retrying what the API says may succeed later (429, 5xx, 408, connection errors
-and timeouts) unless it answers `x-should-retry: false` (a 409 `plugin_name_taken`), and
-retrying a 409 or 503 that says `x-should-retry: true` (a busy installation-setting write). A
-503 `registration_pending` is never retried, whatever its headers: the SDK's docstring says the
-plugin was stored and a retried create would only answer `plugin_name_taken` (the target
-completes it with a version instead). Errors become
-the seam's `TargetError` naming the call (method and path, never a header: the request holds the
-key), with a one-line hint.
+SDK clients are built with `max_retries=0` (its own retries would stack with ours) on the daemon's
+shared HTTP pool; every call goes through `SdkCaller.call`, retrying what the API says may succeed
+later (429, 5xx, 408, connection errors and timeouts) unless it answers `x-should-retry: false` (a
+409 `plugin_name_taken`), and retrying a 409 or 503 that says `x-should-retry: true` (a busy
+installation-setting write). A 503 `registration_pending` is never retried, whatever its headers:
+the SDK's docstring says the plugin was stored and a retried create would only answer
+`plugin_name_taken` (the target completes it with a version instead). Errors become the target
+seam's `TargetError` naming the call (method and path, never a header: the request holds the key),
+with a one-line hint.
 """
 
 from __future__ import annotations
@@ -21,22 +20,12 @@ from typing import Any, TypeVar
 
 import anthropic
 import httpx2
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_random_exponential,
-)
 
-from claresia_sync.api.client import (
-    DEFAULT_TIMEOUT_S,
-    CallCounter,
-    _RetryAfterOrBackoff,
-    retry_after,
-)
+from claresia_sync.api.call_metrics import CallCounter
+from claresia_sync.api.client import make_http_pool
 from claresia_sync.api.connect import TenantConnection, connection_key
-from claresia_sync.publish.targets.base import SkillGone, TargetError
+from claresia_sync.api.errors import SkillGone, TargetError
+from claresia_sync.api.retry import Backoff, retry_after, retrying
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -138,14 +127,15 @@ class SdkCaller:
         sleep: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:
         key = connection_key(conn)  # ConnectionKeyError when it cannot be resolved
-        # A shared pool carries the setting (`make_http_pool`, built by the entry point).
-        timeout = http.timeout if http is not None else DEFAULT_TIMEOUT_S
+        # The one kind of pool (`make_http_pool`: metered, the timeout the entry point handed
+        # down), shared or this caller's own.
         self._owns_http = http is None
+        http = http if http is not None else make_http_pool()
         self.sdk = anthropic.AsyncAnthropic(
             api_key=key.reveal(),
             base_url=conn.base_url,
             max_retries=0,
-            timeout=timeout,
+            timeout=http.timeout,
             http_client=http,
             default_headers=default_headers,
         )
@@ -153,8 +143,7 @@ class SdkCaller:
         self.key_fingerprint = key.fingerprint
         self.counter = counter or CallCounter()
         self.hints = hints
-        self.max_attempts = max_attempts
-        self._wait = _RetryAfterOrBackoff(wait_random_exponential(multiplier=0.5, max=20.0), 60.0)
+        self.retry = Backoff(max_attempts)  # api/retry.py: OrgClient's policy
         self._sleep = sleep  # tests observe the waits instead of waiting
 
     def __repr__(self) -> str:
@@ -175,28 +164,7 @@ class SdkCaller:
             self.counter.add(method, route, "200")
             return result
 
-        retrying_kw: dict[str, Any] = {}
-        if self._sleep is not None:
-            retrying_kw["sleep"] = self._sleep
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.max_attempts),
-            wait=self._wait,
-            retry=retry_if_exception(_retryable),
-            before_sleep=self._log_retry,
-            reraise=True,
-            **retrying_kw,
-        )
-        return await retrying(attempt)
-
-    def _log_retry(self, state: RetryCallState) -> None:
-        exc = state.outcome.exception() if state.outcome is not None else None
-        log.warning(
-            "retrying (attempt %d of %d, in %.2fs) after %s",
-            state.attempt_number + 1,
-            self.max_attempts,
-            state.upcoming_sleep,
-            exc,
-        )
+        return await retrying(self.retry, _retryable, sleep=self._sleep)(attempt)
 
     async def aclose(self) -> None:
         if self._owns_http:  # a shared pool is closed by its owner
