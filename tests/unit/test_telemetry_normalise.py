@@ -243,3 +243,44 @@ def test_any_field_value_gives_a_verdict_never_an_exception(value: Any, key: str
     assert isinstance(verdict, TelemetryRow | Quarantined | Skipped)
     if isinstance(verdict, Quarantined):
         assert verdict.reason
+
+
+@pytest.mark.parametrize(
+    "invocation",
+    [
+        {"duration_ms": 0, "usage": {"input_tokens": 0, "output_tokens": 0}, "cost_usd": "0"},
+        {
+            "duration_ms": 2**31 - 1,
+            "usage": {"input_tokens": 2**31 - 1, "output_tokens": 1},
+            "cost_usd": "99999999.999999",
+        },
+    ],
+)
+def test_the_bounds_of_counts_and_cost_are_stored(invocation: dict[str, Any]) -> None:
+    """A free, instant invocation and the largest values the columns hold are rows, not
+    quarantine (int4 counts, numeric(14, 6) cost)."""
+    r = row(event(invocation=invocation))
+    assert r["duration_ms"] == invocation["duration_ms"]
+    assert r["input_tokens"] == invocation["usage"]["input_tokens"]
+    assert r["cost_usd"] == Decimal(invocation["cost_usd"])
+
+
+@pytest.mark.parametrize(
+    ("over", "reason"),
+    [
+        ({"created_at": None}, "created_at: missing"),
+        (
+            {"invocation": {"cost_usd": "lots"}},
+            "invocation.cost_usd: 'lots' is not a decimal number",
+        ),
+        ({"invocation": {"duration_ms": 2**31}}, "duration_ms: 2147483648 is out of range"),
+        ({"invocation": {"cost_usd": "100000000"}}, "invocation.cost_usd: '100000000' is out of"),
+    ],
+)
+def test_quarantine_reasons_name_the_field_and_the_value(over: dict[str, Any], reason: str) -> None:
+    assert reason in quarantined(event(**over))
+
+
+def test_a_record_id_of_an_odd_event_id_is_a_32_digit_hash() -> None:
+    odd = record_id("weird id/with spaces")
+    assert len(odd) == len("rec_h") + 32 and int(odd.removeprefix("rec_h"), 16) >= 0
