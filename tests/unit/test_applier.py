@@ -369,7 +369,7 @@ def test_a_taken_name_no_one_lists_fails_the_item_until_a_later_run() -> None:
 
 
 def test_concurrency_is_at_least_one() -> None:
-    with pytest.raises(ValueError, match="concurrency must be at least 1"):
+    with pytest.raises(ValueError, match=r"^concurrency must be at least 1$"):
         Applier(0)
     assert run(MemoryTarget(), item(Op.CREATE)).outcome == "created"  # Applier(2)
     assert asyncio.run(Applier(1).apply(MemoryTarget(), item(Op.CREATE))).outcome == "created"

@@ -5,13 +5,14 @@ worked out by hand from templates/SKILL.md.j2, not from the code under test."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 from claresia_sync.ir.models import SkillIR
 from claresia_sync.transpile import transpile
-from claresia_sync.transpile.transpiler import build_description, bytes_hash
+from claresia_sync.transpile.transpiler import build_description, bytes_hash, fenced, yaml_str
 
 IR: dict[str, Any] = {
     "ir_version": "1",
@@ -33,11 +34,14 @@ IR: dict[str, Any] = {
     "examples": [
         {
             "title": "Milano",
-            "input": {"city": "Milano", "nights": 2},
+            "input": {"city": "Milano", "nights": 2, "note": "città"},
             "output": 'Use ``` fences: {"ok": true}',
         }
     ],
-    "resources": [{"path": "references/template.md", "content": "# Template\n"}],
+    "resources": [
+        {"path": "references/template.md", "content": "# Template\n"},
+        {"path": "references/deep/notes.md", "content": "notes\n"},
+    ],
     "allowed_tools": ["Read", "Write"],
 }
 
@@ -102,7 +106,8 @@ Input:
 ```json
 {
   "city": "Milano",
-  "nights": 2
+  "nights": 2,
+  "note": "città"
 }
 ```
 
@@ -115,6 +120,7 @@ Use ``` fences: {"ok": true}
 ## Files in this skill
 
 - [`references/template.md`](references/template.md)
+- [`references/deep/notes.md`](references/deep/notes.md)
 
 ---
 *Published by Claresia for acme from skill `trip-report` version 1.2.0.*
@@ -129,10 +135,11 @@ def test_the_skill_md_of_every_template_feature() -> None:
     skill = transpile(ir(), "acme")
     assert [f.path for f in skill.files] == [
         "claresia-acme-trip-report/SKILL.md",
+        "claresia-acme-trip-report/references/deep/notes.md",
         "claresia-acme-trip-report/references/template.md",
     ]
     assert skill.files[0].content == SKILL_MD
-    assert skill.files[1].content == "# Template\n"
+    assert skill.files[2].content == "# Template\n"
     assert skill.description == (
         "Writes a trip report for a visit to a città. Use when: After a site visit; "
         "Before the monthly review."
@@ -160,12 +167,13 @@ def test_the_written_bundle_and_its_json(tmp_path: Path) -> None:
     folder = skill.write(tmp_path / "out" / "deeper")  # parents are made
     assert (folder / "SKILL.md").read_bytes() == SKILL_MD.encode()
     assert (folder / "references" / "template.md").read_text(encoding="utf-8") == "# Template\n"
+    assert (folder / "references" / "deep" / "notes.md").read_bytes() == b"notes\n"
     written = (tmp_path / "out" / "deeper" / "claresia-acme-trip-report.json").read_bytes()
     assert written == (json.dumps(skill.payload(), ensure_ascii=False, indent=2) + "\n").encode()
     assert "città".encode() in written and written.endswith(b"}\n")
     payload = json.loads(written)
     assert payload["description"] == skill.description
-    assert payload["files"][1] == {
+    assert payload["files"][2] == {
         "path": "claresia-acme-trip-report/references/template.md",
         "content": "# Template\n",
     }
@@ -178,7 +186,8 @@ def test_the_written_bundle_and_its_json(tmp_path: Path) -> None:
 
 def test_a_bundle_hash_is_over_paths_in_order_whatever_the_order_given() -> None:
     a, b = ("a/SKILL.md", b"zzz"), ("b/x.md", b"aaa")
-    assert bytes_hash([b, a]) == bytes_hash([a, b])
+    by_path = "sha256:" + hashlib.sha256(b"10:a/SKILL.md3:zzz" + b"6:b/x.md3:aaa").hexdigest()
+    assert bytes_hash([b, a]) == bytes_hash([a, b]) == by_path
     assert bytes_hash([a, b]) != bytes_hash([("a/SKILL.md", b"aaa"), ("b/x.md", b"zzz")])
 
 
@@ -189,3 +198,18 @@ def test_a_description_exactly_at_the_limit_keeps_its_last_item() -> None:
     assert len(exact) == 1024 and exact.endswith("; " + "c" * 108 + ".")
     over = build_description(ir(summary=head, when_to_use=[*two, "c" * 109]))
     assert over == f"{head} Use when: {two[0]}; {two[1]}."
+
+
+def test_a_description_without_use_cases_is_the_summary() -> None:
+    assert build_description(ir(when_to_use=[])) == "Writes a trip report for a visit to a città."
+
+
+def test_yaml_strings_escape_what_frontmatter_readers_would_split_or_fold() -> None:
+    assert yaml_str("a --- b") == '"a -\\u002d- b"'
+    assert yaml_str("line\u2028sep\x85") == '"line\\u2028sep\\u0085"'
+    assert yaml_str("città") == '"città"'
+
+
+def test_a_fence_keeps_the_text_but_its_trailing_newlines() -> None:
+    assert fenced("\n x  \n\n", "json") == "```json\n\n x  \n```"
+    assert fenced("a ```` b", "text") == "`````text\na ```` b\n`````"
