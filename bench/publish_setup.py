@@ -35,6 +35,7 @@ from claresia_sync.db.models import (
     WorkspaceMapping,
 )
 from claresia_sync.ir import canonical_hash, load_catalog
+from claresia_sync.release_store import cut_release
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVER = os.environ.get(
@@ -168,6 +169,7 @@ def build_world(engine: Engine, base_url: str, tenants: int, skills: int) -> Non
     with Session(engine) as s:
         s.add_all(rows)
         s.flush()
+        cut_release(s, by="bench", note="bench catalog")
         for i in range(tenants):
             os.environ[f"CLARESIA_BENCH_KEY_{i}"] = key_of(i)
             t = Tenant(slug=f"bt{i}", display_name=f"Bench tenant {i}")

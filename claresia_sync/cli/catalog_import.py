@@ -18,12 +18,25 @@ from claresia_sync.ir import load_catalog
 
 def import_cmd(
     paths: Annotated[list[Path], typer.Argument(help="IR files or folders of *.json files.")],
+    by: Annotated[
+        str | None, typer.Option("--by", help="Who makes the release (default: the OS user).")
+    ] = None,
+    note: Annotated[str | None, typer.Option("--note", help="Why: kept with the release.")] = None,
+    hold: Annotated[
+        bool,
+        typer.Option(
+            "--hold",
+            help="Do not make the new release current (tenants stay where they are; "
+            "`release current N` later).",
+        ),
+    ] = False,
 ) -> None:
-    """Import valid skills (new or changed IR) into the catalog; report every invalid file."""
+    """Import valid skills (new or changed IR) into the catalog; report every invalid file. A
+    changed catalog makes a numbered release, current unless --hold (docs/releases.md)."""
     loaded = load_catalog(paths)
     report_problems(loaded.problems)
     with open_database(load_settings()) as engine, Session(engine) as session:
-        result = import_catalog(session, loaded.skills)
+        result = import_catalog(session, loaded.skills, by=by, note=note, hold=hold)
         session.commit()
     for verb, ids in (("added", result.added), ("updated", result.updated)):
         for skill_id in ids:
@@ -32,6 +45,9 @@ def import_cmd(
         f"{len(result.added)} added, {len(result.updated)} updated, "
         f"{len(result.unchanged)} unchanged"
     )
+    if result.release is not None:
+        held = " (held: not current)" if result.release != result.current else " (current)"
+        print(f"release {result.release}{held}")
     if loaded.problems:
         files = len({p.file for p in loaded.problems})
         raise UserError(

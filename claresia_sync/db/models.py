@@ -13,11 +13,14 @@ Tables, in dependency order:
 - `archetype`: a role of a tenant, bound to one Anthropic RBAC group.
 - `skill_grant`: archetype -> catalog skill (named `skill_grant`: `grant` is an SQL keyword).
 - `catalog_skill`: the Skill IR catalog, shared by all tenants (IR as json with its hash).
+- `catalog_ir`, `catalog_release`, `catalog_release_skill`: every IR ever imported (by skill
+  and hash) and the immutable numbered releases made of them; `tenant.release` pins a tenant.
 - `publication`: what is (to be) live where: one row per tenant, skill and target.
 - `publish_job`: durable publish queue; `INSERT ... DEFAULT VALUES` enqueues "publish all".
 - `audit_checkpoint`: audit-log poll position per organisation.
 - `telemetry_event_id` + `telemetry_event`: one row per audit event (docs/interfaces.md section 4).
 - `telemetry_quarantine`: events that could not be attributed, kept with the reason.
+- `publication_history`: every change of a `publication` row (append-only): what was live when.
 - `center_action`: what was done through the Command Center, by whom, when (append-only).
 """
 
@@ -112,6 +115,10 @@ class Tenant(Base):
     parent_id: Mapped[int | None] = mapped_column(
         ForeignKey("tenant.id", ondelete="CASCADE"), index=True
     )
+    release: Mapped[int | None] = mapped_column(
+        ForeignKey("catalog_release.number", ondelete="RESTRICT")
+    )
+    """The catalog release this tenant is on; NULL: the current one (`catalog_release`)."""
     created_at: Mapped[dt.datetime] = _now()
     updated_at: Mapped[dt.datetime] = _updated()
 
@@ -254,6 +261,63 @@ class CatalogSkill(Base):
     updated_at: Mapped[dt.datetime] = _updated()
 
 
+class CatalogIR(Base):
+    """Every Skill IR ever imported, once per (skill, IR hash): releases share unchanged IR.
+    Append-only (migration 0018)."""
+
+    __tablename__ = "catalog_ir"
+
+    skill_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    ir_hash: Mapped[str] = mapped_column(Text, primary_key=True)
+    ir: Mapped[dict[str, Any]] = mapped_column(JSON)
+    """json, not jsonb, as `catalog_skill.ir`: key order is part of the transpiled output."""
+    created_at: Mapped[dt.datetime] = _now()
+
+
+class CatalogRelease(Base):
+    """A numbered, immutable snapshot of the catalog (release_store.py): only `is_current`
+    ever changes (migration 0018's trigger), and one release at most is current."""
+
+    __tablename__ = "catalog_release"
+    __table_args__ = (
+        CheckConstraint("number > 0", name="number"),
+        Index(
+            "uq_catalog_release_current",
+            "is_current",
+            unique=True,
+            postgresql_where=text("is_current"),
+        ),
+    )
+
+    number: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    created_at: Mapped[dt.datetime] = _now()
+    created_by: Mapped[str] = mapped_column(Text)
+    note: Mapped[str | None] = mapped_column(Text)
+    is_current: Mapped[bool] = mapped_column(server_default=text("false"))
+
+
+class CatalogReleaseSkill(Base):
+    """One skill of a release: which IR (append-only)."""
+
+    __tablename__ = "catalog_release_skill"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["skill_id", "ir_hash"],
+            ["catalog_ir.skill_id", "catalog_ir.ir_hash"],
+            name="fk_catalog_release_skill_ir",
+            ondelete="RESTRICT",
+        ),
+    )
+
+    release: Mapped[int] = mapped_column(
+        ForeignKey("catalog_release.number", ondelete="RESTRICT"), primary_key=True
+    )
+    skill_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    ir_hash: Mapped[str] = mapped_column(Text)
+    deprecated: Mapped[bool] = mapped_column(server_default=text("false"))
+    """`catalog_skill.deprecated` when the release was made."""
+
+
 class SkillGrant(Base):
     """Archetype -> skill. A skill with grants cannot be deleted from the catalog (RESTRICT)."""
 
@@ -340,6 +404,43 @@ class Publication(Base):
     published_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[dt.datetime] = _now()
     updated_at: Mapped[dt.datetime] = _updated()
+
+
+PUBLICATION_ACTIONS = ("published", "updated", "access", "failed", "unpublished")
+
+
+class PublicationHistory(Base):
+    """Each change of a `publication` row, written in its transaction (publish/records.py):
+    what was live for a tenant at any instant (docs/analytics.md). Append-only (0018)."""
+
+    __tablename__ = "publication_history"
+    __table_args__ = (
+        CheckConstraint(f"action IN {PUBLICATION_ACTIONS!r}", name="action"),
+        CheckConstraint(f"status IN {PUBLICATION_STATUSES!r}", name="status"),
+        Index("ix_publication_history_tenant_at", "tenant_slug", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.clock_timestamp()
+    )
+    tenant_id: Mapped[int] = mapped_column(BigInteger)
+    """No foreign key: history outlives a removed tenant."""
+    tenant_slug: Mapped[str] = mapped_column(Text)
+    """As analysts name tenants (they do not read `tenant`)."""
+    skill_id: Mapped[str] = mapped_column(Text)
+    target: Mapped[str] = mapped_column(Text)
+    published_name: Mapped[str] = mapped_column(Text)
+    action: Mapped[str] = mapped_column(Text)
+    """published (live from not live), updated (new content), access, failed, unpublished."""
+    status: Mapped[str] = mapped_column(Text)
+    """The row's status after the change (`publication.status`)."""
+    content_hash: Mapped[str | None] = mapped_column(Text)
+    """What is live after the change (null: nothing is)."""
+    remote_version: Mapped[str | None] = mapped_column(Text)
+    release: Mapped[int | None] = mapped_column(Integer)
+    """The release whose content is live (null: none, or not known)."""
+    job_id: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class AuditCheckpoint(Base):

@@ -94,7 +94,16 @@ class ItemResult:
             last_error=self.error,
             published_at=self.live_at if status == "published" else None,
             target=item.target,
+            release=_release_of(item, live),
         )
+
+
+def _release_of(item: PlanItem, live: LiveSkill | None) -> int | None:
+    """The release of the live content: the desired one's, if that is what is live."""
+    desired = item.desired
+    if live is None or desired is None or live.content_hash != desired.content_hash:
+        return None
+    return desired.release
 
 
 class _Failed(Exception):

@@ -1,10 +1,11 @@
 """Desired state: what should be live in each organisation, computed from the database.
 
-For every tenant and sub-tenant: each catalog skill granted to at least one of its archetypes
-(deprecated skills excluded), transpiled for that tenant's slug, with the access its target
-kind makes of the grant (org-skills: an ACL of the workspaces mapped to the tenant + the rbac
-groups of the archetypes granted the skill). A tenant and its sub-tenants share the root's
-organisation, so the state is grouped per organisation.
+For every tenant and sub-tenant: each skill of its catalog release (release_store.py: the
+tenant's own, else its parent's, else the current release) granted to at least one of its
+archetypes (deprecated skills excluded), that release's IR transpiled for the tenant's slug,
+with the access its target kind makes of the grant (org-skills: an ACL of the workspaces mapped
+to the tenant + the rbac groups of the archetypes granted the skill). A tenant and its
+sub-tenants share the root's organisation, so the state is grouped per organisation.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -20,7 +22,9 @@ from sqlalchemy.orm import Session
 from claresia_sync.api.connect import TenantConnection
 from claresia_sync.db.models import (
     Archetype,
-    CatalogSkill,
+    CatalogIR,
+    CatalogRelease,
+    CatalogReleaseSkill,
     SkillGrant,
     Tenant,
     WorkspaceMapping,
@@ -45,6 +49,8 @@ class DesiredSkill:
     """Who may use it, in the target's own terms (`TargetKind.desired_access`)."""
     skill: ClaudeSkill | None = None
     error: str | None = None
+    release: int | None = None
+    """The catalog release the content comes from."""
 
     def __repr__(self) -> str:  # short: the transpiled files can be large
         state = f"error={self.error!r}" if self.error else f"hash={self.content_hash}"
@@ -121,7 +127,18 @@ class OrgDesired:
 _PARSED: dict[tuple[str, str], SkillIR | str] = {}
 
 
-def _parse_catalog_ir(row: CatalogSkill) -> SkillIR | str:
+class StoredIR(Protocol):
+    """A stored IR: a `catalog_ir` row (a release's) or a `catalog_skill` row."""
+
+    @property
+    def skill_id(self) -> str: ...
+    @property
+    def ir_hash(self) -> str: ...
+    @property
+    def ir(self) -> dict[str, Any]: ...
+
+
+def _parse_catalog_ir(row: StoredIR) -> SkillIR | str:
     """The row's IR, or why it cannot be used (names the skill and the JSON pointer)."""
     key = (row.skill_id, row.ir_hash)
     parsed = _PARSED.get(key)
@@ -132,7 +149,7 @@ def _parse_catalog_ir(row: CatalogSkill) -> SkillIR | str:
     return parsed
 
 
-def _parse_uncached(row: CatalogSkill) -> SkillIR | str:
+def _parse_uncached(row: StoredIR) -> SkillIR | str:
     result = parse_ir(json.dumps(row.ir).encode(), f"catalog skill {row.skill_id!r}")
     if isinstance(result, list):
         shown = "; ".join(str(p) for p in result[:3])
@@ -161,22 +178,30 @@ def desired_state(session: Session, tenant_slug: str | None = None) -> list[OrgD
     scope_ids = _scope(session, tenants, tenant_slug)
     orgs = _organisations(session, tenants, scope_ids)
     grants = _grants(session, scope_ids)
-    catalog, deprecated = _catalog(session, {skill_id for _, skill_id in grants})
+    on_release = _releases(session, tenants, {tenant_id for tenant_id, _ in grants})
+    releases = {
+        number: _catalog(session, number, {s for t, s in grants if on_release[t] == number})
+        for number in set(on_release.values())
+    }
     entries = [
-        (org, tenants[tenant_id], skill_id, grant)
+        (org, tenants[tenant_id], skill_id, grant, on_release[tenant_id])
         for (tenant_id, skill_id), grant in sorted(
             grants.items(), key=lambda kv: (tenants[kv[0][0]].slug, kv[0][1])
         )
-        if skill_id not in deprecated
+        if skill_id in releases[on_release[tenant_id]][0]
         for org in _orgs_of(orgs, tenants[tenant_id])
         if org.takes(grant)
     ]
-    _add_skills(entries, catalog)
+    _add_skills(entries, releases)
     every_slug = {t.slug for t in tenants.values()}
     every_org = [org for targets in orgs.values() for org in targets]
     for org in every_org:
         _fail_name_collisions(org)
-        org.deprecated = deprecated
+        org.deprecated = {
+            skill_id
+            for number in {on_release[t] for t in org.tenants.values() if t in on_release}
+            for skill_id in releases[number][1]
+        }
         org.other_tenants = every_slug - set(org.tenants)
     in_scope = sorted((o for o in every_org if o.scope), key=lambda o: (o.root_slug, o.key))
     if tenant_slug is not None and not in_scope:
@@ -248,14 +273,42 @@ def _grants(session: Session, scope_ids: set[int]) -> dict[tuple[int, str], Gran
     return out
 
 
-def _catalog(session: Session, needed: set[str]) -> tuple[Catalog, set[str]]:
-    """The usable IR of each needed skill, and the needed skills that are deprecated."""
+def _releases(session: Session, tenants: dict[int, Tenant], granted: set[int]) -> dict[int, int]:
+    """The release each tenant with grants is on: its own, else its parent's, else the current
+    one. No release at all (a catalog written without `catalog import`) is an error: publishing
+    nothing would unpublish what is live."""
+    current = session.scalar(select(CatalogRelease.number).where(CatalogRelease.is_current))
+    out = {}
+    for tenant_id in granted:
+        tenant = tenants[tenant_id]
+        parent = tenants.get(tenant.parent_id) if tenant.parent_id else None
+        number = tenant.release or (parent.release if parent else None) or current
+        if number is None:
+            raise UserError(
+                f"tenant {tenant.slug!r} is on no catalog release and none is current: "
+                "`claresia-sync catalog import` makes one (docs/releases.md)"
+            )
+        out[tenant_id] = number
+    return out
+
+
+def _catalog(session: Session, release: int, needed: set[str]) -> tuple[Catalog, set[str]]:
+    """The usable IR of each needed skill of `release`, and those the release deprecates (a
+    skill not in the release is in neither: it is not published)."""
     catalog: Catalog = {}
     deprecated: set[str] = set()
     if not needed:
         return catalog, deprecated
-    for row in session.scalars(select(CatalogSkill).where(CatalogSkill.skill_id.in_(needed))):
-        parsed = None if row.deprecated else _parse_catalog_ir(row)
+    for row, gone in session.execute(
+        select(CatalogIR, CatalogReleaseSkill.deprecated)
+        .join(
+            CatalogReleaseSkill,
+            (CatalogReleaseSkill.skill_id == CatalogIR.skill_id)
+            & (CatalogReleaseSkill.ir_hash == CatalogIR.ir_hash),
+        )
+        .where(CatalogReleaseSkill.release == release, CatalogReleaseSkill.skill_id.in_(needed))
+    ).all():
+        parsed = None if gone else _parse_catalog_ir(row)
         if parsed is None or (not isinstance(parsed, str) and parsed.deprecated):
             deprecated.add(row.skill_id)
         else:
@@ -263,37 +316,45 @@ def _catalog(session: Session, needed: set[str]) -> tuple[Catalog, set[str]]:
     return catalog, deprecated
 
 
-def _add_skills(entries: list[tuple[OrgDesired, Tenant, str, Grant]], catalog: Catalog) -> None:
+Entry = tuple[OrgDesired, Tenant, str, Grant, int]
+"""(organisation, tenant, skill id, grant, release)."""
+
+
+def _add_skills(entries: list[Entry], releases: dict[int, tuple[Catalog, set[str]]]) -> None:
     """Transpile each (tenant, skill) and add it to its organisation, with its access."""
     transpiled = transpile_many(
         [
             (ir_and_hash, t.slug)
-            for _, t, skill_id, _ in entries
-            if not isinstance(ir_and_hash := catalog[skill_id], str)
+            for _, t, skill_id, _, number in entries
+            if not isinstance(ir_and_hash := releases[number][0][skill_id], str)
         ]
     )
     accesses: dict[tuple[str, Grant], Access] = {}
-    for org, tenant, skill_id, grant in entries:
-        source = catalog[skill_id]
+    for org, tenant, skill_id, grant, number in entries:
+        source = releases[number][0][skill_id]
         ir_or_error = source if isinstance(source, str) else transpiled[(source[0], tenant.slug)]
         access = accesses.get((org.kind.name, grant))
         if access is None:
             access = accesses[(org.kind.name, grant)] = org.kind.desired_access(grant)
-        org.skills.append(_desired_skill(tenant, skill_id, access, ir_or_error))
+        org.skills.append(_desired_skill(tenant, skill_id, access, ir_or_error, number))
 
 
 def _desired_skill(
-    tenant: Tenant, skill_id: str, access: Access, skill: ClaudeSkill | str
+    tenant: Tenant, skill_id: str, access: Access, skill: ClaudeSkill | str, release: int
 ) -> DesiredSkill:
     """A transpiled skill carries its published name (computed once, by the transpiler); a
     skill that could not be transpiled is named here, for its error."""
     if isinstance(skill, ClaudeSkill):
-        return DesiredSkill(tenant.id, tenant.slug, skill_id, skill.name, access, skill=skill)
+        return DesiredSkill(
+            tenant.id, tenant.slug, skill_id, skill.name, access, skill=skill, release=release
+        )
     try:
         name, error = published_name(tenant.slug, skill_id), skill
     except NamingError as exc:
         name, error = f"claresia-{tenant.slug}-{skill_id}", str(exc)
-    return DesiredSkill(tenant.id, tenant.slug, skill_id, name, access, error=error)
+    return DesiredSkill(
+        tenant.id, tenant.slug, skill_id, name, access, error=error, release=release
+    )
 
 
 # Transpiling is the costly part of a run that changes nothing (0.3 ms a skill: 3 s for

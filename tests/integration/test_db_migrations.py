@@ -6,10 +6,12 @@ from collections.abc import Callable
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 
 from claresia_sync.db.engine import make_engine
 from claresia_sync.db.migrate import (
+    alembic_config,
     current_revision,
     downgrade,
     head_revision,
@@ -24,8 +26,13 @@ def _include(obj: object, name: str | None, type_: str, reflected: bool, other: 
     return not (partition and name != "telemetry_event_id")
 
 
-# Every script in migrations/versions, oldest first (named NNNN_what.py).
-REVISIONS = sorted(p.name[:4] for p in (migrations_dir() / "versions").glob("[0-9]*.py"))
+# Every script in migrations/versions (named NNNN_what.py), in the order they chain: numbers
+# are reserved ahead, so a script may land after a higher-numbered one and revise it.
+FILES = sorted(p.name[:4] for p in (migrations_dir() / "versions").glob("[0-9]*.py"))
+REVISIONS = [
+    s.revision
+    for s in reversed(list(ScriptDirectory.from_config(alembic_config()).walk_revisions()))
+]
 
 
 def test_up_down_up_and_models_match(make_database: Callable[[], str]) -> None:
@@ -33,7 +40,7 @@ def test_up_down_up_and_models_match(make_database: Callable[[], str]) -> None:
     try:
         first = upgrade(engine)
         assert first.before is None and first.after == head_revision()
-        assert REVISIONS[:2] == ["0001", "0002"]
+        assert REVISIONS[:2] == ["0001", "0002"] and sorted(REVISIONS) == FILES
         assert [r.id for r in first.applied] == REVISIONS
         assert upgrade(engine).applied == []  # a second run is a no-op
 

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from claresia_sync.db.models import CatalogSkill, Publication
 from claresia_sync.emulator import EmulatorServer
 from claresia_sync.publish.targets import claude_api_cache as cache
+from claresia_sync.release_store import cut_release
 from claresia_sync.transpile import bytes_hash
 from tests.fixtures.real_api import APPS_KEY, DATA_KEY, archive_files, client, skill_files
 from tests.integration.test_publish_e2e import apply, names, publish
@@ -149,6 +150,7 @@ def test_a_lost_database_recovers_hashes_from_the_archives_and_adopts_no_copy(
         row.ir = {**row.ir, "version": "9.9.9"}
         row.ir_hash = "sha256:" + "9" * 64
         s.execute(delete(Publication))
+        cut_release(s)
         s.commit()
 
     emulator.stats.reset()

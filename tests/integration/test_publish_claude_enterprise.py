@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from claresia_sync.db.models import CatalogSkill, Publication
 from claresia_sync.emulator import EmulatorServer
 from claresia_sync.emulator.state import ENTERPRISE_SCOPES
+from claresia_sync.release_store import cut_release
 from claresia_sync.tenancy import apply_tenants, parse_tenants
 from tests.fixtures.real_api import (
     DESIGNERS,
@@ -95,6 +96,7 @@ def test_grant_removed_group_moved_deprecated(
             .where(CatalogSkill.skill_id == "incident-postmortem")
             .values(deprecated=True)
         )
+        cut_release(s)
         s.commit()
     outcome = publish(engine, "ferretti")
     assert outcome.status == "succeeded", outcome.errors

@@ -12,6 +12,7 @@ from claresia_sync.db.models import Archetype, CatalogSkill, SkillGrant, Tenant
 from claresia_sync.emulator import EmulatorServer
 from claresia_sync.errors import UserError
 from claresia_sync.publish import Acl, desired_state
+from claresia_sync.release_store import cut_release
 from claresia_sync.tenancy import UnknownTenantError
 from tests.integration.test_publish_e2e import (
     publish,
@@ -58,6 +59,7 @@ def test_scope_deprecation_and_unknown_tenant(
             .where(CatalogSkill.skill_id == "okr-drafting")
             .values(deprecated=True)
         )
+        assert cut_release(s) == 2  # the catalog as it now stands (catalog import does this)
         [sub] = desired_state(s, "dainese-corp")
         assert sub.scope == {"dainese-corp"} and set(sub.tenants) == {
             "dainese",
@@ -94,6 +96,7 @@ def test_two_pairs_with_one_published_name_both_fail(
                 ir_hash=row.ir_hash,
             )
         )
+        cut_release(s)
         s.commit()
         # `tenants apply` refuses such a file; rows written another way must not slip through.
         exec_id = s.scalar(select(Archetype.id).where(Archetype.slug == "account-exec"))
@@ -153,6 +156,7 @@ def test_stored_ir_is_parsed_once_per_process(
             .where(CatalogSkill.skill_id == "prd-review")
             .values(ir_hash="sha256:" + "1" * 64)
         )
+        cut_release(s)
         s.commit()
         desired_state(s, "dainese")
     assert parsed[first:] == ["catalog skill 'prd-review'"]

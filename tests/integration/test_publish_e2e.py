@@ -19,6 +19,7 @@ from claresia_sync.db.models import CatalogSkill, Publication, PublishJob
 from claresia_sync.emulator import EmulatorServer
 from claresia_sync.ir import load_catalog
 from claresia_sync.publish import JobOutcome, claim, enqueue, reconcile, run_job, run_next_job
+from claresia_sync.release_store import cut_release
 from claresia_sync.tenancy import apply_tenants, parse_tenants
 from claresia_sync.transpile import transpile
 from tests.fixtures.emulator import DAINESE_ENGONLY_KEY, DAINESE_KEY, DAINESE_ORG, api_client
@@ -175,6 +176,7 @@ def test_a_deprecated_skill_disappears(
             .where(CatalogSkill.skill_id == "release-notes")
             .values(deprecated=True)
         )
+        cut_release(s)
         s.commit()
     outcome = publish(engine, "dainese")
     assert outcome.stats["deleted"] == 2  # dainese-eng and dainese-corp
@@ -250,6 +252,8 @@ def test_a_bad_ir_fails_only_that_skill(
         broken["steps"] = []  # at least one step is required
         row.ir = broken
         row.ir_hash = "sha256:" + "0" * 64  # a changed IR has another hash (catalog import)
+        s.flush()
+        cut_release(s)
         s.commit()
     outcome = publish(engine, "dainese")
     assert outcome.status == "partial"
@@ -395,6 +399,8 @@ def test_a_skill_deleted_behind_our_back_is_recreated_when_it_changes(
         assert row is not None
         row.ir = {**row.ir, "version": "9.9.9"}
         row.ir_hash = "sha256:" + "9" * 64
+        s.flush()
+        cut_release(s)
         s.commit()
     outcome = publish(engine, "acme")
     assert outcome.status == "succeeded", outcome.errors

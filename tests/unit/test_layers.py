@@ -66,7 +66,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("__init__", "errors", "naming", "resources", "secrets", "logs", "operator_tokens"),
     ("ir", "skill_format", "transpile", "db"),
     ("api",),
-    ("tenancy", "catalog_store"),
+    ("tenancy", "catalog_store", "release_store"),
     ("publish",),
     ("telemetry",),
     ("config", "status", "connection_check", "target_check"),
