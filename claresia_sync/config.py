@@ -97,12 +97,12 @@ class Settings(BaseSettings):
     activity_interval: float = setting(60.0, "seconds between two reads of one Claude Enterprise organisation's activity feed", ge=1)  # noqa: E501
     activity_backfill_days: int = setting(30, "days of the activity feed read on an organisation's first run", ge=1)  # noqa: E501
     # the Command Center: operator HTTP API and console (claresia_sync/center/), served by `run`
-    center_host: str = setting("127.0.0.1", "address of the Command Center (operator API and console)", min_length=1)  # noqa: E501
-    center_port: int = setting(9480, "port of the Command Center (0: any free port)", ge=0, le=65535)  # noqa: E501
-    center_tokens: str | None = setting(None, "Command Center tokens NAME:ROLE:REF,... (role viewer or operator, REF env:NAME or file:/path); none: no Command Center", secret=True)  # noqa: E501
-    otlp_host: str = setting(OPS_HOST, "address of the Claude Code OTLP/HTTP logs receiver (POST /v1/logs)", min_length=1)  # noqa: E501
-    otlp_port: int = setting(0, "port of the Claude Code OTLP/HTTP logs receiver (0: no receiver; the OTLP default is 4318)", ge=0, le=65535)  # noqa: E501
-    otlp_max_body_bytes: int = setting(4 * 2**20, "largest OTLP export accepted, compressed or inflated (larger: 413)", ge=1024)  # noqa: E501
+    center_host: str = setting("127.0.0.1", "address of the Command Center (operator API and console)", flag=True, min_length=1)  # noqa: E501
+    center_port: int = setting(9480, "port of the Command Center (0: any free port)", flag=True, ge=0, le=65535)  # noqa: E501
+    center_tokens: str | None = setting(None, "Command Center tokens NAME:ROLE:REF,... (role viewer or operator, REF env:NAME or file:/path); none: no Command Center", flag=True, secret=True)  # noqa: E501
+    otlp_host: str = setting(OPS_HOST, "address of the Claude Code OTLP/HTTP logs receiver (POST /v1/logs)", flag=True, min_length=1)  # noqa: E501
+    otlp_port: int = setting(0, "port of the Claude Code OTLP/HTTP logs receiver (0: no receiver; the OTLP default is 4318)", flag=True, ge=0, le=65535)  # noqa: E501
+    otlp_max_body_bytes: int = setting(4 * 2**20, "largest OTLP export accepted, compressed or inflated (larger: 413)", flag=True, ge=1024)  # noqa: E501
     # fmt: on
 
     @field_validator("state_dir")
@@ -236,8 +236,8 @@ def _describe(err: ErrorDetails, given: Mapping[str, Any]) -> str:
     message = message.split(", unable to")[0]
     if name not in Settings.model_fields:
         return message
-    if name in given:
-        where = f"{flag_name(name)} {given[name]}"
+    if name in given:  # a secret setting's flag value is not echoed either
+        where = flag_name(name) if is_secret(name) else f"{flag_name(name)} {given[name]}"
     elif is_secret(name):  # a pasted secret is not echoed
         where = env_name(name)
     else:

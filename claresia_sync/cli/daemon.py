@@ -43,11 +43,30 @@ def run_command(
     log_format: Annotated[
         str | None, typer.Option(help=flag_help("log_format"), show_default=False)
     ] = None,
+    center_host: Annotated[
+        str | None, typer.Option(help=flag_help("center_host"), show_default=False)
+    ] = None,
+    center_port: Annotated[
+        int | None, typer.Option(help=flag_help("center_port"), show_default=False)
+    ] = None,
+    center_tokens: Annotated[
+        str | None, typer.Option(help=flag_help("center_tokens"), show_default=False)
+    ] = None,
+    otlp_host: Annotated[
+        str | None, typer.Option(help=flag_help("otlp_host"), show_default=False)
+    ] = None,
+    otlp_port: Annotated[
+        int | None, typer.Option(help=flag_help("otlp_port"), show_default=False)
+    ] = None,
+    otlp_max_body_bytes: Annotated[
+        int | None, typer.Option(help=flag_help("otlp_max_body_bytes"), show_default=False)
+    ] = None,
     migrate: Annotated[
         bool, typer.Option("--migrate/--no-migrate", help="Upgrade the schema before starting.")
     ] = False,
 ) -> None:
-    """Run the daemon: poll audit logs, serve publish jobs, check drift, until SIGTERM."""
+    """Run the daemon: poll audit logs, serve publish jobs, check drift, until SIGTERM; with
+    --center-tokens the Command Center, with --otlp-port the Claude Code OTLP receiver."""
     from claresia_sync.center.app import with_center
     from claresia_sync.daemon.runtime import run_daemon
     from claresia_sync.daemon.service import DaemonConfig
@@ -61,6 +80,12 @@ def run_command(
         "drift_interval": drift_interval,
         "job_fallback_interval": job_fallback_interval,
         "log_format": log_format,
+        "center_host": center_host,
+        "center_port": center_port,
+        "center_tokens": center_tokens,
+        "otlp_host": otlp_host,
+        "otlp_port": otlp_port,
+        "otlp_max_body_bytes": otlp_max_body_bytes,
     }
     settings = use_settings(Settings.load(flags))  # every value checked before anything starts
     configure_logging(settings.log_format, logging.INFO)
