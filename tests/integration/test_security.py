@@ -129,6 +129,11 @@ def test_analyst_role_can_select_telemetry_and_nothing_else(engine: Engine) -> N
                 "skill_usage_daily",
                 "org_activity",
                 "skill_usage_by_source",
+                "telemetry_invocation",
+                "claude_code_prompt",
+                "claude_code_request",
+                "claude_code_activation",
+                "publication_history",
             ):
                 assert granted == {"SELECT"}, (name, granted)
             elif name.startswith("telemetry") and kind != "S":
