@@ -1,4 +1,6 @@
-"""The audit-log poller: one organisation connection at a time, page after page.
+"""The audit-log poller: one organisation connection at a time, page after page, a telemetry
+source of the seam (`telemetry/seam.py`: `AuditSource` supplies the page read, the normaliser and
+the row loader; its checkpoint and last poll live in `audit_checkpoint`, `AuditCheckpoints`).
 
 For each page of `GET audit_logs?event_types=skill.invoked,skill.failed&after_id=<checkpoint>`:
 every event goes through `fn_telemetry_event`, and the page's rows (`insert_events`, in bulk),
@@ -17,10 +19,9 @@ daemon's other work), the next one is already being fetched.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Engine, select, text
@@ -29,14 +30,12 @@ from sqlalchemy.orm import Session
 
 from claresia_sync.api.client import MAX_PAGE, SKILL_EVENT_TYPES, OrgClient
 from claresia_sync.api.connect import TenantConnection, open_client
-from claresia_sync.api.errors import APIError
 from claresia_sync.api.models import AuditEvent, Page
-from claresia_sync.db.engine import is_unavailable
 from claresia_sync.db.models import (
     AuditCheckpoint,
-    TelemetryQuarantine,
 )
 from claresia_sync.errors import UserError, one_line
+from claresia_sync.telemetry import seam
 from claresia_sync.telemetry.load import insert_events
 from claresia_sync.telemetry.normalise import (
     AttributionContext,
@@ -70,41 +69,46 @@ class PollResult:
     error: str | None = None
 
 
-@dataclass
-class _Batch:
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    quarantine: list[dict[str, Any]] = field(default_factory=list)
-    other_type: int = 0
-    outside: int = 0
+class AuditCheckpoints(seam.Checkpoints):
+    """The poller's checkpoint (`after_id`) and last poll, in `audit_checkpoint`."""
 
+    def __init__(self) -> None:
+        super().__init__("audit-log")
 
-def normalise_page(events: Sequence[AuditEvent], ctx: AttributionContext) -> _Batch:
-    batch = _Batch()
-    seen: set[str] = set()
-    for event in events:
-        verdict = fn_telemetry_event(event, ctx)
-        if isinstance(verdict, TelemetryRow):
-            if verdict.event_id not in seen:  # a page may repeat an event; keep one
-                seen.add(verdict.event_id)
-                batch.rows.append(verdict.values)
-        elif isinstance(verdict, Quarantined):
-            batch.quarantine.append(
+    def read(self, engine: Engine, org_id: str) -> str | None:
+        with engine.connect() as conn:
+            return read_checkpoint(conn, org_id)
+
+    def lock(self, conn: Connection, org_id: str) -> str | None:
+        _ensure_checkpoint(conn, org_id)
+        after: str | None = conn.execute(_LOCK_CHECKPOINT, {"org": org_id}).scalar_one()
+        return after
+
+    def advance(self, conn: Connection, org_id: str, **values: object) -> None:
+        conn.execute(_ADVANCE, {"after": values["after_id"], "org": org_id})
+
+    def record(self, engine: Engine, result: seam.SourceRun) -> None:
+        with engine.begin() as conn:
+            _ensure_checkpoint(conn, result.org_id)
+            conn.execute(
+                _RECORD,
                 {
-                    "org_id": ctx.org_id,
-                    "event_id": verdict.event_id,
-                    "reason": verdict.reason,
-                    "raw": verdict.raw,
-                }
+                    "status": "error" if result.error else "ok",
+                    "error": result.error,
+                    "events": result.inserted,
+                    "org": result.org_id,
+                },
             )
-        elif isinstance(verdict, Skipped):
-            if verdict.reason == "other_type":
-                batch.other_type += 1
-            else:
-                batch.outside += 1
-    return batch
 
 
 _LOCK_CHECKPOINT = text("SELECT after_id FROM audit_checkpoint WHERE org_id = :org FOR UPDATE")
+_ADVANCE = text(
+    "UPDATE audit_checkpoint SET after_id = :after, updated_at = now() WHERE org_id = :org"
+)
+_RECORD = text(
+    "UPDATE audit_checkpoint SET last_polled_at = now(), last_poll_status = :status,"
+    " last_poll_error = :error, last_poll_events = :events WHERE org_id = :org"
+)
 
 
 def read_checkpoint(conn: Connection | Session, org_id: str) -> str | None:
@@ -119,52 +123,90 @@ def _ensure_checkpoint(conn: Connection, org_id: str) -> None:
     )
 
 
-def write_page(
-    engine: Engine,
-    org_id: str,
-    expected_after: str | None,
-    new_after: str,
-    batch: _Batch,
-) -> int | None:
-    """Rows, quarantine and checkpoint in one transaction: how many rows were new, or None if
-    the checkpoint no longer holds `expected_after` (nothing written)."""
-    with engine.begin() as conn:
-        _ensure_checkpoint(conn, org_id)
-        current = conn.execute(_LOCK_CHECKPOINT, {"org": org_id}).scalar_one()
-        if current != expected_after:
+class _Loader:
+    """A page's new events (`insert_events`: the event id absorbs a redelivery)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn, self.inserted = conn, 0
+
+    def add(self, rows: list[dict[str, Any]]) -> None:
+        self.inserted += insert_events(self.conn, rows)
+
+    def finish(self) -> seam.Loaded:
+        return seam.Loaded(self.inserted)
+
+
+class AuditSource:
+    """The audit log of one organisation as a telemetry source: a step is one page after the
+    checkpoint; the next page is fetched while one is written."""
+
+    name = "audit-log"
+    checkpoints = AuditCheckpoints()
+
+    def __init__(
+        self, client: OrgClient, ctx: AttributionContext, result: PollResult, page_size: int
+    ) -> None:
+        self.client, self.ctx, self.result, self.page_size = client, ctx, result, page_size
+        self._next: tuple[str | None, asyncio.Task[Page[AuditEvent]]] | None = None
+        self._seen: tuple[seam.Page | None, set[str]] = (None, set())
+
+    def _fetch(self, after_id: str | None) -> asyncio.Task[Page[AuditEvent]]:
+        return asyncio.create_task(
+            self.client.audit_events(self.ctx.org_id, after_id, self.page_size, SKILL_EVENT_TYPES)
+        )
+
+    async def next_step(self, after: str | None) -> seam.Step | None:
+        if self._next is not None and self._next[0] == after:
+            pending = self._next[1]
+        else:
+            self.cancel()
+            pending = self._fetch(after)
+        self._next = None
+        page = await pending
+        if not page.data or page.last_id is None:
             return None
-        inserted = insert_events(conn, batch.rows)
-        if batch.quarantine:
-            conn.execute(
-                pg_insert(TelemetryQuarantine)
-                .values(batch.quarantine)
-                .on_conflict_do_nothing(index_elements=["org_id", "event_id"])
-            )
-        conn.execute(
-            text(
-                "UPDATE audit_checkpoint SET after_id = :after, updated_at = now() "
-                "WHERE org_id = :org"
-            ),
-            {"after": new_after, "org": org_id},
+        self.result.pages += 1
+        self.result.received += len(page.data)
+        new_after = max(page.last_id, after or "")
+        if page.has_more:
+            self._next = (new_after, self._fetch(new_after))  # fetched while this is written
+        return seam.Step(
+            seam.one_page(seam.Page(page.data)),
+            advance={"after_id": new_after},
+            final=not page.has_more,
         )
-    return inserted
 
+    def normalise(self, event: AuditEvent, page: seam.Page) -> Any:
+        verdict = fn_telemetry_event(event, self.ctx)
+        if isinstance(verdict, TelemetryRow):
+            if self._seen[0] is not page:  # the page itself is kept: an id() may be reused
+                self._seen = (page, set())
+            if verdict.event_id in self._seen[1]:  # a page may repeat an event; keep one
+                return None
+            self._seen[1].add(verdict.event_id)
+            return verdict.values
+        if isinstance(verdict, Quarantined):
+            # As the JSONB column would serialise it (stdlib json: any int, escaped text).
+            return seam.Quarantine(verdict.event_id, verdict.reason, json.dumps(verdict.raw))
+        if isinstance(verdict, Skipped):
+            if verdict.reason == "other_type":
+                self.result.skipped_other_type += 1
+            else:
+                self.result.skipped_outside_namespace += 1
+        return None
 
-def _record_poll(engine: Engine, result: PollResult) -> None:
-    with engine.begin() as conn:
-        _ensure_checkpoint(conn, result.org_id)
-        conn.execute(
-            text(
-                "UPDATE audit_checkpoint SET last_polled_at = now(), last_poll_status = :status,"
-                " last_poll_error = :error, last_poll_events = :events WHERE org_id = :org"
-            ),
-            {
-                "status": "error" if result.error else "ok",
-                "error": result.error,
-                "events": result.inserted,
-                "org": result.org_id,
-            },
-        )
+    def loader(self, conn: Connection) -> _Loader:
+        return _Loader(conn)
+
+    def cancel(self) -> None:
+        """Drop a prefetch no step will use (a failure of it is retrieved and ignored)."""
+        if self._next is not None:
+            task = self._next[1]
+            self._next = None
+            if not task.done():
+                task.cancel()
+            elif not task.cancelled():
+                task.exception()
 
 
 async def poll_org(
@@ -177,7 +219,8 @@ async def poll_org(
     max_pages: int | None = None,
     tenant_slug: str = "",
 ) -> PollResult:
-    """Ingest every audit event of `org_id` after its checkpoint (see the module docstring).
+    """Ingest every audit event of `org_id` after its checkpoint (see the module docstring),
+    one `AuditSource` run through the seam.
 
     API errors (after the client's retries) end the poll with `result.error` set; what was
     committed before stays, and the next poll resumes from the checkpoint. Any other failure
@@ -186,65 +229,14 @@ async def poll_org(
     result = PollResult(org_id=org_id, tenant_slug=tenant_slug)
     with Session(engine) as session:
         ctx = AttributionContext.load(session, org_id, settings)
-        after = read_checkpoint(session, org_id)
-
-    def fetch(after_id: str | None) -> asyncio.Task[Page[AuditEvent]]:
-        return asyncio.create_task(
-            client.audit_events(org_id, after_id, page_size, SKILL_EVENT_TYPES)
-        )
-
-    # One writer thread per poll: pages are written one at a time anyway, and a single thread
-    # keeps one malloc arena (the default pool's changing threads made memory grow with the
-    # backlog: bench/RESULTS.md).
-    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"telemetry-writer-{org_id}")
-    loop = asyncio.get_running_loop()
-    pending = fetch(after)
+    source = AuditSource(client, ctx, result, page_size)
     try:
-        while True:
-            page = await pending
-            if not page.data or page.last_id is None:
-                break
-            result.pages += 1
-            result.received += len(page.data)
-            new_after = max(page.last_id, after or "")
-            more = page.has_more and (max_pages is None or result.pages < max_pages)
-            if more:
-                pending = fetch(new_after)  # fetched while this page is handled
-            batch = normalise_page(page.data, ctx)
-            inserted = await loop.run_in_executor(
-                writer, write_page, engine, org_id, after, new_after, batch
-            )
-            if inserted is None:
-                if more:
-                    pending.cancel()
-                with engine.connect() as conn:
-                    after = read_checkpoint(conn, org_id)
-                pending = fetch(after)
-                continue
-            result.inserted += inserted
-            result.duplicates += len(batch.rows) - inserted
-            result.quarantined += len(batch.quarantine)
-            result.skipped_other_type += batch.other_type
-            result.skipped_outside_namespace += batch.outside
-            after = new_after
-            if not more:
-                break
-    except APIError as exc:
-        result.error = one_line(exc)
-        log.warning("audit poll of %s stopped: %s", org_id, result.error)
-    except Exception as exc:
-        if not is_unavailable(exc):  # without the database nothing can be recorded
-            result.error = one_line(f"{type(exc).__name__}: {exc}")
-            _record_poll(engine, result)
-        raise
+        ran = await seam.run(engine, source, org_id, max_steps=max_pages)
     finally:
-        writer.shutdown(wait=True)
-        if not pending.done():
-            pending.cancel()
-        elif not pending.cancelled():
-            pending.exception()  # a prefetch that failed after the loop ended: retrieved, ignored
-    result.checkpoint = after
-    _record_poll(engine, result)
+        source.cancel()
+    result.inserted, result.duplicates = ran.inserted, ran.duplicates
+    result.quarantined, result.error = ran.quarantined, ran.error
+    result.checkpoint = await asyncio.to_thread(source.checkpoints.read, engine, org_id)
     return result
 
 
@@ -305,7 +297,9 @@ async def poll_connection(
     except UserError as exc:
         failed = PollResult(connection.org_id, connection.root_slug, error=one_line(exc))
         log.warning("audit poll of %s failed: %s", connection.org_id, failed.error)
-        _record_poll(engine, failed)
+        AuditSource.checkpoints.record(
+            engine, seam.SourceRun("audit-log", failed.org_id, error=failed.error)
+        )
         return failed
     async with client:
         return await poll_org(

@@ -47,10 +47,12 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Quarantine:
-    """An item that does not fit, and why (`telemetry_quarantine`)."""
+    """An item that does not fit, and why (`telemetry_quarantine`); `raw`: what to keep of it
+    (JSON text) when not the item as read (e.g. without the actor's email)."""
 
     event_id: str | None
     reason: str
+    raw: str | None = None
 
 
 @dataclass(frozen=True)
@@ -105,7 +107,7 @@ class Stop(Exception):
 class Source(Protocol):
     name: str
 
-    async def next_step(self, state: sources.Checkpoint) -> Step | None: ...
+    async def next_step(self, state: Any) -> Step | None: ...
 
     def normalise(self, item: Any, page: Page) -> Any: ...
 
@@ -156,6 +158,40 @@ _KEEP_NEWEST = text(
 )
 
 
+class Checkpoints:
+    """Where a source's checkpoint and its runs' outcome are kept: `telemetry_source`, one row
+    per (source, organisation) (`sources`). A source may keep them elsewhere (`checkpoints`
+    attribute: the audit poller's `audit_checkpoint`)."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def read(self, engine: Engine, org_id: str) -> Any:
+        return sources.read(engine, self.source, org_id)
+
+    def lock(self, conn: Connection, org_id: str) -> Any:
+        """The checkpoint, locked until the caller's transaction ends."""
+        return sources.lock(conn, self.source, org_id)
+
+    def advance(self, conn: Connection, org_id: str, **values: object) -> None:
+        sources.advance(conn, self.source, org_id, **values)
+
+    def record(self, engine: Engine, result: SourceRun) -> None:
+        sources.record_run(
+            engine,
+            self.source,
+            result.org_id,
+            rows=result.rows,
+            error=result.error,
+            **result.recorded,
+        )
+
+
+def _checkpoints(source: Source) -> Checkpoints:
+    found = getattr(source, "checkpoints", None)
+    return found if isinstance(found, Checkpoints) else Checkpoints(source.name)
+
+
 class _Moved(Exception):
     """The checkpoint is no longer the one the step was planned from."""
 
@@ -171,6 +207,7 @@ async def run(
     """Run `source` for `org_id` step by step until it is done, `max_steps` were taken or it
     fails (see the module doc); the run's outcome is recorded unless `record` is false."""
     result = SourceRun(source.name, org_id, of=source)
+    store = _checkpoints(source)
     # One thread holds each step's transaction (a connection stays on the thread that uses it)
     # and keeps one malloc arena (bench/RESULTS.md).
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{source.name}-{org_id}")
@@ -180,7 +217,7 @@ async def run(
         return await loop.run_in_executor(writer, fn, *args)
 
     try:
-        state = await db(sources.read, engine, source.name, org_id)
+        state = await db(store.read, engine, org_id)
         while max_steps is None or result.steps < max_steps:
             step = await source.next_step(state)
             if step is None:
@@ -197,8 +234,8 @@ async def run(
                 step.committed = False
                 log.info("%s of %s: %s; read again", source.name, org_id, exc)
                 continue
-            state = await db(sources.read, engine, source.name, org_id)
-            if step.final:
+            state = await db(store.read, engine, org_id)
+            if step.final and step.committed:
                 break
     except Stop as exc:
         result.recorded = exc.recorded
@@ -211,24 +248,13 @@ async def run(
             raise
         result.error = one_line(f"{type(exc).__name__}: {exc}")
         if record:
-            await asyncio.to_thread(_record, engine, result)
+            await asyncio.to_thread(store.record, engine, result)
         raise
     finally:
         writer.shutdown(wait=True)
     if record:
-        await asyncio.to_thread(_record, engine, result)
+        await asyncio.to_thread(store.record, engine, result)
     return result
-
-
-def _record(engine: Engine, result: SourceRun) -> None:
-    sources.record_run(
-        engine,
-        result.source,
-        result.org_id,
-        rows=result.rows,
-        error=result.error,
-        **result.recorded,
-    )
 
 
 async def _write_step(
@@ -249,7 +275,7 @@ async def _write_step(
 
         def begin() -> Loader:
             conn.begin()
-            current = sources.lock(conn, source.name, org_id)
+            current = _checkpoints(source).lock(conn, org_id)
             if current != expected:
                 raise _Moved
             return source.loader(conn)
@@ -282,7 +308,7 @@ async def _write_step(
                 conn.execute(_KEEP_NEWEST if again else _KEEP_FIRST, bad)
             advance = step.advance() if callable(step.advance) else step.advance
             if advance:
-                sources.advance(conn, source.name, org_id, **advance)
+                _checkpoints(source).advance(conn, org_id, **advance)
             conn.commit()
 
         await db(finish, loader)
@@ -307,7 +333,7 @@ def _quarantine_entry(org_id: str, item: Any, why: Quarantine) -> dict[str, Any]
         "org_id": org_id,
         "event_id": why.event_id,
         "reason": why.reason,
-        "raw": orjson.dumps(item, default=str).decode(),
+        "raw": why.raw if why.raw is not None else orjson.dumps(item, default=str).decode(),
     }
 
 
@@ -372,5 +398,5 @@ async def ingest_connection(
     except UserError as exc:
         failed = SourceRun(kind.name, conn.org_id, error=one_line(exc))
         log.warning("%s of %s failed: %s", kind.name, conn.org_id, failed.error)
-        await asyncio.to_thread(_record, engine, failed)
+        await asyncio.to_thread(Checkpoints(kind.name).record, engine, failed)
         return failed
