@@ -3,8 +3,10 @@
 `publish` queues a job for the daemon (with `--wait`, it runs the job here unless a daemon has
 already claimed it, and then waits for that run). `republish` always runs its job in this
 process, with this shell's keys and `--concurrency`: the job is inserted already claimed by this
-process, so a running daemon cannot take it. Either prints the outcome of the run that did the
-work and exits 3 (`ExitCode.FAILURES`) when that run ended partial, failed or cancelled.
+process, so a running daemon cannot take it. A run here is the daemon's (`job_run.run_job`): it
+waits while another run of one of its tenants is under way, never runs beside it. Either prints
+the outcome of the run that did the work and exits 3 (`ExitCode.FAILURES`) when that run ended
+partial, failed or cancelled.
 """
 
 from __future__ import annotations
@@ -66,6 +68,12 @@ def _run_with_progress(
         def progress(done: int, known: int) -> None:
             bar.update(task, completed=done, total=known)
 
+        def waiting(roots: list[str]) -> None:
+            bar.console.print(
+                f"publish job {job.id} waits for the run of {', '.join(roots)} under way (a "
+                "daemon's job or another command): a tenant is published by one run at a time"
+            )
+
         return asyncio.run(
             run_job(
                 engine,
@@ -74,6 +82,7 @@ def _run_with_progress(
                 api_timeout=settings.api_timeout_s,
                 progress=progress,
                 retry=RetryPolicy(rounds=settings.job_retry_rounds),
+                waiting=waiting,
             )
         )
 

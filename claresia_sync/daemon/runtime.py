@@ -3,8 +3,9 @@
 - A job is claimed by one replica (`publish.jobs.claim`, `FOR UPDATE SKIP LOCKED`); while it
   waits for its tenants and while it runs, its heartbeat is refreshed; a job whose heartbeat went
   stale (its replica died) is put back in the queue by the `requeue` step, for any replica to take.
-- One tenant is published by one replica at a time: a job holds the advisory lock of every root
-  tenant it covers, taken in sorted order so that two jobs can never deadlock.
+- One tenant is published by one run at a time, whoever runs it (a replica, a command):
+  `publish.job_run.run_job` holds the advisory lock of every root tenant a job covers, taken in
+  sorted order so that two jobs can never deadlock.
 - A job this replica claimed but no longer runs (its run or its claim was cut off by a database
   outage) is queued again by this replica as soon as the database is back, without waiting for
   the heartbeat to go stale.
@@ -24,21 +25,21 @@ import dataclasses
 import datetime as dt
 import functools
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import httpx2
 import uvicorn
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from claresia_sync.api.client import CallCounter, make_http_pool
 from claresia_sync.api.connect import TenantConnection
 from claresia_sync.config import Settings, default_of
-from claresia_sync.daemon.locks import advisory_locks
 from claresia_sync.daemon.metrics import Metrics
 from claresia_sync.daemon.ops import OpsServer
 from claresia_sync.daemon.service import Daemon, DaemonConfig, WorkFailed, bind_port
-from claresia_sync.db.models import JobStatus, Tenant
+from claresia_sync.db.locks import advisory_locks
+from claresia_sync.db.models import JobStatus
 from claresia_sync.logs import log_context
 from claresia_sync.publish import job_run, jobs
 from claresia_sync.telemetry import seam
@@ -197,21 +198,14 @@ class LiveWork:
             self._running.add(job.id)
         # Every line logged for this job (here, in the publisher, in its threads) carries these.
         with log_context(job_id=job.id, tenant=job.tenant_slug):
-            try:
-                roots = await asyncio.to_thread(self._roots, job.tenant_slug)
-                async with (
-                    self._waiting(job.id) as locked,
-                    advisory_locks(self.engine, "publish-tenant", roots, wait=True),
-                ):
-                    locked()  # the run heartbeats from now on
-                    await asyncio.to_thread(jobs.mark_started, self.engine, job.id)
-                    outcome = await job_run.run_job(
-                        self.engine,
-                        job,
-                        http=self.http,
-                        retry=self.retry,
-                        heartbeat_every=self.heartbeat_every,
-                    )
+            try:  # the whole protocol (locks of its tenants, heartbeat, rounds): job_run's
+                outcome = await job_run.run_job(
+                    self.engine,
+                    job,
+                    http=self.http,
+                    retry=self.retry,
+                    heartbeat_every=self.heartbeat_every,
+                )
             finally:
                 self._running.discard(job.id)
             self._record(job, outcome)
@@ -240,38 +234,6 @@ class LiveWork:
             )
         else:
             log.info("publish job %d (%s) %s: %s", job.id, scope, outcome.status, counts)
-
-    @contextlib.asynccontextmanager
-    async def _waiting(self, job_id: int) -> AsyncIterator[Callable[[], None]]:
-        """Heartbeat a claimed job while it waits for its tenants' locks (until the call)."""
-
-        async def beat() -> None:
-            while True:
-                await asyncio.sleep(self.heartbeat_every)
-                with contextlib.suppress(Exception):  # a missed beat is retried at the next
-                    await asyncio.to_thread(jobs.heartbeat, self.engine, job_id)
-
-        task = asyncio.create_task(beat(), name=f"waiting-{job_id}")
-
-        def locked() -> None:
-            task.cancel()
-
-        try:
-            yield locked
-        finally:
-            task.cancel()
-
-    def _roots(self, tenant_slug: str | None) -> list[str]:
-        """Root tenant slugs a job touches (a sub-tenant's job locks its root)."""
-        with Session(self.engine) as session:
-            if tenant_slug is None:
-                return sorted(
-                    session.scalars(select(Tenant.slug).where(Tenant.parent_id.is_(None)))
-                )
-            tenant = session.scalar(select(Tenant).where(Tenant.slug == tenant_slug))
-            if tenant is None:
-                return []
-            return [(tenant.parent or tenant).slug]
 
     # --- housekeeping ---------------------------------------------------------------------------
 

@@ -1,5 +1,16 @@
-"""Running one claimed publish job: reconcile its scope, retry what failed for a passing reason,
-honour a cancel, heartbeat throughout, and record the outcome (`jobs.finish`).
+"""Running one claimed publish job, the one way every runner does it (the daemon, `publish
+--wait`, `republish`, the demo, the benchmarks), so that no run of a tenant ever runs beside
+another run of it, whoever started either:
+
+1. one heartbeat, from the claim to the end (the wait for locks included), which also notices
+   a cancel request;
+2. the advisory locks of the job's root tenants (`db.locks`, sorted: no deadlock), waited for;
+3. `jobs.mark_started` (the wait is not work);
+4. reconcile rounds for the job's scope, then the Claude Code settings step;
+5. `jobs.finish` with the merged outcome.
+
+Two runs side by side would both list a workspace before either creates, and the Skills API
+does not refuse a second skill of one name: a twin of every skill (issue 21).
 
 Retries: a skill that failed with a retryable error (429, 5xx, no answer) is tried again after a
 backoff, by running reconcile for the job's scope again: reconcile is idempotent, so a new round
@@ -14,20 +25,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx2
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
 from claresia_sync.api.client import DEFAULT_TIMEOUT_S
 from claresia_sync.db.engine import is_unavailable
+from claresia_sync.db.locks import advisory_locks
 from claresia_sync.db.models import JobStatus
 from claresia_sync.publish import jobs
 from claresia_sync.publish.applier import DEFAULT_CONCURRENCY, ItemResult
 from claresia_sync.publish.reconcile import ProgressFn, RunResult, reconcile
+from claresia_sync.tenancy.lookup import root_slugs
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +72,15 @@ class JobOutcome:
     run: RunResult | None
 
 
-def _key(result: ItemResult) -> tuple[str, str, str, str]:
-    # The target too: one published name is a plugin and a skill per workspace (issue 15).
-    return (result.item.org_id, result.item.target, result.item.tenant_slug, result.item.name)
+Key = tuple[str, str, str, str, str]
+
+
+def _key(result: ItemResult) -> Key:
+    # The target too: one published name is a plugin and a skill per workspace (issue 15); and
+    # a twin's delete is its own item beside the one of the copy that stays (issue 21).
+    item = result.item
+    twin = item.remote_id or "" if item.twin_of is not None else ""
+    return (item.org_id, item.target, item.tenant_slug, item.name, twin)
 
 
 @dataclass
@@ -68,8 +88,8 @@ class _Rounds:
     """The merged view of a job's rounds: each skill's latest meaningful result."""
 
     runs: list[RunResult] = field(default_factory=list)
-    latest: dict[tuple[str, str, str, str], ItemResult] = field(default_factory=dict)
-    attempts: dict[tuple[str, str, str, str], int] = field(default_factory=dict)
+    latest: dict[Key, ItemResult] = field(default_factory=dict)
+    attempts: dict[Key, int] = field(default_factory=dict)
 
     def add(self, run: RunResult) -> None:
         self.runs.append(run)
@@ -230,6 +250,15 @@ async def _rounds(
     return rounds
 
 
+def _roots(engine: Engine, tenant_slug: str | None) -> list[str]:
+    with Session(engine) as session:
+        return root_slugs(session, tenant_slug)
+
+
+WaitingFn = Callable[[list[str]], None]
+"""Called with the root tenants a job waits for, when another run holds one of them."""
+
+
 async def run_job(
     engine: Engine,
     job: jobs.ClaimedJob,
@@ -240,41 +269,79 @@ async def run_job(
     progress: ProgressFn | None = None,
     retry: RetryPolicy | None = None,
     heartbeat_every: float = HEARTBEAT_EVERY,
+    waiting: WaitingFn | None = None,
 ) -> JobOutcome:
-    """Run a claimed job to its end and record it; a crash inside marks the job failed.
-    `retry` and `api_timeout` (used without `http`) are the entry point's settings."""
+    """Run a claimed job to its end, alone on its root tenants, and record it (the module
+    doc). A crash inside marks the job failed; a cancel asked while it waits for its tenants
+    ends it `cancelled` before any round. `retry` and `api_timeout` (used without `http`) are
+    the entry point's settings."""
+    async with _beating(engine, job.id, heartbeat_every) as beat:
+        roots = await asyncio.to_thread(_roots, engine, job.tenant_slug)
+        async with advisory_locks(
+            engine,
+            "publish-tenant",
+            roots,
+            wait=True,
+            stop=beat.cancelled.is_set,
+            waiting=None if waiting is None else lambda: waiting(roots),
+        ) as locked:
+            # Finished while the locks are held: the next run of these tenants starts after.
+            if not locked:
+                return await _finished(engine, job.id, JobStatus.CANCELLED, {}, [])
+            try:
+                await asyncio.to_thread(jobs.mark_started, engine, job.id)
+                rounds = await _rounds(
+                    engine,
+                    job,
+                    beat,
+                    concurrency=concurrency,
+                    http=http,
+                    api_timeout=api_timeout,
+                    progress=progress,
+                    retry=retry or RetryPolicy(),
+                )
+                claude_code = (
+                    None if beat.cancelled.is_set() else await _claude_code(engine, job, http)
+                )
+            except Exception as exc:
+                if is_unavailable(exc):
+                    # Not the job's fault: it stays claimed, and the daemon queues it again
+                    # once the database is back (skills it created meanwhile are adopted,
+                    # never created twice).
+                    raise
+                log.exception("publish job %d failed", job.id)
+                errors: list[dict[str, Any]] = [{"error": f"{type(exc).__name__}: {exc}"}]
+                return await _finished(engine, job.id, JobStatus.FAILED, {}, errors)
+            if not rounds.runs:  # cancelled before its first round
+                return await _finished(engine, job.id, JobStatus.CANCELLED, {}, [])
+            return await _record(engine, job, rounds, beat.cancelled.is_set(), claude_code)
+
+
+async def _claude_code(
+    engine: Engine, job: jobs.ClaimedJob, http: httpx2.AsyncClient | None
+) -> Any:
+    """The opt-in of docs/claude-code.md, with the plugins: one function, the command's."""
     # Here, not at the top: claude_code_settings uses the targets of this package.
     from claresia_sync.telemetry.claude_code_settings import configure_for_job
 
-    try:
-        async with _beating(engine, job.id, heartbeat_every) as beat:
-            rounds = await _rounds(
-                engine,
-                job,
-                beat,
-                concurrency=concurrency,
-                http=http,
-                api_timeout=api_timeout,
-                progress=progress,
-                retry=retry or RetryPolicy(),
-            )
-            # The opt-in of docs/claude-code.md, with the plugins: one function, the command's.
-            claude_code = None
-            if not beat.cancelled.is_set():
-                claude_code = await configure_for_job(engine, job.tenant_slug, http=http)
-    except Exception as exc:
-        if is_unavailable(exc):
-            # Not the job's fault: it stays claimed, and the daemon queues it again once the
-            # database is back (skills it created meanwhile are adopted, never created twice).
-            raise
-        log.exception("publish job %d failed", job.id)
-        errors: list[dict[str, Any]] = [{"error": f"{type(exc).__name__}: {exc}"}]
-        await asyncio.to_thread(jobs.finish, engine, job.id, JobStatus.FAILED, {}, errors)
-        return JobOutcome(job.id, JobStatus.FAILED, {}, errors, None)
-    cancelled = beat.cancelled.is_set()
-    if not rounds.runs:  # cancelled before its first round
-        await asyncio.to_thread(jobs.finish, engine, job.id, JobStatus.CANCELLED, {}, [])
-        return JobOutcome(job.id, JobStatus.CANCELLED, {}, [], None)
+    return await configure_for_job(engine, job.tenant_slug, http=http)
+
+
+async def _finished(
+    engine: Engine,
+    job_id: int,
+    status: JobStatus,
+    stats: dict[str, Any],
+    errors: list[dict[str, Any]],
+    run: RunResult | None = None,
+) -> JobOutcome:
+    await asyncio.to_thread(jobs.finish, engine, job_id, status, stats, errors)
+    return JobOutcome(job_id, status, stats, errors, run)
+
+
+async def _record(
+    engine: Engine, job: jobs.ClaimedJob, rounds: _Rounds, cancelled: bool, claude_code: Any
+) -> JobOutcome:
     merged = rounds.merged()
     status, stats, errors = _status(merged, cancelled), rounds.stats(job), rounds.errors()
     if claude_code is not None and (claude_code.lines or claude_code.errors):
@@ -285,8 +352,7 @@ async def run_job(
         errors += claude_code.errors
         if claude_code.errors and status is JobStatus.SUCCEEDED:
             status = JobStatus.PARTIAL
-    await asyncio.to_thread(jobs.finish, engine, job.id, status, stats, errors)
-    return JobOutcome(job.id, status, stats, errors, merged)
+    return await _finished(engine, job.id, status, stats, errors, merged)
 
 
 async def run_next_job(
@@ -298,7 +364,7 @@ async def run_next_job(
     progress: ProgressFn | None = None,
     retry: RetryPolicy | None = None,
 ) -> JobOutcome | None:
-    """Claim and run the oldest queued job; None when the queue is empty."""
+    """Claim and run the oldest queued job (`run_job`); None when the queue is empty."""
     job = await asyncio.to_thread(jobs.claim, engine, worker)
     if job is None:
         return None

@@ -103,6 +103,9 @@ class PlanItem:
     desired: DesiredSkill | None = None
     target: str = "org-skills"
     """`publication.target` of the item (`TenantConnection.target_key`)."""
+    twin_of: str | None = None
+    """For the delete of a twin: the remote id of the copy that stays (or goes by its own
+    item); such an item records no `publication` row."""
     changes: Changes = field(default_factory=Changes)
     live: LiveSkill | None = None
     """What is live now, as far as the plan knows (recorded as is if the item fails)."""
@@ -212,15 +215,18 @@ def plan_org(
     """Compare. `remote` (the target's own list of our skills, with `--force` and drift checks)
     overrides what the `publication` rows say; `check` is the pre-flight of desired access."""
     pubs = {p.key: p for p in live}
-    by_name = None if remote is None else {s.name: s for s in remote}
+    copies = None if remote is None else _copies(remote, live)
+    by_name = None if copies is None else {name: found[0] for name, found in copies.items()}
     plan = OrgPlan(org)
     plan.items = [_plan_desired(org, d, pubs.get(d.key), by_name, check) for d in org.skills]
     wanted = {d.key for d in org.skills}
     gone = [p for p in live if p.key not in wanted and p.status != "unpublished"]
     plan.items += [_plan_gone(org, p, by_name) for p in gone]
-    if by_name is not None:
+    if by_name is not None and copies is not None:
         handled = {d.name for d in org.skills} | {p.name for p in gone}
-        plan.items += _plan_strays(org, by_name, handled)
+        strays = _plan_strays(org, by_name, handled)
+        plan.items += strays
+        plan.items += _plan_twins(org, copies, handled | {i.name for i in strays})
     for item in plan.items:
         item.target = org.connection.target_key
     return plan
@@ -347,6 +353,48 @@ def _plan_strays(org: OrgDesired, remote: Remote, handled: set[str]) -> list[Pla
                 live=r,
             )
         )
+    return items
+
+
+def _copies(
+    remote: Iterable[LiveSkill], live: Sequence[LivePublication]
+) -> dict[str, list[LiveSkill]]:
+    """Our skills on the target by name, the one that stays first: the copy recorded in
+    `publication`, else the first listed (the targets list the older first)."""
+    recorded = {p.remote_id for p in live if p.remote_id is not None}
+    out: dict[str, list[LiveSkill]] = {}
+    for skill in remote:
+        found = out.setdefault(skill.name, [])
+        if skill.remote_id in recorded and found and found[0].remote_id not in recorded:
+            found.insert(0, skill)
+        else:
+            found.append(skill)
+    return out
+
+
+def _plan_twins(
+    org: OrgDesired, copies: Mapping[str, list[LiveSkill]], handled: set[str]
+) -> list[PlanItem]:
+    """Delete the twins of each name this run looks after (desired, gone or stray): a second
+    proven copy is never what users should get, and a revoked grant must leave none live."""
+    items = []
+    for name, (kept, *twins) in sorted(copies.items()):
+        if name not in handled:  # another tenant's: its own run heals it
+            continue
+        for twin in twins:
+            owner = twin.owner_tenant or ""
+            items.append(
+                PlanItem(
+                    Op.DELETE,
+                    org.org_id,
+                    owner,
+                    name,
+                    reason=f"twin of {kept.remote_id} (found remotely)",
+                    tenant_id=org.tenants.get(owner),
+                    live=twin,
+                    twin_of=kept.remote_id,
+                )
+            )
     return items
 
 

@@ -41,6 +41,17 @@ def require_tenant(session: Session, slug: str) -> Tenant:
     return tenant
 
 
+def root_slugs(session: Session, tenant_slug: str | None) -> list[str]:
+    """The root tenants a publish of `tenant_slug` touches (None: every tenant), sorted: a
+    sub-tenant's run is its root's; an unknown slug touches none."""
+    if tenant_slug is None:
+        return sorted(session.scalars(select(Tenant.slug).where(Tenant.parent_id.is_(None))))
+    tenant = session.scalar(select(Tenant).where(Tenant.slug == tenant_slug))
+    if tenant is None:
+        return []
+    return [(tenant.parent or tenant).slug]
+
+
 def no_connection_error(root_slug: str) -> UserError:
     return UserError(
         f"tenant {root_slug!r} has no organisation connection: add `connection:` (org-skills) "

@@ -7,7 +7,7 @@ import time
 
 from sqlalchemy import Engine, text
 
-from claresia_sync.daemon.locks import advisory_locks, try_advisory_lock
+from claresia_sync.db.locks import advisory_locks, try_advisory_lock
 
 
 def test_a_lock_is_held_by_one_session_at_a_time(engine: Engine) -> None:

@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from claresia_sync.config import Settings
+from claresia_sync.db.locks import advisory_locks
 from claresia_sync.db.models import JobStatus
 from claresia_sync.emulator import EmulatorServer
 from claresia_sync.publish import jobs
@@ -179,3 +180,42 @@ def test_a_running_job_reports_its_progress(
     assert any(0 < p["done"] < p["total"] for p in seen), seen  # seen part-way through
     final = jobs.get_job(engine, job.id).stats
     assert "progress" not in final and final["created"] == ACME_SKILLS  # finish replaced it
+
+
+def test_a_job_waits_for_another_run_of_its_tenant_heartbeating_and_a_cancel_ends_the_wait(
+    engine: Engine,
+    emulator: EmulatorServer,
+    world: dict[str, Any],  # noqa: F811
+) -> None:
+    """The one protocol (issue 21): while another run holds the tenant, a job waits, beating,
+    says it waits, and starts nothing; a cancel during the wait ends it without a round."""
+    job = _claimed(engine, "acme")
+    waited: list[list[str]] = []
+
+    async def scenario() -> JobOutcome:
+        async with advisory_locks(engine, "publish-tenant", ["acme"], wait=False) as held:
+            assert held  # another run of acme is under way
+            task = asyncio.create_task(
+                run_job(engine, job, heartbeat_every=0.05, waiting=waited.append)
+            )
+            await asyncio.sleep(0.3)
+            before = await asyncio.to_thread(_heartbeat_at, engine, job.id)
+            await asyncio.sleep(0.3)
+            assert await asyncio.to_thread(_heartbeat_at, engine, job.id) > before  # beating
+            view = await asyncio.to_thread(jobs.get_job, engine, job.id)
+            assert not task.done() and view.status == JobStatus.RUNNING
+            assert emulator.stats.count() == 0  # not one call while it waits
+            await asyncio.to_thread(jobs.cancel, engine, job.id)
+            return await asyncio.wait_for(task, 5)
+
+    outcome = asyncio.run(scenario())
+    assert waited == [["acme"]]
+    assert (outcome.status, outcome.run) == (JobStatus.CANCELLED, None)
+    assert _acme(emulator) == set() and emulator.stats.writes() == 0
+
+
+def _heartbeat_at(engine: Engine, job_id: int) -> Any:
+    with engine.connect() as conn:
+        return conn.execute(
+            text("SELECT heartbeat_at FROM publish_job WHERE id = :i"), {"i": job_id}
+        ).scalar_one()

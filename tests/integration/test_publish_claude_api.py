@@ -135,8 +135,9 @@ def test_a_lost_database_recovers_hashes_from_the_archives_and_adopts_no_copy(
             files=skill_files("claresia-ferretti-code-review-checklist", body="Mine too."),
             display_name=review.display_name,
         )
-        # Even a byte-for-byte copy of ours (display name and files) is not adopted: it is
-        # newer than ours, and only the older of two proven skills of one name is ours.
+        # A byte-for-byte copy of ours (display name and files) is proven ours: a twin, as two
+        # runs side by side made them (issue 21). Nothing is recorded (the database is lost),
+        # so the older (ours) stays and the copy goes.
         exact = sdk.skills.create(
             files=[
                 (p, c, "text/markdown")
@@ -156,13 +157,14 @@ def test_a_lost_database_recovers_hashes_from_the_archives_and_adopts_no_copy(
     emulator.stats.reset()
     outcome = publish(engine, "ferretti", force=True)
     assert outcome.status == "succeeded", outcome.errors
-    # One new version (the changed skill) and one create (ours, deleted), nothing else.
+    # One new version (the changed skill), one create (ours, deleted), the twin deleted.
     assert emulator.stats.count(*SKILL_VERSIONS) == 1
     assert emulator.stats.count(*SKILL_CREATES) == 1
+    assert emulator.stats.count("DELETE", "/v1/skills/{skill_id}") == 1
     now = {s.id: s for s in in_workspace_all(emulator, APPS_KEY)}
     assert now[copied.id].latest_version_id == copied.latest_version_id  # never adopted
     assert now[twin.id].latest_version_id == twin.latest_version_id
-    assert now[exact.id].latest_version_id == exact.latest_version_id
+    assert exact.id not in now
     assert now[review.id].latest_version_id == review.latest_version_id  # unchanged: no version
     postmortem = "claresia-ferretti-incident-postmortem"
     changed = in_workspace(emulator, APPS_KEY)[postmortem]
@@ -181,6 +183,71 @@ def test_a_lost_database_recovers_hashes_from_the_archives_and_adopts_no_copy(
     again = publish(engine, "ferretti", force=True)
     assert again.stats["unchanged"] == 10, again.errors
     assert emulator.stats.writes() == 0
+
+
+def _twin(sdk: anthropic.Anthropic, skill: Any) -> Any:
+    """A second skill of ours for one name, as two runs side by side made them: our display
+    name over our very files."""
+    files = archive_files(sdk, skill.id, skill.latest_version_id)
+    return sdk.skills.create(
+        files=[(p, c, "text/markdown") for p, c in files], display_name=skill.display_name
+    )
+
+
+def test_twins_heal_to_the_recorded_copy_and_a_revoked_grant_leaves_none(
+    engine: Engine, emulator: EmulatorServer, on_claude_api: dict[str, Any]
+) -> None:
+    assert publish(engine, "ferretti").status == "succeeded"
+    ours = in_workspace(emulator, APPS_KEY)
+    standup = ours["claresia-ferretti-standup-notes"]
+    review = ours["claresia-ferretti-code-review-checklist"]
+    with client(emulator, APPS_KEY) as sdk:
+        standup_twin = _twin(sdk, standup)
+        _twin(sdk, review)  # the older, review, is the recorded one
+    with Session(engine) as s:  # the later run recorded its copy of standup-notes
+        row = s.scalars(
+            select(Publication).where(
+                Publication.target == f"claude-api:{APPS}",
+                Publication.published_name == "claresia-ferretti-standup-notes",
+            )
+        ).one()
+        row.remote_skill_id = standup_twin.id
+        row.remote_version = standup_twin.latest_version_id
+        s.commit()
+
+    def copies(name: str) -> list[str]:
+        return [
+            s.id
+            for s in in_workspace_all(emulator, APPS_KEY)
+            if s.display_name.split(" ")[0] == f"claresia-ferretti-{name}"
+        ]
+
+    assert len(copies("standup-notes")) == len(copies("code-review-checklist")) == 2
+    healed = publish(engine, "ferretti", force=True)
+    assert healed.status == "succeeded", healed.errors
+    assert healed.stats["deleted"] == 2 and healed.stats["created"] == 0, healed.stats
+    assert copies("standup-notes") == [standup_twin.id]  # the recorded one, though newer
+    assert copies("code-review-checklist") == [review.id]  # the recorded one, the older
+
+    with client(emulator, APPS_KEY) as sdk:  # twins again, then the grant is revoked
+        _twin(sdk, review)
+    root = next(t for t in on_claude_api["tenants"] if t["slug"] == "ferretti")
+    root["archetypes"][0]["grants"].remove("code-review-checklist")
+    apply(engine, on_claude_api)
+    revoked = publish(engine, "ferretti", force=True)
+    assert revoked.status == "succeeded", revoked.errors
+    assert copies("code-review-checklist") == []  # every proven copy
+    with Session(engine) as s:
+        row = s.scalars(
+            select(Publication).where(
+                Publication.target == f"claude-api:{APPS}",
+                Publication.published_name == "claresia-ferretti-code-review-checklist",
+            )
+        ).one()
+    assert (row.status, row.remote_skill_id) == ("unpublished", None)
+    emulator.stats.reset()
+    again = publish(engine, "ferretti", force=True)
+    assert again.status == "succeeded" and emulator.stats.writes() == 0  # healed for good
 
 
 def in_workspace_all(emulator: EmulatorServer, key: str) -> list[Any]:

@@ -274,6 +274,54 @@ def test_a_stray_of_another_organisation_or_of_nobody_is_never_touched() -> None
     assert plan_org(org(scope={"d"}), [], remote=[stray("d-sub")]).items == []
 
 
+# --- twins: two copies of ours for one name (issue 21) -------------------------------------
+
+
+def ops(items: list[PlanItem]) -> list[tuple[Op, str | None, str | None]]:
+    return sorted((i.op, i.remote_id, i.twin_of) for i in items)
+
+
+def test_of_twins_the_recorded_copy_stays_and_the_other_is_deleted() -> None:
+    older, newer = live("skill_old"), live("skill_new")
+    # The row names the newer one (the last of two runs to record won): the older goes.
+    plan = plan_org(org(desired()), [pub(lv=newer)], remote=[older, newer])
+    assert ops(plan.items) == [
+        (Op.DELETE, "skill_old", "skill_new"),
+        (Op.UNCHANGED, "skill_new", None),
+    ]
+    twin = next(i for i in plan.items if i.op == Op.DELETE)
+    assert twin.key is None and twin.reason == "twin of skill_new (found remotely)"
+    assert twin.tenant_id == 1 and twin.target == plan.org.connection.target_key
+    # Recorded the older: the newer goes. Nothing recorded (a lost database): the older stays.
+    assert ops(plan_org(org(desired()), [pub(lv=older)], remote=[older, newer]).items)[0] == (
+        Op.DELETE,
+        "skill_new",
+        "skill_old",
+    )
+    assert ops(plan_org(org(desired()), [], remote=[older, newer]).items) == [
+        (Op.DELETE, "skill_new", "skill_old"),
+        (Op.UNCHANGED, "skill_old", None),
+    ]
+
+
+def test_a_revoked_grant_deletes_every_copy() -> None:
+    a, b, c = live("skill_a"), live("skill_b"), live("skill_c")
+    recorded = ops(plan_org(org(), [pub(lv=b)], remote=[a, b, c]).items)
+    assert recorded == [
+        (Op.DELETE, "skill_a", "skill_b"),
+        (Op.DELETE, "skill_b", None),
+        (Op.DELETE, "skill_c", "skill_b"),
+    ]
+    stray_twins = ops(plan_org(org(), [], remote=[a, b]).items)  # no row: found remotely
+    assert stray_twins == [(Op.DELETE, "skill_a", None), (Op.DELETE, "skill_b", "skill_a")]
+
+
+def test_twins_of_a_tenant_out_of_scope_are_left_to_its_own_run() -> None:
+    twins = [stray("d-sub"), replace(stray("d-sub"), remote_id="skill_t")]
+    assert plan_org(org(scope={"d"}), [], remote=twins).items == []
+    assert plan_org(org(), [], remote=[stray("elsewhere"), stray("elsewhere")]).items == []
+
+
 # --- pre-flight (issue 13 item 10) --------------------------------------------------------
 
 

@@ -13,7 +13,9 @@ section 1 B), on the official SDK, with that workspace's API key.
   proves nothing), and the latest version's files give the content hash that is live. So a
   lost database costs neither a twin nor a blind new version. Names are not unique in the
   Skills API, so `create` looks for ours first (no twin after a crash between create and
-  record); of two proven skills of one name, the older is ours (a copy comes later).
+  record). Two proven skills of one name (twins, as two runs side by side made them before
+  issue 21) are both listed, the older first: the planner keeps the recorded one and deletes
+  the other.
 - What the proofs read is immutable (a version's archive; a skill's first version while its
   latest stays the same), so the process remembers it (`claude_api_cache`): a drift check of
   unchanged skills reads only the skills list; a skill whose latest version is new to the
@@ -252,22 +254,27 @@ class ClaudeApiTarget:
                     return skill, None
 
         proven = await asyncio.gather(*(prove(s) for s in skills if DISPLAY.match(s.display_name)))
+        found = [
+            live
+            for _, live in sorted(
+                ((s, live) for s, live in proven if live is not None),
+                key=lambda pair: (pair[0].created_at, pair[0].id),
+            )
+        ]
         ours: dict[str, LiveSkill] = {}
-        for _, live in sorted(
-            ((s, live) for s, live in proven if live is not None),
-            key=lambda pair: (pair[0].created_at, pair[0].id),
-        ):
-            held = ours.setdefault(live.name, live)  # the older one: a copy comes later
+        for live in found:  # the older first: what a create of this run finds taken
+            held = ours.setdefault(live.name, live)
             if held is not live:
                 log.warning(
-                    "%s: skill %s is a copy of %s (%s): left alone",
+                    "%s: skills %s and %s are both ours (%s): the run keeps the one recorded "
+                    "and deletes the other",
                     self.connection.describe(),
-                    live.remote_id,
                     held.remote_id,
+                    live.remote_id,
                     live.name,
                 )
         self._ours = ours
-        return list(ours.values())
+        return found
 
     async def create(self, skill: ClaudeSkill) -> LiveSkill:
         async with self._listing:

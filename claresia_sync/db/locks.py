@@ -2,15 +2,17 @@
 
 A lock lives on its own connection for as long as the work runs. If the replica dies, its
 connection drops and PostgreSQL releases the lock, so nothing stays locked after a crash.
-`advisory_locks` is what the daemon uses (several names, waiting without blocking a thread in
-PostgreSQL); `try_advisory_lock` is the one-name, no-wait form of the same thing.
+`advisory_locks` is what the daemon and every run of a publish job use (several names, waiting
+without blocking a thread in PostgreSQL); `try_advisory_lock` is the one-name, no-wait form of
+the same thing. Here, in `db/`, so that `publish/` and `telemetry/` use them without importing
+the daemon.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 
 from sqlalchemy import Connection, Engine, text
@@ -63,20 +65,29 @@ def try_advisory_lock(engine: Engine, kind: str, name: str) -> Iterator[bool]:
 
 @asynccontextmanager
 async def advisory_locks(
-    engine: Engine, kind: str, names: Sequence[str], *, wait: bool
+    engine: Engine,
+    kind: str,
+    names: Sequence[str],
+    *,
+    wait: bool,
+    stop: Callable[[], bool] | None = None,
+    waiting: Callable[[], None] | None = None,
 ) -> AsyncIterator[bool]:
     """Advisory locks on one connection held for the block; yields whether all are held.
 
     `wait=True` retries until they are free, in sorted order (no deadlock between two holders of
     overlapping sets), without ever blocking a thread inside PostgreSQL (shutdown must not wait
-    for it). `wait=False` takes them all or none."""
+    for it), until `stop()` says True (then it yields False); `waiting()` is called once when a
+    lock is found taken. `wait=False` takes them all or none."""
     wanted = sorted(set(names))
     conn = await asyncio.to_thread(engine.connect)
     held: list[str] = []
     try:
         for name in wanted:
             got = await asyncio.to_thread(_try_lock, conn, kind, name)
-            while not got and wait:
+            if not got and wait and waiting is not None:
+                waiting()
+            while not got and wait and not (stop is not None and stop()):
                 await asyncio.sleep(RETRY_EVERY)
                 got = await asyncio.to_thread(_try_lock, conn, kind, name)
             if not got:
