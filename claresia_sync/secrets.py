@@ -141,3 +141,15 @@ def resolve_key(ref: str, family: KeyFamily = CONSOLE_ADMIN) -> AdminKey:
             f"(it begins '{family.prefix}'): {family.how_to_get}"
         )
     return AdminKey(key, ref)
+
+
+def resolve_token(ref: str) -> str:
+    """The OTLP token a reference points at (`env:` / `file:`): at least 16 characters, never an
+    Anthropic key (a reference to the wrong secret). The receiver checks tokens with it, the
+    Claude Code settings writer hands it to Claude Code."""
+    token = resolve_key(ref, OTLP_TOKEN).reveal()
+    if token.startswith("sk-ant-"):
+        raise KeyReferenceError(f"{ref!r} holds an Anthropic key, not an OTLP token")
+    if len(token) < 16:
+        raise KeyReferenceError(f"the OTLP token at {ref!r} is shorter than 16 characters")
+    return token

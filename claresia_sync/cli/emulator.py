@@ -65,8 +65,7 @@ def emulator_claude_code(
     """Export OTLP logs the way Claude Code does: batches on an interval, a prompt's
     skill_activated and, in later batches, its api_request records."""
     from claresia_sync.emulator.claude_code import Prompt, export
-    from claresia_sync.secrets import KeyReferenceError
-    from claresia_sync.telemetry.otlp_receiver import resolve_token
+    from claresia_sync.secrets import KeyReferenceError, resolve_token
 
     if protocol not in ("http/protobuf", "http/json"):
         raise UserError(f"--protocol {protocol}: use http/protobuf or http/json")

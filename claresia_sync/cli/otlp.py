@@ -27,7 +27,7 @@ def configure_cmd(
 ) -> None:
     """Set (opt-in on) or remove (off) our Claude Code telemetry settings in the managed settings
     of the tenant's archetypes' rbac groups, keeping every other setting; one line per group."""
-    from claresia_sync.telemetry.claude_code_settings import configure_tenant
+    from claresia_sync.publish.claude_code_settings import configure_tenant
 
     with open_database(load_settings()) as engine:
         result = asyncio.run(configure_tenant(engine, tenant, dry_run=dry_run))

@@ -349,12 +349,22 @@ class PublishJob(Base):
             "finished_at",
             postgresql_where=text("finished_at IS NOT NULL"),
         ),
+        # One queued job per dedupe key (procrastinate's `queueing_lock`): `jobs.enqueue` with a
+        # key returns the queued one instead of a second.
+        Index(
+            "ux_publish_job_dedupe_key",
+            "dedupe_key",
+            unique=True,
+            postgresql_where=text("status = 'queued'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     tenant_id: Mapped[int | None] = mapped_column(
         ForeignKey("tenant.id", ondelete="CASCADE"), index=True
     )
+    dedupe_key: Mapped[str | None] = mapped_column(Text)
+    """While queued, no other queued job has this key (`jobs.scope_key`: drift checks, repairs)."""
     force: Mapped[bool] = mapped_column(server_default=text("false"))
     requested_by: Mapped[str] = mapped_column(Text, server_default=text("current_user"))
     requested_at: Mapped[dt.datetime] = _now()

@@ -40,6 +40,7 @@ from claresia_sync.db.locks import advisory_locks
 from claresia_sync.db.models import JobStatus
 from claresia_sync.publish import jobs
 from claresia_sync.publish.applier import DEFAULT_CONCURRENCY, ItemResult
+from claresia_sync.publish.claude_code_settings import ConfigureResult, configure_for_job
 from claresia_sync.publish.reconcile import ProgressFn, RunResult, reconcile
 from claresia_sync.tenancy.lookup import root_slugs
 
@@ -300,9 +301,10 @@ async def run_job(
                     progress=progress,
                     retry=retry or RetryPolicy(),
                 )
-                claude_code = (
-                    None if beat.cancelled.is_set() else await _claude_code(engine, job, http)
-                )
+                # The opt-in of docs/claude-code.md, with the plugins: the command's function.
+                claude_code = None
+                if not beat.cancelled.is_set():
+                    claude_code = await configure_for_job(engine, job.tenant_slug, http=http)
             except Exception as exc:
                 if is_unavailable(exc):
                     # Not the job's fault: it stays claimed, and the daemon queues it again
@@ -315,16 +317,6 @@ async def run_job(
             if not rounds.runs:  # cancelled before its first round
                 return await _finished(engine, job.id, JobStatus.CANCELLED, {}, [])
             return await _record(engine, job, rounds, beat.cancelled.is_set(), claude_code)
-
-
-async def _claude_code(
-    engine: Engine, job: jobs.ClaimedJob, http: httpx2.AsyncClient | None
-) -> Any:
-    """The opt-in of docs/claude-code.md, with the plugins: one function, the command's."""
-    # Here, not at the top: claude_code_settings uses the targets of this package.
-    from claresia_sync.telemetry.claude_code_settings import configure_for_job
-
-    return await configure_for_job(engine, job.tenant_slug, http=http)
 
 
 async def _finished(
@@ -340,7 +332,11 @@ async def _finished(
 
 
 async def _record(
-    engine: Engine, job: jobs.ClaimedJob, rounds: _Rounds, cancelled: bool, claude_code: Any
+    engine: Engine,
+    job: jobs.ClaimedJob,
+    rounds: _Rounds,
+    cancelled: bool,
+    claude_code: ConfigureResult | None,
 ) -> JobOutcome:
     merged = rounds.merged()
     status, stats, errors = _status(merged, cancelled), rounds.stats(job), rounds.errors()

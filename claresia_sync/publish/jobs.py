@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, delete, func, select, text, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from claresia_sync.db.models import JobStatus, PublishJob, Tenant
@@ -41,6 +42,7 @@ __all__ = [
     "counts",
     "enqueue",
     "enqueue_drift_check",
+    "enqueue_once",
     "finish",
     "heartbeat",
     "list_jobs",
@@ -49,6 +51,7 @@ __all__ = [
     "requeue_lost",
     "requeue_stale",
     "retry",
+    "scope_key",
 ]
 
 MAX_RECORDED_ERRORS = 1000
@@ -83,13 +86,8 @@ UPDATE publish_job SET status = :queued, claimed_by = NULL, started_at = NULL
  WHERE status = :running AND claimed_by = :me AND NOT (id = ANY(CAST(:running_ids AS bigint[])))
 RETURNING id
 """)
-_ENQUEUE_DRIFT = text("""
-INSERT INTO publish_job (force, requested_by)
-SELECT true, 'drift-check'
- WHERE NOT EXISTS (SELECT 1 FROM publish_job
-                    WHERE status IN (:queued, :running) AND force AND tenant_id IS NULL)
-RETURNING id
-""")
+_QUEUED_ONLY = text("status = 'queued'")  # ux_publish_job_dedupe_key's predicate (db/models.py)
+_QUEUED_WITH_KEY = text("SELECT id FROM publish_job WHERE dedupe_key = :key AND status = :queued")
 _STATUS = {"queued": str(JobStatus.QUEUED), "running": str(JobStatus.RUNNING)}
 
 
@@ -109,6 +107,11 @@ def _tenant_id(session: Session, tenant_slug: str) -> int:
     return require_tenant(session, tenant_slug).id
 
 
+def scope_key(tenant_id: int | None, force: bool) -> str:
+    """The dedupe key of a job of this scope: one queued job does what a second would."""
+    return f"{'force' if force else 'publish'}:{'all' if tenant_id is None else tenant_id}"
+
+
 def enqueue(
     session: Session,
     tenant_slug: str | None = None,
@@ -116,12 +119,16 @@ def enqueue(
     force: bool = False,
     claimed_by: str | None = None,
     retry_of: int | None = None,
+    dedupe_key: str | None = None,
 ) -> int:
     """Queue a job (in the caller's transaction: commit to make it visible); its id.
 
     With `claimed_by` the job is born running and claimed by that worker, so that no daemon can
-    take it between the insert and the caller's own run (`republish` runs its job in-process)."""
+    take it between the insert and the caller's own run (`republish` runs its job in-process).
+    With `dedupe_key`, the id of the job already queued with that key if there is one."""
     tenant_id = None if tenant_slug is None else _tenant_id(session, tenant_slug)
+    if dedupe_key is not None:
+        return _enqueue_keyed(session, tenant_id, force, dedupe_key)[0]
     job = PublishJob(tenant_id=tenant_id, force=force, retry_of=retry_of)
     if claimed_by is not None:
         job.status = JobStatus.RUNNING
@@ -130,6 +137,45 @@ def enqueue(
     session.add(job)
     session.flush()
     return job.id
+
+
+def enqueue_once(
+    session: Session, tenant_slug: str | None = None, *, force: bool = False
+) -> tuple[int, bool]:
+    """Queue a job of this scope unless one is queued (`scope_key`); (its id, whether new)."""
+    tenant_id = None if tenant_slug is None else _tenant_id(session, tenant_slug)
+    return _enqueue_keyed(session, tenant_id, force, scope_key(tenant_id, force))
+
+
+def _enqueue_keyed(
+    session: Session,
+    tenant_id: int | None,
+    force: bool,
+    key: str,
+    requested_by: str | None = None,
+) -> tuple[int, bool]:
+    """Insert unless a queued job holds `key` (the partial unique index decides, so two
+    callers at once queue one job); (the id, whether it is new)."""
+    values: dict[str, Any] = {"tenant_id": tenant_id, "force": force, "dedupe_key": key}
+    if requested_by is not None:
+        values["requested_by"] = requested_by
+    stmt = (
+        insert(PublishJob)
+        .values(**values)
+        .on_conflict_do_nothing(
+            index_elements=[PublishJob.dedupe_key],
+            index_where=_QUEUED_ONLY,  # the index's own predicate, for ON CONFLICT to infer it
+        )
+        .returning(PublishJob.id)
+    )
+    for _ in range(3):  # the queued holder may be claimed between the two statements
+        new = session.execute(stmt).scalar_one_or_none()
+        if new is not None:
+            return int(new), True
+        held = session.execute(_QUEUED_WITH_KEY, {**_STATUS, "key": key}).scalar_one_or_none()
+        if held is not None:
+            return int(held), False
+    raise RuntimeError(f"publish job key {key!r}: neither queued nor insertable")
 
 
 def claim(engine: Engine, worker: str, job_id: int | None = None) -> ClaimedJob | None:
@@ -220,9 +266,12 @@ def finish(
 
 
 def enqueue_drift_check(engine: Engine) -> int | None:
-    """Queue a forced republish-all unless one is already queued or running; its id."""
-    with engine.begin() as conn:
-        return conn.execute(_ENQUEUE_DRIFT, _STATUS).scalar_one_or_none()
+    """Queue a forced republish-all unless one is already queued; its id (None: one was)."""
+    with Session(engine) as session, session.begin():
+        job_id, new = _enqueue_keyed(
+            session, None, True, scope_key(None, True), requested_by="drift-check"
+        )
+    return job_id if new else None
 
 
 # --- operator verbs ---------------------------------------------------------------------------

@@ -23,15 +23,15 @@ activity only `skill_id` and `version` (its name comes from `publication`).
 
 An activity that changes one of our plugins or skills (deleted, replaced, updated, an
 installation preference changed) queues a forced publish job for its tenant in the same
-transaction, unless one is already queued, so the publisher repairs it at once instead of at
-the hourly drift check; unless it is our own write. Ours are told apart by the API key that
-made them, not by the actor's type: any admin key of the organisation writes as an
-`api_actor`. Our key ids (`OurKeys`) are learnt from the Plugins API: the `created_by` of the
-plugin versions `publication` records as ours (the SDK's `BetaPluginAPIActor`: "in the same
-form the Compliance API activity feed uses"). The Skills API says no creator, so a
-`platform_skill_version_created` of the very version `publication` records is ours, and its
-key with it. A write by a key not (yet) known as ours is taken for drift: at worst a repair
-that finds nothing to change.
+transaction, unless one is already queued (`jobs.enqueue_once`: its dedupe key), so the
+publisher repairs it at once instead of at the hourly drift check; unless it is our own
+write. Ours are told apart by the API key that made them, not by the actor's type: any admin
+key of the organisation writes as an `api_actor`. Our key ids (`OurKeys`) are learnt from the
+Plugins API: the `created_by` of the plugin versions `publication` records as ours (the SDK's
+`BetaPluginAPIActor`: "in the same form the Compliance API activity feed uses"). The Skills API
+says no creator, so a `platform_skill_version_created` of the very version `publication`
+records is ours, and its key with it. A write by a key not (yet) known as ours is taken for
+drift: at worst a repair that finds nothing to change.
 An activity that does not fit (no id, no type, no time) goes to `telemetry_quarantine`.
 """
 
@@ -251,10 +251,6 @@ VALUES (:activity_id, :org_id, :activity_type, :created_at, :actor_type, :actor_
         :subject_id, :subject_name, :tenant_slug, :skill_id, :repair_job_id, CAST(:raw AS jsonb))
 ON CONFLICT (activity_id) DO NOTHING
 """)
-_QUEUED_REPAIR = text("""
-SELECT j.id FROM publish_job j JOIN tenant t ON t.id = j.tenant_id
- WHERE t.slug = :slug AND j.status = 'queued' AND j.force ORDER BY j.id LIMIT 1
-""")
 
 
 class _Loader:
@@ -286,11 +282,9 @@ def _queue_repairs(conn: Connection, drifted: list[_Row]) -> list[int]:
         tenant = row.drift_tenant
         assert tenant is not None
         if tenant not in jobs_by_tenant:
-            job_id = conn.execute(_QUEUED_REPAIR, {"slug": tenant}).scalar()
-            if job_id is None:
-                with Session(bind=conn) as session:
-                    job_id = jobs.enqueue(session, tenant, force=True)
-                    session.flush()
+            with Session(bind=conn) as session:  # in this page's transaction
+                job_id, new = jobs.enqueue_once(session, tenant, force=True)
+            if new:
                 queued.append(job_id)
                 log.info(
                     "activity %s (%s by %s) changed %s behind our back: publish job %s queued",

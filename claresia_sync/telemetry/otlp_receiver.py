@@ -55,7 +55,7 @@ from starlette.routing import Route
 from claresia_sync.db.engine import is_unavailable
 from claresia_sync.db.models import OtlpToken, Tenant
 from claresia_sync.errors import one_line
-from claresia_sync.secrets import OTLP_TOKEN, KeyReferenceError, resolve_key
+from claresia_sync.secrets import KeyReferenceError, resolve_token
 from claresia_sync.telemetry import otlp, otlp_usage, sources
 from claresia_sync.telemetry.load import insert_events
 from claresia_sync.telemetry.settings import TelemetrySettings
@@ -325,17 +325,6 @@ def _settle(batch: list[_Pending], error: BaseException | None) -> None:
             pending.done.set_result(None)
         else:
             pending.done.set_exception(error)
-
-
-def resolve_token(ref: str) -> str:
-    """The token a reference points at (`env:` / `file:`): at least 16 characters, never an
-    Anthropic key (a reference to the wrong secret)."""
-    token = resolve_key(ref, OTLP_TOKEN).reveal()
-    if token.startswith("sk-ant-"):
-        raise KeyReferenceError(f"{ref!r} holds an Anthropic key, not an OTLP token")
-    if len(token) < 16:
-        raise KeyReferenceError(f"the OTLP token at {ref!r} is shorter than 16 characters")
-    return token
 
 
 async def _read(request: Request, cap: int) -> bytes:

@@ -21,7 +21,7 @@ from claresia_sync.db.models import ClaudeCodeSettings
 from claresia_sync.emulator import EmulatorServer
 from claresia_sync.errors import UserError
 from claresia_sync.logs import configure_logging
-from claresia_sync.telemetry.claude_code_settings import ConfigureResult, configure_tenant
+from claresia_sync.publish.claude_code_settings import ConfigureResult, configure_tenant
 from claresia_sync.tenancy.apply import apply_tenants
 from claresia_sync.tenancy.schema import TenantConfigError, parse_tenants
 from tests.cli import clean_env, run_cli

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from sqlalchemy import Engine, text
@@ -177,6 +178,32 @@ def test_a_drift_check_is_queued_once_while_one_waits(engine: Engine) -> None:
     assert jobs.enqueue_drift_check(engine) is None
     view = jobs.get_job(engine, first)
     assert view.force and view.tenant is None and view.requested_by == "drift-check"
+
+
+def test_a_dedupe_key_queues_one_job_even_from_two_transactions_at_once(engine: Engine) -> None:
+    """procrastinate's `queueing_lock`: the partial unique index decides, not a look first."""
+    _tenant(engine)
+    first, second = Session(engine), Session(engine)
+    try:
+        a = jobs.enqueue_once(first, "dainese", force=True)
+        # The second waits on the first's uncommitted row, then finds it queued.
+        with ThreadPoolExecutor(1) as pool:
+            later = pool.submit(jobs.enqueue_once, second, "dainese", force=True)
+            first.commit()
+            b = later.result(timeout=10)
+        second.commit()
+    finally:
+        first.close()
+        second.close()
+    assert a[1] and b == (a[0], False)
+    assert _enqueue(engine, "dainese", force=False) != a[0]  # another scope: its own job
+    assert _enqueue(engine, "dainese", dedupe_key=jobs.scope_key(None, False)) != a[0]
+    claimed = jobs.claim(engine, "replica-a", a[0])
+    assert claimed is not None  # claimed: it leaves the index, and a new one may queue behind
+    with Session(engine) as session:
+        c = jobs.enqueue_once(session, "dainese", force=True)
+        session.commit()
+    assert c[1] and c[0] != a[0]
 
 
 def test_counts_and_list(engine: Engine) -> None:

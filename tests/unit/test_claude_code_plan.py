@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from claresia_sync.telemetry.claude_code_settings import (
+from claresia_sync.publish.claude_code_settings import (
     SECRET_ENV,
     TELEMETRY_ENV,
     Owned,

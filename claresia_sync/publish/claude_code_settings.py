@@ -1,5 +1,7 @@
 """Point a tenant's Claude Code at the OTLP receiver through Claude Enterprise's managed-settings
 API (beta `ce-claude-code-managed-settings-2026-10-06`), per rbac group of its archetypes.
+A step of every publish job (`job_run`, after the plugins) and `claresia-sync otlp configure`:
+it lives with publishing, on the targets' SDK caller; telemetry only receives what it turns on.
 
 Opt-in (`otlp.manage_claude_code_settings` in the tenants file). Each group's settings document
 is read, only our `env` entries are changed, and it is written back whole (the API replaces
@@ -29,7 +31,7 @@ from claresia_sync.api.sdk import SdkCaller, SdkFailure
 from claresia_sync.db.models import ClaudeCodeSettings, OtlpToken, Tenant
 from claresia_sync.errors import UserError
 from claresia_sync.publish.targets.base import TargetError
-from claresia_sync.secrets import KeyReferenceError
+from claresia_sync.secrets import KeyReferenceError, resolve_token
 from claresia_sync.tenancy.lookup import require_tenant, tenant_targets, workspaces_and_groups
 
 TELEMETRY_ENV = (
@@ -245,8 +247,6 @@ async def configure_tenant(
 ) -> ConfigureResult:
     """Bring the managed settings of tenant `slug`'s groups in line with its opt-in; one line
     per group. Errors that stop every group (key, scope, beta) raise `UserError` in one line."""
-    from claresia_sync.telemetry.otlp_receiver import resolve_token
-
     with Session(engine) as session:
         t = _load(session, slug)
     result = ConfigureResult()
