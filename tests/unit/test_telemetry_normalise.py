@@ -284,3 +284,12 @@ def test_quarantine_reasons_name_the_field_and_the_value(over: dict[str, Any], r
 def test_a_record_id_of_an_odd_event_id_is_a_32_digit_hash() -> None:
     odd = record_id("weird id/with spaces")
     assert len(odd) == len("rec_h") + 32 and int(odd.removeprefix("rec_h"), 16) >= 0
+
+
+def test_a_row_fills_every_column_of_telemetry_event_but_the_ingestion_time() -> None:
+    """The row is inserted as is (`telemetry/load.py`): each key must be a column, and each
+    column but `ingested_at` (the database's default) must be filled by the normaliser."""
+    from claresia_sync.db.models import TelemetryEvent
+
+    columns = {c.name for c in TelemetryEvent.__table__.columns}
+    assert set(row(EVENT)) == columns - {"ingested_at"}
