@@ -30,6 +30,8 @@ class KeyFamily:
     name: str
     prefix: str
     how_to_get: str
+    noun: str = "admin key"
+    """What messages call such a key after the target's name (`claude-api API key`)."""
 
 
 CONSOLE_ADMIN = KeyFamily(
@@ -47,6 +49,7 @@ WORKSPACE_API_KEY = KeyFamily(
     "a workspace API key",
     "sk-ant-api03-",
     "create one in console.anthropic.com → Settings → API keys, in that workspace",
+    "API key",
 )
 FAMILIES = (CONSOLE_ADMIN, ENTERPRISE_ADMIN, WORKSPACE_API_KEY)
 # Not an Anthropic key: the secret a tenant's Claude Code sends to the daemon's OTLP receiver.

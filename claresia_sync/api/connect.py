@@ -18,8 +18,6 @@ from claresia_sync.api.client import CallCounter, OrgClient
 from claresia_sync.errors import UserError
 from claresia_sync.secrets import (
     CONSOLE_ADMIN,
-    ENTERPRISE_ADMIN,
-    WORKSPACE_API_KEY,
     AdminKey,
     KeyFamily,
     KeyReferenceError,
@@ -28,15 +26,15 @@ from claresia_sync.secrets import (
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 
-# The targets a tenant can publish to (docs/interfaces.md section 6, docs/targets.md).
+# The targets a tenant can publish to (docs/interfaces.md section 6, docs/targets.md): the kinds
+# of `publish.targets.KINDS`. org-skills, the organisation API `OrgClient` speaks, is the
+# default of a connection; the other names are for the telemetry sources that read them.
 ORG_SKILLS = "org-skills"
 CLAUDE_ENTERPRISE = "claude-enterprise"
 CLAUDE_API = "claude-api"
-KEY_FAMILY = {
-    ORG_SKILLS: CONSOLE_ADMIN,
-    CLAUDE_ENTERPRISE: ENTERPRISE_ADMIN,
-    CLAUDE_API: WORKSPACE_API_KEY,
-}
+KEY_FAMILIES: dict[str, KeyFamily] = {ORG_SKILLS: CONSOLE_ADMIN}
+"""Target kind -> the key family of its connections: each kind's own, put here as it is
+registered (`publish.targets.register`), so that resolving a key needs no target module."""
 
 
 @dataclass(frozen=True)
@@ -78,8 +76,9 @@ class TenantConnection:
         return f"{self.target}:{self.workspace_id}" if self.workspace_id else self.target
 
     @property
-    def key_family(self) -> KeyFamily:
-        return KEY_FAMILY[self.target]
+    def key_family(self) -> KeyFamily | None:
+        """Its kind's key family (None: a kind this program does not know)."""
+        return KEY_FAMILIES.get(self.target)
 
     @classmethod
     def ad_hoc(cls, admin_key_ref: str, base_url: str | None = None) -> TenantConnection:
@@ -115,8 +114,13 @@ def open_client(
 def connection_key(conn: TenantConnection) -> AdminKey:
     """The resolved key of `conn`, of its target's family; `ConnectionKeyError` naming the
     organisation, tenant and reference (never the key) otherwise."""
-    what = "API key" if conn.target == CLAUDE_API else "admin key"
+    family = conn.key_family
+    if family is None:
+        raise ConnectionKeyError(
+            f"{conn.describe()}: unknown target kind {conn.target!r} (known: "
+            f"{', '.join(KEY_FAMILIES)}): fix the tenants file and apply it"
+        )
     try:
-        return resolve_key(conn.admin_key_ref, conn.key_family)
+        return resolve_key(conn.admin_key_ref, family)
     except KeyReferenceError as exc:
-        raise ConnectionKeyError(f"{conn.describe()}: {conn.target} {what}: {exc}") from None
+        raise ConnectionKeyError(f"{conn.describe()}: {conn.target} {family.noun}: {exc}") from None

@@ -7,7 +7,7 @@ Runs inside the caller's transaction: commit to apply, roll back for a dry run.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from sqlalchemy import delete, func, select
@@ -222,30 +222,16 @@ def _connection(session: Session, tenant: Tenant, root: TenantSpec | None) -> li
 
 
 def _targets(session: Session, tenant: Tenant, root: TenantSpec | None) -> list[Change]:
-    """The root's claude-enterprise / claude-api targets (keys by reference); none for a
-    sub-tenant."""
+    """The root's targets under `targets:`, one row per kind as its section stores it (keys by
+    reference); none for a sub-tenant."""
     have = {
         t.kind: t
         for t in session.scalars(select(TenantTarget).where(TenantTarget.tenant_id == tenant.id))
     }
-    want: dict[str, dict[str, Any]] = {}
-    specs = root.targets if root is not None else None
-    if specs is not None and specs.claude_enterprise is not None:
-        ce = specs.claude_enterprise
-        want["claude-enterprise"] = {
-            "org_id": ce.org_id,
-            "admin_key_ref": ce.admin_key,
-            "base_url": ce.base_url,
-            "workspace_key_refs": {},
-        }
-    if specs is not None and specs.claude_api is not None:
-        api = specs.claude_api
-        want["claude-api"] = {
-            "org_id": api.org_id,
-            "admin_key_ref": api.admin_key,
-            "base_url": api.base_url,
-            "workspace_key_refs": dict(sorted(api.workspace_keys.items())),
-        }
+    want: dict[str, dict[str, Any]] = {
+        kind: asdict(section.stored())
+        for kind, section in (root.target_sections() if root is not None else [])
+    }
     changes: list[Change] = []
     for kind, row in have.items():
         if kind not in want:

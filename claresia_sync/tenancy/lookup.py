@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from dataclasses import dataclass, replace
 
@@ -9,7 +10,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
 from claresia_sync.api.connect import (
-    CLAUDE_API,
     DEFAULT_BASE_URL,
     TenantConnection,
     ZeroRetention,
@@ -24,6 +24,10 @@ from claresia_sync.db.models import (
     ZeroRetentionAttestation,
 )
 from claresia_sync.errors import UserError
+from claresia_sync.publish.targets import KINDS
+from claresia_sync.publish.targets.section import StoredTarget
+
+log = logging.getLogger(__name__)
 
 
 class UnknownTenantError(UserError):
@@ -93,7 +97,8 @@ def target_connections(
     session: Session, root_ids: set[int] | None = None
 ) -> dict[int, list[TenantConnection]]:
     """Every target of every root tenant (or of `root_ids`), by root id: its org-skills
-    `connection` first, then claude-enterprise, then claude-api once per workspace key."""
+    `connection` first, then each target of `targets:` in the order of `targets.KINDS`, fanned
+    out by its kind (claude-api: once per workspace key)."""
     slugs: dict[int, str] = {i: s for i, s in session.execute(select(Tenant.id, Tenant.slug))}
     attested = {
         a.tenant_id: ZeroRetention(a.attested_by, a.attested_at)
@@ -105,8 +110,20 @@ def target_connections(
         out[conn.tenant_id].append(
             replace(_connection(conn, slug, slug), zero_retention=attested.get(conn.tenant_id))
         )
-    for t in session.scalars(select(TenantTarget).order_by(TenantTarget.kind.desc())):
+    order = list(KINDS)
+    rows = session.scalars(select(TenantTarget).order_by(TenantTarget.tenant_id, TenantTarget.kind))
+    for t in sorted(rows, key=lambda t: order.index(t.kind) if t.kind in KINDS else len(order)):
         slug = slugs[t.tenant_id]
+        kind = KINDS.get(t.kind)
+        if kind is None:  # stored by a version that had the kind: skip it, publish the others
+            log.warning(
+                "tenant %r: target kind %r is not known here (known: %s): skipped; apply the "
+                "tenants file again",
+                slug,
+                t.kind,
+                ", ".join(KINDS),
+            )
+            continue
         base = TenantConnection(
             tenant_slug=slug,
             root_slug=slug,
@@ -116,11 +133,8 @@ def target_connections(
             target=t.kind,
             zero_retention=attested.get(t.tenant_id),
         )
-        if t.kind != CLAUDE_API:
-            out[t.tenant_id].append(base)
-            continue
-        for ws, ref in sorted(t.workspace_key_refs.items()):
-            out[t.tenant_id].append(replace(base, admin_key_ref=ref, workspace_id=ws))
+        stored = StoredTarget(t.org_id, t.admin_key_ref, t.base_url, dict(t.workspace_key_refs))
+        out[t.tenant_id] += kind.connections(base, stored)
     return {k: v for k, v in out.items() if root_ids is None or k in root_ids}
 
 

@@ -38,18 +38,23 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import functools
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from claresia_sync import naming
 from claresia_sync.errors import UserError
-from claresia_sync.secrets import KeyReferenceError, check_reference
-
-_ID = r"^[A-Za-z0-9_\-]+$"  # Anthropic ids: org_..., wrkspc_..., rbac_group_...
+from claresia_sync.publish.targets import KINDS
+from claresia_sync.publish.targets.section import (
+    AnthropicId,
+    BaseUrl,
+    KeyRef,
+    TargetSection,
+)
 
 
 class TenantConfigError(UserError):
@@ -71,21 +76,13 @@ def _slug(kind: str) -> Any:
     return AfterValidator(check)
 
 
-def _key_reference(value: str) -> str:
-    try:
-        return check_reference(value)
-    except KeyReferenceError as exc:
-        raise ValueError(str(exc)) from None
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 TenantSlug = Annotated[str, _slug("tenant")]
 ArchetypeSlug = Annotated[str, _slug("archetype")]
 SkillId = Annotated[str, _slug("skill_id")]
-AnthropicId = Annotated[str, Field(min_length=1, max_length=200, pattern=_ID)]
-
-
-class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class WorkspaceSpec(_Spec):
@@ -96,9 +93,6 @@ class WorkspaceSpec(_Spec):
 InstallationPreference = Literal["available", "auto_install", "required"]
 """How a claude-enterprise plugin reaches an archetype's rbac group (docs/real-api.md
 section 1 A)."""
-KeyRef = Annotated[str, AfterValidator(_key_reference)]
-"""`env:NAME` or `file:/path`: the key itself never goes into this file."""
-BaseUrl = Annotated[str, Field(pattern=r"^https?://\S+$")]
 
 
 class ArchetypeSpec(_Spec):
@@ -118,31 +112,22 @@ class ConnectionSpec(_Spec):
     base_url: BaseUrl | None = None
 
 
-class EnterpriseTargetSpec(_Spec):
-    """`claude-enterprise`: the Plugins API of a Claude Enterprise organisation."""
-
-    org_id: AnthropicId
-    admin_key: KeyRef
-    """A Claude Enterprise admin key (`sk-ant-api01-`)."""
-    base_url: BaseUrl | None = None
-
-
-class ApiTargetSpec(_Spec):
-    """`claude-api`: the Skills API, one workspace API key per mapped workspace."""
-
-    org_id: AnthropicId
-    workspace_keys: dict[AnthropicId, KeyRef]
-    """Workspace id -> reference of that workspace's API key (`sk-ant-api03-`)."""
-    admin_key: KeyRef | None = None
-    """Optional Console admin key (`sk-ant-admin01-`): lets `connection test` name workspaces."""
-    base_url: BaseUrl | None = None
-
-
 class TargetsSpec(_Spec):
+    """A root tenant's `targets:`: one optional section per target kind that has one
+    (`TargetKind.section`), keyed by the kind's name; the model the file is read with is composed
+    from `targets.KINDS` (`tenants_file_model`)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=False)
 
-    claude_enterprise: EnterpriseTargetSpec | None = Field(None, alias="claude-enterprise")
-    claude_api: ApiTargetSpec | None = Field(None, alias="claude-api")
+    def sections(self) -> list[tuple[str, TargetSection]]:
+        """(kind, its section) of each target given, in the order of `targets.KINDS`."""
+        found = [
+            (f.alias or name, getattr(self, name)) for name, f in type(self).model_fields.items()
+        ]
+        return [(kind, section) for kind, section in found if section is not None]
+
+    def section(self, kind: str) -> TargetSection | None:
+        return dict(self.sections()).get(kind)
 
 
 class ZeroRetentionSpec(_Spec):
@@ -186,11 +171,13 @@ class TenantSpec(SubTenantSpec):
     def org_ids(self) -> list[tuple[str, str]]:
         """(path under the tenant, org id) of every target, org-skills' `connection` first."""
         out = [("connection.org_id", self.connection.org_id)] if self.connection else []
-        if self.targets and self.targets.claude_enterprise:
-            out.append(("targets.claude-enterprise.org_id", self.targets.claude_enterprise.org_id))
-        if self.targets and self.targets.claude_api:
-            out.append(("targets.claude-api.org_id", self.targets.claude_api.org_id))
+        for kind, section in self.target_sections():
+            out.append((f"targets.{kind}.org_id", section.org_id))
         return out
+
+    def target_sections(self) -> list[tuple[str, TargetSection]]:
+        """(kind, section) of each target under `targets:`."""
+        return self.targets.sections() if self.targets else []
 
     @property
     def org_id(self) -> str:
@@ -209,6 +196,23 @@ class TenantsFile(_Spec):
             yield f"tenants[{i}]", root, root
             for j, sub in enumerate(root.sub_tenants):
                 yield f"tenants[{i}].sub_tenants[{j}]", sub, root
+
+
+def tenants_file_model() -> type[TenantsFile]:
+    """`TenantsFile` with `targets:` composed from the kinds registered now."""
+    return _composed(tuple((name, kind.section) for name, kind in KINDS.items()))
+
+
+@functools.cache
+def _composed(sections: tuple[tuple[str, type[TargetSection] | None], ...]) -> type[TenantsFile]:
+    fields: dict[str, Any] = {
+        name.replace("-", "_"): (section | None, Field(None, alias=name))
+        for name, section in sections
+        if section is not None
+    }
+    targets = create_model("TargetsSpec", __base__=TargetsSpec, **fields)
+    tenant = create_model("TenantSpec", __base__=TenantSpec, targets=(targets | None, None))
+    return create_model("TenantsFile", __base__=TenantsFile, tenants=(list[tenant], ...))
 
 
 def path_of(loc: Sequence[int | str]) -> str:
@@ -252,7 +256,7 @@ def parse_tenants(text: str, source: str) -> TenantsFile:
             source, [f"{source}: expected a mapping with 'version: 1' and a 'tenants' list"]
         )
     try:
-        config = TenantsFile.model_validate(data)
+        config = tenants_file_model().model_validate(data)
     except ValidationError as exc:
         problems = [f"{source}: {path_of(e['loc'])}: {_reason(e)}" for e in exc.errors()]
         raise TenantConfigError(source, problems) from None
@@ -276,7 +280,7 @@ def _reason(err: Any) -> str:
 def _model_at(loc: Sequence[int | str]) -> type[BaseModel]:
     """The model of the mapping at `loc` (list indexes skipped, `X | None` and `list[X]` read
     through)."""
-    model: type[BaseModel] = TenantsFile
+    model: type[BaseModel] = tenants_file_model()
     for part in loc:
         if isinstance(part, int):
             continue
@@ -379,13 +383,14 @@ def check_consistency(config: TenantsFile) -> list[str]:
 
 
 def _check_targets(path: str, root: TenantSpec) -> list[str]:
-    """A root tenant has at least one target, all in one organisation; claude-api has exactly
-    one key per workspace mapped to the tenant or its sub-tenants."""
+    """A root tenant has at least one target, all in one organisation; each target's section
+    checks itself against the workspaces mapped to the tenant or its sub-tenants."""
     orgs = root.org_ids()
     if not orgs:
+        sectioned = ", ".join(name for name, kind in KINDS.items() if kind.section is not None)
         return [
             f"{path}: no target: give `connection:` (org-skills) or `targets:` "
-            "(claude-enterprise, claude-api) with the organisation and key references"
+            f"({sectioned}) with the organisation and key references"
         ]
     problems = [
         f"{path}.{where}: organisation {org!r} differs from {orgs[0][1]!r} at {path}."
@@ -394,27 +399,13 @@ def _check_targets(path: str, root: TenantSpec) -> list[str]:
         if org != orgs[0][1]
     ]
     problems += _check_otlp(path, root)
-    api = root.targets.claude_api if root.targets else None
-    if api is None:
-        return problems
     mapped = {
         ws.id: f"{path}{'' if spec is root else f'.sub_tenants[{j - 1}]'}.workspaces[{w}]"
         for j, spec in enumerate([root, *root.sub_tenants])
         for w, ws in enumerate(spec.workspaces)
     }
-    keys = f"{path}.targets.claude-api.workspace_keys"
-    for ws_id, where in mapped.items():
-        if ws_id not in api.workspace_keys:
-            problems.append(
-                f"{keys}: no API key for workspace {ws_id!r} (mapped at {where}): the claude-api "
-                f"target publishes into every mapped workspace; add `{ws_id}: env:NAME`"
-            )
-    for ws_id in api.workspace_keys:
-        if ws_id not in mapped:
-            problems.append(
-                f"{keys}.{ws_id}: workspace is not mapped to this tenant or its sub-tenants: "
-                "map it under `workspaces:` or remove its key"
-            )
+    for kind, section in root.target_sections():
+        problems += section.problems(f"{path}.targets.{kind}", mapped)
     return problems
 
 
@@ -440,7 +431,7 @@ def _check_otlp(path: str, root: TenantSpec) -> list[str]:
             f"{here}.manage_claude_code_settings: needs `otlp_token: env:NAME` on the tenant "
             "(the token Claude Code sends to the receiver)"
         )
-    if root.targets is None or root.targets.claude_enterprise is None:
+    if root.targets is None or root.targets.section("claude-enterprise") is None:
         problems.append(
             f"{here}.manage_claude_code_settings: needs the claude-enterprise target (the "
             "managed-settings API is Claude Enterprise's): add targets.claude-enterprise"

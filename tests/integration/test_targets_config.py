@@ -246,7 +246,7 @@ def test_the_database_refuses_keys_by_value(session: Session) -> None:
             org_id="o",
             workspace_key_refs={"wrkspc_a": "env:OK", "wrkspc_b": "sk-ant-api03-x"},
         ),
-        TenantTarget(tenant_id=tenant.id, kind="somewhere", org_id="o"),
+        TenantTarget(tenant_id=tenant.id, kind="Some Where", org_id="o"),  # not a kind's name
     ):
         session.add(bad)
         with pytest.raises(IntegrityError, match="ck_tenant_target_"):

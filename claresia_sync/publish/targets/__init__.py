@@ -2,10 +2,15 @@
 
 `KINDS` names every target kind a tenant can use: `org-skills` (the organisation API of
 docs/interfaces.md section 3), `claude-enterprise` (the Plugins API) and `claude-api` (the Skills
-API, one target per workspace); see docs/targets.md. See `base` for the protocol and for how to
-add a kind.
+API, one target per workspace); see docs/targets.md. See `base` for the protocol. Adding a kind
+is its module and one `register` line below (docs/architecture.md, "Adding a target"): the
+tenants file, `tenants apply`, the lookup, `connection test` and publishing read this table.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from claresia_sync.api.connect import KEY_FAMILIES
 from claresia_sync.publish.targets.base import (
     Access,
     AccessCheck,
@@ -25,11 +30,30 @@ from claresia_sync.publish.targets.claude_enterprise import (
 )
 from claresia_sync.publish.targets.org_skills import ORG_SKILLS, Acl, OrgSkillsTarget
 
-KINDS: dict[str, TargetKind] = {
-    ORG_SKILLS.name: ORG_SKILLS,
-    CLAUDE_ENTERPRISE_KIND.name: CLAUDE_ENTERPRISE_KIND,
-    CLAUDE_API_KIND.name: CLAUDE_API_KIND,
-}
+KINDS: dict[str, TargetKind] = {}
+"""Every kind by name, in the order the tenants file lists them and a tenant's targets run."""
+
+
+def register(kind: TargetKind) -> None:
+    """Make `kind` one a tenant can use (its key family with it)."""
+    KINDS[kind.name] = kind
+    KEY_FAMILIES[kind.name] = kind.key_family
+
+
+@contextmanager
+def registered(kind: TargetKind) -> Iterator[TargetKind]:
+    """`kind` registered for the time of a block (a test's own kind), then forgotten."""
+    register(kind)
+    try:
+        yield kind
+    finally:
+        KINDS.pop(kind.name, None)
+        KEY_FAMILIES.pop(kind.name, None)
+
+
+register(ORG_SKILLS)
+register(CLAUDE_ENTERPRISE_KIND)
+register(CLAUDE_API_KIND)
 
 __all__ = [
     "CLAUDE_API_KIND",
@@ -50,4 +74,6 @@ __all__ = [
     "TargetError",
     "TargetKind",
     "WorkspaceAccess",
+    "register",
+    "registered",
 ]

@@ -14,9 +14,11 @@ Each kind's module holds a frozen, comparable `Access` value in the target's own
 stored in and read back from `publication.acl`, and how a target is opened for a connection.
 `publish.desired` opens one target per (root tenant, connection) that
 `tenancy.lookup.target_connections` returns (claude-api: one per mapped workspace), through
-`targets.KINDS`; `publication` rows carry the target (`TenantConnection.target_key`). The
-planner and the applier never change for a new kind; the tenants file, its key family and the
-connection check still name each kind (docs/architecture.md, "Adding a target").
+`targets.KINDS`; `publication` rows carry the target (`TenantConnection.target_key`). A kind
+also owns its part of the tenants file (`section`, composed into `targets:` by
+`tenancy.schema`), its key family, its fan-out of a stored section into connections and its
+connection check: the tenants file, `tenants apply`, the lookup and `connection test` iterate
+`targets.KINDS` and name no kind (docs/architecture.md, "Adding a target").
 
 Errors: every method raises `TargetError` (or a subclass) for what the API refused or could
 not answer, with `retryable` saying whether the same call may succeed later (429/5xx, timeouts)
@@ -35,6 +37,9 @@ from claresia_sync.api.client import CallCounter
 from claresia_sync.api.connect import TenantConnection
 from claresia_sync.api.errors import SkillGone as SkillGone  # re-exported: the seam's errors
 from claresia_sync.api.errors import TargetError as TargetError
+from claresia_sync.publish.targets.check import TargetReport
+from claresia_sync.publish.targets.section import StoredTarget, TargetSection
+from claresia_sync.secrets import KeyFamily
 from claresia_sync.transpile import ClaudeSkill
 
 
@@ -142,9 +147,33 @@ class PublishTarget(Protocol):
 
 
 class TargetKind(Protocol):
-    """One API skills can be published through (`org-skills`, later `claude-enterprise`, ...)."""
+    """One API skills can be published through (`org-skills`, `claude-enterprise`, ...):
+    everything about it that is not the planner's or the applier's, in its own module."""
 
     name: str
+    """As the tenants file (`targets.<name>`), `tenant_target.kind` and `publication.target`
+    write it: lowercase words joined by `-`."""
+
+    @property
+    def key_family(self) -> KeyFamily:
+        """Which keys its connections' references must resolve to (checked when read)."""
+        ...
+
+    @property
+    def section(self) -> type[TargetSection] | None:
+        """Its section under a root tenant's `targets:` (None: configured elsewhere, as
+        org-skills' `connection:`)."""
+        ...
+
+    def connections(self, base: TenantConnection, stored: StoredTarget) -> list[TenantConnection]:
+        """The connections a stored section fans out into (`base`: its tenant, organisation,
+        admin key reference, base URL and attestation), one target each."""
+        ...
+
+    async def check(self, conn: TenantConnection, groups: Mapping[str, str]) -> TargetReport | None:
+        """`connection test` of one connection, read-only (`groups`: archetype -> rbac group);
+        None: checked elsewhere (org-skills: `connection_check`)."""
+        ...
 
     def desired_access(self, grant: Grant) -> Access:
         """The tenant configuration's grant in this target's terms."""

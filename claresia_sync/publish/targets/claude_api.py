@@ -33,13 +33,14 @@ import logging
 import re
 import zipfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx2
 
 from claresia_sync.api.client import CallCounter
-from claresia_sync.api.connect import CLAUDE_API, TenantConnection
+from claresia_sync.api.connect import CLAUDE_API, ConnectionKeyError, TenantConnection
+from claresia_sync.api.retry import Backoff
 from claresia_sync.api.sdk import SdkCaller, SdkFailure
 from claresia_sync.naming import PREFIX
 from claresia_sync.publish.targets import claude_api_cache as cache
@@ -53,7 +54,16 @@ from claresia_sync.publish.targets.base import (
     TargetError,
     no_access_check,
 )
+from claresia_sync.publish.targets.check import TEST_ATTEMPTS, TargetReport, zero_retention
 from claresia_sync.publish.targets.claude_enterprise import marker, zero_retention_refusal
+from claresia_sync.publish.targets.section import (
+    AnthropicId,
+    BaseUrl,
+    KeyRef,
+    StoredTarget,
+    TargetSection,
+)
+from claresia_sync.secrets import WORKSPACE_API_KEY
 from claresia_sync.transpile import ClaudeSkill, bytes_hash
 
 log = logging.getLogger(__name__)
@@ -371,10 +381,84 @@ class ClaudeApiTarget:
         await self.caller.aclose()
 
 
+class ApiTargetSpec(TargetSection):
+    """`targets.claude-api`: the Skills API, one workspace API key per mapped workspace."""
+
+    org_id: AnthropicId
+    workspace_keys: dict[AnthropicId, KeyRef]
+    """Workspace id -> reference of that workspace's API key (`sk-ant-api03-`)."""
+    admin_key: KeyRef | None = None
+    """Optional Console admin key (`sk-ant-admin01-`): lets `connection test` name workspaces."""
+    base_url: BaseUrl | None = None
+
+    def stored(self) -> StoredTarget:
+        return StoredTarget(
+            self.org_id, self.admin_key, self.base_url, dict(sorted(self.workspace_keys.items()))
+        )
+
+    def problems(self, here: str, mapped: Mapping[str, str]) -> list[str]:
+        """Exactly one key per workspace mapped to the tenant or its sub-tenants."""
+        keys = f"{here}.workspace_keys"
+        problems = [
+            f"{keys}: no API key for workspace {ws_id!r} (mapped at {where}): the claude-api "
+            f"target publishes into every mapped workspace; add `{ws_id}: env:NAME`"
+            for ws_id, where in mapped.items()
+            if ws_id not in self.workspace_keys
+        ]
+        problems += [
+            f"{keys}.{ws_id}: workspace is not mapped to this tenant or its sub-tenants: "
+            "map it under `workspaces:` or remove its key"
+            for ws_id in self.workspace_keys
+            if ws_id not in mapped
+        ]
+        return problems
+
+
 class ClaudeApiKind:
     """The `claude-api` kind: one target per workspace; a grant needs no access there."""
 
     name = NAME
+    key_family = WORKSPACE_API_KEY
+    section = ApiTargetSpec
+
+    def connections(self, base: TenantConnection, stored: StoredTarget) -> list[TenantConnection]:
+        """One per workspace key: each publishes into its workspace with that key."""
+        return [
+            replace(base, admin_key_ref=ref, workspace_id=ws)
+            for ws, ref in sorted(stored.workspace_key_refs.items())
+        ]
+
+    async def check(self, conn: TenantConnection, groups: Mapping[str, str]) -> TargetReport:
+        """The workspace API key valid and belonging to its workspace (every request names the
+        workspace), with the warning that the Skills API is not eligible for zero retention."""
+        report = TargetReport(conn.target_key, f"{conn.base_url}, workspace {conn.workspace_id}")
+        try:
+            target = self.open(conn)
+        except ConnectionKeyError as exc:
+            report.problems.append(str(exc))
+            return report
+        target.caller.retry = Backoff(TEST_ATTEMPTS)
+        report.lines.append(
+            f"API:            {conn.base_url} (API key {target.caller.key_hint} of "
+            f"{conn.workspace_id})"
+        )
+        try:
+            await target.caller.call(
+                "GET",
+                "/v1/skills",
+                "GET /v1/skills",
+                lambda: target.caller.sdk.skills.list(limit=1),
+            )
+            report.lines.append(f"Workspace:      {conn.workspace_id}: key valid and belongs to it")
+        except TargetError as exc:
+            report.problems.append(
+                f"{conn.describe()}: {exc}" + (f" — {exc.hint}" if exc.hint else "")
+            )
+        finally:
+            await target.aclose()
+        zero_retention(conn, report)
+        report.warnings.append(f"{conn.workspace_id}: {ZDR_WARNING}")
+        return report
 
     def desired_access(self, grant: Grant) -> WorkspaceAccess:
         return WorkspaceAccess()

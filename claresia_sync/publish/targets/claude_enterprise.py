@@ -29,8 +29,9 @@ from typing import Any, Literal, cast
 import httpx2
 
 from claresia_sync.api.client import CallCounter
-from claresia_sync.api.connect import CLAUDE_ENTERPRISE, TenantConnection
+from claresia_sync.api.connect import CLAUDE_ENTERPRISE, ConnectionKeyError, TenantConnection
 from claresia_sync.api.errors import ZERO_RETENTION_HINT
+from claresia_sync.api.retry import Backoff
 from claresia_sync.api.sdk import SdkCaller, SdkFailure
 from claresia_sync.naming import PREFIX
 from claresia_sync.publish.targets.base import (
@@ -43,7 +44,16 @@ from claresia_sync.publish.targets.base import (
     TargetError,
     no_access_check,
 )
+from claresia_sync.publish.targets.check import TEST_ATTEMPTS, TargetReport, zero_retention
 from claresia_sync.publish.targets.remembered import Lru
+from claresia_sync.publish.targets.section import (
+    AnthropicId,
+    BaseUrl,
+    KeyRef,
+    StoredTarget,
+    TargetSection,
+)
+from claresia_sync.secrets import ENTERPRISE_ADMIN
 from claresia_sync.transpile import ClaudeSkill
 
 log = logging.getLogger(__name__)
@@ -504,11 +514,48 @@ class ClaudeEnterpriseTarget:
         await self.caller.aclose()
 
 
+class EnterpriseTargetSpec(TargetSection):
+    """`targets.claude-enterprise`: the Plugins API of a Claude Enterprise organisation."""
+
+    org_id: AnthropicId
+    admin_key: KeyRef
+    """A Claude Enterprise admin key (`sk-ant-api01-`)."""
+    base_url: BaseUrl | None = None
+
+    def stored(self) -> StoredTarget:
+        return StoredTarget(self.org_id, self.admin_key, self.base_url)
+
+
 class ClaudeEnterpriseKind:
     """The `claude-enterprise` kind: a grant is the installation preference of each granting
     archetype's group, the organisation `not_available`."""
 
     name = NAME
+    key_family = ENTERPRISE_ADMIN
+    section = EnterpriseTargetSpec
+
+    def connections(self, base: TenantConnection, stored: StoredTarget) -> list[TenantConnection]:
+        return [base]
+
+    async def check(self, conn: TenantConnection, groups: Mapping[str, str]) -> TargetReport:
+        """The organisation name, the Plugins API reachable (beta header, Enterprise
+        organisation), the read scopes verified and the missing ones named, each archetype's
+        rbac group found or named as missing."""
+        report = TargetReport(conn.target_key, f"{conn.base_url}, organisation {conn.org_id}")
+        try:
+            target = self.open(conn)
+        except ConnectionKeyError as exc:
+            report.problems.append(str(exc))
+            return report
+        target.caller.retry = Backoff(TEST_ATTEMPTS)
+        report.lines.append(
+            f"API:            {conn.base_url} (Enterprise admin key {target.caller.key_hint})"
+        )
+        try:
+            await _check(target, conn, groups, report)
+        finally:
+            await target.aclose()
+        return report
 
     def desired_access(self, grant: Grant) -> Installation:
         strongest: dict[str, str] = {}
@@ -537,6 +584,70 @@ class ClaudeEnterpriseKind:
         return ClaudeEnterpriseTarget(
             SdkCaller(conn, http=http, counter=counter, hints=_hints), conn
         )
+
+
+def _scope_named(exc: TargetError) -> str | None:
+    found = re.search(r"(write|read):[a-z_]+", str(exc))
+    return found.group(0) if found else None
+
+
+async def _check(
+    target: ClaudeEnterpriseTarget,
+    conn: TenantConnection,
+    groups: Mapping[str, str],
+    report: TargetReport,
+) -> None:
+    try:
+        name = await target.organization_name()
+    except TargetError as exc:
+        report.problems.append(f"{exc}" + (f" — {exc.hint}" if exc.hint else ""))
+        return
+    report.lines.append(f"Organisation:   {name} ({conn.org_id})")
+    zero_retention(conn, report)
+    verified: list[str] = []
+    missing: list[str] = []
+    plugins = target.caller.sdk.beta.organization.plugins
+    try:
+        await target.caller.call(
+            "GET", R_PLUGINS, "GET /v1/organizations/plugins", lambda: plugins.list(limit=1)
+        )
+        report.lines.append("Plugins API:    reachable (beta ce-plugins-2026-09-01)")
+        verified.append("read:plugins")
+    except SdkFailure as exc:
+        if exc.status == 403:
+            missing.append(_scope_named(exc) or "read:plugins")
+        else:
+            report.problems.append(f"{exc}" + (f" — {exc.hint}" if exc.hint else ""))
+            return
+    known: dict[str, str] | None = None
+    try:
+        known = await target.rbac_groups()
+        verified.append("read:rbac_groups")
+    except SdkFailure as exc:
+        if exc.status != 403:
+            raise
+        missing.append(_scope_named(exc) or "read:rbac_groups")
+    report.lines.append(
+        f"Scopes:         {', '.join(verified) or 'none'} verified; write:plugins is checked "
+        "at publish"
+    )
+    if missing:
+        report.lines.append(f"Missing scopes: {', '.join(missing)}")
+        report.problems.append(
+            f"the Claude Enterprise admin key lacks the scope(s) {', '.join(missing)}: re-mint it "
+            f"in claude.ai with the scopes {', '.join(SCOPES)}"
+        )
+    if known is None:
+        return
+    for archetype, group in sorted(groups.items()):
+        if group in known:
+            report.lines.append(f"RBAC group:     {archetype} -> {group} ({known[group]}) found")
+        else:
+            report.lines.append(f"RBAC group:     {archetype} -> {group} MISSING")
+            report.problems.append(
+                f"archetype {archetype}: rbac group {group} is not in organisation {conn.org_id}: "
+                "fix its rbac_group in the tenants file"
+            )
 
 
 CLAUDE_ENTERPRISE_KIND = ClaudeEnterpriseKind()

@@ -37,6 +37,8 @@ from claresia_sync.publish.targets.base import (
     TargetError,
     no_access_check,
 )
+from claresia_sync.publish.targets.section import StoredTarget
+from claresia_sync.secrets import CONSOLE_ADMIN
 from claresia_sync.transpile import ClaudeSkill
 
 NAME = "org-skills"
@@ -217,9 +219,21 @@ class OrgSkillsTarget:
 
 
 class OrgSkillsKind:
-    """The `org-skills` kind: a grant is an ACL of the tenant's workspaces and the groups."""
+    """The `org-skills` kind: a grant is an ACL of the tenant's workspaces and the groups.
+
+    Its part of the tenants file is the root tenant's `connection:` (the organisation
+    connection, stored in `org_connection`: the audit poller's too), not a `targets:` section;
+    `connection_check` tests it."""
 
     name = NAME
+    key_family = CONSOLE_ADMIN
+    section = None
+
+    def connections(self, base: TenantConnection, stored: StoredTarget) -> list[TenantConnection]:
+        return [base]
+
+    async def check(self, conn: TenantConnection, groups: Mapping[str, str]) -> None:
+        return None
 
     def desired_access(self, grant: Grant) -> Acl:
         return Acl.of(grant.workspace_ids, grant.rbac_group_ids)
