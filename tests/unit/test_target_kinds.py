@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import get_args
 
@@ -57,3 +59,16 @@ def test_the_kinds_import_nothing_above_them() -> None:
             ):
                 found.append(f"{path.name}:{node.lineno}: {module}")
     assert not found, found
+
+
+def test_the_tenants_file_imports_first_in_a_fresh_interpreter() -> None:
+    """tenancy reads the kinds table and publish reads tenancy: importing the tenants file
+    before anything else must work."""
+    done = subprocess.run(
+        [sys.executable, "-c", "import claresia_sync.tenancy.schema, claresia_sync.publish"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
