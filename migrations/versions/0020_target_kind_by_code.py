@@ -2,7 +2,7 @@
 kind's name, not against a list of the kinds.
 
 Revision ID: 0020
-Revises: 0018
+Revises: 0016
 Create Date: 2026-12-07
 
 The kinds are `publish.targets.KINDS`: a kind is one module and one line there. A CHECK listing
@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0020"
-down_revision: str | None = "0018"
+down_revision: str | None = "0016"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
