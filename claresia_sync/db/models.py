@@ -264,7 +264,7 @@ class CatalogSkill(Base):
 
 class CatalogIR(Base):
     """Every Skill IR ever imported, once per (skill, IR hash): releases share unchanged IR.
-    Append-only (migration 0018)."""
+    Append-only (migration 0016)."""
 
     __tablename__ = "catalog_ir"
 
@@ -277,7 +277,7 @@ class CatalogIR(Base):
 
 class CatalogRelease(Base):
     """A numbered, immutable snapshot of the catalog (release_store.py): only `is_current`
-    ever changes (migration 0018's trigger), and one release at most is current."""
+    ever changes (migration 0016's trigger), and one release at most is current."""
 
     __tablename__ = "catalog_release"
     __table_args__ = (
@@ -422,7 +422,7 @@ PUBLICATION_ACTIONS = ("published", "updated", "access", "failed", "unpublished"
 
 class PublicationHistory(Base):
     """Each change of a `publication` row, written in its transaction (publish/records.py):
-    what was live for a tenant at any instant (docs/analytics.md). Append-only (0018)."""
+    what was live for a tenant at any instant (docs/analytics.md). Append-only (0016)."""
 
     __tablename__ = "publication_history"
     __table_args__ = (

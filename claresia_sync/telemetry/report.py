@@ -1,6 +1,6 @@
 """`telemetry report`: per tenant and skill, invocations, failures, failure rate, cost and p50/p95
 duration over a period, read from the analyst view `telemetry_invocation` (migration 0002); with
-`--by-source`, what each source says, read from `skill_usage_by_source` (migration 0019)."""
+`--by-source`, what each source says, read from `skill_usage_by_source` (migration 0015)."""
 
 from __future__ import annotations
 

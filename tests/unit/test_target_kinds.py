@@ -22,7 +22,7 @@ TARGETS = Path(__file__).resolve().parents[2] / "claresia_sync" / "publish" / "t
 def test_the_kinds_table_and_what_each_kind_owns() -> None:
     assert list(KINDS) == ["org-skills", "claude-enterprise", "claude-api"]
     for name, kind in KINDS.items():
-        assert re.fullmatch(r"[a-z][a-z0-9]*(-[a-z0-9]+)*", name), name  # migration 0020
+        assert re.fullmatch(r"[a-z][a-z0-9]*(-[a-z0-9]+)*", name), name  # migration 0018
         assert KEY_FAMILIES[name] is kind.key_family
     # `targets:` is composed of the kinds that have a section, keyed by their names.
     (tenant,) = get_args(tenants_file_model().model_fields["tenants"].annotation)

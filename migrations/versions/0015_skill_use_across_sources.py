@@ -3,7 +3,7 @@ audit log's runs and failures, Claude Code's activations, each with its users, c
 the per-event totals `telemetry report` counts; the skills analytics; the activity feed's
 lifecycle events. It replaces the view of 0011/0014 (its columns kept, in the same order).
 
-Revision ID: 0019
+Revision ID: 0015
 Revises: 0014
 Create Date: 2026-12-07
 """
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0019"
+revision: str = "0015"
 down_revision: str | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

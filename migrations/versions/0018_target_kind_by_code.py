@@ -1,8 +1,8 @@
 """A target kind is the code's (issue 21): `tenant_target.kind` is checked for the form of a
 kind's name, not against a list of the kinds.
 
-Revision ID: 0020
-Revises: 0016
+Revision ID: 0018
+Revises: 0017
 Create Date: 2026-12-07
 
 The kinds are `publish.targets.KINDS`: a kind is one module and one line there. A CHECK listing
@@ -20,8 +20,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0020"
-down_revision: str | None = "0016"
+revision: str = "0018"
+down_revision: str | None = "0017"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

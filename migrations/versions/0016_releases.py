@@ -1,7 +1,7 @@
 """Catalog releases, tenants on a release, and the history of every publication change (issue 22).
 
-Revision ID: 0018
-Revises: 0019
+Revision ID: 0016
+Revises: 0015
 Create Date: 2026-12-07
 
 - `catalog_ir`: every Skill IR imported, once per (skill, IR hash); `catalog_release` (numbered,
@@ -20,8 +20,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0018"
-down_revision: str | None = "0019"
+revision: str = "0016"
+down_revision: str | None = "0015"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -53,7 +53,7 @@ RELEASE_ONE = """
 INSERT INTO catalog_ir (skill_id, ir_hash, ir)
     SELECT skill_id, ir_hash, ir FROM catalog_skill;
 INSERT INTO catalog_release (number, created_by, note, is_current)
-    SELECT 1, 'migration 0018', 'the catalog as it stood when releases began', true
+    SELECT 1, 'migration 0016', 'the catalog as it stood when releases began', true
      WHERE EXISTS (SELECT 1 FROM catalog_skill);
 INSERT INTO catalog_release_skill (release, skill_id, ir_hash, deprecated)
     SELECT 1, skill_id, ir_hash, deprecated FROM catalog_skill;

@@ -1,7 +1,7 @@
 """Publish jobs: a dedupe key, unique among queued jobs.
 
-Revision ID: 0016
-Revises: 0018
+Revision ID: 0017
+Revises: 0016
 Create Date: 2026-12-07
 
 - `dedupe_key`: `jobs.enqueue(..., dedupe_key=...)` inserts with `ON CONFLICT DO NOTHING` on
@@ -18,8 +18,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0016"
-down_revision: str | None = "0018"
+revision: str = "0017"
+down_revision: str | None = "0016"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
