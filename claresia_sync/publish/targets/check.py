@@ -3,13 +3,23 @@ one connection), and the lines every kind's report shares."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
-from claresia_sync.api.connect import TenantConnection
+from claresia_sync.api.connect import ConnectionKeyError, TenantConnection
 from claresia_sync.api.errors import ZERO_RETENTION_HINT
+from claresia_sync.api.retry import Backoff
+from claresia_sync.api.sdk import SdkCaller
 
 TEST_ATTEMPTS = 2  # interactive: answer within seconds
+
+
+class _OnSdk(Protocol):
+    caller: SdkCaller
+
+
+T = TypeVar("T", bound=_OnSdk)
 
 
 @dataclass
@@ -43,3 +53,26 @@ def zero_retention(conn: TenantConnection, report: TargetReport) -> None:
         )
     else:
         report.lines.append(f"Zero retention: {conn.zero_retention}; no API reports it")
+
+
+def open_for_check(
+    open_target: Callable[[TenantConnection], T],
+    conn: TenantConnection,
+    report: TargetReport,
+    key_words: str,
+    of: str | None = None,
+) -> T | None:
+    """The target a check reads through, with the interactive retry budget and its `API:` line
+    (`key_words` say which key, e.g. "API key", `of` whose; the hint names it, never the key);
+    None when the key reference cannot be read (the reason is the report's problem)."""
+    try:
+        target = open_target(conn)
+    except ConnectionKeyError as exc:
+        report.problems.append(str(exc))
+        return None
+    target.caller.retry = Backoff(TEST_ATTEMPTS)
+    whose = f" of {of}" if of else ""
+    report.lines.append(
+        f"API:            {conn.base_url} ({key_words} {target.caller.key_hint}{whose})"
+    )
+    return target

@@ -39,8 +39,7 @@ from typing import Any
 import httpx2
 
 from claresia_sync.api.client import CallCounter
-from claresia_sync.api.connect import CLAUDE_API, ConnectionKeyError, TenantConnection
-from claresia_sync.api.retry import Backoff
+from claresia_sync.api.connect import CLAUDE_API, TenantConnection
 from claresia_sync.api.sdk import SdkCaller, SdkFailure
 from claresia_sync.naming import PREFIX
 from claresia_sync.publish.targets import claude_api_cache as cache
@@ -54,7 +53,7 @@ from claresia_sync.publish.targets.base import (
     TargetError,
     no_access_check,
 )
-from claresia_sync.publish.targets.check import TEST_ATTEMPTS, TargetReport, zero_retention
+from claresia_sync.publish.targets.check import TargetReport, open_for_check, zero_retention
 from claresia_sync.publish.targets.claude_enterprise import marker, zero_retention_refusal
 from claresia_sync.publish.targets.section import (
     AnthropicId,
@@ -432,16 +431,9 @@ class ClaudeApiKind:
         """The workspace API key valid and belonging to its workspace (every request names the
         workspace), with the warning that the Skills API is not eligible for zero retention."""
         report = TargetReport(conn.target_key, f"{conn.base_url}, workspace {conn.workspace_id}")
-        try:
-            target = self.open(conn)
-        except ConnectionKeyError as exc:
-            report.problems.append(str(exc))
+        target = open_for_check(self.open, conn, report, "API key", of=conn.workspace_id)
+        if target is None:
             return report
-        target.caller.retry = Backoff(TEST_ATTEMPTS)
-        report.lines.append(
-            f"API:            {conn.base_url} (API key {target.caller.key_hint} of "
-            f"{conn.workspace_id})"
-        )
         try:
             await target.caller.call(
                 "GET",

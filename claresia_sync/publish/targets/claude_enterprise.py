@@ -29,9 +29,8 @@ from typing import Any, Literal, cast
 import httpx2
 
 from claresia_sync.api.client import CallCounter
-from claresia_sync.api.connect import CLAUDE_ENTERPRISE, ConnectionKeyError, TenantConnection
+from claresia_sync.api.connect import CLAUDE_ENTERPRISE, TenantConnection
 from claresia_sync.api.errors import ZERO_RETENTION_HINT
-from claresia_sync.api.retry import Backoff
 from claresia_sync.api.sdk import SdkCaller, SdkFailure
 from claresia_sync.naming import PREFIX
 from claresia_sync.publish.targets.base import (
@@ -44,7 +43,7 @@ from claresia_sync.publish.targets.base import (
     TargetError,
     no_access_check,
 )
-from claresia_sync.publish.targets.check import TEST_ATTEMPTS, TargetReport, zero_retention
+from claresia_sync.publish.targets.check import TargetReport, open_for_check, zero_retention
 from claresia_sync.publish.targets.remembered import Lru
 from claresia_sync.publish.targets.section import (
     AnthropicId,
@@ -542,15 +541,9 @@ class ClaudeEnterpriseKind:
         organisation), the read scopes verified and the missing ones named, each archetype's
         rbac group found or named as missing."""
         report = TargetReport(conn.target_key, f"{conn.base_url}, organisation {conn.org_id}")
-        try:
-            target = self.open(conn)
-        except ConnectionKeyError as exc:
-            report.problems.append(str(exc))
+        target = open_for_check(self.open, conn, report, "Enterprise admin key")
+        if target is None:
             return report
-        target.caller.retry = Backoff(TEST_ATTEMPTS)
-        report.lines.append(
-            f"API:            {conn.base_url} (Enterprise admin key {target.caller.key_hint})"
-        )
         try:
             await _check(target, conn, groups, report)
         finally:
@@ -559,12 +552,9 @@ class ClaudeEnterpriseKind:
 
     def desired_access(self, grant: Grant) -> Installation:
         strongest: dict[str, str] = {}
-        for group, pref in grant.installations:
-            if (
-                PREFERENCES.index(pref) > PREFERENCES.index(strongest.get(group, "available"))
-                or group not in strongest
-            ):
-                strongest[group] = pref
+        for group, pref in grant.installations:  # a group granted by several archetypes
+            held = strongest.get(group)
+            strongest[group] = pref if held is None else max(held, pref, key=PREFERENCES.index)
         return Installation(ORG_SETTING, tuple(sorted(strongest.items())))
 
     def access_from_json(self, data: Mapping[str, Any]) -> Installation:
