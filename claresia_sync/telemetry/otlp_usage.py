@@ -37,25 +37,23 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, text
 
-_ACTIVATIONS = text("""
+_ACTIVATIONS = """
 INSERT INTO claude_code_activation
     (event_id, tenant_slug, session_id, prompt_id, occurred_at, account_uuid, account_id)
-SELECT * FROM unnest(CAST(:event_id AS text[]), CAST(:tenant_slug AS text[]),
-                     CAST(:session_id AS text[]), CAST(:prompt_id AS text[]),
-                     CAST(:occurred_at AS timestamptz[]), CAST(:account_uuid AS text[]),
-                     CAST(:account_id AS text[]))
+SELECT * FROM unnest(%(event_id)b::text[], %(tenant_slug)b::text[], %(session_id)b::text[],
+                     %(prompt_id)b::text[], %(occurred_at)b::timestamptz[],
+                     %(account_uuid)b::text[], %(account_id)b::text[])
 ON CONFLICT (event_id) DO NOTHING
-""")
+"""
 # One statement: the requests not counted yet (`new`) are added to their prompts, and the
 # activations make their prompt's first event id the smaller one. Rows in key order: writers
 # with overlapping exports wait for one another, they do not deadlock.
-_PROMPTS = text("""
+_PROMPTS = """
 WITH usage AS (
-    SELECT * FROM unnest(CAST(:u_tenant AS text[]), CAST(:u_session AS text[]),
-                         CAST(:u_prompt AS text[]), CAST(:u_key AS bigint[]),
-                         CAST(:u_at AS timestamptz[]), CAST(:u_model AS text[]),
-                         CAST(:u_in AS bigint[]), CAST(:u_out AS bigint[]),
-                         CAST(:u_cost AS numeric[]), CAST(:u_ms AS bigint[]))
+    SELECT * FROM unnest(%(u_tenant)b::text[], %(u_session)b::text[], %(u_prompt)b::text[],
+                         %(u_key)b::bigint[], %(u_at)b::timestamptz[], %(u_model)b::text[],
+                         %(u_in)b::bigint[], %(u_out)b::bigint[], %(u_cost)b::numeric[],
+                         %(u_ms)b::bigint[])
         AS u(tenant_slug, session_id, prompt_id, request_key, occurred_at, model, input_tokens,
              output_tokens, cost_usd, duration_ms)
 ), new AS (
@@ -74,8 +72,8 @@ WITH usage AS (
      GROUP BY 1, 2, 3
 ), firsts AS (
     SELECT tenant_slug, session_id, prompt_id, min(event_id) AS first_event_id
-      FROM unnest(CAST(:a_tenant AS text[]), CAST(:a_session AS text[]),
-                  CAST(:a_prompt AS text[]), CAST(:a_event AS text[]))
+      FROM unnest(%(a_tenant)b::text[], %(a_session)b::text[], %(a_prompt)b::text[],
+                  %(a_event)b::text[])
            AS f(tenant_slug, session_id, prompt_id, event_id)
      GROUP BY 1, 2, 3
 )
@@ -97,7 +95,7 @@ ON CONFLICT (tenant_slug, session_id, prompt_id) DO UPDATE SET
     model = CASE WHEN p.model_at IS NULL OR EXCLUDED.model_at >= p.model_at
                  THEN coalesce(EXCLUDED.model, p.model) ELSE p.model END,
     model_at = greatest(p.model_at, EXCLUDED.model_at)
-""")
+"""
 ACTIVATION_COLUMNS = (
     "event_id",
     "tenant_slug",
@@ -146,12 +144,16 @@ def store(
 ) -> None:
     """Write these rows in the caller's transaction (see the module doc); what was stored
     already is left, a request counted already is not added again."""
-    if activations:
-        ordered = sorted(activations, key=itemgetter("event_id"))
-        conn.execute(_ACTIVATIONS, _columns(ordered, {c: c for c in ACTIVATION_COLUMNS}))
-    if activations or usage:
+    if not activations and not usage:
+        return
+    dbapi = conn.connection.driver_connection
+    assert dbapi is not None
+    with dbapi.cursor() as cur:
+        if activations:
+            ordered = sorted(activations, key=itemgetter("event_id"))
+            cur.execute(_ACTIVATIONS, _columns(ordered, {c: c for c in ACTIVATION_COLUMNS}))
         usage = list({_REQUEST(u): u for u in usage}.values())  # a retry in the same batch
-        conn.execute(
+        cur.execute(
             _PROMPTS, {**_columns(usage, _USAGE_PARAMS), **_columns(activations, _FIRST_PARAMS)}
         )
 
