@@ -10,7 +10,12 @@ from sqlalchemy import Connection, text
 
 from claresia_sync.errors import one_line
 from claresia_sync.publish.jobs import ACTIVE
-from claresia_sync.telemetry.sources import SourceState
+from claresia_sync.telemetry.sources import (
+    ACTIVITY_FEED,
+    CLAUDE_CODE_OTLP,
+    SKILLS_ANALYTICS,
+    SourceState,
+)
 
 # A job with tenant_id NULL (republish --all) covers every tenant; a sub-tenant's organisation is
 # its parent's.
@@ -166,3 +171,123 @@ def status_json(
             for x in sources or []
         ],
     }
+
+
+# --- every target's organisations and the freshness of each telemetry source -----------------
+
+AUDIT_POLLER = "audit-poller"
+# What each target kind's organisations report, read by claresia-sync (docs/analytics.md): the
+# audit log of org-skills organisations; the skills analytics and activity feed of Claude
+# Enterprise ones. Claude Code's OTLP export is per root tenant (its token), shown with the
+# tenant's Claude Enterprise organisation, else its first.
+EXPECTED_SOURCES = {
+    "org-skills": (AUDIT_POLLER,),
+    "claude-enterprise": (SKILLS_ANALYTICS, ACTIVITY_FEED),
+}
+
+
+@dataclass(frozen=True)
+class SourceFreshness:
+    source: str
+    key: str
+    """The organisation (or, for Claude Code's export, the root tenant) it is kept for."""
+    last_run_at: dt.datetime | None
+    last_success_at: dt.datetime | None
+    last_error: str | None
+    lag_seconds: float | None
+    """now - the newest instant its stored data covers (the audit poller: since its last poll)."""
+
+    @property
+    def failing(self) -> bool:
+        return self.last_error is not None
+
+
+@dataclass(frozen=True)
+class OrgTargets:
+    """One organisation of a root tenant, every target it is used through, its sources."""
+
+    org_id: str
+    tenant: str
+    targets: tuple[str, ...]
+    """`publication.target` values: org-skills, claude-enterprise, claude-api:<workspace>."""
+    sources: tuple[SourceFreshness, ...]
+
+    @property
+    def failing(self) -> bool:
+        return any(s.failing for s in self.sources)
+
+
+def _audit_freshness(o: OrgStatus, now: dt.datetime) -> SourceFreshness:
+    ok = o.last_poll_status != "error"
+    return SourceFreshness(
+        AUDIT_POLLER,
+        o.org_id,
+        o.last_polled_at,
+        o.last_polled_at if ok else None,
+        o.last_poll_error if not ok else None,
+        o.checkpoint_age(now),
+    )
+
+
+def _freshness(x: SourceState) -> SourceFreshness:
+    return SourceFreshness(
+        x.source, x.org_id, x.last_run_at, x.last_success_at, x.last_error, x.lag_seconds
+    )
+
+
+def organisations(
+    targets: list[tuple[str, str, str]],
+    orgs: list[OrgStatus],
+    sources: list[SourceState],
+    now: dt.datetime,
+) -> list[OrgTargets]:
+    """Every organisation of `targets` ((root tenant, org id, target) of every target
+    connection), with the freshness and last error of each source that reads it; a source
+    that should run and never did is shown without a run."""
+    by_org: dict[tuple[str, str], list[str]] = {}
+    for tenant, org_id, target in targets:
+        by_org.setdefault((org_id, tenant), []).append(target)
+    audit = {o.org_id: _audit_freshness(o, now) for o in orgs}
+    kept = {(x.source, x.org_id): _freshness(x) for x in sources}
+    otlp_home: dict[str, tuple[str, bool]] = {}  # root tenant -> (org, is Claude Enterprise)
+    for (org_id, tenant), kinds in sorted(by_org.items()):
+        enterprise = "claude-enterprise" in kinds
+        if tenant not in otlp_home or (enterprise and not otlp_home[tenant][1]):
+            otlp_home[tenant] = (org_id, enterprise)
+    out = []
+    for (org_id, tenant), kinds in sorted(by_org.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        found: list[SourceFreshness] = []
+        for kind in dict.fromkeys(k.partition(":")[0] for k in kinds):
+            for name in EXPECTED_SOURCES.get(kind, ()):
+                never = SourceFreshness(name, org_id, None, None, None, None)
+                found.append(audit.get(org_id, never) if name == AUDIT_POLLER else
+                             kept.get((name, org_id), never))  # fmt: skip
+        if otlp_home[tenant][0] == org_id and (CLAUDE_CODE_OTLP, tenant) in kept:
+            found.append(kept[(CLAUDE_CODE_OTLP, tenant)])
+        out.append(OrgTargets(org_id, tenant, tuple(kinds), tuple(found)))
+    return out
+
+
+def organisations_json(orgs: list[OrgTargets], now: dt.datetime) -> list[dict[str, Any]]:
+    def plain(value: Any) -> Any:
+        return value.isoformat() if isinstance(value, dt.datetime) else value
+
+    return [
+        {
+            "org_id": o.org_id,
+            "tenant": o.tenant,
+            "targets": list(o.targets),
+            "failing": o.failing,
+            "sources": [
+                {
+                    **{k: plain(v) for k, v in asdict(s).items()},
+                    "last_success_age_s": (now - s.last_success_at).total_seconds()
+                    if s.last_success_at
+                    else None,
+                    "failing": s.failing,
+                }
+                for s in o.sources
+            ],
+        }
+        for o in orgs
+    ]

@@ -186,7 +186,12 @@ async def _tenant(call: Call) -> Any:
     found["publications"] = await call.center.read(
         operations.publications, engine, tenant=call.path["slug"]
     )
+    found["access"] = await call.center.read(operations.tenant_access, engine, call.path["slug"])
     return found
+
+
+async def _organisations(call: Call) -> Any:
+    return await call.center.read(operations.organisations, call.center.engine)
 
 
 async def _plan(call: Call) -> Any:
@@ -291,7 +296,14 @@ async def _actions(call: Call) -> Any:
 ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("GET", "/whoami", "The caller's token name and role", _whoami),
     Endpoint("GET", "/tenants", "Every tenant and organisation and how it stands", _tenants),
-    Endpoint("GET", "/tenants/{slug}", "One tenant, with its publications", _tenant),
+    Endpoint(
+        "GET", "/tenants/{slug}", "One tenant: its publications and access in words", _tenant
+    ),
+    Endpoint(
+        "GET", "/organisations",
+        "Every target's organisations, each telemetry source's freshness and last error",
+        _organisations,
+    ),
     Endpoint(
         "GET", "/plan", "What a publish would change (a dry run: writes nothing)", _plan,
         query=PlanQuery,

@@ -166,16 +166,18 @@ def console_routes(center: Center) -> list[Route]:
 
     async def home(request: Request, page: _Page) -> Response:
         status = await center.read(operations.tenants, engine)
+        orgs = await center.read(operations.organisations, engine)
         recent = await center.read(
             operations.list_jobs, engine, status=None, tenant_slug=None, limit=5
         )
-        return _render("tenants.html", page=page, status=status, jobs=recent)
+        return _render("tenants.html", page=page, status=status, orgs=orgs, jobs=recent)
 
     async def tenant_page(request: Request, page: _Page) -> Response:
         slug = _slug(request)
         found = await center.read(operations.tenant, engine, slug)
         pubs = await center.read(operations.publications, engine, tenant=slug)
-        return _render("tenant.html", page=page, tenant=found, publications=pubs)
+        access = await center.read(operations.tenant_access, engine, slug)
+        return _render("tenant.html", page=page, tenant=found, publications=pubs, access=access)
 
     async def plan_page(request: Request, page: _Page) -> Response:
         slug = _slug(request) if "slug" in request.path_params else None

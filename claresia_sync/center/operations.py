@@ -16,17 +16,32 @@ from typing import Any
 from sqlalchemy import Engine, select, text, update
 from sqlalchemy.orm import Session
 
+from claresia_sync.center.access_words import Names, describe, preference
 from claresia_sync.config import Settings
-from claresia_sync.db.models import JobStatus, Publication, PublishJob, Tenant
+from claresia_sync.db.models import (
+    Archetype,
+    JobStatus,
+    Publication,
+    PublishJob,
+    Tenant,
+    WorkspaceMapping,
+)
 from claresia_sync.errors import UserError
 from claresia_sync.publish import jobs
 from claresia_sync.publish.planner import Op, Plan, PlanItem
 from claresia_sync.publish.reconcile import reconcile
 from claresia_sync.publish.report import plan_counts
-from claresia_sync.status import org_status, status_json, tenant_status
+from claresia_sync.status import (
+    org_status,
+    organisations_json,
+    status_json,
+    tenant_status,
+)
+from claresia_sync.status import organisations as org_targets
 from claresia_sync.telemetry.quarantine import replay_for_tenant
 from claresia_sync.telemetry.report import skill_report
-from claresia_sync.tenancy.lookup import UnknownTenantError, require_tenant
+from claresia_sync.telemetry.sources import source_states
+from claresia_sync.tenancy.lookup import UnknownTenantError, require_tenant, target_connections
 
 PLAN_CONCURRENCY = 8  # a dry run only reads; keep the console's plans gentle on the API
 
@@ -77,35 +92,111 @@ def tenant(engine: Engine, slug: str) -> dict[str, Any]:
     return dict(found)
 
 
+def access_names(session: Session) -> Names:
+    """Every rbac group by the archetypes using it (`tenant/archetype`), every mapped
+    workspace by its name: how the console says who has access."""
+    groups: dict[str, list[str]] = {}
+    for group, tenant_slug, archetype in session.execute(
+        select(Archetype.rbac_group_id, Tenant.slug, Archetype.slug)
+        .join(Tenant, Tenant.id == Archetype.tenant_id)
+        .order_by(Tenant.slug, Archetype.slug)
+    ):
+        groups.setdefault(group, []).append(f"{tenant_slug}/{archetype}")
+    workspaces = dict(
+        session.execute(select(WorkspaceMapping.workspace_id, WorkspaceMapping.workspace_name))
+        .tuples()
+        .all()
+    )
+    return Names(groups, workspaces)
+
+
 def publications(
-    engine: Engine, *, tenant: str | None = None, job_id: int | None = None
+    engine: Engine,
+    *,
+    tenant: str | None = None,
+    job_id: int | None = None,
+    skill: str | None = None,
 ) -> list[dict[str, Any]]:
-    """The `publication` rows of a tenant, or those a job wrote last (its per-skill results)."""
+    """The `publication` rows of a tenant, of a skill, or those a job wrote last (its per-skill
+    results), each with its access in words (`access_words`)."""
     query = (
         select(Publication, Tenant.slug)
         .join(Tenant, Tenant.id == Publication.tenant_id)
-        .order_by(Tenant.slug, Publication.published_name)
+        .order_by(Tenant.slug, Publication.published_name, Publication.target)
     )
     if tenant is not None:
         query = query.where(Tenant.slug == tenant)
     if job_id is not None:
         query = query.where(Publication.last_job_id == job_id)
+    if skill is not None:
+        query = query.where(Publication.skill_id == skill)
     with Session(engine) as session:
         rows = session.execute(query).all()
+        names = access_names(session) if rows else Names({}, {})
     return [
         {
             "tenant": slug,
             "skill_id": p.skill_id,
             "name": p.published_name,
+            "target": p.target,
             "status": p.status,
             "remote_id": p.remote_skill_id,
             "version": p.remote_version,
+            "content_hash": p.content_hash,
             "acl": p.acl,
+            "access": [g.as_json() for g in describe(p.target, p.acl, names)],
             "last_error": p.last_error,
             "published_at": _iso(p.published_at),
         }
         for p, slug in rows
     ]
+
+
+def tenant_access(engine: Engine, slug: str) -> dict[str, Any]:
+    """Who a tenant's grants reach, in words: each archetype's rbac group, installation
+    preference (claude-enterprise) and granted skills; the tenant's workspaces; its targets."""
+    with Session(engine) as session:
+        try:
+            found = require_tenant(session, slug)
+        except UnknownTenantError as exc:
+            raise NotFound(str(exc)) from None
+        names = access_names(session)
+        archetypes = [
+            {
+                "slug": a.slug,
+                "rbac_group_id": a.rbac_group_id,
+                "group": names.group(a.rbac_group_id),
+                "installation": a.installation_preference,
+                "installation_words": preference(a.installation_preference),
+                "grants": sorted(g.skill_id for g in a.grants),
+            }
+            for a in sorted(found.archetypes, key=lambda a: a.slug)
+        ]
+        workspaces = [
+            {"id": w.workspace_id, "name": w.workspace_name, "org_id": w.org_id}
+            for w in sorted(found.workspaces, key=lambda w: w.workspace_id)
+        ]
+        root = found.parent or found
+        targets = [
+            {"target": c.target_key, "org_id": c.org_id}
+            for c in target_connections(session, {root.id}).get(root.id, [])
+        ]
+    return {"archetypes": archetypes, "workspaces": workspaces, "targets": targets}
+
+
+def organisations(engine: Engine) -> list[dict[str, Any]]:
+    """Every organisation of every target (org-skills, claude-enterprise, claude-api
+    workspaces) with each telemetry source's freshness and last error (`status`)."""
+    with Session(engine) as session:
+        targets = [
+            (c.root_slug, c.org_id, c.target_key)
+            for found in target_connections(session).values()
+            for c in found
+        ]
+        conn = session.connection()
+        orgs, sources = org_status(conn), source_states(conn)
+    now = dt.datetime.now(dt.UTC)
+    return organisations_json(org_targets(targets, orgs, sources, now), now)
 
 
 # --- the plan (a dry run of the reconciliation) -------------------------------------------------

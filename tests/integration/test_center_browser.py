@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from claresia_sync.emulator import EmulatorServer
-from tests.fixtures.center import CenterProcess
+from tests.fixtures.center import CenterProcess, publish_everything
 from tests.fixtures.daemon import wait_until
 from tests.fixtures.emulator import DAINESE_ORG
 from tests.fixtures.system import debian_program
@@ -134,3 +134,40 @@ def test_a_viewer_cannot_act_and_a_forged_form_is_refused(
     operator.click("#confirm-button")
     expect(operator.locator("#error")).to_contain_text("CSRF")
     assert c.api("GET", "/jobs", c.viewer_token).json() == jobs_before  # nothing queued
+
+
+def test_a_tenant_page_says_who_gets_its_skills_and_every_organisation_shows(
+    center_module: CenterProcess, browser: Browser, emulator: EmulatorServer
+) -> None:
+    c = center_module
+    publish_everything(c)
+    page = _log_in(browser, c, c.viewer_token)
+    organisations = page.locator("#organisations")
+    for org in ("org_dainese", "org_acme", "org_ferretti", "org_vespucci"):
+        expect(organisations.locator(f"tr[data-org={org}]").first).to_be_visible()
+    expect(organisations.locator("tr[data-org=org_vespucci]")).to_contain_text(
+        "claude-api:wrkspc_vespucci_support"
+    )
+    expect(
+        organisations.locator("tr[data-org=org_ferretti][data-source=activity-feed]")
+    ).to_be_visible()
+
+    page.goto("/tenants/ferretti")
+    expect(page.locator("#targets")).to_contain_text("claude-enterprise in org_ferretti")
+    expect(page.locator("#archetypes tr[data-archetype=designer] .installation")).to_have_text(
+        "available to install"
+    )
+    prd = page.locator("#publications tr[data-skill=prd-review] .access")
+    expect(prd).to_contain_text("everyone else in the organisation: not available")
+    expect(prd).to_contain_text(
+        "group rbac_group_ferretti_designers (archetype ferretti/designer): available to install"
+    )
+    expect(page.locator("#publications code")).to_have_count(0)  # no raw JSON any more
+    page.goto("/tenants/vespucci")
+    expect(page.locator("#workspaces")).to_contain_text(
+        "vespucci-support (wrkspc_vespucci_support)"
+    )
+    expect(page.locator("#publications tr[data-skill=meeting-summary] .access")).to_have_text(
+        "workspace vespucci-support (wrkspc_vespucci_support): every API key of it"
+    )
+    assert page.outside == []  # type: ignore[attr-defined]
