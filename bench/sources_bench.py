@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.sources_bench otlp [REQUESTS] [PROMPTS_PER_REQUEST] [SENDERS]
     .venv/bin/python -m bench.sources_bench analytics [DAYS] [SKILLS] [USERS] [GROUPS]
+    .venv/bin/python -m bench.sources_bench analytics-normalise [ROUNDS]
 
 `otlp`: the receiver in a process of its own (uvicorn, as the daemon serves it) on a fresh
 database; Claude Code-shaped exports (protobuf, gzip; per prompt a user_prompt, a skill_activated
@@ -13,6 +14,10 @@ indexes) in the same run; the receiver's resident memory sampled as the export g
 skills x USERS users (and GROUPS rbac groups) from a synthetic reader that builds the API's rows
 (the emulator aggregates in Python and would be what is measured); wall time, rows/s and the
 process's peak memory.
+
+`analytics-normalise`: the CPU time of `normalise_row` alone (no database, no reader) on a page
+of 1,000 synthetic `user` rows, best of ROUNDS, in microseconds a row; and of `rest_of_row`
+(what is left for `raw`) within it.
 """
 
 from __future__ import annotations
@@ -40,8 +45,15 @@ from bench.telemetry_setup import _vm_hwm_mib, fresh_database
 from claresia_sync.db import make_engine
 from claresia_sync.emulator.claude_code import Prompt, encode, export_request
 from claresia_sync.telemetry import otlp
-from claresia_sync.telemetry.analytics import AnalyticsPage, ingest_org
+from claresia_sync.telemetry.analytics import (
+    AnalyticsPage,
+    UsageContext,
+    ingest_org,
+    normalise_row,
+    rest_of_row,
+)
 from claresia_sync.telemetry.load import COPY_COLUMNS
+from claresia_sync.telemetry.normalise import AttributionContext, SkillRef
 from claresia_sync.telemetry.settings import TelemetrySettings
 from claresia_sync.tenancy import apply_tenants, parse_tenants
 
@@ -349,6 +361,39 @@ def bench_analytics(days: int, skills: int, users: int, groups: int) -> None:
         print("seconds per day: " + "; ".join(marks))
 
 
+def bench_analytics_normalise(rounds: int) -> None:
+    skills, day = 500, dt.date(2026, 11, 29)
+    rows = asyncio.run(SyntheticReader(skills, 1000, 10).page(day, "user_id", None, 1000)).rows
+    published = {
+        f"claresia-ferretti-s{i}": SkillRef(f"s{i}", None, "ferretti") for i in range(skills)
+    }
+    ctx = UsageContext(AttributionContext("org_ferretti", {}, published=published))
+    ctx.parents["ferretti"] = None
+
+    def normalised() -> list[dict[str, Any]]:
+        out = [
+            normalise_row(r, org_id="org_ferretti", day=day, breakdown="user", ctx=ctx).row
+            for r in rows
+        ]
+        return [r for r in out if r is not None]
+
+    stored = normalised()
+    assert len(stored) == len(rows) and all(r["raw"] is None for r in stored)
+
+    def best(work: Any) -> float:
+        least = float("inf")
+        for _ in range(rounds):
+            started = time.process_time()
+            work()
+            least = min(least, time.process_time() - started)
+        return least / len(rows) * 1e6
+
+    print(f"machine: {machine()}")
+    print(f"normalise_row: {best(normalised):.2f} us of CPU a row (best of {rounds})")
+    rest = best(lambda: [rest_of_row(raw, row) for raw, row in zip(rows, stored, strict=True)])
+    print(f"of it rest_of_row: {rest:.2f} us a row")
+
+
 def _layout(conn: Any, rows: int) -> str:
     """Where a row's bytes go: heap, each index, and each column's average stored size."""
     size = {
@@ -417,5 +462,7 @@ if __name__ == "__main__":
         serve_otlp(rest[0], int(rest[1]))
     elif what == "otlp":
         bench_otlp(*_ints(rest, [40, 250, 4]))
+    elif what == "analytics-normalise":
+        bench_analytics_normalise(*_ints(rest, [9]))
     else:
         bench_analytics(*_ints(rest, [3, 500, 1000, 10]))

@@ -15,13 +15,7 @@ from hypothesis import strategies as st
 
 from claresia_sync.emulator.analytics import _Counts
 from claresia_sync.emulator.analytics import _row as emulator_row
-from claresia_sync.telemetry.analytics import (
-    FIELD_COLUMNS,
-    UsageContext,
-    _all_held,
-    normalise_row,
-    rest_of_row,
-)
+from claresia_sync.telemetry.analytics import FIELD_COLUMNS, UsageContext, normalise_row
 from claresia_sync.telemetry.normalise import AttributionContext, SkillRef
 
 NAME = "claresia-ferretti-prd-review"
@@ -155,19 +149,42 @@ _METRICS = st.dictionaries(
         max_size=4,
     )
 )
-def test_the_usual_answer_fast_path_agrees_with_the_general_reading(
-    changes: dict[str, Any],
-) -> None:
-    """`_all_held` is a shortcut of `rest_of_row` for every row: where it says nothing is left
-    for `raw`, the general reading (the same shape, not the same object) finds nothing either,
-    so the shortcut never drops a field."""
+def test_raw_keeps_exactly_the_leaves_no_column_holds(changes: dict[str, Any]) -> None:
+    """The one reading of every row against a leaf-by-leaf oracle: each non-null value of the
+    answer, by its path, is either held exactly by its column or kept in `raw`, never both and
+    never neither (an amount is held when its column is set: `_dollars` is exact)."""
     raw = answer(**{"user_id": "user_1", **changes})
     verdict = normalise_row(
         raw, org_id="org_1", day=dt.date(2026, 11, 29), breakdown="user", ctx=_ctx()
     )
     if verdict.row is None:  # refused as malformed: quarantined whole, nothing dropped
         return
-    general = rest_of_row(raw, verdict.row, dict(FIELD_COLUMNS))
-    if _all_held(raw, verdict.row):
-        assert general == {}, (changes, general)
-    assert (verdict.row["raw"] is None) == (general == {}), (changes, general)
+    row = verdict.row
+
+    def leaves(value: Any, path: tuple[str, ...] = (), kept: bool = False) -> dict[Any, Any]:
+        """Values by path; nulls and empty objects count only in what `raw` kept (an error)."""
+        if type(value) is dict and (value or not kept):
+            return {
+                p: v
+                for k, inner in value.items()
+                for p, v in leaves(inner, (*path, k), kept).items()
+            }
+        return {} if value is None and not kept else {path: value}
+
+    def column(path: tuple[str, ...]) -> str | None:
+        where: Any = FIELD_COLUMNS
+        for key in path:
+            where = where.get(key) if type(where) is dict else None
+        return where if type(where) is str else None
+
+    def held(path: tuple[str, ...], value: Any) -> bool:
+        name = column(path)
+        if name is None:
+            return False
+        if name.endswith("_usd"):
+            return row[name] is not None and row[name] == Decimal(value).scaleb(-2)
+        return type(row[name]) is type(value) and row[name] == value
+
+    expected = {p: v for p, v in leaves(raw).items() if not held(p, v)}
+    kept = leaves(orjson.loads(row["raw"]), kept=True) if row["raw"] is not None else {}
+    assert kept == expected, (changes, kept, expected)
