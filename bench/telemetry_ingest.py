@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Engine, insert, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from bench.common import machine
+from bench.common import cpu_s, machine
 from bench.telemetry_setup import (
     emulator_process,
     fresh_database,
@@ -40,8 +40,9 @@ from claresia_sync.telemetry.normalise import (
 RESET = "TRUNCATE telemetry_event_id, telemetry_event, telemetry_quarantine, audit_checkpoint"
 
 
-def plain_copy(engine: Engine) -> tuple[int, float]:
-    """Export what the poller wrote, empty the tables, COPY it back: (rows, seconds)."""
+def plain_copy(engine: Engine) -> tuple[int, float, float, float]:
+    """Export what the poller wrote, empty the tables, COPY it back: rows, seconds, and the CPU
+    seconds of this side (the COPY's client) and of its PostgreSQL backend."""
     raw = engine.raw_connection()
     try:
         conn = raw.driver_connection
@@ -57,16 +58,18 @@ def plain_copy(engine: Engine) -> tuple[int, float]:
             rows = cur.execute("SELECT count(*) FROM telemetry_event").fetchone()
             cur.execute(RESET)
         conn.commit()
-        started = time.perf_counter()
+        backend = cpu_s(conn.info.backend_pid)
+        started, cpu = time.perf_counter(), time.thread_time()
         with conn.cursor() as cur:
             for table in ("telemetry_event_id", "telemetry_event"):
                 with cur.copy(f"COPY {table} FROM STDIN (FORMAT binary)") as copy:
                     copy.write(bufs[table].getvalue())
         conn.commit()
-        seconds = time.perf_counter() - started
+        seconds, cpu = time.perf_counter() - started, time.thread_time() - cpu
+        backend = cpu_s(conn.info.backend_pid) - backend
     finally:
         raw.close()
-    return (int(rows[0]) if rows else 0), seconds
+    return (int(rows[0]) if rows else 0), seconds, cpu, backend
 
 
 def _synthetic_rows(n: int) -> list[dict[str, Any]]:
@@ -142,7 +145,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="100000,1000000")
     parser.add_argument("--page-size", type=int, default=1000)
-    parser.add_argument("--write-path-rows", type=int, default=100_000)
+    parser.add_argument("--write-path-rows", type=int, default=100_000, help="0: skip it")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     lines = []
@@ -159,26 +162,38 @@ def main() -> None:
             w = run_worker(url, args.page_size)
             assert w["error"] is None and w["inserted"] == size, w
             rate = w["inserted"] / w["seconds"]
-            copy_rows, copy_s = plain_copy(engine)
+            copy_rows, copy_s, copy_cpu, copy_db_cpu = plain_copy(engine)
             assert copy_rows == size
             copy_rate = copy_rows / copy_s
+            per = 1e6 / size
             lines.append(
                 f"| {size:,} | {w['pages']:,} | {w['seconds']:.1f} | {rate:,.0f} | "
-                f"{copy_rate:,.0f} | {rate / copy_rate:.2f} | {w['peak_rss_mib']:.0f} | "
-                f"{gen_s:.0f} |"
+                f"{copy_rate:,.0f} | {rate / copy_rate:.2f} | "
+                f"{w['cpu_s'] * per:.0f} + {w['db_cpu_s'] * per:.0f} | "
+                f"{copy_cpu * per:.1f} + {copy_db_cpu * per:.0f} | "
+                f"{w['machine_busy_s'] * per:.0f} | {w['peak_rss_mib']:.0f} | {gen_s:.0f} |"
             )
             print(lines[-1], flush=True)
-        paths = write_paths(engine, args.write_path_rows, args.page_size)
+        paths = (
+            write_paths(engine, args.write_path_rows, args.page_size)
+            if args.write_path_rows
+            else {}
+        )
         engine.dispose()
     print()
     print(f"Machine: {machine()}; PostgreSQL on the same machine; page size {args.page_size}.")
     print()
     print(
         "| backlog | pages | poller s | poller events/s | plain COPY rows/s | ratio |"
+        " poller CPU per event: process + its PostgreSQL backends (us) |"
+        " plain COPY CPU per row: client + backend (us) |"
+        " machine CPU per event during the poll (us; 2 cores, everyone's) |"
         " poller peak RSS MiB | (emulator generation s) |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     print("\n".join(lines))
+    if not paths:
+        return
     print()
     print(
         f"Write path alone, {args.write_path_rows:,} pre-normalised rows in pages of "

@@ -24,6 +24,7 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
+from bench.common import backends_cpu, machine_busy_s
 from claresia_sync.db import make_engine, normalize_url, upgrade
 from claresia_sync.db.models import (
     CatalogSkill,
@@ -198,7 +199,8 @@ def prime_database(engine: Engine, base: str) -> None:
 
 
 def run_worker(url: str, page_size: int = 1000) -> dict[str, Any]:
-    """Run one `poll_once` in a fresh process; its seconds, counts and peak RSS."""
+    """Run one `poll_once` in a fresh process; its seconds, counts, peak RSS and CPU seconds
+    (its own, its PostgreSQL backends', the whole machine's) over the poll."""
     env = {**os.environ, "CLARESIA_DATABASE_URL": url, "CLARESIA_DAINESE_ADMIN_KEY": DAINESE_KEY}
     out = subprocess.run(
         [sys.executable, "-m", "bench.telemetry_setup", str(page_size)],
@@ -223,11 +225,15 @@ def _vm_hwm_mib() -> float:
 def _worker(page_size: int) -> None:
     from claresia_sync.telemetry.poller import poll_once
 
-    engine = make_engine(os.environ["CLARESIA_DATABASE_URL"])
+    url = os.environ["CLARESIA_DATABASE_URL"]
+    engine = make_engine(url)
     rss_before = _vm_hwm_mib()
-    started = time.perf_counter()
+    db_before = backends_cpu(_libpq(url))
+    busy, cpu, started = machine_busy_s(), time.process_time(), time.perf_counter()
     (result,) = asyncio.run(poll_once(engine, tenant="dainese", page_size=page_size))
     seconds = time.perf_counter() - started
+    cpu, busy = time.process_time() - cpu, machine_busy_s() - busy
+    db_cpu = sum(s - db_before.get(pid, 0.0) for pid, s in backends_cpu(_libpq(url)).items())
     print(
         json.dumps(
             {
@@ -236,6 +242,9 @@ def _worker(page_size: int) -> None:
                 "received": result.received,
                 "pages": result.pages,
                 "error": result.error,
+                "cpu_s": cpu,
+                "db_cpu_s": db_cpu,
+                "machine_busy_s": busy,
                 "rss_start_mib": rss_before,
                 "peak_rss_mib": _vm_hwm_mib(),
             }
