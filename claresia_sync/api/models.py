@@ -177,6 +177,15 @@ class AuditEvent:
         kind = self.raw.get("type") if self.raw is self._item else None
         return kind if isinstance(kind, str) else ""
 
+    @property
+    def served(self) -> Any:
+        """The item as the API served it (`raw` wraps one that is not an object)."""
+        return self._item
+
+    @property
+    def is_object(self) -> bool:
+        return self.raw is self._item
+
     def _checked(self) -> tuple[TypedAuditEvent, str | None]:
         if self._typed is None:
             self._typed = _typed(self._item)

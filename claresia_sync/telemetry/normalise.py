@@ -268,10 +268,9 @@ def _timestamp(value: str | None) -> dt.datetime:
     return parsed
 
 
-def _count(name: str, value: int | None) -> int | None:
+def _count(name: str, value: int | None) -> None:
     if value is not None and not 0 <= value <= INT4_MAX:
         raise _Bad(f"{name}: {value} is out of range (0..{INT4_MAX})")
-    return value
 
 
 def _cost(value: str | None) -> Decimal | None:
@@ -339,7 +338,9 @@ def fn_telemetry_event(event: AuditEvent | Mapping[str, Any], ctx: AttributionCo
     if isinstance(skill_name, str) and not naming.is_claresia_name(skill_name):
         return Skipped(event_id, "outside_namespace")
     try:
-        row = _row(_plain(raw) or _typed_fields(event), ctx)
+        if not event.is_object:
+            raise _Bad(f"the event is {_a(event.served)}, not a JSON object")
+        row = _row(_read(raw), ctx)
     except _Bad as bad:
         return Quarantined(event_id, str(bad), storable_raw(kept))
     text = _storable_json(kept)
@@ -355,8 +356,8 @@ def fn_telemetry_event(event: AuditEvent | Mapping[str, Any], ctx: AttributionCo
 
 
 class _Fields(NamedTuple):
-    """The fields of an event that make its row, as the typed view (`TypedAuditEvent`) has them;
-    a sub-object that is absent or null reads as all None."""
+    """The fields of an event that make its row (`_read`); a sub-object that is absent or
+    null reads as all None."""
 
     id: str
     type: str
@@ -380,32 +381,102 @@ class _Fields(NamedTuple):
 
 _NO_OBJECT: dict[str, Any] = {}
 _OPT_STR = frozenset({str, type(None)})
-_OPT_INT = frozenset({int, type(None)})  # not bool: the typed view reads true as 1
+_OPT_INT = frozenset({int, type(None)})  # not bool: a bool is read by `_lax_count`
+# The text fields of `_Fields` in order, then actor.type (checked, not stored), by their path.
+_TEXT_NAMES = (
+    "created_at",
+    "organization_id",
+    "workspace_id",
+    "skill.id",
+    "skill.name",
+    "skill.version",
+    "actor.user_id",
+    "actor.email",
+    "invocation.id",
+    "invocation.model",
+    "invocation.cost_usd",
+    "error.type",
+    "error.message",
+    "actor.type",
+)
+_COUNT_NAMES = (
+    "invocation.duration_ms",
+    "invocation.usage.input_tokens",
+    "invocation.usage.output_tokens",
+)
+# What a count given as text may be: an integer, digits grouped by `_`, a `.0` tail (as the
+# audit log's own typed readers accept), around it only Unicode White_Space.
+_COUNT_TEXT = re.compile(r"[+-]?[0-9]+(?:_[0-9]+)*(?:\.0+)?", re.ASCII)
+_WHITE_SPACE = (
+    "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
+    "\u2028\u2029\u202f\u205f\u3000"
+)
 
 
-def _sub(raw: Mapping[str, Any], key: str) -> dict[str, Any] | None:
-    """`raw[key]` if it is an object, {} if absent or null, None (not plain) otherwise."""
-    value = raw.get(key)
+def _a(value: object) -> str:
+    """`value`'s JSON kind with its article, for a reason ("a string", "an array")."""
+    kind = {
+        str: "a string",
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        list: "an array",
+        tuple: "an array",
+        dict: "an object",
+        type(None): "null",
+    }.get(type(value), f"a {type(value).__name__}")
+    return kind
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _object(parent: Mapping[str, Any], key: str, name: str) -> Mapping[str, Any]:
+    """`parent[key]` if it is an object, {} if absent or null; else the event is malformed."""
+    value = parent.get(key)
     if value is None:
         return _NO_OBJECT
-    return value if type(value) is dict else None
+    if type(value) is not dict:
+        raise _Bad(f"{name}: {_shown(value)} is {_a(value)}, not an object")
+    return value
 
 
-def _plain(raw: Mapping[str, Any]) -> _Fields | None:
-    """The fast path: an event's fields read straight from its dict when each has exactly the
-    type of the typed view (str, int, null, objects as dicts; id and type non-empty), the typed
-    view then being a copy of them; None for anything else, which takes the typed path
-    (`_typed_fields`) and so gets its exact verdict and quarantine reason."""
-    actor, skill = _sub(raw, "actor"), _sub(raw, "skill")
-    inv, error = _sub(raw, "invocation"), _sub(raw, "error")
-    if actor is None or skill is None or inv is None or error is None:
-        return None
-    usage = _sub(inv, "usage")
-    if usage is None:
-        return None
+def _lax_count(name: str, value: Any) -> int | None:
+    """A count as the audit log's typed readers take it: an integer, or one written as text
+    ("12", " 0012 "), as an integral number (12.0) or as a boolean (0 or 1)."""
+    if value is None or type(value) is int:
+        return value
+    if type(value) is bool:
+        return int(value)
+    if type(value) is float:
+        if not math.isfinite(value) or not value.is_integer():
+            raise _Bad(f"{name}: {_shown(value)} is not a whole number")
+        return int(value)
+    if type(value) is str:
+        text = value.strip(_WHITE_SPACE)
+        if _COUNT_TEXT.fullmatch(text):
+            return int(text.split(".", 1)[0])
+        raise _Bad(f"{name}: {_shown(value)} is not a whole number")
+    raise _Bad(f"{name}: {_shown(value)} is {_a(value)}, not a whole number")
+
+
+def _read(raw: Mapping[str, Any]) -> _Fields:
+    """The one reading of an event's fields: each text field a string or null, each count a
+    whole number (`_lax_count`), each sub-object an object or null; anything else makes the
+    event malformed, the reason naming the field, its value and what it should be. Events as
+    the API serves them pass the type checks of the first lines and nothing more is done."""
     ident, kind = raw.get("id"), raw.get("type")
-    if type(ident) is not str or type(kind) is not str or not ident or not kind:
-        return None
+    if type(ident) is not str or not ident:
+        raise _Bad("id: missing" if ident in (None, "") else f"id: {_shown(ident)} is not a string")
+    if type(kind) is not str or not kind:
+        raise _Bad(
+            "type: missing" if kind in (None, "") else f"type: {_shown(kind)} is not a string"
+        )
+    actor, skill = _object(raw, "actor", "actor"), _object(raw, "skill", "skill")
+    inv, error = _object(raw, "invocation", "invocation"), _object(raw, "error", "error")
+    usage = _object(inv, "usage", "invocation.usage")
     texts = (
         raw.get("created_at"),
         raw.get("organization_id"),
@@ -421,27 +492,20 @@ def _plain(raw: Mapping[str, Any]) -> _Fields | None:
         error.get("type"),
         error.get("message"),
     )
-    counts = (inv.get("duration_ms"), usage.get("input_tokens"), usage.get("output_tokens"))
-    # actor.type is not stored, but the typed view checks it too.
+    counts: tuple[Any, ...] = (
+        inv.get("duration_ms"),
+        usage.get("input_tokens"),
+        usage.get("output_tokens"),
+    )
     if not {*map(type, texts), type(actor.get("type"))} <= _OPT_STR:
-        return None
+        for name, value in zip(_TEXT_NAMES, (*texts, actor.get("type")), strict=True):
+            if type(value) not in _OPT_STR:
+                raise _Bad(f"{name}: {_shown(value)} is {_a(value)}, not a string")
     if not {*map(type, counts)} <= _OPT_INT:
-        return None
+        counts = tuple(map(_lax_count, _COUNT_NAMES, counts))
+    for name, count in zip(_COUNT_NAMES, counts, strict=True):
+        _count(name, count)  # int4 columns
     return _Fields(ident, kind, *texts, *counts)
-
-
-def _typed_fields(event: AuditEvent) -> _Fields:
-    """The typed path, for what `_plain` does not take: the typed view's problem is the
-    quarantine reason; a view without one (pydantic's lax mode read "12" or 12.0 as 12, say)
-    is dumped to plain values and read like a plain event."""
-    if event.problem:
-        raise _Bad(f"malformed event: {event.problem}")
-    if not isinstance(event.raw.get("type"), str):
-        raise _Bad("type: missing")
-    fields = _plain(event.view.model_dump())
-    if fields is None:  # not expected (tests/test_normalise_fast_path.py); never stop a page
-        raise _Bad("malformed event: its typed view does not read as plain values")
-    return fields
 
 
 def _row(event: _Fields, ctx: AttributionContext) -> dict[str, Any]:
@@ -468,7 +532,7 @@ def _row(event: _Fields, ctx: AttributionContext) -> dict[str, Any]:
             "publication and no known tenant"
         )
     cost = _cost(event.cost_usd)
-    duration = _count("invocation.duration_ms", event.duration_ms)
+    duration = event.duration_ms
     failed = EVENT_STATUS[event.type] == "failed"
     error_type = event.error_type
     rec = record_id(event.id)
@@ -493,8 +557,8 @@ def _row(event: _Fields, ctx: AttributionContext) -> dict[str, Any]:
         "actor_email": event.actor_email if ctx.settings.store_emails else None,
         "invocation_id": event.invocation_id,
         "model": event.model,
-        "input_tokens": _count("invocation.usage.input_tokens", event.input_tokens),
-        "output_tokens": _count("invocation.usage.output_tokens", event.output_tokens),
+        "input_tokens": event.input_tokens,
+        "output_tokens": event.output_tokens,
         "cost_usd": cost,
         "duration_ms": duration,
         "error_type": error_type,
