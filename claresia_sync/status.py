@@ -12,6 +12,7 @@ from claresia_sync.errors import one_line
 from claresia_sync.publish.jobs import ACTIVE
 from claresia_sync.telemetry.sources import (
     ACTIVITY_FEED,
+    AUDIT_POLLER,
     CLAUDE_CODE_OTLP,
     SKILLS_ANALYTICS,
     SourceState,
@@ -175,7 +176,6 @@ def status_json(
 
 # --- every target's organisations and the freshness of each telemetry source -----------------
 
-AUDIT_POLLER = "audit-poller"
 # What each target kind's organisations report, read by claresia-sync (docs/analytics.md): the
 # audit log of org-skills organisations; the skills analytics and activity feed of Claude
 # Enterprise ones. Claude Code's OTLP export is per root tenant (its token), shown with the

@@ -11,6 +11,7 @@ the header `X-CSRF-Token` on anything but GET. Errors are one envelope:
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -126,6 +127,29 @@ class SummaryQuery(Input):
 
 class DailyQuery(Input):
     days: int = Field(default=30, ge=1, le=366)
+    tenant: str | None = Field(default=None, pattern=SLUG, max_length=63)
+    skill: str | None = Field(default=None, pattern=SLUG, max_length=64)
+
+
+SINCE = r"^(\d{1,4}[mhdw]|\d{4}-\d{2}-\d{2})$"
+SourceName = Literal["audit-poller", "claude-code-otlp", "skills-analytics", "activity-feed"]
+
+
+class BySourceQuery(Input):
+    since: str = Field(
+        default="30d",
+        pattern=SINCE,
+        description="whole UTC days from a span's start (30d, 2w) or a date (2026-11-01)",
+    )
+    tenant: str | None = Field(default=None, pattern=SLUG, max_length=63)
+    skill: str | None = Field(default=None, pattern=SLUG, max_length=64)
+    source: SourceName | None = Field(
+        default=None, description="only the rows this source has something in"
+    )
+
+
+class SourceDailyQuery(Input):
+    since: str = Field(default="30d", pattern=SINCE, description="as for /telemetry/by-source")
     tenant: str | None = Field(default=None, pattern=SLUG, max_length=63)
     skill: str | None = Field(default=None, pattern=SLUG, max_length=64)
 
@@ -288,6 +312,37 @@ async def _daily(call: Call) -> Any:
     )
 
 
+def since_day(value: str) -> dt.date:
+    """The UTC day a `since` value starts on (the analyst view's grain)."""
+    try:
+        return parse_since(value).astimezone(dt.UTC).date()
+    except (UserError, ValueError, OverflowError) as exc:
+        raise ApiError(422, "invalid_input", f"since: {one_line(exc)}", "since") from None
+
+
+async def _by_source(call: Call) -> Any:
+    q: BySourceQuery = call.query
+    return await call.center.read(
+        operations.telemetry_by_source,
+        call.center.engine,
+        since=since_day(q.since),
+        tenant_slug=q.tenant,
+        skill=q.skill,
+        source=q.source,
+    )
+
+
+async def _source_daily(call: Call) -> Any:
+    q: SourceDailyQuery = call.query
+    return await call.center.read(
+        operations.telemetry_source_daily,
+        call.center.engine,
+        since=since_day(q.since),
+        tenant_slug=q.tenant,
+        skill=q.skill,
+    )
+
+
 async def _actions(call: Call) -> Any:
     q: ActionsQuery = call.query
     return await call.center.read(actions.recent, call.center.engine, q.limit)
@@ -339,6 +394,16 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint(
         "GET", "/telemetry/daily", "Per UTC day: invocations, failure rate, cost", _daily,
         query=DailyQuery,
+    ),
+    Endpoint(
+        "GET", "/telemetry/by-source",
+        "Per tenant and skill, what each source says (audit log, Claude Code, skills "
+        "analytics, activity feed): `telemetry report --by-source`",
+        _by_source, query=BySourceQuery,
+    ),
+    Endpoint(
+        "GET", "/telemetry/by-source/daily", "Per UTC day, what each source says", _source_daily,
+        query=SourceDailyQuery,
     ),
     Endpoint(
         "GET", "/actions", "What was done through the Command Center, newest first", _actions,

@@ -7,11 +7,13 @@ A viewer's pages have no buttons, and its POSTs are refused (and recorded) all t
 
 from __future__ import annotations
 
+import datetime as dt
 import hmac
 import re
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import urlencode
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.requests import Request
@@ -19,13 +21,19 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from claresia_sync.center import actions, operations
-from claresia_sync.center.api import SESSION_COOKIE, SLUG, unavailable
+from claresia_sync.center.api import SESSION_COOKIE, SINCE, SLUG, unavailable
 from claresia_sync.center.auth import SESSION_SECONDS, Identity
 from claresia_sync.center.context import Center, Forbidden
 from claresia_sync.center.operations import Conflict, NotFound
 from claresia_sync.db.engine import is_unavailable
 from claresia_sync.errors import UserError
-from claresia_sync.telemetry.report import parse_since
+from claresia_sync.telemetry.report import SOURCES, parse_since
+from claresia_sync.telemetry.sources import (
+    ACTIVITY_FEED,
+    AUDIT_POLLER,
+    CLAUDE_CODE_OTLP,
+    SKILLS_ANALYTICS,
+)
 
 LOGIN_CSRF_COOKIE = "claresia_center_login"
 _env = Environment(
@@ -34,6 +42,23 @@ _env = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+
+
+# The charts of each source per UTC day (metric of /telemetry/by-source/daily, caption, the
+# source it belongs to: None for the totals of the per-event sources).
+SOURCE_CHARTS = [
+    ("audit_runs", "Audit log: runs per day", AUDIT_POLLER),
+    ("claude_code_activations", "Claude Code: activations per day", CLAUDE_CODE_OTLP),
+    ("apps_invocations", "Skills analytics: uses in the Claude apps per day", SKILLS_ANALYTICS),
+    ("lifecycle_events", "Activity feed: lifecycle events per day", ACTIVITY_FEED),
+    ("failure_rate", "Failure rate per day (audit log and Claude Code)", None),
+    ("cost_usd", "Cost per day (USD, audit log and Claude Code)", None),
+]
+
+
+def chart_url(**query: str | None) -> str:
+    """The API route of the per-day charts, with the filters that are set."""
+    return "/api/v1/telemetry/by-source/daily?" + urlencode({k: v for k, v in query.items() if v})
 
 
 class _Page:
@@ -253,21 +278,44 @@ def console_routes(center: Center) -> list[Route]:
         return _render("drift.html", page=page, plan=None, quarantine=quarantine, replay=done)
 
     async def telemetry_page(request: Request, page: _Page) -> Response:
-        tenant = _optional(request.query_params.get("tenant"), "tenant slug")
-        skill = _optional(request.query_params.get("skill"), "skill id")
+        params = request.query_params
+        tenant = _optional(params.get("tenant"), "tenant slug")
+        skill = _optional(params.get("skill"), "skill id")
+        source = params.get("source") or None
+        if source is not None and source not in SOURCES:
+            raise NotFound(f"{source[:64]!r} is not a source (one of {', '.join(SOURCES)})")
+        since = params.get("since") or "30d"
+        if not re.match(SINCE, since):
+            raise UserError(
+                f"since {since[:20]!r}: give a span like 30d, 2w or a date like 2026-11-01"
+            )
+        start = parse_since(since)
+        by_source = await center.read(
+            operations.telemetry_by_source,
+            engine,
+            since=start.astimezone(dt.UTC).date(),
+            tenant_slug=tenant,
+            skill=skill,
+            source=source,
+        )
         figures = await center.read(
-            operations.telemetry_summary, engine, since=parse_since("30d"), tenant_slug=tenant
+            operations.telemetry_summary, engine, since=start, tenant_slug=tenant
         )
         status = await center.read(operations.tenants, engine)
-        skills = sorted({f["skill_id"] for f in figures if f["skill_id"]})
         return _render(
             "telemetry.html",
             page=page,
-            figures=figures,
+            by_source=by_source,
+            figures=[f for f in figures if not skill or f["skill_id"] == skill],
             tenants=[t["slug"] for t in status["tenants"]],
-            skills=skills,
+            skills=await center.read(operations.skill_ids, engine),
+            sources=list(SOURCES),
             tenant=tenant,
             skill=skill,
+            source=source,
+            since=since,
+            charts=[c for c in SOURCE_CHARTS if source is None or c[2] in (None, source)],
+            chart_url=chart_url(since=since, tenant=tenant, skill=skill),
         )
 
     async def actions_page(request: Request, page: _Page) -> Response:

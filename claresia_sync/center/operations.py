@@ -20,6 +20,7 @@ from claresia_sync.center.access_words import Names, describe, preference
 from claresia_sync.config import Settings
 from claresia_sync.db.models import (
     Archetype,
+    CatalogSkill,
     JobStatus,
     Publication,
     PublishJob,
@@ -39,7 +40,7 @@ from claresia_sync.status import (
 )
 from claresia_sync.status import organisations as org_targets
 from claresia_sync.telemetry.quarantine import replay_for_tenant
-from claresia_sync.telemetry.report import skill_report
+from claresia_sync.telemetry.report import skill_report, source_daily, source_report
 from claresia_sync.telemetry.sources import source_states
 from claresia_sync.tenancy.lookup import UnknownTenantError, require_tenant, target_connections
 
@@ -421,3 +422,37 @@ def telemetry_daily(
     params = {"since": since, "tenant": tenant_slug, "skill": skill}
     with engine.connect() as conn:
         return [{k: _plain(v) for k, v in r._mapping.items()} for r in conn.execute(_DAILY, params)]
+
+
+def telemetry_by_source(
+    engine: Engine,
+    *,
+    since: dt.date,
+    tenant_slug: str | None,
+    skill: str | None = None,
+    source: str | None = None,
+) -> list[dict[str, Any]]:
+    """`telemetry report --by-source [--skill S] [--source X]`: what each source says per
+    tenant and skill (the analyst view `skill_usage_by_source`), from UTC day `since` on."""
+    if tenant_slug is not None:
+        check_tenant(engine, tenant_slug)
+    with engine.connect() as conn:
+        figures = source_report(conn, since=since, tenant=tenant_slug, skill=skill, source=source)
+    return [{k: _plain(v) for k, v in asdict(f).items()} for f in figures]
+
+
+def telemetry_source_daily(
+    engine: Engine, *, since: dt.date, tenant_slug: str | None, skill: str | None
+) -> list[dict[str, Any]]:
+    """Per UTC day: each source's figures (the analyst view), for the console's charts."""
+    if tenant_slug is not None:
+        check_tenant(engine, tenant_slug)
+    with engine.connect() as conn:
+        rows = source_daily(conn, since=since, tenant=tenant_slug, skill=skill)
+    return [{k: _plain(v) for k, v in r.items()} for r in rows]
+
+
+def skill_ids(engine: Engine) -> list[str]:
+    """Every catalog skill id, sorted (the console's skill filter)."""
+    with Session(engine) as session:
+        return list(session.scalars(select(CatalogSkill.skill_id).order_by(CatalogSkill.skill_id)))

@@ -82,12 +82,23 @@ def report_cmd(
             "analytics), lifecycle events (activity feed); as the view skill_usage_by_source.",
         ),
     ] = False,
+    skill: Annotated[
+        str | None, typer.Option(help="With --by-source: one skill id's rows only.")
+    ] = None,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            help="With --by-source: only the rows one source has something in: audit-poller, "
+            "claude-code-otlp, skills-analytics or activity-feed."
+        ),
+    ] = None,
 ) -> None:
     """Per skill: invocations, failures, failure rate, cost, p50/p95 duration."""
     from sqlalchemy.orm import Session
 
     from claresia_sync.telemetry.report import (
         FORMATS,
+        SOURCES,
         parse_since,
         render,
         render_by_source,
@@ -98,6 +109,10 @@ def report_cmd(
 
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
+    if (skill or source) and not by_source:
+        raise UserError("--skill and --source go with --by-source")
+    if source is not None and source not in SOURCES:
+        raise UserError(f"--source {source!r}: use one of {', '.join(SOURCES)}")
     start = parse_since(since)
     day = start.astimezone(dt.UTC).date()
     who = f" for tenant {tenant!r}" if tenant else ""
@@ -106,7 +121,7 @@ def report_cmd(
             with Session(conn) as session:
                 require_tenant(session, tenant)
         if by_source:
-            per_source = source_report(conn, since=day, tenant=tenant)
+            per_source = source_report(conn, since=day, tenant=tenant, skill=skill, source=source)
             empty = f"no use of any skill{who} in any source since {day:%Y-%m-%d} (UTC days)"
             out = render_by_source(per_source, fmt) if per_source or fmt != "table" else empty
         else:

@@ -9,13 +9,19 @@ import datetime as dt
 import io
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from decimal import Decimal
 
 from sqlalchemy import Connection, text
 
 from claresia_sync.errors import UserError
+from claresia_sync.telemetry.sources import (
+    ACTIVITY_FEED,
+    AUDIT_POLLER,
+    CLAUDE_CODE_OTLP,
+    SKILLS_ANALYTICS,
+)
 
 FORMATS = ("table", "csv", "json")
 _SPAN = re.compile(r"^(\d+)([mhdw])$")
@@ -69,11 +75,13 @@ WITH v AS (
       FROM skill_usage_by_source
      WHERE day >= :since
        AND (CAST(:tenant AS text) IS NULL OR tenant_slug = :tenant OR root_tenant_slug = :tenant)
+       AND (CAST(:skill AS text) IS NULL OR skill_id = :skill)
      GROUP BY tenant_slug, skill_id
 ), u AS (
     SELECT tenant_slug, skill_id, count(DISTINCT actor_user_id) AS users
       FROM telemetry_invocation
      WHERE occurred_at >= :since_at
+       AND (CAST(:skill AS text) IS NULL OR skill_id = :skill)
      GROUP BY tenant_slug, skill_id
 )
 SELECT v.*, coalesce(u.users, 0) AS users
@@ -104,14 +112,63 @@ class SourceFigures:
     lifecycle_events: int
 
 
+# The four sources by the names `status` and `telemetry_source` use, and what makes a row of
+# the report one of theirs.
+SOURCES: dict[str, Callable[[SourceFigures], bool]] = {
+    AUDIT_POLLER: lambda f: f.audit_runs > 0,
+    CLAUDE_CODE_OTLP: lambda f: f.claude_code_activations > 0,
+    SKILLS_ANALYTICS: lambda f: f.apps_invocations is not None,
+    ACTIVITY_FEED: lambda f: f.lifecycle_events > 0,
+}
+
+
 def source_report(
-    conn: Connection, *, since: dt.date, tenant: str | None = None
+    conn: Connection,
+    *,
+    since: dt.date,
+    tenant: str | None = None,
+    skill: str | None = None,
+    source: str | None = None,
 ) -> list[SourceFigures]:
-    """What each source says per tenant and skill, from UTC day `since` on."""
+    """What each source says per tenant and skill, from UTC day `since` on; of one skill, and
+    only the rows `source` (a name of `SOURCES`) has something in, when given."""
+    if source is not None and source not in SOURCES:
+        raise UserError(f"source {source!r}: use one of {', '.join(SOURCES)}")
     since_at = dt.datetime.combine(since, dt.time(), dt.UTC)
-    params = {"since": since, "since_at": since_at, "tenant": tenant}
+    params = {"since": since, "since_at": since_at, "tenant": tenant, "skill": skill}
     rows = conn.execute(text(BY_SOURCE_SQL), params)
-    return [SourceFigures(**row._mapping) for row in rows]
+    figures = [SourceFigures(**row._mapping) for row in rows]
+    return figures if source is None else [f for f in figures if SOURCES[source](f)]
+
+
+# Per UTC day, what each source says of the tenants and skills asked for (the charts of the
+# console's Telemetry and skill pages).
+SOURCE_DAILY_SQL = """
+SELECT day,
+       sum(audit_invocations)::bigint AS audit_runs,
+       sum(audit_failures)::bigint AS audit_failures,
+       sum(claude_code_activations)::bigint AS claude_code_activations,
+       sum(invocations)::bigint AS invocations,
+       sum(failures)::bigint AS failures,
+       round(sum(failures)::numeric / nullif(sum(invocations), 0), 4) AS failure_rate,
+       sum(cost_usd) AS cost_usd,
+       sum(daily_invocations)::bigint AS apps_invocations,
+       sum(activity_events)::bigint AS lifecycle_events
+  FROM skill_usage_by_source
+ WHERE day >= :since
+   AND (CAST(:tenant AS text) IS NULL OR tenant_slug = :tenant OR root_tenant_slug = :tenant)
+   AND (CAST(:skill AS text) IS NULL OR skill_id = :skill)
+ GROUP BY day ORDER BY day
+"""
+
+
+def source_daily(
+    conn: Connection, *, since: dt.date, tenant: str | None = None, skill: str | None = None
+) -> list[dict[str, object]]:
+    """Per UTC day from `since`: audit runs and failures, Claude Code activations, their
+    totals, failure rate and cost, Claude apps uses (skills analytics), lifecycle events."""
+    params = {"since": since, "tenant": tenant, "skill": skill}
+    return [dict(row._mapping) for row in conn.execute(text(SOURCE_DAILY_SQL), params)]
 
 
 def parse_since(value: str, now: dt.datetime | None = None) -> dt.datetime:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine, text
 
+AUDIT_POLLER = "audit-poller"  # its checkpoint is `audit_checkpoint`, not a row here
 SKILLS_ANALYTICS = "skills-analytics"
 ACTIVITY_FEED = "activity-feed"
 CLAUDE_CODE_OTLP = "claude-code-otlp"

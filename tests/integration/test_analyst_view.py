@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Engine, text
 
 from claresia_sync.config import Settings
-from claresia_sync.telemetry.report import source_report
+from claresia_sync.telemetry.report import SOURCES, source_daily, source_report
 from tests.cli import ROOT, clean_env, run_cli
 from tests.fixtures.analyst import DAY1, DAY2, DAY3, SINCE, fill_every_source
 
@@ -155,6 +155,58 @@ def test_a_parent_tenant_covers_its_sub_tenants(engine: Engine) -> None:
         ("dainese", "meeting-summary"),
     }
     assert {f.tenant_slug for f in eng} == {"dainese-eng"}
+
+
+def test_the_report_filters_by_skill_and_source_and_gives_each_source_per_day(
+    engine: Engine, db_settings: Settings
+) -> None:
+    """The filters of the console's Telemetry page and `report --by-source --skill --source`
+    (one query), and the per-day series of its charts, against the view's own sums."""
+    fill_every_source(engine)
+    with engine.connect() as conn:
+        prd = source_report(conn, since=SINCE, skill="prd-review")
+        keys = {
+            name: {
+                (f.tenant_slug, f.skill_id) for f in source_report(conn, since=SINCE, source=name)
+            }
+            for name in SOURCES
+        }
+        daily = {d["day"]: d for d in source_daily(conn, since=SINCE, tenant="ferretti")}
+        everyone = source_daily(conn, since=SINCE)
+    assert [(f.tenant_slug, f.skill_id) for f in prd] == [("ferretti", "prd-review")]
+    assert keys == {
+        "audit-poller": {
+            ("dainese-eng", "incident-postmortem"),
+            ("dainese", "meeting-summary"),
+            ("dainese-eng", None),
+        },
+        "claude-code-otlp": {("ferretti", "prd-review")},
+        "skills-analytics": {("ferretti", "prd-review")},
+        "activity-feed": {("ferretti", "prd-review"), ("ferretti", "sprint-planning")},
+    }
+    assert set(daily) == {DAY1, DAY2, DAY3}
+    one = daily[DAY1]
+    assert (one["claude_code_activations"], one["apps_invocations"], one["audit_runs"]) == (
+        2,
+        12,
+        0,
+    )
+    assert (daily[DAY2]["lifecycle_events"], daily[DAY3]["lifecycle_events"]) == (2, 1)
+    sums = _sums(_view(engine), "audit_invocations", "daily_invocations", "activity_events")
+    for column, mine in (
+        ("audit_invocations", "audit_runs"),
+        ("daily_invocations", "apps_invocations"),
+        ("activity_events", "lifecycle_events"),
+    ):
+        assert sum(v[column] for v in sums.values()) == sum(d[mine] or 0 for d in everyone)
+
+    filtered = _report(db_settings, "--by-source", "--source", "activity-feed")
+    assert {(r["tenant_slug"], r["skill_id"]) for r in filtered} == keys["activity-feed"]
+    done = run_cli("telemetry", "report", "--source", "nope", "--by-source",
+                   env=clean_env(db_settings))  # fmt: skip
+    assert done.returncode == 1 and "--source 'nope': use one of audit-poller" in done.stderr
+    done = run_cli("telemetry", "report", "--skill", "prd-review", env=clean_env(db_settings))
+    assert done.returncode == 1 and "go with --by-source" in done.stderr
 
 
 def test_the_docs_name_every_column_of_the_view_and_no_other(engine: Engine) -> None:

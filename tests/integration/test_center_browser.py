@@ -14,6 +14,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from claresia_sync.emulator import EmulatorServer
+from tests.fixtures.analyst import SINCE, fill_every_source
 from tests.fixtures.center import CenterProcess, publish_everything
 from tests.fixtures.daemon import wait_until
 from tests.fixtures.emulator import DAINESE_ORG
@@ -54,6 +55,14 @@ def _log_in(browser: Browser, c: CenterProcess, token: str) -> Page:
     expect(page.locator("#who")).to_be_visible()
     page.outside = outside  # type: ignore[attr-defined]
     return page
+
+
+def _bars_drawn(page: Page, metric: str) -> int:
+    """Bars of a non-zero height in the chart of `metric`, once the chart is drawn."""
+    expect(page.locator(f".chart[data-metric={metric}] svg.bars")).to_be_attached()
+    bars = page.locator(f".chart[data-metric={metric}] svg rect.bar")
+    heights = bars.evaluate_all("bars => bars.map(b => Number(b.getAttribute('height')))")
+    return sum(1 for h in heights if h > 0)
 
 
 def test_an_operator_republishes_all_and_watches_it(
@@ -98,7 +107,7 @@ def test_an_operator_republishes_all_and_watches_it(
         lambda: c.api("GET", "/telemetry/summary", c.viewer_token).json() != [], 30, "ingestion"
     )
     page.goto("/telemetry?tenant=dainese")
-    chart = page.locator(".chart[data-metric=invocations] svg.bars")
+    chart = page.locator(".chart[data-metric=audit_runs] svg.bars")
     expect(chart).to_have_attribute("data-points", "1")
     assert chart.locator("rect.bar").count() == 1
     expect(page.locator(".chart[data-metric=failure_rate] svg rect.bar")).to_have_count(1)
@@ -170,4 +179,46 @@ def test_a_tenant_page_says_who_gets_its_skills_and_every_organisation_shows(
     expect(page.locator("#publications tr[data-skill=meeting-summary] .access")).to_have_text(
         "workspace vespucci-support (wrkspc_vespucci_support): every API key of it"
     )
+    assert page.outside == []  # type: ignore[attr-defined]
+
+
+def test_the_telemetry_page_shows_every_source_and_filters(
+    center_module: CenterProcess, browser: Browser
+) -> None:
+    c = center_module
+    assert c.engine is not None
+    fill_every_source(c.engine)
+    page = _log_in(browser, c, c.viewer_token)
+    page.goto(f"/telemetry?since={SINCE.isoformat()}")
+    table = page.locator("#telemetry-by-source")
+    # (the users of the first test ran dainese's skills today: an event of no named skill is
+    # the audit log's row that is this test's alone)
+    audit = table.locator('tr[data-tenant=dainese-eng][data-skill=""]')
+    expect(audit.locator(".audit-poller")).to_have_text("1")
+    expect(audit).to_contain_text("(unnamed)")
+    prd = table.locator("tr[data-tenant=ferretti][data-skill=prd-review]")
+    expect(prd.locator(".claude-code-otlp")).to_have_text("3")
+    expect(prd.locator(".skills-analytics")).to_have_text("19")
+    expect(prd.locator(".activity-feed")).to_have_text("2")
+    only_activity = table.locator("tr[data-tenant=ferretti][data-skill=sprint-planning]")
+    expect(only_activity.locator(".activity-feed")).to_have_text("1")
+    # a chart per source, each with a bar on the days it has something
+    for metric in ("audit_runs", "claude_code_activations", "apps_invocations", "lifecycle_events"):
+        assert _bars_drawn(page, metric) > 0, metric
+
+    # filtered by source (the form): only the rows the skills analytics has something in
+    page.select_option("#filters select[name=source]", "skills-analytics")
+    page.click("#filters button[type=submit]")
+    expect(page).to_have_url(re.compile(r"source=skills-analytics"))
+    expect(table.locator("tbody tr")).to_have_count(1)
+    expect(table.locator("tbody tr")).to_have_attribute("data-skill", "prd-review")
+    expect(page.locator(".chart")).to_have_count(3)  # its own and the two totals
+    # by tenant and skill
+    page.goto(f"/telemetry?since={SINCE.isoformat()}&tenant=ferretti&skill=sprint-planning")
+    expect(table.locator("tbody tr")).to_have_count(1)
+    expect(table.locator("tbody tr .activity-feed")).to_have_text("1")
+    chart = page.locator(".chart[data-metric=lifecycle_events] svg.bars")
+    expect(chart).to_have_attribute("data-points", "1")
+    page.goto("/telemetry?source=rumour")
+    expect(page.locator("#error")).to_contain_text("'rumour' is not a source")
     assert page.outside == []  # type: ignore[attr-defined]

@@ -4,12 +4,16 @@ last error."""
 
 from __future__ import annotations
 
+import json
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Engine
 
 from claresia_sync.emulator import EmulatorServer
 from claresia_sync.telemetry import sources
+from tests.cli import clean_env, run_cli
+from tests.fixtures.analyst import DAY1, DAY2, SINCE, fill_every_source
 from tests.fixtures.center import CenterProcess, publish_everything
 from tests.fixtures.daemon import wait_until
 
@@ -92,3 +96,58 @@ def test_every_target_organisation_with_each_source_freshness_and_error(
     assert by_source["activity-feed"]["failing"] and ferretti["failing"]
     assert by_source["skills-analytics"]["last_success_age_s"] < 600
     assert by_source["claude-code-otlp"]["key"] == "ferretti"
+
+
+def test_telemetry_by_source_is_the_reports_and_filters(center_module: CenterProcess) -> None:
+    """GET /telemetry/by-source answers what `telemetry report --by-source` prints (one
+    query), filtered by tenant, skill and source; the per-day series add up to it."""
+    c = center_module
+    assert c.engine is not None
+    fill_every_source(c.engine)
+    since = SINCE.isoformat()
+
+    def api(path: str, **params: str) -> Any:
+        answer = c.api("GET", path, c.viewer_token, params={"since": since, **params})
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    def keyed(rows: list[dict[str, Any]]) -> dict[tuple[str, str | None], dict[str, Any]]:
+        return {(r["tenant_slug"], r["skill_id"]): r for r in rows}
+
+    everything = keyed(api("/telemetry/by-source"))
+    env = {k: v for k, v in c.daemon.env.items() if k.startswith("CLARESIA_")}
+    done = run_cli("telemetry", "report", "--since", since, "--by-source", "--format", "json",
+                   env=clean_env(**env))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    printed = keyed(json.loads(done.stdout))
+    assert set(printed) == set(everything)
+    for key, row in printed.items():
+        for column, value in row.items():
+            mine = everything[key][column]
+            if column in ("tenant_slug", "skill_id") or value is None:
+                assert mine == value, (key, column)
+            else:
+                assert Decimal(str(mine)) == Decimal(str(value)), (key, column)
+
+    prd = everything[("ferretti", "prd-review")]
+    assert (prd["claude_code_activations"], prd["apps_invocations"], prd["lifecycle_events"]) == (
+        3,
+        19,
+        2,
+    )
+    assert everything[("dainese-eng", "incident-postmortem")]["audit_runs"] == 5
+    only = keyed(api("/telemetry/by-source", source="skills-analytics"))
+    assert set(only) == {("ferretti", "prd-review")}
+    assert set(keyed(api("/telemetry/by-source", skill="sprint-planning"))) == {
+        ("ferretti", "sprint-planning")
+    }
+    assert {k[0] for k in keyed(api("/telemetry/by-source", tenant="dainese"))} == {
+        "dainese",
+        "dainese-eng",
+    }
+    daily = api("/telemetry/by-source/daily", tenant="ferretti", skill="prd-review")
+    assert [d["day"] for d in daily][:2] == [DAY1.isoformat(), DAY2.isoformat()]
+    assert sum(d["apps_invocations"] or 0 for d in daily) == 19
+    assert sum(d["lifecycle_events"] for d in daily) == 2
+    bad = c.api("GET", "/telemetry/by-source", c.viewer_token, params={"source": "rumour"})
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "source"

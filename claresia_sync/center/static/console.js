@@ -78,16 +78,15 @@ function barChart(target, metric, rows) {
     svg.appendChild(el("text", { x: pad, y: height - 8, class: "label" }, rows[0].day));
     svg.appendChild(el("text", { x: width - pad, y: height - 8, class: "label end" }, rows[rows.length - 1].day));
   } else {
-    svg.appendChild(el("text", { x: width / 2, y: height / 2, class: "label middle" }, "no invocations in the period"));
+    svg.appendChild(el("text", { x: width / 2, y: height / 2, class: "label middle" }, "nothing in the period"));
   }
   target.replaceChildren(svg);
 }
 
+// A section of charts reads one API route (its data-url: per UTC day rows); each chart draws
+// one metric of the rows.
 async function drawCharts(section) {
-  const params = new URLSearchParams({ days: section.dataset.days || "30" });
-  if (section.dataset.tenant) params.set("tenant", section.dataset.tenant);
-  if (section.dataset.skill) params.set("skill", section.dataset.skill);
-  const rows = await getJSON("/api/v1/telemetry/daily?" + params);
+  const rows = await getJSON(section.dataset.url);
   for (const chart of section.querySelectorAll(".chart")) barChart(chart, chart.dataset.metric, rows);
 }
 
