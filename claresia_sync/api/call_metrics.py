@@ -1,13 +1,13 @@
-"""Every Anthropic API call this process makes, counted where HTTP clients are built.
+"""Every Anthropic API call this process makes, counted where it is sent.
 
-`make_http_pool` (the one builder of connection pools) builds a `MeteredAsyncClient`: its `send`,
-which every request of the client passes through (polls, publish jobs, connection checks,
-whatever opened the client), counts each attempt in `API_CALLS` by method, route template and
+`make_http_pool` (the one builder of connection pools) puts a `RetryTransport` (api/retry.py)
+under every pool: every attempt of every request through it (polls, publish jobs, connection
+checks, `OrgClient` and the SDK alike) is counted in `API_CALLS` by method, route template and
 status: the HTTP code, `timeout` or `connection_error`. The daemon's `/metrics` exports it as
 `claresia_api_calls_total`, so the 401/403 and 429 alerts see publishing as well as polling.
 
-The route is the template the caller names in the request extension `ROUTE_EXTENSION` (the
-`OrgClient` does), else the path with its id-like segments replaced by `{id}`, so that labels
+The route is the template the caller names for its call (`api.retry.Call.route`: `OrgClient`
+and `SdkCaller` do), else the path with its id-like segments replaced by `{id}`, so that labels
 stay few whatever calls a future client makes.
 """
 
@@ -15,11 +15,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from typing import Any
 
-import httpx2
-
-ROUTE_EXTENSION = "claresia.route"
 _ID_SEGMENT = re.compile(
     r"(?:[a-z]+_)+[A-Za-z0-9]{6,}"  # org_..., skill_01..., wrkspc_..., rbac_group_...
     r"|\d+"  # versions, numeric ids
@@ -63,24 +59,3 @@ Prometheus's own default registry: the calls are the process's, whoever made the
 def route_template(path: str) -> str:
     """`/v1/organizations/org_x/skills/skill_01abc` -> `/v1/organizations/{id}/skills/{id}`."""
     return "/".join("{id}" if _ID_SEGMENT.fullmatch(seg) else seg for seg in path.split("/"))
-
-
-class MeteredAsyncClient(httpx2.AsyncClient):
-    """An `httpx2.AsyncClient` that counts every request it sends in `counter`."""
-
-    def __init__(self, *args: Any, counter: CallCounter = API_CALLS, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._counter = counter
-
-    async def send(self, request: httpx2.Request, **kwargs: Any) -> httpx2.Response:
-        route = request.extensions.get(ROUTE_EXTENSION) or route_template(request.url.path)
-        try:
-            response = await super().send(request, **kwargs)
-        except httpx2.TimeoutException:
-            self._counter.add(request.method, route, "timeout")
-            raise
-        except httpx2.TransportError:
-            self._counter.add(request.method, route, "connection_error")
-            raise
-        self._counter.add(request.method, route, str(response.status_code))
-        return response

@@ -4,20 +4,21 @@
 - The admin key is only `.reveal()`ed inside an `httpx2.Auth` flow that sets the header on the
   outgoing request; it is never a default header of the (possibly shared) `httpx2.AsyncClient`,
   and no error built here keeps a reference to an httpx2 request (whose headers hold the key).
-- Retries: the one policy of `api/retry.py` (exponential backoff with full jitter, or the
-  server's `retry-after-ms` / `retry-after`; a bounded number of attempts), for
-  429/500/502/503/504/529, connection errors and timeouts. Other 4xx answers fail at once.
-- Every attempt is counted by (method, route template, status) in a `CallCounter`, which can be
-  shared by many clients (a job's stats); the process-wide count behind `/metrics` is made by
-  the pool itself (`api/call_metrics.py`).
+- Retries: the pool's transport (`api/retry.py`, the SDK's too) retries and counts every
+  request, under this client's `Backoff` (exponential backoff with full jitter, or the server's
+  `retry-after-ms` / `retry-after`; a bounded number of attempts): 408/409/429/5xx, connection
+  errors and timeouts, a write only when it cannot have been acted on. Other 4xx answers fail
+  at once. Every attempt is counted by (method, route template, status) in the pool's count
+  behind `/metrics` and in this client's `CallCounter`, which can be shared by many clients (a
+  job's stats).
 - A 2xx answer is not trusted blindly: a body over `max_body_bytes` is refused while streaming
   (never buffered whole), and one that is not JSON, does not fit its model, or is a list page
   breaking the list contract (more items than `limit`, ids not ascending, a `last_id` that is
   not its last item's: the poller checkpoints `last_id`, so a lying one would skip events)
-  raises `UnexpectedResponseError`. GETs retry it like a 5xx (a read is safe to repeat, and
-  such answers are mostly a passing proxy fault); writes do not, because the write may well
-  have happened: the caller's next run reads the server's state, and a create that already
-  happened is answered 409 and adopted, so no twin.
+  raises `UnexpectedResponseError`. GETs try it again, as an answer whose body was cut off
+  (`api.retry.repeat_read`, within the same attempts: the transport reads no 2xx body); writes
+  do not, because the write may well have happened: the caller's next run reads the server's
+  state, and a create that already happened is answered 409 and adopted, so no twin.
 - Errors name the call as `METHOD /concrete/path` (organisation and skill ids, never the key).
 """
 
@@ -34,9 +35,10 @@ from urllib.parse import quote
 
 import httpx2
 import orjson
+from httpx2._utils import get_environment_proxies
 from pydantic import BaseModel, ValidationError
 
-from claresia_sync.api.call_metrics import ROUTE_EXTENSION, MeteredAsyncClient
+from claresia_sync.api.call_metrics import API_CALLS
 from claresia_sync.api.call_metrics import CallCounter as CallCounter  # re-exported
 from claresia_sync.api.errors import (
     APIConnectionError,
@@ -54,7 +56,15 @@ from claresia_sync.api.models import (
     SkillDeleted,
     Workspace,
 )
-from claresia_sync.api.retry import Backoff, retry_after, retrying
+from claresia_sync.api.retry import (
+    Backoff,
+    Call,
+    RetryTransport,
+    Sleep,
+    calling,
+    repeat_read,
+    retry_after,
+)
 from claresia_sync.secrets import AdminKey
 from claresia_sync.transpile import ClaudeSkill
 
@@ -99,15 +109,6 @@ class _AdminKeyAuth(httpx2.Auth):
 
     def __repr__(self) -> str:
         return f"_AdminKeyAuth({self._key!r})"
-
-
-def _is_retryable(exc: BaseException) -> bool:
-    return isinstance(exc, APIError) and exc.retryable
-
-
-def _is_retryable_read(exc: BaseException) -> bool:
-    """A GET also retries an untrustworthy 2xx (see the module docstring)."""
-    return _is_retryable(exc) or isinstance(exc, UnexpectedResponseError)
 
 
 def _path(route: str, path_params: Mapping[str, str] | None = None) -> str:
@@ -276,14 +277,31 @@ def make_http_pool(
     max_keepalive: int = POOL_KEEPALIVE,
     timeout: float | httpx2.Timeout = DEFAULT_TIMEOUT_S,
 ) -> httpx2.AsyncClient:
-    """The one place an HTTP connection pool is built: shared by the `OrgClient`s of many
-    tenants (close it yourself), or owned by a client opened without one. `timeout`: the
-    setting CLARESIA_API_TIMEOUT_S, handed down by the entry point."""
-    return MeteredAsyncClient(  # every call through it is counted (api/call_metrics.py)
-        limits=httpx2.Limits(
-            max_connections=max_connections,
-            max_keepalive_connections=min(max_keepalive, max_connections),
-        ),
+    """The one place an HTTP connection pool is built: shared by the `OrgClient`s and SDK
+    callers of many tenants (close it yourself), or owned by a client opened without one.
+    `timeout`: the setting CLARESIA_API_TIMEOUT_S, handed down by the entry point.
+
+    Every request goes through a `RetryTransport` (api/retry.py: the one retry policy, every
+    attempt counted in `API_CALLS`), over the connection pool's transport; the proxy variables
+    (`HTTPS_PROXY`, `NO_PROXY`, ...) are read as httpx2 reads them for a client it builds, each
+    proxy's transport wrapped the same way."""
+    limits = httpx2.Limits(
+        max_connections=max_connections,
+        max_keepalive_connections=min(max_keepalive, max_connections),
+    )
+
+    def transport(proxy: str | None = None) -> RetryTransport:
+        return RetryTransport(
+            httpx2.AsyncHTTPTransport(limits=limits, proxy=proxy), counter=API_CALLS
+        )
+
+    # httpx2 reads the environment's proxies only for a client whose transport it builds.
+    proxies = get_environment_proxies()
+    return httpx2.AsyncClient(
+        transport=transport(),
+        mounts={
+            pattern: None if url is None else transport(url) for pattern, url in proxies.items()
+        },
         timeout=timeout,
         follow_redirects=False,
     )
@@ -318,7 +336,7 @@ class OrgClient:
         backoff_max: float = 20.0,
         retry_after_cap: float = 60.0,
         counter: CallCounter | None = None,
-        sleep: Callable[[float], Any] | None = None,
+        sleep: Sleep | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     ) -> None:
         if max_body_bytes < 1:
@@ -371,12 +389,18 @@ class OrgClient:
         params: Query | None = None,
         json: Any = None,
     ) -> T:
-        """`parse` of the decoded JSON body of a 2xx answer, with retries; raises an `APIError`
-        otherwise (`parse` raises `_Malformed` for an answer that breaks the contract)."""
+        """`parse` of the decoded JSON body of a 2xx answer (the pool's transport retrying what
+        may be retried); raises an `APIError` otherwise (`parse` raises `_Malformed` for an
+        answer that breaks the contract)."""
         path = _path(route, path_params)
-        retryable = _is_retryable_read if method == "GET" else _is_retryable
-        retrier = retrying(self.retry, retryable, sleep=self._sleep)
-        return await retrier(self._attempt, method, route, path, params, json, parse)
+        call = Call(route=route, counter=self.calls, policy=self.retry, sleep=self._sleep)
+        with calling(call):
+            return await repeat_read(
+                call,
+                method,
+                lambda: self._attempt(method, route, path, params, json, parse),
+                (UnexpectedResponseError, APIConnectionError),
+            )
 
     async def _attempt(
         self,
@@ -421,9 +445,10 @@ class OrgClient:
         params: Query | None,
         json: Any,
     ) -> tuple[int, dict[str, str], bytes]:
-        """One HTTP exchange, reduced to plain data so no httpx2 request (whose headers hold the
-        key) outlives it in an exception, its context or a traceback frame. The body is read
-        in chunks and refused past `max_body_bytes` (the rest is never read)."""
+        """One HTTP exchange (the transport's attempts), reduced to plain data so no httpx2
+        request (whose headers hold the key) outlives it in an exception, its context or a
+        traceback frame. The body is read in chunks and refused past `max_body_bytes` (the rest
+        is never read)."""
         label = f"{method} {path}"
         failure: APIError | None = None
         started = time.perf_counter()
@@ -440,7 +465,6 @@ class OrgClient:
                 headers={"anthropic-version": ANTHROPIC_VERSION, "accept": "application/json"},
                 auth=self._auth,
                 timeout=self._timeout,
-                extensions={ROUTE_EXTENSION: route},
             ) as response:
                 status = response.status_code
                 headers = {
@@ -485,9 +509,7 @@ class OrgClient:
             )
         if failure is not None:
             # Raised outside the except block so the httpx2 exception is not its __context__.
-            self.calls.add(method, route, str(status) if status else failure.type)
             raise failure
-        self.calls.add(method, route, str(status))
         log.debug(
             "%s %s -> %d in %.0f ms (request %s)",
             method,

@@ -1,15 +1,17 @@
-"""The official `anthropic` SDK under the one retry policy (`api/retry.py`, `OrgClient`'s
-too), for the real targets (`publish/targets/`) and the telemetry sources that read the real API.
+"""The official `anthropic` SDK on the one HTTP stack, for the real targets (`publish/targets/`)
+and the telemetry sources that read the real API.
 
-SDK clients are built with `max_retries=0` (its own retries would stack with ours) on the daemon's
-shared HTTP pool; every call goes through `SdkCaller.call`, retrying what the API says may succeed
-later (429, 5xx, 408, connection errors and timeouts) unless it answers `x-should-retry: false` (a
-409 `plugin_name_taken`), and retrying a 409 or 503 that says `x-should-retry: true` (a busy
-installation-setting write). A 503 `registration_pending` is never retried, whatever its headers:
-the SDK's docstring says the plugin was stored and a retried create would only answer
+SDK clients are built with `max_retries=0` on a pool of `make_http_pool` (the daemon's shared one,
+or the caller's own): its `RetryTransport` (`api/retry.py`, `OrgClient`'s too) retries and counts
+every request. `SdkCaller.call` names the call for it (route template, counter, this caller's
+`Backoff`): what the API says may succeed later is retried (429, 5xx, 408, connection errors and
+timeouts; a write only when it cannot have been acted on) unless it answers `x-should-retry: false`
+(a 409 `plugin_name_taken`), and a 409 or 503 that says `x-should-retry: true` (a busy
+installation-setting write) is. A 503 `registration_pending` is never retried, whatever its
+headers: the SDK's docstring says the plugin was stored and a retried create would only answer
 `plugin_name_taken` (the target completes it with a version instead). Errors become the target
 seam's `TargetError` naming the call (method and path, never a header: the request holds the key),
-with a one-line hint.
+with a one-line hint; `retryable` says whether the job's next round may try it again.
 """
 
 from __future__ import annotations
@@ -25,7 +27,15 @@ from claresia_sync.api.call_metrics import CallCounter
 from claresia_sync.api.client import make_http_pool
 from claresia_sync.api.connect import TenantConnection, connection_key
 from claresia_sync.api.errors import SkillGone, TargetError
-from claresia_sync.api.retry import Backoff, retry_after, retrying
+from claresia_sync.api.retry import (
+    NEVER_RETRIED,
+    Backoff,
+    Call,
+    Sleep,
+    answer_says_retry,
+    calling,
+    retry_after,
+)
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -54,21 +64,11 @@ class SdkFailure(TargetError):
         self.details = details
 
 
-def _retryable(exc: BaseException) -> bool:
-    return isinstance(exc, TargetError) and exc.retryable
-
-
-# Error codes whose request must never be sent again, whatever the answer's headers say.
-NEVER_RETRIED = frozenset({"registration_pending"})
-
-
 def _should_retry(exc: anthropic.APIStatusError) -> bool:
+    """Whether the same call may succeed later (the transport's rule of answers)."""
     if exc.error_code in NEVER_RETRIED:
         return False
-    said = exc.response.headers.get("x-should-retry")
-    if said in ("true", "false"):
-        return said == "true"
-    return exc.status_code in (408, 429) or exc.status_code >= 500
+    return answer_says_retry(exc.status_code, exc.response.headers)
 
 
 def _details(exc: anthropic.APIStatusError) -> dict[str, Any]:
@@ -124,11 +124,11 @@ class SdkCaller:
         hints: Callable[[int, str | None, str], str],
         max_attempts: int = MAX_ATTEMPTS,
         default_headers: dict[str, str] | None = None,
-        sleep: Callable[[float], Awaitable[None]] | None = None,
+        sleep: Sleep | None = None,
     ) -> None:
         key = connection_key(conn)  # ConnectionKeyError when it cannot be resolved
-        # The one kind of pool (`make_http_pool`: metered, the timeout the entry point handed
-        # down), shared or this caller's own.
+        # The one kind of pool (`make_http_pool`: the retry transport, the timeout the entry
+        # point handed down), shared or this caller's own.
         self._owns_http = http is None
         http = http if http is not None else make_http_pool()
         self.sdk = anthropic.AsyncAnthropic(
@@ -143,28 +143,22 @@ class SdkCaller:
         self.key_fingerprint = key.fingerprint
         self.counter = counter or CallCounter()
         self.hints = hints
-        self.retry = Backoff(max_attempts)  # api/retry.py: OrgClient's policy
+        self.retry = Backoff(max_attempts)  # the transport's policy for this caller's calls
         self._sleep = sleep  # tests observe the waits instead of waiting
 
     def __repr__(self) -> str:
         return f"SdkCaller(key={self.key_hint!r})"
 
     async def call(self, method: str, route: str, what: str, fn: Callable[[], Awaitable[T]]) -> T:
-        """`fn()` under the retry policy; counted as (method, route, status)."""
-
-        async def attempt() -> T:
+        """`fn()`, its requests retried by the pool's transport and each attempt counted as
+        (method, `route`, status); an SDK error raised as the seam's `TargetError`. `method`
+        names the call's own requests (the transport counts each under its real method)."""
+        call = Call(route=route, counter=self.counter, policy=self.retry, sleep=self._sleep)
+        with calling(call):
             try:
-                result = await fn()
+                return await fn()
             except (anthropic.APIStatusError, anthropic.APIConnectionError) as exc:
-                status = (
-                    str(exc.status_code) if isinstance(exc, anthropic.APIStatusError) else "error"
-                )
-                self.counter.add(method, route, status)
                 raise translate(exc, what, self.hints) from None
-            self.counter.add(method, route, "200")
-            return result
-
-        return await retrying(self.retry, _retryable, sleep=self._sleep)(attempt)
 
     async def aclose(self) -> None:
         if self._owns_http:  # a shared pool is closed by its owner

@@ -1,8 +1,9 @@
 """Prometheus metrics of the daemon, in a registry of its own (served on /metrics).
 
 Work functions return results; the daemon records them here, so the publisher and the poller
-stay free of metrics code. API calls are counted by the HTTP pools themselves
-(`api/call_metrics.py`): every call of the process, polls and publish jobs alike.
+stay free of metrics code. API calls are counted by the HTTP pools' retry transport
+(`api/retry.py`, into `api/call_metrics.API_CALLS`): every attempt of the process, polls and
+publish jobs alike.
 """
 
 from __future__ import annotations

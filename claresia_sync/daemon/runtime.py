@@ -330,7 +330,7 @@ class LiveWork:
 
 async def run_daemon(engine: Engine, config: DaemonConfig, settings: Settings) -> None:
     calls = CallCounter()
-    metrics = Metrics()  # API calls: counted by the pool, for every caller
+    metrics = Metrics()  # API calls: counted by the pool's transport, for every caller
     url = engine.url.render_as_string(hide_password=False)
     async with make_http_pool(timeout=settings.api_timeout_s) as http:
         work = LiveWork(

@@ -170,7 +170,9 @@ def test_no_import_cycle_between_top_level_units_but_through_the_allowed_one() -
 
 
 def test_one_retry_policy_for_every_api_call() -> None:
-    """`OrgClient` and the SDK callers retry through `api/retry.py` alone (no second engine)."""
+    """`OrgClient` and the SDK callers retry through the pool's transport (`api/retry.py`)
+    alone: no retry engine is imported anywhere (tests/integration/test_api_retries.py shows
+    the one transport serving both)."""
     engines = {
         name
         for name, tree in _modules().items()
@@ -178,4 +180,4 @@ def test_one_retry_policy_for_every_api_call() -> None:
         if (isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tenacity"))
         or (isinstance(node, ast.Import) and any(a.name.startswith("tenacity") for a in node.names))
     }
-    assert engines == {"api/retry.py"}
+    assert engines == set()
