@@ -474,9 +474,20 @@ def _read(raw: Mapping[str, Any]) -> _Fields:
         raise _Bad(
             "type: missing" if kind in (None, "") else f"type: {_shown(kind)} is not a string"
         )
-    actor, skill = _object(raw, "actor", "actor"), _object(raw, "skill", "skill")
-    inv, error = _object(raw, "invocation", "invocation"), _object(raw, "error", "error")
-    usage = _object(inv, "usage", "invocation.usage")
+    # An object as served is taken as it is; anything else is read by `_object`.
+    actor, skill = raw.get("actor"), raw.get("skill")
+    inv, error = raw.get("invocation"), raw.get("error")
+    if type(actor) is not dict:
+        actor = _object(raw, "actor", "actor")
+    if type(skill) is not dict:
+        skill = _object(raw, "skill", "skill")
+    if type(inv) is not dict:
+        inv = _object(raw, "invocation", "invocation")
+    if type(error) is not dict:
+        error = _object(raw, "error", "error")
+    usage = inv.get("usage")
+    if type(usage) is not dict:
+        usage = _object(inv, "usage", "invocation.usage")
     texts = (
         raw.get("created_at"),
         raw.get("organization_id"),
@@ -503,8 +514,14 @@ def _read(raw: Mapping[str, Any]) -> _Fields:
                 raise _Bad(f"{name}: {_shown(value)} is {_a(value)}, not a string")
     if not {*map(type, counts)} <= _OPT_INT:
         counts = tuple(map(_lax_count, _COUNT_NAMES, counts))
-    for name, count in zip(_COUNT_NAMES, counts, strict=True):
-        _count(name, count)  # int4 columns
+    duration, tokens_in, tokens_out = counts
+    if not (
+        (duration is None or 0 <= duration <= INT4_MAX)
+        and (tokens_in is None or 0 <= tokens_in <= INT4_MAX)
+        and (tokens_out is None or 0 <= tokens_out <= INT4_MAX)
+    ):
+        for name, count in zip(_COUNT_NAMES, counts, strict=True):
+            _count(name, count)  # int4 columns
     return _Fields(ident, kind, *texts, *counts)
 
 

@@ -42,6 +42,7 @@ from claresia_sync.telemetry.normalise import (
     Quarantined,
     Skipped,
     TelemetryRow,
+    Verdict,
     fn_telemetry_event,
 )
 from claresia_sync.telemetry.settings import TelemetrySettings
@@ -136,9 +137,13 @@ class _Loader:
         return seam.Loaded(self.inserted)
 
 
+_Read = tuple[Page[AuditEvent], list[Verdict]]
+
+
 class AuditSource:
     """The audit log of one organisation as a telemetry source: a step is one page after the
-    checkpoint; the next page is fetched while one is written."""
+    checkpoint; the next page is fetched and normalised while one is written (the seam's
+    items are the events' verdicts)."""
 
     name = "audit-log"
     checkpoints = AuditCheckpoints()
@@ -147,13 +152,20 @@ class AuditSource:
         self, client: OrgClient, ctx: AttributionContext, result: PollResult, page_size: int
     ) -> None:
         self.client, self.ctx, self.result, self.page_size = client, ctx, result, page_size
-        self._next: tuple[str | None, asyncio.Task[Page[AuditEvent]]] | None = None
+        self._next: tuple[str | None, asyncio.Task[_Read]] | None = None
         self._seen: tuple[seam.Page | None, set[str]] = (None, set())
 
-    def _fetch(self, after_id: str | None) -> asyncio.Task[Page[AuditEvent]]:
-        return asyncio.create_task(
-            self.client.audit_events(self.ctx.org_id, after_id, self.page_size, SKILL_EVENT_TYPES)
+    def _fetch(self, after_id: str | None) -> asyncio.Task[_Read]:
+        return asyncio.create_task(self._read(after_id))
+
+    async def _read(self, after_id: str | None) -> _Read:
+        """A page and its events' verdicts: normalised as soon as it arrives, so that a
+        prefetched page is normalised while the one before is written (by the writer thread and
+        PostgreSQL, on the other core), not after (bench/RESULTS.md, "Audit-log ingest")."""
+        page = await self.client.audit_events(
+            self.ctx.org_id, after_id, self.page_size, SKILL_EVENT_TYPES
         )
+        return page, [fn_telemetry_event(event, self.ctx) for event in page.data]
 
     async def next_step(self, after: str | None) -> seam.Step | None:
         if self._next is not None and self._next[0] == after:
@@ -162,7 +174,7 @@ class AuditSource:
             self.cancel()
             pending = self._fetch(after)
         self._next = None
-        page = await pending
+        page, verdicts = await pending
         if not page.data or page.last_id is None:
             return None
         self.result.pages += 1
@@ -171,13 +183,13 @@ class AuditSource:
         if page.has_more:
             self._next = (new_after, self._fetch(new_after))  # fetched while this is written
         return seam.Step(
-            seam.one_page(seam.Page(page.data)),
+            seam.one_page(seam.Page(verdicts)),
             advance={"after_id": new_after},
             final=not page.has_more,
         )
 
-    def normalise(self, event: AuditEvent, page: seam.Page) -> Any:
-        verdict = fn_telemetry_event(event, self.ctx)
+    def normalise(self, verdict: Verdict, page: seam.Page) -> Any:
+        """An event's verdict (`fn_telemetry_event`, made as its page arrived) for the seam."""
         if isinstance(verdict, TelemetryRow):
             if self._seen[0] is not page:  # the page itself is kept: an id() may be reused
                 self._seen = (page, set())
