@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import resource
@@ -227,6 +228,7 @@ def _worker(page_size: int) -> None:
 
     url = os.environ["CLARESIA_DATABASE_URL"]
     engine = make_engine(url)
+    gc.freeze()  # as the daemon does once started (daemon/service.py)
     rss_before = _vm_hwm_mib()
     db_before = backends_cpu(_libpq(url))
     busy, cpu, started = machine_busy_s(), time.process_time(), time.perf_counter()
