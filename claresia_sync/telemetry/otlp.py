@@ -55,6 +55,7 @@ from claresia_sync.telemetry.normalise import (
     INT4_MAX,
     AttributionContext,
     render_footer,
+    storable_raw,
 )
 from claresia_sync.telemetry.settings import TelemetrySettings
 
@@ -308,14 +309,18 @@ def _usage_row(record: LogRecord, attrs: Mapping[str, Any], tenant: str) -> dict
     if cost > COST_MAX or max(tokens_in, tokens_out, duration) > INT4_MAX:
         return None
     session = attrs.get("session.id")
+    session = session if isinstance(session, str) else ""
     model = attrs.get("model")
+    model = model if isinstance(model, str) else None
+    if "\x00" in prompt or "\x00" in session or (model is not None and "\x00" in model):
+        return None  # PostgreSQL's text cannot hold it
     return {
         "tenant_slug": tenant,
-        "session_id": session if isinstance(session, str) else "",
+        "session_id": session,
         "prompt_id": prompt,
         "request_key": request_key(tenant, nanos, attrs),
         "occurred_at": dt.datetime.fromtimestamp(nanos / 1e9, dt.UTC),
-        "model": model if isinstance(model, str) else None,
+        "model": model,
         "input_tokens": tokens_in,
         "output_tokens": tokens_out,
         "cost_usd": cost,
@@ -381,7 +386,17 @@ def normalise_request(
             continue
         nanos = record.time_unix_nano or record.observed_time_unix_nano
         ulid = identity(scope.slug, SKILL_ACTIVATED, nanos, attrs)
-        verdict = _row(record, nanos, attrs, skill, scope, settings, ulid)
+        raw = _raw(record, attrs, settings)
+        text = orjson.dumps(raw, default=str).decode()
+        unstorable = _holding_nul(raw) if "\\u0000" in text else []
+        if unstorable:
+            verdict: dict[str, Any] | str = (
+                f"the record holds NUL characters (in {', '.join(unstorable)}), which "
+                "PostgreSQL cannot store: kept here with them replaced by U+FFFD"
+            )
+            text = orjson.dumps(storable_raw(raw), default=str).decode()
+        else:
+            verdict = _row(nanos, attrs, skill, scope, settings, ulid, text)
         if isinstance(verdict, str):
             out.rejected += 1
             out.reasons.append(verdict)
@@ -390,7 +405,7 @@ def normalise_request(
                     "org_id": scope.org_id,
                     "event_id": f"otlp_{ulid}",  # a retried export is quarantined once
                     "reason": f"claude-code otlp ({scope.slug}): {verdict}",
-                    "raw": _raw(record, attrs, settings),
+                    "raw": text,
                 }
             )
             continue
@@ -415,30 +430,50 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _raw(record: LogRecord, attrs: Mapping[str, Any], settings: TelemetrySettings) -> str:
+def _raw(
+    record: LogRecord, attrs: Mapping[str, Any], settings: TelemetrySettings
+) -> dict[str, Any]:
+    """What is stored of a record (the row's and the quarantine's `raw`): no email unless
+    `store_emails`."""
     kept = attrs
     if not settings.store_emails and not EMAIL_KEYS.isdisjoint(attrs):
         kept = {k: v for k, v in attrs.items() if k not in EMAIL_KEYS}
-    return orjson.dumps(
-        {
-            "time_unix_nano": record.time_unix_nano,
-            "observed_time_unix_nano": record.observed_time_unix_nano,
-            "severity_text": record.severity_text,
-            "body": value_of(record.body) if record.HasField("body") else None,
-            "attributes": kept,
-        },
-        default=str,
-    ).decode()
+    return {
+        "time_unix_nano": record.time_unix_nano,
+        "observed_time_unix_nano": record.observed_time_unix_nano,
+        "severity_text": record.severity_text,
+        "body": value_of(record.body) if record.HasField("body") else None,
+        "attributes": kept,
+    }
+
+
+def _holding_nul(raw: dict[str, Any]) -> list[str]:
+    """The fields of `raw` (an attribute by its key) that hold a NUL character: valid in a
+    protobuf string, refused by PostgreSQL's text and jsonb. Looked for only when the JSON
+    text shows one (a literal backslash-u0000 in a string is no NUL)."""
+
+    def has_nul(value: Any) -> bool:
+        if isinstance(value, str):
+            return "\x00" in value
+        if isinstance(value, dict):
+            return any(has_nul(k) or has_nul(v) for k, v in value.items())
+        if isinstance(value, list):
+            return any(has_nul(v) for v in value)
+        return False
+
+    fields = [k for k in ("severity_text", "body") if has_nul(raw[k])]
+    fields += [storable_raw(k) for k, v in raw["attributes"].items() if has_nul(k) or has_nul(v)]
+    return fields
 
 
 def _row(
-    record: LogRecord,
     nanos: int,
     attrs: Mapping[str, Any],
     skill_name: str,
     scope: TenantScope,
     settings: TelemetrySettings,
     ulid: str,
+    raw: str,
 ) -> dict[str, Any] | str:
     plugin, _, skill_name = skill_name.rpartition(":")
     if plugin and plugin != skill_name:
@@ -500,5 +535,5 @@ def _row(
             duration_ms=None,
             record_url=url,
         ),
-        "raw": _raw(record, attrs, settings),
+        "raw": raw,
     }

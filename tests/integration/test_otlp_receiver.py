@@ -248,3 +248,38 @@ def test_the_opentelemetry_sdk_exporter_is_an_outside_client(engine: Engine, ten
         Decimal("0.0081"),
         2300,
     )
+
+
+def test_records_postgresql_cannot_hold_are_quarantined_not_retried_forever(
+    engine: Engine, tenants: None
+) -> None:
+    """A NUL (valid in a protobuf string, refused by PostgreSQL's text and jsonb) in an
+    activation's attribute or an api_request's: the activation is quarantined with a readable
+    copy, the request adds nothing, the rest of the export is stored and answered 200."""
+    request = export_request([Prompt(SKILL)] * 3, seed=11)
+    records = request.resource_logs[0].scope_logs[0].log_records
+    activations = [r for r in records if otlp.event_name(r) == otlp.SKILL_ACTIVATED]
+    poisoned = next(kv for kv in activations[0].attributes if kv.key == "terminal.type")
+    poisoned.value.string_value = "vs\x00code"
+    for record in records:
+        if otlp.event_name(record) == otlp.API_REQUEST:
+            model = next(kv for kv in record.attributes if kv.key == "model")
+            model.value.string_value = "claude\x00"
+            break
+    body, headers = encode(request, "http/protobuf", False)
+    with receiver_url(engine) as url:
+        first = _post(url, body, _auth(headers))
+        again = _post(url, body, _auth(headers))
+    for answer in (first, again):
+        assert answer.status_code == 200, Status.FromString(answer.content).message
+        reply = ExportLogsServiceResponse.FromString(answer.content)
+        assert reply.partial_success.rejected_log_records == 1
+        assert "NUL" in reply.partial_success.error_message
+    assert len(_rows(engine)) == 2
+    (entry,) = _quarantined(engine)
+    assert "terminal.type" in entry.reason
+    with engine.connect() as conn:
+        raw = conn.execute(text("SELECT raw FROM telemetry_quarantine")).scalar_one()
+        models = conn.execute(text("SELECT model FROM claude_code_prompt")).scalars().all()
+    assert raw["attributes"]["terminal.type"] == "vs\ufffdcode"
+    assert all(m is None or "\x00" not in m for m in models)
