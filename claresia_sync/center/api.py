@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -24,7 +25,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from claresia_sync import __version__
-from claresia_sync.center import actions, operations
+from claresia_sync.center import actions, operations, skill_view
 from claresia_sync.center.auth import Identity
 from claresia_sync.center.context import Center, Forbidden
 from claresia_sync.center.operations import Conflict, NotFound
@@ -152,6 +153,17 @@ class SourceDailyQuery(Input):
     since: str = Field(default="30d", pattern=SINCE, description="as for /telemetry/by-source")
     tenant: str | None = Field(default=None, pattern=SLUG, max_length=63)
     skill: str | None = Field(default=None, pattern=SLUG, max_length=64)
+
+
+class SkillQuery(Input):
+    tenant: str | None = Field(
+        default=None,
+        pattern=SLUG,
+        max_length=63,
+        description="the tenant whose SKILL.md, history and use are shown; none: all (SKILL.md "
+        "of the first tenant granted the skill)",
+    )
+    since: str = Field(default="30d", pattern=SINCE, description="the use's first UTC day")
 
 
 class ActionsQuery(Input):
@@ -343,6 +355,17 @@ async def _source_daily(call: Call) -> Any:
     )
 
 
+async def _skill(call: Call) -> Any:
+    q: SkillQuery = call.query
+    return await call.center.read(
+        skill_view.skill,
+        call.center.engine,
+        call.path["skill_id"],
+        tenant=q.tenant,
+        since=since_day(q.since),
+    )
+
+
 async def _actions(call: Call) -> Any:
     q: ActionsQuery = call.query
     return await call.center.read(actions.recent, call.center.engine, q.limit)
@@ -404,6 +427,12 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint(
         "GET", "/telemetry/by-source/daily", "Per UTC day, what each source says", _source_daily,
         query=SourceDailyQuery,
+    ),
+    Endpoint(
+        "GET", "/skills/{skill_id}",
+        "One skill: its SKILL.md as a tenant's users get it, where it is live on which target, "
+        "its history, its use across sources",
+        _skill, query=SkillQuery,
     ),
     Endpoint(
         "GET", "/actions", "What was done through the Command Center, newest first", _actions,
@@ -484,6 +513,12 @@ def _path(request: Request) -> dict[str, Any]:
                 422, "invalid_input", "path job_id: must be a positive integer", "job_id"
             )
         params["job_id"] = int(value)
+    if "skill_id" in params:
+        value = str(params["skill_id"])
+        if len(value) > 64 or not re.match(SLUG, value):
+            raise ApiError(
+                422, "invalid_input", "path skill_id: not a skill id (a-z, 0-9, -)", "skill_id"
+            )
     if "slug" in params:
         try:
             TenantQuery(tenant=str(params["slug"]))
@@ -552,7 +587,7 @@ ERROR_SCHEMA = {
 _ERRORS = {
     "401": "no token, or not a configured one",
     "403": "the viewer role may not act (or the console's CSRF header is missing)",
-    "404": "unknown tenant or job",
+    "404": "unknown tenant, job or skill",
     "409": "the job is not in a state for this",
     "422": "bad input: the message and `field` name it",
     "503": "the database is unavailable (retry)",
@@ -568,6 +603,15 @@ def _parameters(endpoint: Endpoint) -> list[dict[str, Any]]:
                 "in": "path",
                 "required": True,
                 "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+            }
+        )
+    if "{skill_id}" in endpoint.path:
+        params.append(
+            {
+                "name": "skill_id",
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string", "pattern": SLUG, "maxLength": 64},
             }
         )
     if "{slug}" in endpoint.path:

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from claresia_sync.center import actions, operations
+from claresia_sync.center import actions, operations, skill_view
 from claresia_sync.center.api import SESSION_COOKIE, SINCE, SLUG, unavailable
 from claresia_sync.center.auth import SESSION_SECONDS, Identity
 from claresia_sync.center.context import Center, Forbidden
@@ -42,6 +42,15 @@ _env = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+# The header's links, in order: a new page adds its line here.
+NAV = [
+    ("/", "Tenants"),
+    ("/jobs", "Jobs"),
+    ("/drift", "Drift & quarantine"),
+    ("/telemetry", "Telemetry"),
+    ("/actions", "Actions"),
+]
+_env.globals["nav"] = NAV
 
 
 # The charts of each source per UTC day (metric of /telemetry/by-source/daily, caption, the
@@ -136,6 +145,13 @@ def _valid(value: str, what: str) -> str:
 
 def _slug(request: Request) -> str:
     return _valid(str(request.path_params["slug"]), "tenant slug")
+
+
+def _since(value: str | None) -> str:
+    since = value or "30d"
+    if not re.match(SINCE, since):
+        raise UserError(f"since {since[:20]!r}: give a span like 30d, 2w or a date like 2026-11-01")
+    return since
 
 
 def _optional(value: object, what: str) -> str | None:
@@ -284,11 +300,7 @@ def console_routes(center: Center) -> list[Route]:
         source = params.get("source") or None
         if source is not None and source not in SOURCES:
             raise NotFound(f"{source[:64]!r} is not a source (one of {', '.join(SOURCES)})")
-        since = params.get("since") or "30d"
-        if not re.match(SINCE, since):
-            raise UserError(
-                f"since {since[:20]!r}: give a span like 30d, 2w or a date like 2026-11-01"
-            )
+        since = _since(params.get("since"))
         start = parse_since(since)
         by_source = await center.read(
             operations.telemetry_by_source,
@@ -316,6 +328,27 @@ def console_routes(center: Center) -> list[Route]:
             since=since,
             charts=[c for c in SOURCE_CHARTS if source is None or c[2] in (None, source)],
             chart_url=chart_url(since=since, tenant=tenant, skill=skill),
+        )
+
+    async def skill_page(request: Request, page: _Page) -> Response:
+        skill_id = _valid(str(request.path_params["skill_id"]), "skill id")
+        tenant = _optional(request.query_params.get("tenant"), "tenant slug")
+        since = _since(request.query_params.get("since"))
+        found = await center.read(
+            skill_view.skill,
+            engine,
+            skill_id,
+            tenant=tenant,
+            since=parse_since(since).astimezone(dt.UTC).date(),
+        )
+        return _render(
+            "skill.html",
+            page=page,
+            skill=found,
+            filtered=tenant,
+            since=since,
+            charts=SOURCE_CHARTS,
+            chart_url=chart_url(since=since, tenant=tenant, skill=skill_id),
         )
 
     async def actions_page(request: Request, page: _Page) -> Response:
@@ -346,5 +379,6 @@ def console_routes(center: Center) -> list[Route]:
         Route("/drift", _page(center, drift_page), methods=["GET"]),
         Route("/quarantine/replay", _form(center, replay), methods=["POST"]),
         Route("/telemetry", _page(center, telemetry_page), methods=["GET"]),
+        Route("/skills/{skill_id}", _page(center, skill_page), methods=["GET"]),
         Route("/actions", _page(center, actions_page), methods=["GET"]),
     ]

@@ -59,7 +59,7 @@ def _iso(value: dt.datetime | None) -> str | None:
     return None if value is None else value.astimezone(dt.UTC).isoformat()
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     if isinstance(value, Decimal):
         return float(value)
     if isinstance(value, dt.datetime):
@@ -357,10 +357,10 @@ def quarantine(engine: Engine, *, org_id: str | None, limit: int) -> dict[str, A
     params = {"org": org_id, "limit": limit}
     with engine.connect() as conn:
         entries = [
-            {k: _plain(v) for k, v in r._mapping.items()} for r in conn.execute(_QUARANTINE, params)
+            {k: plain(v) for k, v in r._mapping.items()} for r in conn.execute(_QUARANTINE, params)
         ]
         reasons = [
-            {k: _plain(v) for k, v in r._mapping.items()}
+            {k: plain(v) for k, v in r._mapping.items()}
             for r in conn.execute(_QUARANTINE_REASONS, params)
         ]
     return {"entries": entries, "by_reason": reasons}
@@ -408,7 +408,7 @@ def telemetry_summary(
         check_tenant(engine, tenant_slug)
     with engine.connect() as conn:
         figures = skill_report(conn, since=since, tenant=tenant_slug)
-    return [{k: _plain(v) for k, v in asdict(f).items()} for f in figures]
+    return [{k: plain(v) for k, v in asdict(f).items()} for f in figures]
 
 
 def telemetry_daily(
@@ -421,7 +421,7 @@ def telemetry_daily(
     since = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=days - 1)
     params = {"since": since, "tenant": tenant_slug, "skill": skill}
     with engine.connect() as conn:
-        return [{k: _plain(v) for k, v in r._mapping.items()} for r in conn.execute(_DAILY, params)]
+        return [{k: plain(v) for k, v in r._mapping.items()} for r in conn.execute(_DAILY, params)]
 
 
 def telemetry_by_source(
@@ -438,7 +438,7 @@ def telemetry_by_source(
         check_tenant(engine, tenant_slug)
     with engine.connect() as conn:
         figures = source_report(conn, since=since, tenant=tenant_slug, skill=skill, source=source)
-    return [{k: _plain(v) for k, v in asdict(f).items()} for f in figures]
+    return [{k: plain(v) for k, v in asdict(f).items()} for f in figures]
 
 
 def telemetry_source_daily(
@@ -449,7 +449,7 @@ def telemetry_source_daily(
         check_tenant(engine, tenant_slug)
     with engine.connect() as conn:
         rows = source_daily(conn, since=since, tenant=tenant_slug, skill=skill)
-    return [{k: _plain(v) for k, v in r.items()} for r in rows]
+    return [{k: plain(v) for k, v in r.items()} for r in rows]
 
 
 def skill_ids(engine: Engine) -> list[str]:

@@ -222,3 +222,39 @@ def test_the_telemetry_page_shows_every_source_and_filters(
     page.goto("/telemetry?source=rumour")
     expect(page.locator("#error")).to_contain_text("'rumour' is not a source")
     assert page.outside == []  # type: ignore[attr-defined]
+
+
+def test_the_skill_page_shows_what_users_get_where_it_is_live_and_its_use(
+    center_module: CenterProcess, browser: Browser
+) -> None:
+    c = center_module
+    assert c.engine is not None
+    publish_everything(c)
+    fill_every_source(c.engine)
+    page = _log_in(browser, c, c.viewer_token)
+    page.goto("/tenants/ferretti")
+    page.locator("#publications tr[data-skill=prd-review] a", has_text="prd-review").click()
+    expect(page).to_have_url(re.compile(r"/skills/prd-review\?tenant=ferretti$"))
+    expect(page.locator("#skill-md")).to_contain_text("name: claresia-ferretti-prd-review")
+    expect(page.locator("#skill-md-source")).to_contain_text("live as shown on 1 target(s)")
+    live = page.locator("#skill-publications tr[data-target=claude-enterprise]")
+    expect(live).to_have_count(1)
+    expect(live.locator(".remote-id")).not_to_be_empty()
+    expect(live.locator(".access")).to_contain_text("available to install")
+    expect(page.locator("#skill-history tr[data-action=published]").first).to_be_visible()
+
+    page.goto(f"/skills/prd-review?tenant=ferretti&since={SINCE.isoformat()}")
+    use = page.locator("#skill-use tr[data-tenant=ferretti]")
+    expect(use.locator(".claude-code-otlp")).to_have_text("3")
+    expect(use.locator(".skills-analytics")).to_have_text("19")
+    expect(use.locator(".activity-feed")).to_have_text("2")
+    for metric in ("claude_code_activations", "apps_invocations", "lifecycle_events"):
+        assert _bars_drawn(page, metric) > 0, metric
+    assert _bars_drawn(page, "audit_runs") == 0  # ferretti's users have no audit log
+
+    # every tenant granted it: where it is live on each target
+    page.click("text=every tenant")
+    rows = page.locator("#skill-publications tbody tr")
+    expect(rows).to_have_count(3)
+    expect(page.locator("#skill-publications tr[data-tenant=acme]")).to_contain_text("org-skills")
+    assert page.outside == []  # type: ignore[attr-defined]

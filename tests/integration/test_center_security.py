@@ -21,7 +21,11 @@ OPERATOR_ROUTES = [e for e in ENDPOINTS if e.role == Role.OPERATOR]
 
 
 def _path(template: str) -> str:
-    return template.replace("{job_id}", "1").replace("{slug}", "dainese")
+    return (
+        template.replace("{job_id}", "1")
+        .replace("{slug}", "dainese")
+        .replace("{skill_id}", "prd-review")
+    )
 
 
 def login(c: CenterProcess, token: str) -> tuple[httpx2.Client, str]:

@@ -151,3 +151,51 @@ def test_telemetry_by_source_is_the_reports_and_filters(center_module: CenterPro
     assert sum(d["lifecycle_events"] for d in daily) == 2
     bad = c.api("GET", "/telemetry/by-source", c.viewer_token, params={"source": "rumour"})
     assert bad.status_code == 422 and bad.json()["error"]["field"] == "source"
+
+
+def test_a_skill_as_users_get_it_where_it_is_live_its_history_and_use(
+    center_module: CenterProcess,
+) -> None:
+    c = center_module
+    assert c.engine is not None
+    publish_everything(c)
+    fill_every_source(c.engine)  # (a second fill adds nothing)
+
+    def get(path: str, **params: str) -> Any:
+        return c.api("GET", path, c.viewer_token, params=params)
+
+    page = get("/skills/prd-review", tenant="ferretti", since=SINCE.isoformat()).json()
+    assert page["granted_to"] == ["acme", "dainese-corp", "ferretti"]
+    md = page["skill_md"]
+    assert md["tenant"] == "ferretti" and md["name"] == "claresia-ferretti-prd-review"
+    assert md["text"].startswith("---\nname: claresia-ferretti-prd-review\n")
+    assert md["release"] >= 1 and md["error"] is None
+    (live,) = page["publications"]  # ferretti's: one target
+    assert live["target"] == "claude-enterprise" and live["status"] == "published"
+    assert live["content_hash"] == md["content_hash"]  # what users get is what is live
+    assert live["remote_id"] and live["version"]
+    assert "available to install" in " ".join(g["text"] for g in live["access"])
+    assert {h["action"] for h in page["history"]} >= {"published"}
+    assert {h["tenant"] for h in page["history"]} == {"ferretti"}
+    (use,) = page["use"]
+    assert (use["claude_code_activations"], use["apps_invocations"], use["lifecycle_events"]) == (
+        3,
+        19,
+        2,
+    )
+
+    every = get("/skills/prd-review").json()  # no tenant: every tenant's publications
+    assert every["skill_md"]["tenant"] == "acme"
+    assert {(p["tenant"], p["target"]) for p in every["publications"]} == {
+        ("acme", "org-skills"),
+        ("dainese-corp", "org-skills"),
+        ("ferretti", "claude-enterprise"),
+    }
+    vespucci = get("/skills/meeting-summary", tenant="vespucci").json()
+    assert vespucci["skill_md"]["name"] == "claresia-vespucci-meeting-summary"
+    assert [p["target"] for p in vespucci["publications"]] == ["claude-api:wrkspc_vespucci_support"]
+    not_granted = get("/skills/sql-query-helper", tenant="ferretti").json()
+    assert "not granted to 'ferretti'" in not_granted["skill_md"]["error"]
+    assert get("/skills/no-such-skill").status_code == 404
+    bad = get("/skills/Not_A_Skill")
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "skill_id"
