@@ -87,6 +87,7 @@ class Settings(BaseSettings):
     ops_port: int = setting(9464, "port of the ops endpoints (0: any free port)", flag=True, ge=0, le=65535)  # noqa: E501
     publish_workers: int = setting(2, "publish jobs one replica runs at once", flag=True, ge=1, le=64)  # noqa: E501
     drift_interval: float = setting(3600.0, "seconds between drift checks (a forced republish-all)", flag=True, ge=1)  # noqa: E501
+    rollout_interval: float = setting(30.0, "seconds between two looks at the running rollout (moves the next wave, halts on a guardrail)", ge=0.1, le=3600)  # noqa: E501
     job_fallback_interval: float = setting(5.0, "seconds between queue checks when no NOTIFY arrives", flag=True, ge=0.1, le=3600)  # noqa: E501
     log_format: Literal["json", "console"] = setting("json", "the daemon's log lines: json or console", flag=True)  # noqa: E501
     # telemetry of Claude Enterprise organisations (issue 16)

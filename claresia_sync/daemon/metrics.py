@@ -134,4 +134,18 @@ class Metrics:
             ["tenant"],
             registry=r,
         )
+        # Rollouts (rollout/): read from the database, whichever replica advanced them.
+        self.rollout_halted = Gauge(
+            "claresia_rollout_halted",
+            "1 while a rollout is halted (a guardrail tripped, a publish job failed, or an "
+            "operator halted it), by rollout id and release",
+            ["rollout", "release"],
+            registry=r,
+        )
+        self.rollout_wave = Gauge(
+            "claresia_rollout_wave",
+            "The wave a running or halted rollout is at, by rollout id and release",
+            ["rollout", "release"],
+            registry=r,
+        )
         r.register(_ApiCalls(calls))

@@ -42,6 +42,8 @@ from claresia_sync.db.locks import advisory_locks
 from claresia_sync.db.models import JobStatus
 from claresia_sync.logs import log_context
 from claresia_sync.publish import job_run, jobs
+from claresia_sync.rollout import advance
+from claresia_sync.rollout.state import active_rollout
 from claresia_sync.telemetry import seam
 from claresia_sync.telemetry.otlp_receiver import OtlpReceiver, Outcome
 from claresia_sync.telemetry.poller import PollResult, poll_connection, poll_targets
@@ -246,6 +248,26 @@ class LiveWork:
                 if job_id is not None:
                     log.info("drift check: queued forced republish job %s", job_id)
 
+    async def advance_rollouts(self) -> None:
+        step = await asyncio.to_thread(advance.advance, self.engine)
+        if step is None:
+            return
+        if step.event == "halted":
+            log.warning("%s", step.message)
+        elif step.event != "waiting":
+            log.info("%s", step.message)
+        await asyncio.to_thread(self._rollout_gauges)
+
+    def _rollout_gauges(self) -> None:
+        with Session(self.engine) as session:
+            active = active_rollout(session)
+        self.metrics.rollout_halted.clear()
+        self.metrics.rollout_wave.clear()
+        if active is not None:
+            labels = (str(active.id), str(active.release))
+            self.metrics.rollout_halted.labels(*labels).set(active.status == "halted")
+            self.metrics.rollout_wave.labels(*labels).set(active.wave)
+
     async def retention(self) -> None:
         async with advisory_locks(self.engine, "retention", ["telemetry"], wait=False) as held:
             if held:
@@ -314,6 +336,7 @@ class LiveWork:
                 self.metrics.source_last_success.labels(*labels).set(success)
             if state.lag_seconds is not None:
                 self.metrics.source_lag.labels(*labels).set(state.lag_seconds)
+        await asyncio.to_thread(self._rollout_gauges)
         for org_id, age in await asyncio.to_thread(self._checkpoint_ages):
             if age is not None:
                 self.metrics.checkpoint_age.labels(org_id).set(age)

@@ -74,6 +74,7 @@ class DaemonConfig:
     job_fallback_interval: float
     publish_workers: int
     drift_interval: float
+    rollout_interval: float  # the running rollout's step (rollout/advance.py)
     analytics_interval: float  # skills analytics of each Claude Enterprise organisation
     activity_interval: float  # its Compliance activity feed
     ops_host: str
@@ -95,6 +96,7 @@ class DaemonConfig:
             job_fallback_interval=settings.job_fallback_interval,
             publish_workers=settings.publish_workers,
             drift_interval=settings.drift_interval,
+            rollout_interval=settings.rollout_interval,
             analytics_interval=settings.analytics_interval,
             activity_interval=settings.activity_interval,
             ops_host=settings.ops_host,
@@ -120,6 +122,9 @@ class Work(Protocol):
 
     async def drift_check(self) -> None:
         """Compare remote state with the publications and queue repairs."""
+
+    async def advance_rollouts(self) -> None:
+        """Advance the running rollout by what its jobs, soak and guardrails allow."""
 
     async def refresh_gauges(self) -> None:
         """Update the gauges read from the database (jobs by status, checkpoint ages)."""
@@ -254,6 +259,7 @@ class Daemon:
         steps: list[tuple[str, Callable[[], Awaitable[None]], float, bool, bool]] = [
             ("refresh", self._refresh_orgs, cfg.refresh_interval, False, False),
             ("drift", self.work.drift_check, cfg.drift_interval, True, False),
+            ("rollout", self.work.advance_rollouts, cfg.rollout_interval, False, False),
             ("requeue", self.work.requeue, cfg.requeue_interval, False, False),
             ("retention", self.work.retention, cfg.retention_interval, True, True),
             ("prune-jobs", self.work.prune_jobs, cfg.prune_interval, True, True),

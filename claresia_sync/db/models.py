@@ -21,6 +21,7 @@ Tables, in dependency order:
 - `telemetry_event_id` + `telemetry_event`: one row per audit event (docs/interfaces.md section 4).
 - `telemetry_quarantine`: events that could not be attributed, kept with the reason.
 - `publication_history`: every change of a `publication` row (append-only): what was live when.
+- `rollout`, `rollout_wave`, `rollout_tenant`: a release moved to tenants in waves (rollout/).
 - `center_action`: what was done through the Command Center, by whom, when (append-only).
 """
 
@@ -429,6 +430,8 @@ class PublicationHistory(Base):
         CheckConstraint(f"action IN {PUBLICATION_ACTIONS!r}", name="action"),
         CheckConstraint(f"status IN {PUBLICATION_STATUSES!r}", name="status"),
         Index("ix_publication_history_tenant_at", "tenant_slug", "at"),
+        # telemetry_by_release's lookup of the content live at an event (migration 0019)
+        Index("ix_publication_history_tenant_skill_at", "tenant_slug", "skill_id", "at"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -452,6 +455,80 @@ class PublicationHistory(Base):
     release: Mapped[int | None] = mapped_column(Integer)
     """The release whose content is live (null: none, or not known)."""
     job_id: Mapped[int | None] = mapped_column(BigInteger)
+
+
+ROLLOUT_STATUSES = ("running", "halted", "completed", "rolled_back")
+WAVE_STATUSES = ("pending", "publishing", "soaking", "passed")
+
+
+class Rollout(Base):
+    """One `rollout start`: release `release` moved to tenants wave by wave (rollout/)."""
+
+    __tablename__ = "rollout"
+    __table_args__ = (CheckConstraint(f"status IN {ROLLOUT_STATUSES!r}", name="status"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    release: Mapped[int] = mapped_column(ForeignKey("catalog_release.number", ondelete="RESTRICT"))
+    status: Mapped[str] = mapped_column(Text, server_default=text("'running'"))
+    plan: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    """The validated plan (rollout/plan.py), as started."""
+    plan_source: Mapped[str] = mapped_column(Text)
+    """The plan file, or `default`."""
+    created_by: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = _now()
+    wave: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+    """The wave moving or soaking now."""
+    halted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    halt_reason: Mapped[str | None] = mapped_column(Text)
+    halt_readings: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    """The guardrail readings that tripped (null: halted by hand or by a failed job)."""
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    rolled_back_by: Mapped[str | None] = mapped_column(Text)
+
+
+class RolloutWave(Base):
+    __tablename__ = "rollout_wave"
+    __table_args__ = (CheckConstraint(f"status IN {WAVE_STATUSES!r}", name="status"),)
+
+    rollout_id: Mapped[int] = mapped_column(
+        ForeignKey("rollout.id", ondelete="CASCADE"), primary_key=True
+    )
+    number: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    name: Mapped[str] = mapped_column(Text)
+    soak_s: Mapped[float] = mapped_column(Double)
+    guardrails: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    status: Mapped[str] = mapped_column(Text, server_default=text("'pending'"))
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    """Its tenants pinned and their jobs queued."""
+    live_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    """Every job of it done: the soak starts."""
+    passed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    passed_by: Mapped[str | None] = mapped_column(Text)
+    """`guardrails`, or the operator who promoted past it."""
+    readings: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    """The latest guardrail readings (rollout/guardrails.py)."""
+
+
+class RolloutTenant(Base):
+    __tablename__ = "rollout_tenant"
+
+    rollout_id: Mapped[int] = mapped_column(
+        ForeignKey("rollout.id", ondelete="CASCADE"), primary_key=True
+    )
+    tenant_id: Mapped[int] = mapped_column(
+        ForeignKey("tenant.id", ondelete="CASCADE"), primary_key=True
+    )
+    tenant_slug: Mapped[str] = mapped_column(Text)
+    wave: Mapped[int] = mapped_column(Integer)
+    previous_pin: Mapped[int | None] = mapped_column(Integer)
+    """`tenant.release` before the rollout (null: it followed the current release)."""
+    previous_release: Mapped[int] = mapped_column(Integer)
+    """The release it was on before the rollout (what a rollback restores)."""
+    moved_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    job_id: Mapped[int | None] = mapped_column(BigInteger)
+    """Its publish job of the move (no foreign key: old jobs are pruned)."""
+    rolled_back_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    rollback_job_id: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class AuditCheckpoint(Base):

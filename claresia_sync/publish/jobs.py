@@ -120,16 +120,20 @@ def enqueue(
     claimed_by: str | None = None,
     retry_of: int | None = None,
     dedupe_key: str | None = None,
+    requested_by: str | None = None,
 ) -> int:
     """Queue a job (in the caller's transaction: commit to make it visible); its id.
 
     With `claimed_by` the job is born running and claimed by that worker, so that no daemon can
     take it between the insert and the caller's own run (`republish` runs its job in-process).
-    With `dedupe_key`, the id of the job already queued with that key if there is one."""
+    With `dedupe_key`, the id of the job already queued with that key if there is one.
+    `requested_by` names who asked (default: the database user)."""
     tenant_id = None if tenant_slug is None else _tenant_id(session, tenant_slug)
     if dedupe_key is not None:
-        return _enqueue_keyed(session, tenant_id, force, dedupe_key)[0]
+        return _enqueue_keyed(session, tenant_id, force, dedupe_key, requested_by)[0]
     job = PublishJob(tenant_id=tenant_id, force=force, retry_of=retry_of)
+    if requested_by is not None:
+        job.requested_by = requested_by
     if claimed_by is not None:
         job.status = JobStatus.RUNNING
         job.claimed_by = claimed_by

@@ -48,7 +48,7 @@ def _dashboard_exprs() -> dict[str, str]:
 
 
 def test_promtool_accepts_the_rules_their_tests_and_the_dashboard_queries(tmp_path: Path) -> None:
-    assert "SUCCESS: 12 rules found" in _promtool("check", "rules", "alerts.yml")
+    assert "SUCCESS: 13 rules found" in _promtool("check", "rules", "alerts.yml")
     assert "SUCCESS" in _promtool("test", "rules", "alerts.test.yml")
     # the dashboard's queries, as recording rules (Grafana's interval variable made concrete)
     queries = [

@@ -134,6 +134,7 @@ def test_analyst_role_can_select_telemetry_and_nothing_else(engine: Engine) -> N
                 "claude_code_request",
                 "claude_code_activation",
                 "publication_history",
+                "telemetry_by_release",
             ):
                 assert granted == {"SELECT"}, (name, granted)
             elif name.startswith("telemetry") and kind != "S":

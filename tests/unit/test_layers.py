@@ -70,6 +70,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("tenancy", "catalog_store", "release_store"),
     ("publish",),
     ("telemetry",),
+    ("rollout",),
     ("config", "status", "connection_check", "target_check"),
     ("daemon",),
     ("center",),
