@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import gc
 import os
 import subprocess
 import sys
@@ -121,6 +122,7 @@ def serve_otlp(url: str, port: int) -> None:
     from claresia_sync.telemetry.otlp_receiver import OtlpReceiver
 
     receiver = OtlpReceiver(make_engine(url), TelemetrySettings(), max_body_bytes=16 * 2**20)
+    gc.freeze()  # as the daemon does once started (daemon/service.py)
     uvicorn.run(receiver.app(), host="127.0.0.1", port=port, log_level="warning", lifespan="off")
 
 
