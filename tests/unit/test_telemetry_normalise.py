@@ -129,6 +129,24 @@ def test_footer_parts(cost: Decimal | None, ms: int | None, expected: str) -> No
     assert expected in footer
 
 
+@settings(max_examples=500, deadline=None)
+@given(
+    st.integers(0, 2**31 - 1) | st.sampled_from([0, 49, 50, 950, 59_949, 59_950, 59_999, 60_000])
+)
+def test_durations_are_tenths_of_a_second_rounded_half_up(ms: int) -> None:
+    """Under a minute: the seconds to one decimal, halves up (as PostgreSQL's round does in the
+    analysts' view); from a minute on: whole minutes and seconds."""
+    from decimal import ROUND_HALF_UP
+
+    from claresia_sync.telemetry.normalise import format_duration
+
+    if ms < 60_000:
+        expected = f"{(Decimal(ms) / 1000).quantize(Decimal('0.1'), ROUND_HALF_UP)}s"
+    else:
+        expected = f"{ms // 60_000}m {ms % 60_000 // 1000}s"
+    assert format_duration(ms) == expected
+
+
 def test_footer_escapes_markdown_in_titles() -> None:
     footer = render_footer(
         title="Evil *bold* [link](x)",
