@@ -13,7 +13,7 @@ the page was fetched with; if another poller moved it meanwhile, the page is dro
 loop resumes from the stored value, so two pollers of one organisation cannot move it backwards.
 
 While a page is written (in the poll's writer thread, so the event loop stays free for the
-daemon's other work), the next one is already being fetched.
+daemon's other work), the next one is already being fetched and normalised.
 """
 
 from __future__ import annotations
