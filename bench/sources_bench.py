@@ -1,6 +1,7 @@
 """Benchmarks of issue 16's telemetry sources (figures in bench/RESULTS.md, "Telemetry sources").
 
     .venv/bin/python -m bench.sources_bench otlp [REQUESTS] [PROMPTS_PER_REQUEST] [SENDERS]
+    .venv/bin/python -m bench.sources_bench otlp-phases [REQUESTS] [PROMPTS_PER_REQUEST]
     .venv/bin/python -m bench.sources_bench analytics [DAYS] [SKILLS] [USERS] [GROUPS]
     .venv/bin/python -m bench.sources_bench analytics-normalise [ROUNDS]
 
@@ -9,6 +10,9 @@ database; Claude Code-shaped exports (protobuf, gzip; per prompt a user_prompt, 
 and one or two api_request records) sent by SENDERS concurrent clients; stored activations per
 second, against a plain COPY of the same rows into a table shaped like `telemetry_event` (same
 indexes) in the same run; the receiver's resident memory sampled as the export goes on.
+
+`otlp-phases`: the receiver's CPU per activation phase by phase (decode, normalise, the store's
+statements and commit), client and PostgreSQL backend, in one thread without HTTP.
 
 `analytics`: the ingester (`telemetry.analytics.ingest_org`) backfilling DAYS days of SKILLS
 skills x USERS users (and GROUPS rbac groups) from a synthetic reader that builds the API's rows
@@ -33,6 +37,7 @@ import threading
 import time
 from collections.abc import Iterator
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import httpx2
@@ -230,6 +235,88 @@ def bench_otlp(requests: int, prompts: int, senders: int) -> None:
         + ", ".join(f"{n}: {rss:.0f}" for n, rss in marks)
         + f", end: {final_rss:.0f}"
     )
+
+
+def bench_otlp_phases(requests: int, prompts: int) -> None:
+    """Where the receiver's CPU goes, phase by phase, in one thread without HTTP: gunzip +
+    protobuf decode, normalising, then storing each export in its own transaction (as a writer
+    does when it is alone): the event rows (`insert_events`), the usage statements
+    (`otlp_usage.store`), the source state and commit; client thread CPU and the backend's CPU
+    (/proc) per activation for each."""
+    from claresia_sync.telemetry import otlp_usage
+    from claresia_sync.telemetry.load import insert_events
+    from claresia_sync.telemetry.otlp_receiver import OtlpReceiver
+
+    bodies = [
+        encode(export_request([Prompt(SKILL)] * prompts, seed=i), "http/protobuf", True)
+        for i in range(requests)
+    ]
+    total = requests * prompts
+    settings = TelemetrySettings()
+    with fresh_database() as url:
+        _tenants(url)
+        engine = make_engine(url)
+        with Session(engine) as session:
+            scope = otlp.TenantScope.load(session, "ferretti", settings)
+        cpu = time.thread_time()
+        exports = [otlp.decode(b, h["content-type"], "gzip", 64 * 2**20) for b, h in bodies]
+        decode_s = time.thread_time() - cpu
+        cpu = time.thread_time()
+        normalised = [otlp.normalise_request(e, scope, settings) for e in exports]
+        normalise_s = time.thread_time() - cpu
+        spent: dict[str, list[float]] = {}
+        receiver = OtlpReceiver(engine, settings)
+
+        def timed(name: str, backend: int, step: Any) -> None:
+            before, cpu = _cpu_s(backend), time.thread_time()
+            step()
+            was = spent.setdefault(name, [0.0, 0.0])
+            was[0] += time.thread_time() - cpu
+            was[1] += _cpu_s(backend) - before
+
+        for n in normalised:
+            with engine.connect() as conn:
+                dbapi = conn.connection.driver_connection
+                assert dbapi is not None
+                backend = dbapi.info.backend_pid
+                timed(
+                    "event ids + rows (insert_events)",
+                    backend,
+                    partial(insert_events, conn, n.rows),
+                )
+                timed(
+                    "usage (otlp_usage.store)",
+                    backend,
+                    partial(otlp_usage.store, conn, n.activations, n.usage),
+                )
+                timed("commit", backend, conn.commit)
+        with engine.begin() as conn:  # the same exports again, through the receiver's writer
+            conn.execute(
+                text(
+                    "TRUNCATE telemetry_event_id, claude_code_prompt, claude_code_request, "
+                    "claude_code_activation CASCADE"
+                )
+            )
+        meter = make_engine(url)
+        backends, cpu = _backends_cpu(meter), time.thread_time()
+        for n in normalised:
+            receiver._store([("ferretti", n)])
+        after = _backends_cpu(meter)
+        spent["whole store (OtlpReceiver._store)"] = [
+            time.thread_time() - cpu,
+            sum(s - backends.get(pid, 0.0) for pid, s in after.items()),
+        ]
+        meter.dispose()
+        engine.dispose()
+    print(f"machine: {machine()}")
+    print(f"{requests} exports x {prompts} prompts, one thread, no HTTP; per activation:")
+    print(f"  gunzip + protobuf decode: {decode_s / total * 1e6:.1f} us")
+    print(f"  normalising: {normalise_s / total * 1e6:.1f} us")
+    for name, (client, backend_s) in spent.items():
+        print(
+            f"  {name}: client {client / total * 1e6:.1f} us, "
+            f"PostgreSQL backend {backend_s / total * 1e6:.1f} us"
+        )
 
 
 def _plain_copy(
@@ -464,6 +551,8 @@ if __name__ == "__main__":
         serve_otlp(rest[0], int(rest[1]))
     elif what == "otlp":
         bench_otlp(*_ints(rest, [40, 250, 4]))
+    elif what == "otlp-phases":
+        bench_otlp_phases(*_ints(rest, [40, 250]))
     elif what == "analytics-normalise":
         bench_analytics_normalise(*_ints(rest, [9]))
     else:
