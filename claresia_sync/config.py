@@ -85,7 +85,9 @@ class Settings(BaseSettings):
     poll_interval: float = setting(60.0, "seconds between two audit-log polls of one organisation", flag=True, ge=1, le=86400)  # noqa: E501
     ops_host: str = setting(OPS_HOST, "address of /healthz, /readyz and /metrics", flag=True, min_length=1)  # noqa: E501
     ops_port: int = setting(9464, "port of the ops endpoints (0: any free port)", flag=True, ge=0, le=65535)  # noqa: E501
-    publish_workers: int = setting(2, "publish jobs one replica runs at once", flag=True, ge=1, le=64)  # noqa: E501
+    publish_workers: int = setting(8, "publish jobs (a republish-all's units: one per organisation) one replica runs at once", flag=True, ge=1, le=64)  # noqa: E501
+    publish_concurrency: int = setting(16, "Anthropic API calls in flight at most across all publish jobs of one replica", flag=True, ge=1, le=256)  # noqa: E501
+    org_concurrency: int = setting(16, "Anthropic API calls in flight at most per organisation (its rate limit), per replica", flag=True, ge=1, le=256)  # noqa: E501
     drift_interval: float = setting(3600.0, "seconds between drift checks (a forced republish-all)", flag=True, ge=1)  # noqa: E501
     rollout_interval: float = setting(30.0, "seconds between two looks at the running rollout (moves the next wave, halts on a guardrail)", ge=0.1, le=3600)  # noqa: E501
     job_fallback_interval: float = setting(5.0, "seconds between queue checks when no NOTIFY arrives", flag=True, ge=0.1, le=3600)  # noqa: E501

@@ -172,6 +172,7 @@ class Demo:
                 job,
                 api_timeout=self.settings.api_timeout_s,
                 retry=job_run.RetryPolicy(rounds=self.settings.job_retry_rounds),
+                worker="demo",  # its units (one per organisation) are claimed by it too
             )
         )
         self.console.print(

@@ -285,8 +285,14 @@ def job(engine: Engine, job_id: int) -> dict[str, Any]:
         "recorded": len(results),
         "done": live.get("done"),
         "total": live.get("total"),
+        "of": "skill(s)",
         "finished": view["status"] in _FINISHED,
     }
+    units = jobs.get_job(engine, job_id).unit_counts
+    if units is not None:  # a job over every tenant: its units (one per organisation) ended
+        ended, total = units["ended"], units["total"]
+        view["progress"] |= {"done": ended, "total": total, "of": "organisation(s)"}
+        view["unit_counts"] = units
     return view
 
 

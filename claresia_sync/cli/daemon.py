@@ -34,6 +34,12 @@ def run_command(
     publish_workers: Annotated[
         int | None, typer.Option(help=flag_help("publish_workers"), show_default=False)
     ] = None,
+    publish_concurrency: Annotated[
+        int | None, typer.Option(help=flag_help("publish_concurrency"), show_default=False)
+    ] = None,
+    org_concurrency: Annotated[
+        int | None, typer.Option(help=flag_help("org_concurrency"), show_default=False)
+    ] = None,
     drift_interval: Annotated[
         float | None, typer.Option(help=flag_help("drift_interval"), show_default=False)
     ] = None,
@@ -77,6 +83,8 @@ def run_command(
         "ops_host": ops_host,
         "ops_port": ops_port,
         "publish_workers": publish_workers,
+        "publish_concurrency": publish_concurrency,
+        "org_concurrency": org_concurrency,
         "drift_interval": drift_interval,
         "job_fallback_interval": job_fallback_interval,
         "log_format": log_format,

@@ -32,11 +32,18 @@ def list_cmd(
     ] = None,
     tenant: Annotated[str | None, typer.Option("--tenant", help="Only this tenant's jobs.")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help="Newest N jobs.")] = 20,
+    parent: Annotated[
+        int | None,
+        typer.Option("--parent", min=1, help="The units of this job over every tenant instead."),
+    ] = None,
     as_json: AsJson = False,
 ) -> None:
-    """The newest jobs: status, scope, times, counts."""
+    """The newest jobs: status, scope, times, counts (a job over every tenant runs as one unit
+    per organisation: `--parent ID` lists them)."""
     with open_database(load_settings()) as engine:
-        views = jobs.list_jobs(engine, status=status, tenant_slug=tenant, limit=limit)
+        views = jobs.list_jobs(
+            engine, status=status, tenant_slug=tenant, limit=limit, parent=parent
+        )
     if as_json:
         print_json([v.as_json() for v in views])
         return
@@ -79,6 +86,14 @@ def show_cmd(job_id: JobId, as_json: AsJson = False) -> None:
         f"  finished: {_when(view.finished_at)}",
     ]
     progress = view.stats.get("progress") if view.status == JobStatus.RUNNING else None
+    units = view.unit_counts
+    if units is not None:  # a job over every tenant: one unit per organisation
+        states = ", ".join(f"{units[str(s)]} {s}" for s in JobStatus if units.get(str(s)))
+        lines.append(
+            f"  units (one per organisation): {units['ended']} of {units['total']} ended"
+            + (f" ({states})" if states else "")
+            + f"; `claresia-sync jobs list --parent {view.id}`"
+        )
     if progress:  # a running job: what its heartbeat recorded last
         lines.append(f"  progress: {progress['done']} of {progress['total']} skill(s) done")
     elif view.stats:

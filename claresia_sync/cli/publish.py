@@ -1,9 +1,12 @@
 """`claresia-sync publish --tenant T` and `claresia-sync republish --all | --tenant T`.
 
 `publish` queues a job for the daemon (with `--wait`, it runs the job here unless a daemon has
-already claimed it, and then waits for that run). `republish` always runs its job in this
-process, with this shell's keys and `--concurrency`: the job is inserted already claimed by this
-process, so a running daemon cannot take it. A run here is the daemon's (`job_run.run_job`): it
+already claimed it, and then waits for that run). `republish` runs its job in this process, with
+this shell's keys and `--concurrency` (and CLARESIA_ORG_CONCURRENCY per organisation): the job is
+inserted already claimed by this process, so a running daemon cannot take it. `republish --all`
+is split into one unit per organisation (`publish.job_units`): this process runs them, and any
+running daemon claims some too (with its own keys); the command ends when the last unit has,
+wherever it ran, and reports the whole job. A run here is the daemon's (`job_run.run_job`): it
 waits while another run of one of its tenants is under way, never runs beside it. Either prints
 the outcome of the run that did the work and exits 3 (`ExitCode.FAILURES`) when that run ended
 partial, failed or cancelled.
@@ -28,7 +31,7 @@ from claresia_sync.db import open_database
 from claresia_sync.db.models import JobStatus
 from claresia_sync.errors import ExitCode, UserError
 from claresia_sync.publish import jobs
-from claresia_sync.publish.applier import DEFAULT_CONCURRENCY
+from claresia_sync.publish.applier import DEFAULT_CONCURRENCY, CallBounds
 from claresia_sync.publish.job_run import JobOutcome, RetryPolicy, run_job
 from claresia_sync.publish.reconcile import reconcile
 from claresia_sync.publish.report import (
@@ -63,7 +66,7 @@ def _run_with_progress(
         console=console(stderr=True),
         transient=True,
     ) as bar:
-        task = bar.add_task("skills", total=None)
+        task = bar.add_task("items", total=None)  # skills; organisations for a split job
 
         def progress(done: int, known: int) -> None:
             bar.update(task, completed=done, total=known)
@@ -78,11 +81,12 @@ def _run_with_progress(
             run_job(
                 engine,
                 job,
-                concurrency=concurrency,
                 api_timeout=settings.api_timeout_s,
                 progress=progress,
                 retry=RetryPolicy(rounds=settings.job_retry_rounds),
                 waiting=waiting,
+                bounds=CallBounds(concurrency, settings.org_concurrency),
+                worker=cli_worker(),
             )
         )
 
@@ -198,7 +202,8 @@ def republish_cmd(
     concurrency: Concurrency = DEFAULT_CONCURRENCY,
 ) -> None:
     """Bring the organisations in line with the current grants ("Republish all"), in this
-    process (a running daemon does not take the job)."""
+    process (a running daemon does not take the job; with --all, daemons help with its units,
+    one per organisation)."""
     if all_tenants == (tenant is not None):
         raise UserError("republish needs exactly one of --all or --tenant T")
     if as_json and not dry_run:

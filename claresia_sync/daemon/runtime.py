@@ -1,5 +1,10 @@
 """The daemon's real work: the publisher's job queue and the audit poller, made replica-safe.
 
+- A job over every tenant is split by the replica that claims it into one unit per root tenant
+  (`publish.job_units`): the units are claimed like any job, by every replica's workers, and the
+  last one ends the split job.
+- Every run of a replica shares one bound of API calls in flight, in all and per organisation
+  (`publish.applier.CallBounds`: CLARESIA_PUBLISH_CONCURRENCY, CLARESIA_ORG_CONCURRENCY).
 - A job is claimed by one replica (`publish.jobs.claim`, `FOR UPDATE SKIP LOCKED`); while it
   waits for its tenants and while it runs, its heartbeat is refreshed; a job whose heartbeat went
   stale (its replica died) is put back in the queue by the `requeue` step, for any replica to take.
@@ -42,6 +47,7 @@ from claresia_sync.db.locks import advisory_locks
 from claresia_sync.db.models import JobStatus
 from claresia_sync.logs import log_context
 from claresia_sync.publish import job_run, jobs
+from claresia_sync.publish.applier import CallBounds
 from claresia_sync.rollout import advance
 from claresia_sync.rollout.state import active_rollout
 from claresia_sync.telemetry import seam
@@ -81,6 +87,7 @@ class LiveWork:
         job_keep: dt.timedelta | None = None,
         sources: SourceSettings | None = None,
         retry: job_run.RetryPolicy | None = None,
+        bounds: CallBounds | None = None,
     ) -> None:
         self.engine = engine
         self.http = http
@@ -95,6 +102,9 @@ class LiveWork:
         self.job_keep = job_keep or dt.timedelta(days=default_of("job_keep_days"))
         self.sources = sources or SourceSettings()
         self.retry = retry or job_run.RetryPolicy()  # CLARESIA_JOB_RETRY_ROUNDS
+        # The replica's bounds of API calls, shared by all its runs (CLARESIA_PUBLISH_CONCURRENCY,
+        # CLARESIA_ORG_CONCURRENCY).
+        self.bounds = bounds or CallBounds()
         self._running: set[int] = set()  # ids of the jobs this replica runs right now
         # Held from a claim until its job is in `_running`, and while lost jobs are requeued, so
         # that a job just claimed is never taken for a lost one.
@@ -197,6 +207,10 @@ class LiveWork:
             job = await asyncio.to_thread(jobs.claim, self.engine, self.replica)
             if job is None:
                 return False
+            if job.splits:  # its units are queued for every replica; the split job needs no run
+                units = await asyncio.to_thread(jobs.split, self.engine, job.id)
+                log.info("publish job %d (all tenants) split into %d unit(s)", job.id, units)
+                return True
             self._running.add(job.id)
         # Every line logged for this job (here, in the publisher, in its threads) carries these.
         with log_context(job_id=job.id, tenant=job.tenant_slug):
@@ -207,6 +221,7 @@ class LiveWork:
                     http=self.http,
                     retry=self.retry,
                     heartbeat_every=self.heartbeat_every,
+                    bounds=self.bounds,
                 )
             finally:
                 self._running.discard(job.id)
@@ -367,6 +382,7 @@ async def run_daemon(engine: Engine, config: DaemonConfig, settings: Settings) -
             job_keep=dt.timedelta(days=settings.job_keep_days),
             sources=settings.sources,
             retry=job_run.RetryPolicy(rounds=settings.job_retry_rounds),
+            bounds=CallBounds(settings.publish_concurrency, settings.org_concurrency),
         )
         # A dead replica's job is requeued within about 1.5 stale periods, not one interval later.
         requeue = min(config.requeue_interval, work.stale_after / 2)

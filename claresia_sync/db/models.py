@@ -359,12 +359,27 @@ class PublishJob(Base):
             unique=True,
             postgresql_where=text("status = 'queued'"),
         ),
+        # One unit per split job and root tenant (`jobs.split`).
+        Index(
+            "ux_publish_job_unit",
+            "parent_id",
+            "tenant_id",
+            unique=True,
+            postgresql_where=text("parent_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     tenant_id: Mapped[int | None] = mapped_column(
         ForeignKey("tenant.id", ondelete="CASCADE"), index=True
     )
+    parent_id: Mapped[int | None] = mapped_column(
+        ForeignKey("publish_job.id", ondelete="CASCADE")
+    )
+    """A unit's split job: a job over every tenant runs as one unit per root tenant."""
+    units: Mapped[int | None] = mapped_column(Integer)
+    """How many units a split job has (NULL: not split). Its units are claimed, not it; the last
+    one to finish ends it (`jobs.split`, `jobs.finish`)."""
     dedupe_key: Mapped[str | None] = mapped_column(Text)
     """While queued, no other queued job has this key (`jobs.scope_key`: drift checks, repairs)."""
     force: Mapped[bool] = mapped_column(server_default=text("false"))

@@ -39,6 +39,7 @@ import datetime as dt
 import os
 import socket
 import struct
+from collections.abc import Callable
 from typing import Any, get_args
 from urllib.parse import parse_qsl, urlencode
 
@@ -176,7 +177,15 @@ class EmulatorApp:
         self.starlette = Starlette(routes=[*api, *control])
 
     def asgi(self) -> ASGIApp:
-        return _FaultsAndStats(self.starlette, self.api_routes, self.faults, self.stats)
+        return _FaultsAndStats(
+            self.starlette, self.api_routes, self.faults, self.stats, self._org_of
+        )
+
+    def _org_of(self, headers: Headers) -> str | None:
+        """The organisation of a request's key (None: no key, or not one of the seed's)."""
+        value = request_key(headers)
+        key = self.state.key(value) if value else None
+        return key.org_id if key is not None else None
 
     # -- auth ----------------------------------------------------------------------------------
 
@@ -518,12 +527,18 @@ class _FaultsAndStats:
     """ASGI middleware: request ids, call statistics and fault injection on `/v1` routes."""
 
     def __init__(
-        self, app: ASGIApp, routes: list[BaseRoute], faults: Faults, stats: CallStats
+        self,
+        app: ASGIApp,
+        routes: list[BaseRoute],
+        faults: Faults,
+        stats: CallStats,
+        org_of: Callable[[Headers], str | None] | None = None,
     ) -> None:
         self.app = app
         self.routes = routes
         self.faults = faults
         self.stats = stats
+        self.org_of = org_of
 
     def template(self, scope: Scope) -> str:
         for route in self.routes:
@@ -555,6 +570,9 @@ class _FaultsAndStats:
             return
         route = self.template(scope)
         answer: Send = send_with_id
+        org = self.org_of(Headers(scope=scope)) if self.org_of is not None else None
+        if org is not None:
+            self.stats.enter(org)
         try:
             if self.faults.applies(method, route):
                 delay = self.faults.latency()
@@ -581,6 +599,8 @@ class _FaultsAndStats:
             status = 0  # hung up before its body arrived (a killed daemon): nothing was answered
         finally:
             self.stats.add(method, route, status)
+            if org is not None:
+                self.stats.leave(org)
 
     async def corrupt(
         self, mode: CorruptMode, scope: Scope, route: str, receive: Receive, send: Send

@@ -348,14 +348,33 @@ class CallStats:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._counts: Counter[tuple[str, str, int]] = Counter()
+        # API calls of each organisation under way now, and the most at once since the reset:
+        # what a client's bound of calls per organisation (its rate limit) is judged by.
+        self._in_flight: Counter[str] = Counter()
+        self._peak: Counter[str] = Counter()
 
     def add(self, method: str, route: str, status: int) -> None:
         with self._lock:
             self._counts[(method, route, status)] += 1
 
+    def enter(self, org_id: str) -> None:
+        with self._lock:
+            self._in_flight[org_id] += 1
+            self._peak[org_id] = max(self._peak[org_id], self._in_flight[org_id])
+
+    def leave(self, org_id: str) -> None:
+        with self._lock:
+            self._in_flight[org_id] -= 1
+
+    def peak_in_flight(self) -> dict[str, int]:
+        """The most API calls of each organisation under way at once since the last reset."""
+        with self._lock:
+            return dict(self._peak)
+
     def reset(self) -> None:
         with self._lock:
             self._counts.clear()
+            self._peak = Counter({org: n for org, n in self._in_flight.items() if n})
 
     def count(
         self, method: str | None = None, route: str | None = None, status: int | None = None
@@ -384,4 +403,5 @@ class CallStats:
             "calls": calls,
             "total": sum(c["count"] for c in calls),  # type: ignore[misc]
             "writes": sum(c["count"] for c in calls if c["method"] != "GET"),  # type: ignore[misc]
+            "peak_in_flight": self.peak_in_flight(),
         }

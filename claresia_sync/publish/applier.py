@@ -1,6 +1,7 @@
 """The applier: run the items of a plan against a publish target, each on its own.
 
-- Bounded concurrency: one semaphore around every API call, shared by all organisations.
+- Bounded concurrency: every API call holds a slot of the run's (or the replica's) bound, and of
+  its organisation's (`CallBounds`): a slow organisation cannot take the slots of the others.
 - Isolation: an item's failure is caught and becomes its result; the others go on.
 - Idempotence: a create whose name is taken adopts the existing skill if the target proves it
   ours (org-skills: the 409's `existing_id`, else by name) and brings it to the desired content
@@ -17,7 +18,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
@@ -114,17 +115,67 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-class Applier:
-    """Runs plan items with at most `concurrency` target calls in flight."""
+class CallBounds:
+    """API calls in flight at most: `concurrency` in all, and `per_org` in each organisation
+    (its rate limit; None: no bound of its own). One value is shared by every run of a
+    replica (the daemon's jobs and units, `republish --all`'s units), so the bound is the
+    replica's and not each run's, and a slow organisation holds at most `per_org` of its slots.
+    An organisation's slot is taken first: a call waiting for its organisation holds none of
+    the replica's. Items start (`start`) under the same two bounds, so that no more items are
+    under way than can call, and an item not yet started still sees a cancel."""
 
-    def __init__(self, concurrency: int = DEFAULT_CONCURRENCY) -> None:
+    def __init__(self, concurrency: int = DEFAULT_CONCURRENCY, per_org: int | None = None) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
-        self._sem = asyncio.Semaphore(concurrency)
+        if per_org is not None and per_org < 1:
+            raise ValueError("per_org must be at least 1 (or None: no bound per organisation)")
+        self.concurrency = concurrency
+        self.per_org = per_org
+        self._calls = _Bound(concurrency, per_org)
+        self._starts = _Bound(concurrency, per_org)
 
-    async def call(self, fn: Callable[[], Awaitable[T]]) -> T:
-        """Run one API call (or a short read sequence) inside the concurrency bound."""
-        async with self._sem:
+    def slot(self, org_id: str | None = None) -> contextlib.AbstractAsyncContextManager[None]:
+        """Hold one call's slot (of `org_id`'s bound too, when there is one)."""
+        return self._calls.hold(org_id)
+
+    def start(self, org_id: str | None = None) -> contextlib.AbstractAsyncContextManager[None]:
+        """Hold one item's place from its start to its end."""
+        return self._starts.hold(org_id)
+
+
+class _Bound:
+    """At most `limit` holders, and `per_key` per key."""
+
+    def __init__(self, limit: int, per_key: int | None) -> None:
+        self._all = asyncio.Semaphore(limit)
+        self._per_key = per_key
+        self._keys: dict[str, asyncio.Semaphore] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str | None) -> AsyncIterator[None]:
+        if self._per_key is None or key is None:
+            async with self._all:
+                yield
+            return
+        own = self._keys.get(key)
+        if own is None:
+            own = self._keys[key] = asyncio.Semaphore(self._per_key)
+        async with own, self._all:
+            yield
+
+
+class Applier:
+    """Runs plan items with at most `concurrency` target calls in flight (or within `bounds`,
+    shared with other runs)."""
+
+    def __init__(
+        self, concurrency: int = DEFAULT_CONCURRENCY, *, bounds: CallBounds | None = None
+    ) -> None:
+        self.bounds = bounds if bounds is not None else CallBounds(concurrency)
+
+    async def call(self, fn: Callable[[], Awaitable[T]], org_id: str | None = None) -> T:
+        """Run one API call (or a short read sequence) of `org_id` inside the bounds."""
+        async with self.bounds.slot(org_id):
             return await fn()
 
     async def apply(self, target: PublishTarget, item: PlanItem) -> ItemResult:
@@ -157,7 +208,7 @@ class Applier:
         if remote_id is None:
             return
         with contextlib.suppress(SkillGone):  # already gone: the goal is reached
-            await self.call(lambda: target.delete(remote_id))
+            await self.call(lambda: target.delete(remote_id), item.org_id)
 
     async def _publish(self, target: PublishTarget, item: PlanItem, result: ItemResult) -> None:
         desired = item.desired
@@ -183,27 +234,27 @@ class Applier:
         """Upload a new version and/or set the access, as `changes` says."""
         skill = desired.skill
         assert skill is not None and result.live is not None
-        remote_id = result.live.remote_id
+        remote_id, org = result.live.remote_id, result.item.org_id
         if changes.new_version:
-            after = await self.call(lambda: target.new_version(remote_id, skill))
+            after = await self.call(lambda: target.new_version(remote_id, skill), org)
             result.live = replace(
                 result.live, version=after.version, content_hash=desired.content_hash
             )
         if changes.set_access:
-            after = await self.call(lambda: target.set_access(remote_id, desired.access))
+            after = await self.call(lambda: target.set_access(remote_id, desired.access), org)
             result.live = replace(result.live, access=after.access)
 
     async def _create_or_adopt(
         self, target: PublishTarget, desired: DesiredSkill, result: ItemResult
     ) -> Changes:
         """Create the skill (or, if its name is taken, adopt ours); what it still needs."""
-        skill = desired.skill
+        skill, org = desired.skill, result.item.org_id
         assert skill is not None
         try:
-            live = await self.call(lambda: target.create(skill))
+            live = await self.call(lambda: target.create(skill), org)
         except NameTaken as exc:
             holder = exc.holder_id
-            adopted = await self.call(lambda: target.adopt(desired.name, holder))
+            adopted = await self.call(lambda: target.adopt(desired.name, holder), org)
             if adopted is None:
                 raise _Failed(
                     f"409 for {desired.name} but no skill of that name is listed; retry later"

@@ -9,6 +9,10 @@ another run of it, whoever started either:
 4. reconcile rounds for the job's scope, then the Claude Code settings step;
 5. `jobs.finish` with the merged outcome.
 
+A job over every tenant is split into one unit per root tenant (`publish.job_units`): its
+runner splits it and runs its units here (`run_units`), beside any replica that claims them
+too, and reports the split job's outcome once its last unit has ended.
+
 Two runs side by side would both list a workspace before either creates, and the Skills API
 does not refuse a second skill of one name: a twin of every skill (issue 21).
 
@@ -34,12 +38,13 @@ import httpx2
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from claresia_sync.api.client import DEFAULT_TIMEOUT_S
+from claresia_sync.api.client import DEFAULT_TIMEOUT_S, make_http_pool
 from claresia_sync.db.engine import is_unavailable
 from claresia_sync.db.locks import advisory_locks
 from claresia_sync.db.models import JobStatus
+from claresia_sync.logs import log_context
 from claresia_sync.publish import jobs
-from claresia_sync.publish.applier import DEFAULT_CONCURRENCY, ItemResult
+from claresia_sync.publish.applier import DEFAULT_CONCURRENCY, CallBounds, ItemResult
 from claresia_sync.publish.claude_code_settings import ConfigureResult, configure_for_job
 from claresia_sync.publish.reconcile import ProgressFn, RunResult, reconcile
 from claresia_sync.tenancy.lookup import root_slugs
@@ -48,6 +53,8 @@ log = logging.getLogger(__name__)
 
 WRITE_METHODS = ("POST", "PUT", "DELETE", "PATCH")
 HEARTBEAT_EVERY = 1.0  # seconds; a beat also tells the run whether a cancel was asked
+UNITS_AT_ONCE = 8  # units of a split job one process runs at once (`run_units`)
+STALE_AFTER = 30.0  # seconds: CLARESIA_JOB_STALE_AFTER_S's default
 
 
 @dataclass(frozen=True)
@@ -220,6 +227,7 @@ async def _rounds(
     api_timeout: float,
     progress: ProgressFn | None,
     retry: RetryPolicy,
+    bounds: CallBounds | None,
 ) -> _Rounds:
     rounds = _Rounds()
     while not beat.cancelled.is_set():
@@ -233,6 +241,7 @@ async def _rounds(
             api_timeout=api_timeout,
             progress=beat.tracking(progress),
             stop=beat.cancelled.is_set,
+            bounds=bounds,
         )
         rounds.add(run)
         pending = rounds.retryable()
@@ -271,11 +280,30 @@ async def run_job(
     retry: RetryPolicy | None = None,
     heartbeat_every: float = HEARTBEAT_EVERY,
     waiting: WaitingFn | None = None,
+    bounds: CallBounds | None = None,
+    units_at_once: int = UNITS_AT_ONCE,
+    worker: str = "daemon",
 ) -> JobOutcome:
     """Run a claimed job to its end, alone on its root tenants, and record it (the module
     doc). A crash inside marks the job failed; a cancel asked while it waits for its tenants
     ends it `cancelled` before any round. `retry` and `api_timeout` (used without `http`) are
-    the entry point's settings."""
+    the entry point's settings; `bounds` the replica's bounds of API calls (shared with its
+    other runs), else `concurrency` for this run. A job over every tenant is split and its
+    units run here, `units_at_once` at a time (`run_units`), claimed by `worker`."""
+    if job.splits:
+        await asyncio.to_thread(jobs.split, engine, job.id)
+        return await run_units(
+            engine,
+            job.id,
+            bounds=bounds or CallBounds(concurrency),
+            units_at_once=units_at_once,
+            worker=worker,
+            http=http,
+            api_timeout=api_timeout,
+            progress=progress,
+            retry=retry,
+            heartbeat_every=heartbeat_every,
+        )
     async with _beating(engine, job.id, heartbeat_every) as beat:
         roots = await asyncio.to_thread(_roots, engine, job.tenant_slug)
         async with advisory_locks(
@@ -300,6 +328,7 @@ async def run_job(
                     api_timeout=api_timeout,
                     progress=progress,
                     retry=retry or RetryPolicy(),
+                    bounds=bounds,
                 )
                 # The opt-in of docs/claude-code.md, with the plugins: the command's function.
                 claude_code = None
@@ -351,6 +380,55 @@ async def _record(
     return await _finished(engine, job.id, status, stats, errors, merged)
 
 
+async def run_units(
+    engine: Engine,
+    job_id: int,
+    *,
+    bounds: CallBounds,
+    units_at_once: int = UNITS_AT_ONCE,
+    worker: str = "daemon",
+    http: httpx2.AsyncClient | None = None,
+    api_timeout: float = DEFAULT_TIMEOUT_S,
+    progress: ProgressFn | None = None,
+    retry: RetryPolicy | None = None,
+    heartbeat_every: float = HEARTBEAT_EVERY,
+    stale_after: float = STALE_AFTER,
+) -> JobOutcome:
+    """Run the units of split job `job_id` in this process, `units_at_once` at a time within
+    `bounds`, beside any replica that claims some too; then wait for those still running
+    elsewhere (queuing again, as a daemon would, the ones whose replica died); the split job's
+    outcome. `progress` gets (units ended, units)."""
+    async with contextlib.AsyncExitStack() as stack:
+        if http is None:
+            pool = make_http_pool(max_connections=bounds.concurrency + 4, timeout=api_timeout)
+            http = await stack.enter_async_context(pool)
+
+        async def one_worker() -> None:
+            while unit := await asyncio.to_thread(jobs.claim, engine, worker, parent=job_id):
+                with log_context(job_id=unit.id, tenant=unit.tenant_slug):
+                    await run_job(
+                        engine,
+                        unit,
+                        http=http,
+                        bounds=bounds,
+                        retry=retry,
+                        heartbeat_every=heartbeat_every,
+                    )
+                if progress is not None:
+                    counts = (await asyncio.to_thread(jobs.get_job, engine, job_id)).stats
+                    units = counts.get("units") or {}
+                    ended = sum(units.get(str(s), 0) for s in jobs.FINISHED)
+                    progress(ended, int(units.get("total", 0)))
+
+        while True:
+            await asyncio.gather(*(one_worker() for _ in range(units_at_once)))
+            view = await asyncio.to_thread(jobs.parent_outcome, engine, job_id)
+            if view is not None:
+                return JobOutcome(job_id, view.status, view.stats, view.errors, None)
+            await asyncio.sleep(min(1.0, heartbeat_every))
+            await asyncio.to_thread(jobs.requeue_stale, engine, stale_after, parent=job_id)
+
+
 async def run_next_job(
     engine: Engine,
     *,
@@ -359,11 +437,20 @@ async def run_next_job(
     http: httpx2.AsyncClient | None = None,
     progress: ProgressFn | None = None,
     retry: RetryPolicy | None = None,
+    bounds: CallBounds | None = None,
 ) -> JobOutcome | None:
-    """Claim and run the oldest queued job (`run_job`); None when the queue is empty."""
+    """Claim and run the oldest queued job (`run_job`; a job over every tenant: all its units,
+    here and on any replica that helps); None when the queue is empty."""
     job = await asyncio.to_thread(jobs.claim, engine, worker)
     if job is None:
         return None
     return await run_job(
-        engine, job, concurrency=concurrency, http=http, progress=progress, retry=retry
+        engine,
+        job,
+        concurrency=concurrency,
+        http=http,
+        progress=progress,
+        retry=retry,
+        bounds=bounds,
+        worker=worker,
     )

@@ -11,6 +11,13 @@ A job is any row: `INSERT INTO publish_job DEFAULT VALUES` asks for "publish eve
 
 Workers claim with `FOR UPDATE SKIP LOCKED`, so several may share the queue; a running job's
 runner heartbeats (`heartbeat`), which also tells it whether a cancel was asked.
+
+A job over every tenant is split (`split`, by whoever claims it first) into one unit per root
+tenant with a connection: the units are ordinary queued jobs, claimed by any replica; the split
+job (the parent) is running and claimed by no one, its `stats.units` counts its units by status,
+and the last unit to finish ends it in the same transaction (`finish`), with the units' counts
+summed: no replica watches it. Cancelling it cancels its queued units and asks the running ones
+to stop.
 Lag: `lag_seconds` (a generated column) is requested -> finished; `stats.publish_lag_s` is
 requested -> the last skill live with its ACL, the figure the publish-lag SLO is about.
 """
@@ -28,6 +35,7 @@ from sqlalchemy.orm import Session
 
 from claresia_sync.db.models import JobStatus, PublishJob, Tenant
 from claresia_sync.errors import UserError
+from claresia_sync.publish import job_units as units
 from claresia_sync.tenancy.lookup import require_tenant
 
 __all__ = [
@@ -47,14 +55,16 @@ __all__ = [
     "heartbeat",
     "list_jobs",
     "mark_started",
+    "parent_outcome",
     "prune",
     "requeue_lost",
     "requeue_stale",
     "retry",
     "scope_key",
+    "split",
 ]
 
-MAX_RECORDED_ERRORS = 1000
+MAX_RECORDED_ERRORS = units.MAX_RECORDED_ERRORS
 FINISHED = frozenset(
     {JobStatus.SUCCEEDED, JobStatus.PARTIAL, JobStatus.FAILED, JobStatus.CANCELLED}
 )
@@ -67,16 +77,19 @@ UPDATE publish_job j SET status = :running, started_at = now(), heartbeat_at = n
        claimed_by = :worker
   FROM (SELECT id FROM publish_job
          WHERE status = :queued AND (CAST(:job_id AS bigint) IS NULL OR id = :job_id)
+           AND (CAST(:parent AS bigint) IS NULL OR parent_id = :parent)
          ORDER BY requested_at, id
          LIMIT 1
          FOR UPDATE SKIP LOCKED) q
  WHERE j.id = q.id
-RETURNING j.id, j.tenant_id, j.force, j.requested_at
+RETURNING j.id, j.tenant_id, j.force, j.requested_at, j.parent_id
 """)
 _REQUEUE_STALE = text("""
 UPDATE publish_job j SET status = :queued, claimed_by = NULL, started_at = NULL
   FROM (SELECT id, claimed_by FROM publish_job
          WHERE status = :running AND heartbeat_at < now() - make_interval(secs => :stale)
+           AND units IS NULL
+           AND (CAST(:parent AS bigint) IS NULL OR parent_id = :parent)
          FOR UPDATE SKIP LOCKED) old
  WHERE j.id = old.id
 RETURNING j.id, old.claimed_by
@@ -84,6 +97,7 @@ RETURNING j.id, old.claimed_by
 _REQUEUE_LOST = text("""
 UPDATE publish_job SET status = :queued, claimed_by = NULL, started_at = NULL
  WHERE status = :running AND claimed_by = :me AND NOT (id = ANY(CAST(:running_ids AS bigint[])))
+   AND units IS NULL
 RETURNING id
 """)
 _QUEUED_ONLY = text("status = 'queued'")  # ux_publish_job_dedupe_key's predicate (db/models.py)
@@ -97,6 +111,13 @@ class ClaimedJob:
     tenant_slug: str | None
     force: bool
     requested_at: dt.datetime
+    parent_id: int | None = None
+    """The split job this one is a unit of."""
+
+    @property
+    def splits(self) -> bool:
+        """A job over every tenant runs as units (`split`), not as one run."""
+        return self.tenant_slug is None and self.parent_id is None
 
 
 class JobStateError(UserError):
@@ -182,14 +203,18 @@ def _enqueue_keyed(
     raise RuntimeError(f"publish job key {key!r}: neither queued nor insertable")
 
 
-def claim(engine: Engine, worker: str, job_id: int | None = None) -> ClaimedJob | None:
-    """Take the oldest queued job (or job `job_id` if still queued); None if there is none."""
+def claim(
+    engine: Engine, worker: str, job_id: int | None = None, *, parent: int | None = None
+) -> ClaimedJob | None:
+    """Take the oldest queued job (or job `job_id` if still queued, or a unit of `parent`);
+    None if there is none."""
+    params = {**_STATUS, "worker": worker, "job_id": job_id, "parent": parent}
     with Session(engine) as session, session.begin():
-        row = session.execute(_CLAIM, {**_STATUS, "worker": worker, "job_id": job_id}).one_or_none()
+        row = session.execute(_CLAIM, params).one_or_none()
         if row is None:
             return None
         slug = session.scalar(select(Tenant.slug).where(Tenant.id == row.tenant_id))
-        return ClaimedJob(row.id, slug, row.force, row.requested_at)
+        return ClaimedJob(row.id, slug, row.force, row.requested_at, row.parent_id)
 
 
 def claimed(engine: Engine, job_id: int) -> ClaimedJob:
@@ -199,7 +224,9 @@ def claimed(engine: Engine, job_id: int) -> ClaimedJob:
         if job is None:
             raise JobStateError(f"publish job {job_id} does not exist")
         slug = None if job.tenant_id is None else session.get(Tenant, job.tenant_id)
-        return ClaimedJob(job.id, slug.slug if slug else None, job.force, job.requested_at)
+        return ClaimedJob(
+            job.id, slug.slug if slug else None, job.force, job.requested_at, job.parent_id
+        )
 
 
 def mark_started(engine: Engine, job_id: int) -> None:
@@ -231,11 +258,15 @@ def heartbeat(engine: Engine, job_id: int, progress: tuple[int, int] | None = No
     return requested is not None
 
 
-def requeue_stale(engine: Engine, stale_after: float) -> list[tuple[int, str]]:
-    """Queue again the running jobs whose heartbeat is older than `stale_after` seconds (their
-    replica died); (job id, the replica that had it) of each."""
+def requeue_stale(
+    engine: Engine, stale_after: float, *, parent: int | None = None
+) -> list[tuple[int, str]]:
+    """Queue again the running jobs (or units of `parent`) whose heartbeat is older than
+    `stale_after` seconds (their replica died); (job id, the replica that had it) of each. A
+    split job has no heartbeat of its own: its units have."""
     with engine.begin() as conn:
-        rows = conn.execute(_REQUEUE_STALE, {**_STATUS, "stale": stale_after}).all()
+        params = {**_STATUS, "stale": stale_after, "parent": parent}
+        rows = conn.execute(_REQUEUE_STALE, params).all()
     return [(int(r.id), str(r.claimed_by)) for r in rows]
 
 
@@ -255,7 +286,14 @@ def finish(
     stats: dict[str, Any],
     errors: Sequence[Any],
 ) -> None:
+    """Record a job's end; a unit's end also moves its split job's counts, and the last unit's
+    ends the split job (one transaction: no replica has to watch the split job)."""
     with engine.begin() as conn:
+        parent = conn.execute(
+            select(PublishJob.parent_id).where(PublishJob.id == job_id)
+        ).scalar_one_or_none()
+        if parent is not None:
+            units.lock(conn, parent)  # first, as `cancel` does: no deadlock between the two
         conn.execute(
             update(PublishJob)
             .where(PublishJob.id == job_id)
@@ -267,6 +305,21 @@ def finish(
                 heartbeat_at=func.now(),
             )
         )
+        if parent is not None:
+            units.settle(conn, parent)
+
+
+def split(engine: Engine, job_id: int) -> int:
+    """Split a claimed job over every tenant into its units (see `publish.units`): the job is
+    then running, claimed by no one, and ends with its last unit. How many units it has."""
+    with engine.begin() as conn:
+        return units.split(conn, job_id)
+
+
+def parent_outcome(engine: Engine, job_id: int) -> JobView | None:
+    """A split job once it has ended (None while a unit is queued or running)."""
+    view = get_job(engine, job_id)
+    return view if view.status in FINISHED else None
 
 
 def enqueue_drift_check(engine: Engine) -> int | None:
@@ -297,6 +350,9 @@ def cancel(engine: Engine, job_id: int) -> JobStatus:
         if status in FINISHED:
             raise JobStateError(f"publish job {job_id} already ended {status}: nothing to cancel")
         job.cancel_requested_at = func.now()
+        if job.units is not None:  # a split job: its units stop, and the last one ends it
+            session.flush()
+            return units.cancel(session.connection(), job_id)
         if status == JobStatus.QUEUED:
             job.status = JobStatus.CANCELLED
             job.finished_at = func.now()
@@ -359,6 +415,18 @@ class JobView:
     retry_of: int | None
     stats: dict[str, Any]
     errors: list[Any]
+    parent_id: int | None = None
+    units: int | None = None
+
+    @property
+    def unit_counts(self) -> dict[str, int] | None:
+        """A split job's units by status (and `total`, `ended`); None for any other job."""
+        if self.units is None:
+            return None
+        counts = {k: int(v) for k, v in (self.stats.get("units") or {}).items()}
+        counts.setdefault("total", self.units)
+        counts["ended"] = sum(counts.get(str(s), 0) for s in FINISHED)
+        return counts
 
     def as_json(self) -> dict[str, Any]:
         def iso(t: dt.datetime | None) -> str | None:
@@ -376,6 +444,8 @@ class JobView:
             "claimed_by": self.claimed_by,
             "cancel_requested": self.cancel_requested,
             "retry_of": self.retry_of,
+            "parent_id": self.parent_id,
+            "units": self.units,
             "stats": self.stats,
             "errors": self.errors,
         }
@@ -396,6 +466,8 @@ def _view(job: PublishJob, tenant: str | None) -> JobView:
         retry_of=job.retry_of,
         stats=job.stats,
         errors=job.errors,
+        parent_id=job.parent_id,
+        units=job.units,
     )
 
 
@@ -405,8 +477,10 @@ def list_jobs(
     status: JobStatus | None = None,
     tenant_slug: str | None = None,
     limit: int = 20,
+    parent: int | None = None,
 ) -> list[JobView]:
-    """The newest jobs first, optionally of one status or one tenant."""
+    """The newest jobs first, optionally of one status or one tenant; the units of a split job
+    only with `parent` (its `stats.units` counts them)."""
     with Session(engine) as session:
         query = (
             select(PublishJob, Tenant.slug)
@@ -416,6 +490,9 @@ def list_jobs(
         )
         if status is not None:
             query = query.where(PublishJob.status == status)
+        query = query.where(
+            PublishJob.parent_id.is_(None) if parent is None else PublishJob.parent_id == parent
+        )
         if tenant_slug is not None:
             query = query.where(PublishJob.tenant_id == _tenant_id(session, tenant_slug))
         return [_view(job, slug) for job, slug in session.execute(query).all()]

@@ -21,7 +21,13 @@ from sqlalchemy.orm import Session
 from claresia_sync.api.client import DEFAULT_TIMEOUT_S, CallCounter, make_http_pool
 from claresia_sync.api.connect import ConnectionKeyError
 from claresia_sync.logs import log_context
-from claresia_sync.publish.applier import DEFAULT_CONCURRENCY, OUTCOMES, Applier, ItemResult
+from claresia_sync.publish.applier import (
+    DEFAULT_CONCURRENCY,
+    OUTCOMES,
+    Applier,
+    CallBounds,
+    ItemResult,
+)
 from claresia_sync.publish.desired import OrgDesired, desired_state
 from claresia_sync.publish.planner import (
     WRITE_OPS,
@@ -138,16 +144,17 @@ async def _plan_one(
     # (a no-op) needs no pre-flight, so the gate skips the reads only the pre-flight uses.
     planned = None if check_remote else plan_org(org, live)
     checks = planned is None or needs_access_check(planned)
-    refusal = await applier.call(lambda: target.gate(checks_access=checks))
+    org_id = org.org_id
+    refusal = await applier.call(lambda: target.gate(checks_access=checks), org_id)
     if refusal is not None:
         return OrgPlan(org, refused=refusal)
     if planned is not None and not checks:
         return planned
-    check = await applier.call(target.access_check)
+    check = await applier.call(target.access_check, org_id)
     remote = None
     if check_remote:
         try:
-            remote = await applier.call(target.list_ours)
+            remote = await applier.call(target.list_ours, org_id)
         except Exception as exc:  # an API error here stops this organisation only
             return OrgPlan(org, refused=f"organisation {org.label}: cannot list skills: {exc}")
     return plan_org(org, live, remote, check)
@@ -165,6 +172,7 @@ async def reconcile(
     api_timeout: float = DEFAULT_TIMEOUT_S,
     progress: ProgressFn | None = None,
     stop: Callable[[], bool] | None = None,
+    bounds: CallBounds | None = None,
 ) -> RunResult:
     """Plan (and unless `dry_run`, apply and record) every organisation in scope.
 
@@ -172,10 +180,13 @@ async def reconcile(
     `api_timeout` (the entry point's CLARESIA_API_TIMEOUT_S).
 
     `stop()` is asked before each item starts: once it says True, no further item starts (items
-    already started finish and are recorded); the skipped ones are left out of the results."""
+    already started finish and are recorded); the skipped ones are left out of the results.
+
+    `bounds`: the API calls in flight at most, in all and per organisation, shared with other
+    runs (the replica's); without it, `concurrency` for this run alone."""
     orgs, live = await asyncio.to_thread(_desired_and_live, engine, tenant_slug)
-    applier = Applier(concurrency)
-    starting = asyncio.Semaphore(concurrency)  # items start when they can call, not before
+    applier = Applier(bounds=bounds or CallBounds(concurrency))
+    bounds = applier.bounds
     plan = Plan([], check_remote)
     run = RunResult(plan)
     recorder = _Recorder(engine, job_id)
@@ -196,7 +207,9 @@ async def reconcile(
 
     async def one_item(target: PublishTarget, item: PlanItem) -> None:
         nonlocal done
-        async with starting:
+        # Items start when they can call, not before (`CallBounds.start`: the replica's bound and
+        # the organisation's, so that one organisation's waiting items block no other's).
+        async with bounds.start(item.org_id):
             if stop is not None and stop():
                 return
             result = await applier.apply(target, item)
@@ -238,7 +251,7 @@ async def reconcile(
 
     async with AsyncExitStack() as stack:
         if http is None:
-            pool = make_http_pool(max_connections=concurrency + 4, timeout=api_timeout)
+            pool = make_http_pool(max_connections=bounds.concurrency + 4, timeout=api_timeout)
             http = await stack.enter_async_context(pool)
         await asyncio.gather(*(one_org(org, http) for org in orgs))
         await recorder.close()

@@ -91,15 +91,20 @@ def test_two_daemons_share_work_without_overlap(
     emulator.state.generate_invocations("org_dainese", 300, failure_rate=0.2, seed=7)
     emulator.set_faults(latency_ms=20, duplicate_rate=0.5)
     with engine.connect() as conn:
+        # The runs: the jobs of one tenant, and the units of the jobs over every tenant (one
+        # per root tenant, publish/job_units.py); a split job is no run of its own.
         rows = conn.execute(
             text(
                 "SELECT j.id, j.claimed_by, j.started_at, j.finished_at, j.status, "
-                "coalesce(t.parent_id, t.id) AS root FROM publish_job j "
-                "LEFT JOIN tenant t ON t.id = j.tenant_id WHERE j.id = ANY(:ids)"
+                "coalesce(t.parent_id, t.id) AS root, j.units FROM publish_job j "
+                "LEFT JOIN tenant t ON t.id = j.tenant_id "
+                "WHERE j.id = ANY(:ids) OR j.parent_id = ANY(:ids)"
             ),
             {"ids": ids},
         ).all()
     assert {r.status for r in rows} == {"succeeded"}
+    assert sum(r.units is not None for r in rows) == 2  # both jobs over every tenant, split
+    rows = [r for r in rows if r.units is None]
     # Jobs that cover the same root tenant (NULL = all tenants) never ran at the same time.
     for a in rows:
         for b in rows:

@@ -55,8 +55,10 @@ def _runs(engine: Engine, first_id: int) -> list[tuple[int, object, object, obje
             tuple(r)
             for r in conn.execute(
                 text(
+                    # A job over every tenant runs as units (one per root tenant): they are
+                    # its runs, not the split job's row, which spans them all.
                     "SELECT id, started_at, finished_at, claimed_by FROM publish_job "
-                    "WHERE id >= :i AND status <> 'queued' ORDER BY id"
+                    "WHERE id >= :i AND status <> 'queued' AND units IS NULL ORDER BY id"
                 ),
                 {"i": first_id},
             ).all()

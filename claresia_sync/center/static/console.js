@@ -10,9 +10,12 @@ async function getJSON(path) {
   return response.json();
 }
 
-// "12 of 50 skill(s) done" while a job runs (its heartbeat records the progress every second).
+// "12 of 50 skill(s) done" while a job runs (its heartbeat records the progress every second);
+// "3 of 1000 organisation(s) done" for a job over every tenant (its units).
 function progressText(progress) {
-  if (progress.total) return progress.done + " of " + progress.total + " skill(s) done";
+  if (progress.total) {
+    return progress.done + " of " + progress.total + " " + (progress.of || "skill(s)") + " done";
+  }
   return progress.recorded + " skill(s) recorded";
 }
 
