@@ -31,7 +31,7 @@ from pathlib import Path
 import httpx2
 from sqlalchemy import Engine, text
 
-from bench.common import machine
+from bench.common import cpu_s, machine, machine_busy_s
 from bench.publish_setup import ROOT, Emulator, build_world, scratch_database
 from claresia_sync.publish import jobs
 
@@ -40,11 +40,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _cpu_of(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _backend_cpu(engine: Engine) -> float:
@@ -56,7 +51,7 @@ def _backend_cpu(engine: Engine) -> float:
         total = 0.0
         for pid in pids:
             with contextlib.suppress(OSError):  # ended since
-                total += _cpu_of(int(pid))
+                total += cpu_s(int(pid))
     return total
 
 
@@ -107,7 +102,7 @@ class Replica:
             return False
 
     def cpu(self) -> float:
-        return _cpu_of(self.proc.pid)
+        return cpu_s(self.proc.pid)
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
@@ -156,7 +151,7 @@ def one(args: argparse.Namespace, replicas: int, emu: Emulator, tmp: Path) -> di
             emu.latency(args.latency_ms)
             emu.reset_stats()
             cpu0 = [r.cpu() for r in started]
-            emu0, pg0 = emu.cpu_seconds(), _backend_cpu(engine)
+            emu0, pg0, busy0 = emu.cpu_seconds(), _backend_cpu(engine), machine_busy_s()
             t0 = time.perf_counter()
             with engine.begin() as conn:
                 job_id = conn.execute(
@@ -170,6 +165,7 @@ def one(args: argparse.Namespace, replicas: int, emu: Emulator, tmp: Path) -> di
             wall = time.perf_counter() - t0
             cpu = sum(r.cpu() - c for r, c in zip(started, cpu0, strict=True))
             emu_cpu, pg_cpu = emu.cpu_seconds() - emu0, _backend_cpu(engine) - pg0
+            busy = machine_busy_s() - busy0
             view = jobs.get_job(engine, job_id)
             stats = emu.stats()
         finally:
@@ -192,6 +188,7 @@ def one(args: argparse.Namespace, replicas: int, emu: Emulator, tmp: Path) -> di
         "emulator_cpu": emu_cpu,
         "pg_cpu": pg_cpu,
         "cpu_floor": (cpu + emu_cpu + pg_cpu) / (os.cpu_count() or 1),
+        "machine_busy": busy / wall / (os.cpu_count() or 1),
         "peak_org": max(stats.get("peak_in_flight", {}).values() or [0]),
     }
 
@@ -223,7 +220,8 @@ def main() -> None:
                 f"({r['wall'] / r['critical']:.2f}x; {r['calls']:.0f} calls); CPU: replicas "
                 f"{r['replica_cpu']:.1f} s ({r['replica_cpu'] / r['calls'] * 1000:.2f} ms/call), "
                 f"emulator {r['emulator_cpu']:.1f} s, PostgreSQL {r['pg_cpu']:.1f} s: CPU floor "
-                f"{r['cpu_floor']:.1f} s on {os.cpu_count()} cores; peak calls of one "
+                f"{r['cpu_floor']:.1f} s on {os.cpu_count()} cores; the machine "
+                f"{r['machine_busy']:.0%} busy (all its processes); peak calls of one "
                 f"organisation at once {r['peak_org']:.0f}"
             )
             print(f"  load before: {before}")

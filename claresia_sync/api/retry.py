@@ -26,6 +26,11 @@ so both retry by the same rule, wait the same way and are counted in the same pl
 - **Counting**: every attempt, by (method, route template, status: the HTTP code, `timeout` or
   `connection_error`), in the pool's counter (`API_CALLS`, `/metrics`'
   `claresia_api_calls_total`) and in the call's own (`CallCounter` of a client: a job's stats).
+- **An organisation's bound** (its rate limit): a caller working for one organisation sets
+  `ORG_REQUESTS` (`org_requests`) to its semaphore; each attempt of every request sent from that
+  task, or from tasks it starts (a target's reads at once, a listing's), holds a slot of it
+  while it is under way (not while it waits to retry). The publisher sets it per organisation
+  (`publish.applier.CallBounds`).
 - **The call a request belongs to** (`Call`, set with `calling(...)` around the call): its route
   template, its counter, its `Backoff` (a connection check asks fewer attempts) and the sleep
   (tests record the waits). A context variable, not a request extension: the SDK builds its
@@ -169,6 +174,22 @@ class Call:
 _CALL: contextvars.ContextVar[Call | None] = contextvars.ContextVar("claresia_call", default=None)
 
 
+ORG_REQUESTS: contextvars.ContextVar[asyncio.Semaphore | None] = contextvars.ContextVar(
+    "claresia_org_requests", default=None
+)
+"""The requests in flight of the organisation this task works for, at most (None: no bound)."""
+
+
+@contextlib.contextmanager
+def org_requests(bound: asyncio.Semaphore | None) -> Iterator[None]:
+    """Requests sent within (and by the tasks started within) hold a slot of `bound`."""
+    token = ORG_REQUESTS.set(bound)
+    try:
+        yield
+    finally:
+        ORG_REQUESTS.reset(token)
+
+
 @contextlib.contextmanager
 def calling(call: Call) -> Iterator[Call]:
     """The requests sent within belong to `call`."""
@@ -238,7 +259,7 @@ class RetryTransport(httpx2.AsyncBaseTransport):
             call.attempts += 1
             last = attempt >= budget
             try:
-                response = await self._inner.handle_async_request(request)
+                response = await self._attempt(request)
             except httpx2.TransportError as exc:
                 self._count(
                     call,
@@ -272,6 +293,13 @@ class RetryTransport(httpx2.AsyncBaseTransport):
                 why=why,
                 asked=asked,
             )
+
+    async def _attempt(self, request: httpx2.Request) -> httpx2.Response:
+        bound = ORG_REQUESTS.get()
+        if bound is None:
+            return await self._inner.handle_async_request(request)
+        async with bound:
+            return await self._inner.handle_async_request(request)
 
     async def aclose(self) -> None:
         await self._inner.aclose()

@@ -251,6 +251,16 @@ class LiveWork:
             )
         else:
             log.info("publish job %d (%s) %s: %s", job.id, scope, outcome.status, counts)
+        if outcome.split_ended is not None:  # this unit was the last of a job over all tenants
+            self.metrics.jobs_finished.labels(outcome.split_ended).inc()
+            if outcome.split_ended == JobStatus.SUCCEEDED:
+                self.metrics.job_last_success.labels("all").set_to_current_time()
+            log.info(
+                "publish job %d (all tenants) %s with its last unit, job %d",
+                job.parent_id,
+                outcome.split_ended,
+                job.id,
+            )
 
     # --- housekeeping ---------------------------------------------------------------------------
 

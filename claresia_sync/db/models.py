@@ -373,9 +373,7 @@ class PublishJob(Base):
     tenant_id: Mapped[int | None] = mapped_column(
         ForeignKey("tenant.id", ondelete="CASCADE"), index=True
     )
-    parent_id: Mapped[int | None] = mapped_column(
-        ForeignKey("publish_job.id", ondelete="CASCADE")
-    )
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("publish_job.id", ondelete="CASCADE"))
     """A unit's split job: a job over every tenant runs as one unit per root tenant."""
     units: Mapped[int | None] = mapped_column(Integer)
     """How many units a split job has (NULL: not split). Its units are claimed, not it; the last

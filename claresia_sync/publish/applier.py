@@ -133,6 +133,18 @@ class CallBounds:
         self.per_org = per_org
         self._calls = _Bound(concurrency, per_org)
         self._starts = _Bound(concurrency, per_org)
+        self._requests: dict[str, asyncio.Semaphore] = {}
+
+    def requests(self, org_id: str) -> asyncio.Semaphore | None:
+        """The bound of `org_id`'s HTTP requests in flight (`api.retry.org_requests`):
+        a target may send several requests in one call (reads at once), and the organisation's
+        rate limit counts requests. None without a bound per organisation."""
+        if self.per_org is None:
+            return None
+        bound = self._requests.get(org_id)
+        if bound is None:
+            bound = self._requests[org_id] = asyncio.Semaphore(self.per_org)
+        return bound
 
     def slot(self, org_id: str | None = None) -> contextlib.AbstractAsyncContextManager[None]:
         """Hold one call's slot (of `org_id`'s bound too, when there is one)."""

@@ -78,6 +78,8 @@ class JobOutcome:
     stats: dict[str, Any]
     errors: list[dict[str, Any]]
     run: RunResult | None
+    split_ended: JobStatus | None = None
+    """A unit's: the status its split job ended with, if this unit was its last."""
 
 
 Key = tuple[str, str, str, str, str]
@@ -356,8 +358,8 @@ async def _finished(
     errors: list[dict[str, Any]],
     run: RunResult | None = None,
 ) -> JobOutcome:
-    await asyncio.to_thread(jobs.finish, engine, job_id, status, stats, errors)
-    return JobOutcome(job_id, status, stats, errors, run)
+    ended = await asyncio.to_thread(jobs.finish, engine, job_id, status, stats, errors)
+    return JobOutcome(job_id, status, stats, errors, run, ended)
 
 
 async def _record(

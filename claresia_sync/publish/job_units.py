@@ -119,18 +119,19 @@ def tally(conn: Connection, job_id: int) -> dict[str, int]:
     return {**{str(s): counts.get(str(s), 0) for s in JobStatus}, "total": sum(counts.values())}
 
 
-def settle(conn: Connection, job_id: int) -> None:
-    """After a unit's end (the split job's row held): recount; the last unit ends the job."""
+def settle(conn: Connection, job_id: int) -> JobStatus | None:
+    """After a unit's end (the split job's row held): recount; the last unit ends the job.
+    The status it ended with, if this call ended it."""
     held = conn.execute(_LOCK, {"job": job_id}).one()
     counts = tally(conn, job_id)
     if counts[JobStatus.QUEUED] or counts[JobStatus.RUNNING]:
         conn.execute(_SET_STATS, {"job": job_id, "stats": _json({"units": counts})})
-        return
+        return None
     rows = conn.execute(_UNITS, {"job": job_id}).all()
     status = _status([JobStatus(r.status) for r in rows], held.cancel_requested_at is not None)
     stats, errors = summed(rows), [e for r in rows for e in r.errors][:MAX_RECORDED_ERRORS]
     stats["units"] = counts
-    conn.execute(
+    ended = conn.execute(
         _END,
         {
             "job": job_id,
@@ -140,6 +141,7 @@ def settle(conn: Connection, job_id: int) -> None:
             "running": str(JobStatus.RUNNING),
         },
     )
+    return status if ended.rowcount else None
 
 
 def summed(rows: Any) -> dict[str, Any]:

@@ -285,9 +285,10 @@ def finish(
     status: JobStatus,
     stats: dict[str, Any],
     errors: Sequence[Any],
-) -> None:
+) -> JobStatus | None:
     """Record a job's end; a unit's end also moves its split job's counts, and the last unit's
-    ends the split job (one transaction: no replica has to watch the split job)."""
+    ends the split job (one transaction: no replica has to watch the split job). The split
+    job's status if this ended it, else None."""
     with engine.begin() as conn:
         parent = conn.execute(
             select(PublishJob.parent_id).where(PublishJob.id == job_id)
@@ -305,8 +306,7 @@ def finish(
                 heartbeat_at=func.now(),
             )
         )
-        if parent is not None:
-            units.settle(conn, parent)
+        return None if parent is None else units.settle(conn, parent)
 
 
 def split(engine: Engine, job_id: int) -> int:

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from claresia_sync.api.client import DEFAULT_TIMEOUT_S, CallCounter, make_http_pool
 from claresia_sync.api.connect import ConnectionKeyError
+from claresia_sync.api.retry import org_requests
 from claresia_sync.logs import log_context
 from claresia_sync.publish.applier import (
     DEFAULT_CONCURRENCY,
@@ -221,7 +222,11 @@ async def reconcile(
 
     async def one_org(org: OrgDesired, http: httpx2.AsyncClient) -> None:
         # Every line about this organisation (and its item tasks) carries org_id and tenant keys.
-        with log_context(org_id=org.org_id, tenant=org.connection.root_slug):
+        # ... and every request of its calls holds a slot of its bound (its rate limit).
+        with (
+            log_context(org_id=org.org_id, tenant=org.connection.root_slug),
+            org_requests(bounds.requests(org.org_id)),
+        ):
             await _one_org(org, http)
 
     async def _one_org(org: OrgDesired, http: httpx2.AsyncClient) -> None:

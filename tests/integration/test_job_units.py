@@ -6,6 +6,8 @@ replica (`publish.job_units`, `publish.applier.CallBounds`)."""
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -14,16 +16,26 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
+from claresia_sync.center import operations
+from claresia_sync.config import Settings
 from claresia_sync.db.models import JobStatus
 from claresia_sync.emulator import EmulatorServer
 from claresia_sync.publish import jobs
 from claresia_sync.publish.applier import CallBounds
 from claresia_sync.publish.job_run import run_job, run_next_job
+from tests.cli import clean_env, run_cli
 from tests.fixtures.daemon import DaemonProcess, wait_until
 from tests.fixtures.world import assert_exactly_once, snapshot
+from tests.integration.test_publish_cli import cli
 from tests.integration.test_publish_e2e import catalog_and_tenants
 
 ROOTS = ["acme", "dainese", "ferretti", "vespucci"]  # the example tenants with a connection
+KEY_VARIABLES = {
+    "CLARESIA_DAINESE_ADMIN_KEY",
+    "CLARESIA_ACME_ADMIN_KEY",
+    "CLARESIA_FERRETTI_ENTERPRISE_KEY",
+    "CLARESIA_VESPUCCI_SUPPORT_API_KEY",
+}
 
 
 @pytest.fixture
@@ -94,10 +106,13 @@ def test_a_job_over_every_tenant_is_split_and_ends_with_its_last_unit(
         {"created": 7, "failed": 1, "api_calls": 20, "publish_lag_s": 2.5},
         [error],
     )
+    ended = []
     for worker in ("replica-a", "replica-b"):
         unit = jobs.claim(engine, worker)
         assert unit is not None
-        jobs.finish(engine, unit.id, JobStatus.SUCCEEDED, {"unchanged": 3, "api_calls": 1}, [])
+        stats = {"unchanged": 3, "api_calls": 1}
+        ended.append(jobs.finish(engine, unit.id, JobStatus.SUCCEEDED, stats, []))
+    assert ended == [None, JobStatus.PARTIAL]  # the last unit's finish ended the split job
     done = jobs.get_job(engine, job_id)
     assert done.status == JobStatus.PARTIAL and done.finished_at is not None
     assert (done.stats["created"], done.stats["failed"], done.stats["unchanged"]) == (12, 1, 6)
@@ -166,6 +181,31 @@ def test_calls_in_flight_per_organisation_stay_within_its_bound(
         assert peaks["org_dainese"] > 2, peaks  # the measure sees overlap when nothing bounds it
     else:
         assert max(peaks.values()) == per_org, peaks  # reached, never passed
+
+
+def test_republish_all_runs_the_units_itself_and_jobs_show_them(
+    db_settings: Settings, engine: Engine, emulator: EmulatorServer, world: dict[str, Any]
+) -> None:
+    emulator.set_faults(latency_ms=50)
+    keys = {k: v for k, v in os.environ.items() if k in KEY_VARIABLES}  # emulator_env's
+    assert len(keys) == len(KEY_VARIABLES)
+    env = clean_env(db_settings, CLARESIA_ORG_CONCURRENCY="2", **keys)
+    result = run_cli("republish", "--all", env=env)
+    assert result.returncode == 0, result.stderr
+    assert max(emulator.stats.peak_in_flight().values()) == 2  # the setting, per organisation
+    with engine.connect() as conn:
+        job_id = conn.execute(text("SELECT id FROM publish_job WHERE units = 4")).scalar_one()
+    assert f"publish job {job_id}" in result.stdout
+    shown = cli(db_settings, "jobs", "show", str(job_id))
+    assert "units (one per organisation): 4 of 4 ended (4 succeeded)" in shown.stdout, shown
+    listed = json.loads(cli(db_settings, "jobs", "list", "--parent", str(job_id), "--json").stdout)
+    assert sorted(u["tenant"] for u in listed) == ROOTS
+    assert {u["parent_id"] for u in listed} == {job_id}
+    assert all(str(u["claimed_by"]).startswith("cli-") for u in listed)  # no daemon ran
+    top = json.loads(cli(db_settings, "jobs", "list", "--json").stdout)
+    assert [(j["id"], j["units"]) for j in top] == [(job_id, 4)]
+    progress = operations.job(engine, job_id)["progress"]
+    assert (progress["done"], progress["total"], progress["of"]) == (4, 4, "organisation(s)")
 
 
 def _ready(daemon: DaemonProcess) -> None:
