@@ -1,42 +1,72 @@
 """`claresia-sync demo`: the whole system once, on the embedded default, in under a minute.
 
 Embedded PostgreSQL (or `CLARESIA_DATABASE_URL`), the emulator on a free loopback port, the
-example catalog and tenants, a connection test, a publish, simulated invocations, one audit
-poll and a telemetry report. Every step uses the same code as the real commands.
+example catalog and tenants, a connection test, a publish, then every telemetry source: simulated
+invocations and one audit poll, a skills-analytics backfill, an activity-feed repair (a plugin
+deleted in claude.ai, republished at once), a Claude Code export through the OTLP receiver; the
+report per source. With `serve`, the Command Center and the daemon stay up (its URL and a demo
+token printed) until Ctrl-C. Every step uses the same code as the real commands.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import os
 import re
+import secrets
 import socket
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
+import httpx2
+import uvicorn
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
 from claresia_sync.api.connect import TenantConnection
 from claresia_sync.catalog_store import import_catalog
+from claresia_sync.center.app import bind, make_center, serving
 from claresia_sync.config import Settings
 from claresia_sync.connection_check import check_tenant_connection
+from claresia_sync.daemon.runtime import run_daemon
+from claresia_sync.daemon.service import DaemonConfig
 from claresia_sync.db import open_database
 from claresia_sync.db.engine import display_url
-from claresia_sync.db.models import Archetype, Tenant
+from claresia_sync.db.models import Archetype, Publication, Tenant
 from claresia_sync.emulator import DEMO_SEED, EmulatorServer
+from claresia_sync.emulator.claude_code import Prompt, export
 from claresia_sync.errors import UserError
 from claresia_sync.ir import load_catalog
 from claresia_sync.publish import job_run, jobs
 from claresia_sync.publish.report import summary_table
 from claresia_sync.resources import shipped
 from claresia_sync.target_check import check_targets
+from claresia_sync.telemetry.activity import ingest_connection as activity_ingest
+from claresia_sync.telemetry.analytics_reader import enterprise_connections
+from claresia_sync.telemetry.analytics_reader import ingest_connection as analytics_ingest
+from claresia_sync.telemetry.otlp_receiver import OtlpReceiver
 from claresia_sync.telemetry.poller import poll_once
-from claresia_sync.telemetry.report import render, skill_report
+from claresia_sync.telemetry.report import (
+    SOURCES,
+    SourceFigures,
+    render,
+    render_by_source,
+    skill_report,
+    source_report,
+)
+from claresia_sync.telemetry.sources import (
+    ACTIVITY_FEED,
+    AUDIT_POLLER,
+    CLAUDE_CODE_OTLP,
+    SKILLS_ANALYTICS,
+)
 from claresia_sync.tenancy import apply_tenants, parse_tenants
 from claresia_sync.tenancy.lookup import tenant_targets
 
@@ -55,7 +85,12 @@ DEMO_KEYS = {
     "CLARESIA_VESPUCCI_SUPPORT_API_KEY": (
         "sk-ant-api03-vespucci-SUPPORT-0000000000000000000000000000000000000000000"
     ),
+    # ferretti's Claude Code sends its OTLP export with this bearer token (the receiver's)
+    "CLARESIA_FERRETTI_OTLP_TOKEN": "otlp-ferretti-DEMO-000000000000000000000000",
 }
+# `demo --serve`: the Command Center's token, made afresh for each run and given by reference.
+CENTER_TOKEN_VAR = "CLARESIA_DEMO_CENTER_TOKEN"
+CENTER_PORT = 9480
 # The emulator's port when it is free: the tenants the demo applies keep this base URL, so the
 # "where to look next" commands work after the demo with `claresia-sync emulator --port 8765`.
 DEMO_EMULATOR_PORT = 8765
@@ -76,13 +111,21 @@ ENTERPRISE_ORGS = {"org_ferretti"}
 # The tenant on claude-api: the skills of its Claude API workspace, which its own applications
 # load (`container.skills` of a Messages request); no user picker.
 API_TENANT, API_ORG, API_WORKSPACE = "vespucci", "org_vespucci", "wrkspc_vespucci_support"
+# The Claude Enterprise tenant whose sources the demo reads: skills analytics, activity feed and
+# its Claude Code's OTLP export; the plugin an administrator deletes behind our back.
+ENTERPRISE_TENANT, ENTERPRISE_ORG = "ferretti", "org_ferretti"
+DELETED_SKILL = "prd-review"
+CLAUDE_CODE_SKILLS = ("claresia-ferretti-code-review-checklist", "claresia-ferretti-prd-review")
 
 
 class Demo:
-    def __init__(self, settings: Settings, console: Console, invocations: int) -> None:
+    def __init__(
+        self, settings: Settings, console: Console, invocations: int, serve: bool = False
+    ) -> None:
         self.settings = settings
         self.console = console
         self.invocations = invocations
+        self.serve = serve
         self.started = time.monotonic()
         self.emulator_port = 0
 
@@ -105,8 +148,13 @@ class Demo:
             asyncio.run(self._connection_test(engine, emulator))
             self._publish(engine, emulator)
             self._invoke_and_poll(engine, emulator)
+            self._analytics(engine, emulator)
+            self._activity_repair(engine, emulator)
+            self._claude_code(engine)
             self._report(engine)
-        self._next_steps()
+            self._next_steps()
+            if self.serve:
+                self._serve(engine)
 
     def _configure(self, engine: Engine, emulator: EmulatorServer) -> None:
         self.step("Import the example catalog and apply the example tenants")
@@ -122,6 +170,9 @@ class Demo:
             text.replace(
                 "      # base_url: http://127.0.0.1:8765   # optional: the emulator, or a proxy\n",
                 "",
+            ).replace(  # ferretti's Claude Code exports to the receiver with its token
+                "    # otlp_token: env:CLARESIA_FERRETTI_OTLP_TOKEN\n",
+                "    otlp_token: env:CLARESIA_FERRETTI_OTLP_TOKEN\n",
             ),
             flags=re.MULTILINE,
         )
@@ -227,11 +278,102 @@ class Demo:
                 f"checkpoint {r.checkpoint}" + (f", error: {r.error}" if r.error else "")
             )
 
+    def _enterprise_connection(self, engine: Engine) -> TenantConnection:
+        with Session(engine) as session:
+            return next(c for c in enterprise_connections(session) if c.org_id == ENTERPRISE_ORG)
+
+    def _analytics(self, engine: Engine, emulator: EmulatorServer) -> None:
+        self.step(
+            f"Skills analytics of {ENTERPRISE_TENANT} (Claude Enterprise): use in the Claude "
+            "apps (30 days backfilled on a first run, then the last 7 read again)"
+        )
+        today = dt.datetime.now(dt.UTC).date()
+        for back in (3, 2, 1):  # a day is served once it is over (the API's lag)
+            emulator.state.generate_enterprise_invocations(
+                ENTERPRISE_ORG, 10 + 5 * back, day=today - dt.timedelta(days=back)
+            )
+        conn = self._enterprise_connection(engine)
+        done = asyncio.run(analytics_ingest(engine, conn, backfill_days=30))
+        print(
+            f"  {done.org_id}: {done.days} day(s) read, {done.inserted} row(s) stored, "
+            f"{done.revised} revised" + (f", error: {done.error}" if done.error else "")
+        )
+
+    def _activity_repair(self, engine: Engine, emulator: EmulatorServer) -> None:
+        self.step(
+            f"Activity feed of {ENTERPRISE_TENANT}: a plugin deleted in claude.ai is repaired "
+            "at once"
+        )
+        conn = self._enterprise_connection(engine)
+        ours = asyncio.run(activity_ingest(engine, conn))
+        print(
+            f"  {ours.org_id}: {ours.inserted} activities stored (our own publish: no repair)"
+            + (f", error: {ours.error}" if ours.error else "")
+        )
+        with Session(engine) as session:
+            plugin = session.scalar(
+                select(Publication.remote_skill_id)
+                .join(Tenant, Tenant.id == Publication.tenant_id)
+                .where(Tenant.slug == ENTERPRISE_TENANT, Publication.skill_id == DELETED_SKILL)
+            )
+        name = f"claresia-{ENTERPRISE_TENANT}-{DELETED_SKILL}"
+        answer = httpx2.post(
+            f"{emulator.base_url}/_emulator/orgs/{ENTERPRISE_ORG}/admin",
+            json={"action": "delete_plugin", "plugin_id": plugin, "user_id": "user_ferretti_anna"},
+        )
+        if answer.status_code != 201:
+            raise UserError(f"the emulator refused to delete {name}: {answer.text}")
+        print(f"  an administrator deletes the plugin {name} in claude.ai")
+        theirs = asyncio.run(activity_ingest(engine, conn))
+        with engine.connect() as db:
+            job_id = db.execute(
+                text(
+                    "SELECT repair_job_id FROM org_activity WHERE org_id = :org "
+                    "AND repair_job_id IS NOT NULL ORDER BY created_at DESC LIMIT 1"
+                ),
+                {"org": ENTERPRISE_ORG},
+            ).scalar()
+        print(
+            f"  {theirs.org_id}: {theirs.inserted} activity stored, "
+            + (f"repair job {job_id} queued" if job_id else "no repair queued")
+        )
+        job = jobs.claim(engine, "demo", job_id) if job_id else None
+        if job is not None:
+            outcome = asyncio.run(
+                job_run.run_job(engine, job, api_timeout=self.settings.api_timeout_s)
+            )
+            print(
+                f"  repair job {outcome.job_id}: {outcome.status}, "
+                f"{outcome.stats.get('created', 0)} created: {name} is back"
+            )
+
+    def _claude_code(self, engine: Engine) -> None:
+        self.step(
+            f"Claude Code of {ENTERPRISE_TENANT}'s engineers exports its OTLP logs to the "
+            "daemon's receiver"
+        )
+        receiver = OtlpReceiver(engine, self.settings.telemetry)
+        token = os.environ["CLARESIA_FERRETTI_OTLP_TOKEN"]
+        prompts = [Prompt(name) for name in CLAUDE_CODE_SKILLS for _ in range(3)]
+        with _served(receiver.app()) as port:
+            url = f"http://127.0.0.1:{port}/v1/logs"
+            statuses = export(url, token, prompts, pace=False)
+        with engine.connect() as conn:
+            stored = conn.execute(
+                text("SELECT count(*) FROM claude_code_activation WHERE tenant_slug = :t"),
+                {"t": ENTERPRISE_TENANT},
+            ).scalar_one()
+        print(
+            f"  {len(prompts)} prompts in {len(statuses)} export(s) to {url}: HTTP "
+            f"{', '.join(map(str, sorted(set(statuses))))}; {stored} activation(s) stored in all"
+        )
+
     def _report(self, engine: Engine) -> None:
         self.step("Telemetry report (last 7 days, from the analyst views)")
         since = dt.datetime.now(dt.UTC) - dt.timedelta(days=7)
         with engine.connect() as conn:
             figures = skill_report(conn, since=since)
+            per_source = source_report(conn, since=since.date())
             footer = conn.exec_driver_sql(
                 "SELECT footer_md FROM telemetry_event WHERE status = 'failed' LIMIT 1"
             ).scalar()
@@ -239,6 +381,45 @@ class Demo:
         if footer:
             self.console.print("\n  a card footer, as Claude shows it under a failed run:")
             print(f"  {footer}")
+        self.step("Every source per skill (telemetry report --by-source)")
+        print(render_by_source(per_source, "table"))
+        print("\n  a row of each source:")
+        for name, has in SOURCES.items():
+            rows = [f for f in per_source if has(f)]
+            best = max(rows, key=_SOURCE_FIGURE[name][0], default=None)
+            said = _SOURCE_FIGURE[name][1](best) if best else "nothing yet"
+            where = f"{best.tenant_slug}/{best.skill_id or '(unnamed)'}" if best else ""
+            print(f"  {name:<17} {where:<40} {said}")
+
+    def _serve(self, engine: Engine) -> None:
+        """The daemon with its Command Center, on the demo's database and emulator, until
+        SIGINT/SIGTERM: a token made now, given by reference as every token is."""
+        token = secrets.token_urlsafe(24)
+        os.environ[CENTER_TOKEN_VAR] = token
+        settings = self.settings.model_copy(
+            update={
+                "center_tokens": f"demo:operator:env:{CENTER_TOKEN_VAR}",
+                "center_port": _free_or_any(CENTER_PORT),
+                "ops_port": 0,
+            }
+        )
+
+        async def serve() -> None:
+            sock = bind(settings.center_host, settings.center_port)
+            sock.listen()  # a browser opening the URL at once waits for uvicorn, not refused
+            port = sock.getsockname()[1]
+            print(
+                f"\nCommand Center: http://{settings.center_host}:{port}/  (the daemon runs "
+                "beside it on the demo's database and emulator; Ctrl-C stops both)\n"
+                f"demo token: {token}",
+                flush=True,
+            )
+            async with serving(make_center(engine, settings), sock):
+                await run_daemon(engine, DaemonConfig.of(settings), settings)
+
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C before the daemon took it over
+            asyncio.run(serve())
+        print("Command Center stopped.", flush=True)
 
     def _next_steps(self) -> None:
         took = time.monotonic() - self.started
@@ -251,6 +432,7 @@ class Demo:
         self.console.print(
             f"\n[bold green]Demo finished in {took:.1f}s.[/bold green] ({env})\n"
             "Where to look next:\n"
+            "  claresia-sync demo --serve           the same, then the Command Center stays up\n"
             "  claresia-sync status                 per tenant and organisation\n"
             "  claresia-sync telemetry report --format csv\n"
             "  the plan against a fresh emulator (its state lives in memory), in two shells:\n"
@@ -260,6 +442,55 @@ class Demo:
             "  README.md                            running the daemon, deployment",
             soft_wrap=True,
         )
+
+
+# Per source: how its best row is chosen and said (the demo's "a row of each source").
+_SOURCE_FIGURE: dict[
+    str, tuple[Callable[[SourceFigures], float], Callable[[SourceFigures], str]]
+] = {
+    AUDIT_POLLER: (
+        lambda f: f.audit_runs,
+        lambda f: f"{f.audit_runs} runs, {f.audit_failures} failed (audit log)",
+    ),
+    CLAUDE_CODE_OTLP: (
+        lambda f: f.claude_code_activations,
+        lambda f: f"{f.claude_code_activations} activations in Claude Code (OTLP)",
+    ),
+    SKILLS_ANALYTICS: (
+        lambda f: f.apps_invocations or 0,
+        lambda f: (
+            f"{f.apps_invocations} uses in the Claude apps, "
+            f"${f.apps_overage_spend_usd or 0:.2f} overage (skills analytics)"
+        ),
+    ),
+    ACTIVITY_FEED: (
+        lambda f: f.lifecycle_events,
+        lambda f: f"{f.lifecycle_events} lifecycle events (activity feed)",
+    ),
+}
+
+
+@contextmanager
+def _served(app: Any) -> Iterator[int]:
+    """`app` served by uvicorn on a free loopback port, in a thread, for the block."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
+    )
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise UserError("the OTLP receiver did not start")
+        time.sleep(0.01)
+    try:
+        yield int(sock.getsockname()[1])
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
 
 
 def _free_or_any(port: int) -> int:
@@ -274,7 +505,7 @@ def _free_or_any(port: int) -> int:
 
 @contextmanager
 def _unchanged_env() -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in DEMO_KEYS}
+    saved = {k: os.environ.get(k) for k in [*DEMO_KEYS, CENTER_TOKEN_VAR]}
     try:
         yield
     finally:
@@ -285,7 +516,10 @@ def _unchanged_env() -> Iterator[None]:
                 os.environ[k] = v
 
 
-def run_demo(settings: Settings, console: Console, invocations: int = 250) -> None:
-    """The demo, printed on the command's `console` (`cli/demo.py`: the CLI's)."""
+def run_demo(
+    settings: Settings, console: Console, invocations: int = 250, serve: bool = False
+) -> None:
+    """The demo, printed on the command's `console` (`cli/demo.py`: the CLI's); with `serve`,
+    the Command Center stays up after it until SIGINT/SIGTERM."""
     with _unchanged_env():
-        Demo(settings, console, invocations).run()
+        Demo(settings, console, invocations, serve).run()
