@@ -1,4 +1,5 @@
-"""The Command Center's action log (`center_action`, append-only): who did what, when."""
+"""The operator action log (`center_action`, append-only): who did what, when, through the
+Command Center, and the command line's kill switch (`skill disable | enable`)."""
 
 from __future__ import annotations
 
@@ -31,11 +32,26 @@ def record(
     job_id: int | None = None,
 ) -> None:
     """One row: `outcome` is `ok`, `refused` (not allowed, or not in a state to) or `error`."""
+    record_as(engine, who.name, str(who.role), action, outcome, detail=detail, job_id=job_id)
+
+
+def record_as(
+    engine: Engine,
+    actor: str,
+    role: str,
+    action: Action,
+    outcome: str,
+    *,
+    detail: str | None = None,
+    job_id: int | None = None,
+) -> None:
+    """`record` for an actor that is not a Command Center token: the command line records its
+    operator actions (the kill switch) as `cli:<who>` with the role `cli`."""
     with engine.begin() as conn:
         conn.execute(
             insert(CenterAction).values(
-                actor=who.name,
-                role=str(who.role),
+                actor=actor,
+                role=role,
                 action=action.name,
                 target=action.target,
                 params=action.params or {},

@@ -91,6 +91,30 @@ def _run_with_progress(
         )
 
 
+def run_here(
+    engine: Engine, job: jobs.ClaimedJob, concurrency: int, settings: Settings
+) -> tuple[JobStatus, dict[str, Any], list[Any]]:
+    """Run a job claimed by this process to its end: when it yields to a kill-switch job on its
+    tenants (back in the queue), take it again once that job is done (or, if a daemon took it
+    meanwhile, wait for that run). The outcome of the run that finished it."""
+    while True:
+        outcome = _run_with_progress(engine, job, concurrency, settings)
+        if outcome.status != JobStatus.QUEUED:
+            return outcome.status, outcome.stats, outcome.errors
+        console(stderr=True).print(
+            f"publish job {job.id} gave way to a kill-switch job on its tenants; it resumes "
+            "when that one is done"
+        )
+        again = None
+        while again is None:
+            time.sleep(0.5)
+            again = jobs.claim(engine, cli_worker(), job.id)
+            if again is None and jobs.get_job(engine, job.id).status != JobStatus.QUEUED:
+                view = _wait_for(engine, job.id, 3600)  # a daemon took it
+                return view.status, view.stats, view.errors
+        job = again
+
+
 def _wait_for(engine: Engine, job_id: int, timeout: float) -> jobs.JobView:
     deadline = time.monotonic() + timeout
     while True:
@@ -139,12 +163,17 @@ def publish_cmd(
         if not wait:
             return
         job = jobs.claim(engine, cli_worker(), job_id)
+        deadline = time.monotonic() + timeout
+        while job is None and jobs.get_job(engine, job_id).status == JobStatus.QUEUED:
+            if time.monotonic() > deadline:  # held back by a kill switch on its tenants
+                raise UserError(f"publish job {job_id} is still queued after {timeout:.0f}s")
+            time.sleep(0.5)
+            job = jobs.claim(engine, cli_worker(), job_id)
         if job is None:  # a daemon took it first: its run is the one to report
             view = _wait_for(engine, job_id, timeout)
             report_outcome(job_id, view.status, view.stats, view.errors)
         else:
-            outcome = _run_with_progress(engine, job, concurrency, settings)
-            report_outcome(job_id, outcome.status, outcome.stats, outcome.errors)
+            report_outcome(job_id, *run_here(engine, job, concurrency, settings))
 
 
 def _dry_run(
@@ -216,8 +245,8 @@ def republish_cmd(
         with Session(engine) as session:
             job_id = jobs.enqueue(session, tenant, force=force, claimed_by=cli_worker())
             session.commit()
-        outcome = _run_with_progress(engine, jobs.claimed(engine, job_id), concurrency, settings)
-        report_outcome(job_id, outcome.status, outcome.stats, outcome.errors)
+        job = jobs.claimed(engine, job_id)
+        report_outcome(job_id, *run_here(engine, job, concurrency, settings))
 
 
 def register(app: typer.Typer) -> None:

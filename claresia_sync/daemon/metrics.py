@@ -51,6 +51,11 @@ class Metrics:
             ["status"],
             registry=r,
         )
+        self.skills_disabled = Gauge(
+            "claresia_skills_disabled",
+            "Skills the kill switch took away now (one per skill and tenant, or every tenant)",
+            registry=r,
+        )
         self.jobs_finished = Counter(
             "claresia_publish_jobs_finished",
             "Publish jobs this process finished, by status",

@@ -46,7 +46,7 @@ from claresia_sync.daemon.service import Daemon, DaemonConfig, WorkFailed, bind_
 from claresia_sync.db.locks import advisory_locks
 from claresia_sync.db.models import JobStatus
 from claresia_sync.logs import log_context
-from claresia_sync.publish import job_run, jobs
+from claresia_sync.publish import job_run, jobs, kill_switch
 from claresia_sync.publish.applier import CallBounds
 from claresia_sync.rollout import advance
 from claresia_sync.rollout.state import active_rollout
@@ -229,6 +229,8 @@ class LiveWork:
         return True
 
     def _record(self, job: jobs.ClaimedJob, outcome: job_run.JobOutcome) -> None:
+        if outcome.status == JobStatus.QUEUED:  # yielded to the kill switch: not finished
+            return
         self.metrics.jobs_finished.labels(outcome.status).inc()
         if outcome.status == JobStatus.SUCCEEDED:
             self.metrics.job_last_success.labels(job.tenant_slug or "all").set_to_current_time()
@@ -354,6 +356,7 @@ class LiveWork:
     async def refresh_gauges(self) -> None:
         for status, n in (await asyncio.to_thread(jobs.counts, self.engine)).items():
             self.metrics.jobs.labels(status).set(n)
+        self.metrics.skills_disabled.set(await asyncio.to_thread(self._disabled))
         for state in await asyncio.to_thread(self._source_states):
             labels = (state.source, state.org_id)
             if state.last_success_at is not None:
@@ -365,6 +368,10 @@ class LiveWork:
         for org_id, age in await asyncio.to_thread(self._checkpoint_ages):
             if age is not None:
                 self.metrics.checkpoint_age.labels(org_id).set(age)
+
+    def _disabled(self) -> int:
+        with Session(self.engine) as session:
+            return kill_switch.disabled_count(session)
 
     def _source_states(self) -> list[SourceState]:
         with self.engine.connect() as conn:

@@ -17,6 +17,8 @@ Tables, in dependency order:
   and hash) and the immutable numbered releases made of them; `tenant.release` pins a tenant.
 - `publication`: what is (to be) live where: one row per tenant, skill and target.
 - `publish_job`: durable publish queue; `INSERT ... DEFAULT VALUES` enqueues "publish all".
+- `skill_disabled`: a skill the kill switch took away (one tenant or all), by whom,
+  when, why, until it is enabled again.
 - `audit_checkpoint`: audit-log poll position per organisation.
 - `telemetry_event_id` + `telemetry_event`: one row per audit event (docs/interfaces.md section 4).
 - `telemetry_quarantine`: events that could not be attributed, kept with the reason.
@@ -47,6 +49,7 @@ from sqlalchemy import (
     MetaData,
     Numeric,
     PrimaryKeyConstraint,
+    SmallInteger,
     Text,
     UniqueConstraint,
     func,
@@ -397,6 +400,41 @@ class PublishJob(Base):
     """Set by `jobs cancel` on a running job: it stops at the next item and ends `cancelled`."""
     retry_of: Mapped[int | None] = mapped_column(ForeignKey("publish_job.id", ondelete="SET NULL"))
     """The job this one re-runs (`jobs retry`)."""
+    priority: Mapped[int] = mapped_column(SmallInteger, server_default=text("0"))
+    """Higher runs first, and a running job of lower priority on the same tenants yields to it
+    (`jobs.PRIORITY_KILL_SWITCH`)."""
+
+
+class SkillDisabled(Base):
+    """A skill the kill switch took away (publish/kill_switch.py): for one tenant and its
+    sub-tenants, or every tenant (`tenant_id` NULL), by whom, when and why. Enabling it
+    again sets `enabled_at`/`enabled_by`: the row stays, as the history."""
+
+    __tablename__ = "skill_disabled"
+    __table_args__ = (
+        CheckConstraint("length(btrim(reason)) > 0", name="reason"),
+        # One row in force per (skill, tenant or all).
+        Index(
+            "ux_skill_disabled_in_force",
+            "skill_id",
+            text("coalesce(tenant_id, 0)"),
+            unique=True,
+            postgresql_where=text("enabled_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    skill_id: Mapped[str] = mapped_column(ForeignKey("catalog_skill.skill_id", ondelete="RESTRICT"))
+    tenant_id: Mapped[int | None] = mapped_column(
+        ForeignKey("tenant.id", ondelete="CASCADE"), index=True
+    )
+    reason: Mapped[str] = mapped_column(Text)
+    disabled_by: Mapped[str] = mapped_column(Text)
+    disabled_at: Mapped[dt.datetime] = _now()
+    job_id: Mapped[int | None] = mapped_column(BigInteger)
+    """The kill-switch job that took it away."""
+    enabled_by: Mapped[str | None] = mapped_column(Text)
+    enabled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Publication(Base):

@@ -4,7 +4,9 @@ For every tenant and sub-tenant: each skill of its catalog release (release_stor
 tenant's own, else its parent's, else the current release) granted to at least one of its
 archetypes (deprecated skills excluded), that release's IR transpiled for the tenant's slug,
 with the access its target kind makes of the grant (org-skills: an ACL of the workspaces mapped
-to the tenant + the rbac groups of the archetypes granted the skill). A tenant and its
+to the tenant + the rbac groups of the archetypes granted the skill). A skill disabled by the
+kill switch (kill_switch.py) is left out, or kept with the access nobody has where its kind
+says so (`TargetKind.disabled_access`: claude-enterprise). A tenant and its
 sub-tenants share the root's organisation, so the state is grouped per organisation.
 """
 
@@ -32,6 +34,7 @@ from claresia_sync.db.models import (
 from claresia_sync.errors import UserError
 from claresia_sync.ir import SkillIR, parse_ir
 from claresia_sync.naming import NamingError, published_name
+from claresia_sync.publish.kill_switch import disabled_pairs
 from claresia_sync.publish.targets import KINDS, ORG_SKILLS, Access, Grant, TargetKind
 from claresia_sync.tenancy.lookup import require_tenant, target_connections
 from claresia_sync.transpile import ClaudeSkill, transpile
@@ -84,6 +87,8 @@ class OrgDesired:
     other_tenants: set[str] = field(default_factory=set)
     """Slugs of the tenants of other organisations (a remote skill naming a tenant that is in
     neither set belongs to a removed tenant)."""
+    disabled: set[tuple[str, str]] = field(default_factory=set)
+    """(tenant slug, skill id) disabled by the kill switch (to tell why a skill is deleted)."""
 
     def __repr__(self) -> str:
         return f"OrgDesired({self.org_id}, {len(self.skills)} skills, scope={sorted(self.scope)})"
@@ -178,6 +183,7 @@ def desired_state(session: Session, tenant_slug: str | None = None) -> list[OrgD
     scope_ids = _scope(session, tenants, tenant_slug)
     orgs = _organisations(session, tenants, scope_ids)
     grants = _grants(session, scope_ids)
+    off = disabled_pairs(session, {i: tenants[i] for i in scope_ids})
     on_release = _releases(session, tenants, {tenant_id for tenant_id, _ in grants})
     releases = {
         number: _catalog(session, number, {s for t, s in grants if on_release[t] == number})
@@ -192,7 +198,7 @@ def desired_state(session: Session, tenant_slug: str | None = None) -> list[OrgD
         for org in _orgs_of(orgs, tenants[tenant_id])
         if org.takes(grant)
     ]
-    _add_skills(entries, releases)
+    _add_skills(entries, releases, off)
     every_slug = {t.slug for t in tenants.values()}
     every_org = [org for targets in orgs.values() for org in targets]
     for org in every_org:
@@ -320,8 +326,23 @@ Entry = tuple[OrgDesired, Tenant, str, Grant, int]
 """(organisation, tenant, skill id, grant, release)."""
 
 
-def _add_skills(entries: list[Entry], releases: dict[int, tuple[Catalog, set[str]]]) -> None:
-    """Transpile each (tenant, skill) and add it to its organisation, with its access."""
+def _add_skills(
+    entries: list[Entry],
+    releases: dict[int, tuple[Catalog, set[str]]],
+    off: set[tuple[int, str]],
+) -> None:
+    """Transpile each (tenant, skill) and add it to its organisation, with its access; a
+    disabled one only where its kind keeps it, with the access nobody has."""
+    kept = []
+    for entry in entries:
+        org, tenant, skill_id, _, _ = entry
+        if (tenant.id, skill_id) not in off:
+            kept.append(entry)
+            continue
+        org.disabled.add((tenant.slug, skill_id))
+        if org.kind.disabled_access() is not None:
+            kept.append(entry)
+    entries = kept
     transpiled = transpile_many(
         [
             (ir_and_hash, t.slug)
@@ -336,6 +357,8 @@ def _add_skills(entries: list[Entry], releases: dict[int, tuple[Catalog, set[str
         access = accesses.get((org.kind.name, grant))
         if access is None:
             access = accesses[(org.kind.name, grant)] = org.kind.desired_access(grant)
+        if (tenant.id, skill_id) in off:
+            access = org.kind.disabled_access() or access
         org.skills.append(_desired_skill(tenant, skill_id, access, ir_or_error, number))
 
 

@@ -3,7 +3,9 @@
 another run of it, whoever started either:
 
 1. one heartbeat, from the claim to the end (the wait for locks included), which also notices
-   a cancel request;
+   a cancel request, and a job of higher priority on its tenants (the kill switch): the run then
+   yields, i.e. stops at its next item, lets go of its locks and goes back to the queue
+   (`jobs.requeue_yielded`, outcome status `queued`), to resume once that job is done;
 2. the advisory locks of the job's root tenants (`db.locks`, sorted: no deadlock), waited for;
 3. `jobs.mark_started` (the wait is not work);
 4. reconcile rounds for the job's scope, then the Claude Code settings step;
@@ -178,11 +180,13 @@ def _status(run: RunResult, cancelled: bool) -> JobStatus:
 
 
 class _Beat:
-    """Heartbeats a running job and notices a cancel request."""
+    """Heartbeats a running job and notices a cancel request or a request to yield."""
 
     def __init__(self, engine: Engine, job_id: int, every: float) -> None:
         self.engine, self.job_id, self.every = engine, job_id, every
         self.cancelled = asyncio.Event()
+        self.yielding = asyncio.Event()
+        self.stop = asyncio.Event()  # either: the run stops at its next item
         self.progress: tuple[int, int] | None = None  # (done, known) of the current round
 
     def tracking(self, progress: ProgressFn | None) -> ProgressFn:
@@ -197,8 +201,18 @@ class _Beat:
 
     async def check(self) -> None:
         with contextlib.suppress(Exception):  # a missed beat is retried at the next one
-            if await asyncio.to_thread(jobs.heartbeat, self.engine, self.job_id, self.progress):
+            told = await asyncio.to_thread(jobs.beat, self.engine, self.job_id, self.progress)
+            if told.cancel:
                 self.cancelled.set()
+            elif told.must_yield:
+                self.yielding.set()
+            if told.cancel or told.must_yield:
+                self.stop.set()
+
+    @property
+    def yields(self) -> bool:
+        """Stopped to give way, not cancelled: the job goes back to the queue."""
+        return self.yielding.is_set() and not self.cancelled.is_set()
 
     async def loop(self) -> None:
         while True:
@@ -232,7 +246,7 @@ async def _rounds(
     bounds: CallBounds | None,
 ) -> _Rounds:
     rounds = _Rounds()
-    while not beat.cancelled.is_set():
+    while not beat.stop.is_set():
         run = await reconcile(
             engine,
             job.tenant_slug,
@@ -242,7 +256,7 @@ async def _rounds(
             http=http,
             api_timeout=api_timeout,
             progress=beat.tracking(progress),
-            stop=beat.cancelled.is_set,
+            stop=beat.stop.is_set,
             bounds=bounds,
         )
         rounds.add(run)
@@ -258,7 +272,7 @@ async def _rounds(
             delay,
         )
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(beat.cancelled.wait(), delay)
+            await asyncio.wait_for(beat.stop.wait(), delay)
     return rounds
 
 
@@ -313,11 +327,13 @@ async def run_job(
             "publish-tenant",
             roots,
             wait=True,
-            stop=beat.cancelled.is_set,
+            stop=beat.stop.is_set,
             waiting=None if waiting is None else lambda: waiting(roots),
         ) as locked:
             # Finished while the locks are held: the next run of these tenants starts after.
             if not locked:
+                if beat.yields:
+                    return await _requeued(engine, job.id)
                 return await _finished(engine, job.id, JobStatus.CANCELLED, {}, [])
             try:
                 await asyncio.to_thread(jobs.mark_started, engine, job.id)
@@ -334,7 +350,7 @@ async def run_job(
                 )
                 # The opt-in of docs/claude-code.md, with the plugins: the command's function.
                 claude_code = None
-                if not beat.cancelled.is_set():
+                if not beat.stop.is_set():
                     claude_code = await configure_for_job(engine, job.tenant_slug, http=http)
             except Exception as exc:
                 if is_unavailable(exc):
@@ -345,9 +361,18 @@ async def run_job(
                 log.exception("publish job %d failed", job.id)
                 errors: list[dict[str, Any]] = [{"error": f"{type(exc).__name__}: {exc}"}]
                 return await _finished(engine, job.id, JobStatus.FAILED, {}, errors)
+            if beat.yields:  # what it did is recorded per item; the rest is done when it resumes
+                return await _requeued(engine, job.id)
             if not rounds.runs:  # cancelled before its first round
                 return await _finished(engine, job.id, JobStatus.CANCELLED, {}, [])
             return await _record(engine, job, rounds, beat.cancelled.is_set(), claude_code)
+
+
+async def _requeued(engine: Engine, job_id: int) -> JobOutcome:
+    """The job gave way to one of higher priority: back in the queue, its locks let go."""
+    if await asyncio.to_thread(jobs.requeue_yielded, engine, job_id):
+        log.info("publish job %d yielded to a job of higher priority: queued again", job_id)
+    return JobOutcome(job_id, JobStatus.QUEUED, {}, [], None)
 
 
 async def _finished(

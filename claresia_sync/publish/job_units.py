@@ -3,7 +3,8 @@
 A republish-all (or a drift check) as one run is one replica's, under one bound of calls shared
 by every organisation: a second replica does not make it faster, and a replica's death costs the
 whole run. Split, each root tenant with a connection (an organisation, with all its targets) is
-a unit: an ordinary queued job of that tenant (`parent_id` = the split job), which any replica
+a unit: an ordinary queued job of that tenant (`parent_id` = the split job, its priority: a
+kill switch's units are ahead of everything too), which any replica
 claims (`jobs.claim`), runs alone on its tenant (`job_run.run_job`) and requeues when its
 replica dies (`jobs.requeue_stale`), as it would a job of that tenant.
 
@@ -49,8 +50,8 @@ SUMMED = (
 # Every root tenant with a connection or a target: the organisations a publish of every tenant
 # reaches (`desired.desired_state(None)`), one unit each.
 _SPLIT = text("""
-INSERT INTO publish_job (tenant_id, force, parent_id, requested_by, requested_at)
-SELECT t.id, p.force, p.id, p.requested_by, p.requested_at
+INSERT INTO publish_job (tenant_id, force, parent_id, requested_by, requested_at, priority)
+SELECT t.id, p.force, p.id, p.requested_by, p.requested_at, p.priority
   FROM publish_job p, tenant t
  WHERE p.id = :job AND t.parent_id IS NULL
    AND (EXISTS (SELECT 1 FROM org_connection c WHERE c.tenant_id = t.id)

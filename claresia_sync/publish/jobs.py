@@ -8,6 +8,7 @@ A job is any row: `INSERT INTO publish_job DEFAULT VALUES` asks for "publish eve
     queued --cancel--> cancelled          running --cancel--> (stops at its next item) cancelled
     running --requeue_stale / requeue_lost--> queued     (its replica died / lost the database)
     finished --retry--> a new queued job (`retry_of`)    finished, old --prune--> deleted
+    running --requeue_yielded--> queued     (it yielded to a job of higher priority)
 
 Workers claim with `FOR UPDATE SKIP LOCKED`, so several may share the queue; a running job's
 runner heartbeats (`heartbeat`), which also tells it whether a cancel was asked.
@@ -18,6 +19,12 @@ job (the parent) is running and claimed by no one, its `stats.units` counts its 
 and the last unit to finish ends it in the same transaction (`finish`), with the units' counts
 summed: no replica watches it. Cancelling it cancels its queued units and asks the running ones
 to stop.
+
+Priority (the kill switch, `PRIORITY_KILL_SWITCH`): the highest priority is claimed first, and
+while a job of higher priority is queued or running on some of a job's tenants (`_OVERLAPS`:
+either covers every tenant, or both have the same root tenant), that job is not claimed, and if
+it runs, its heartbeat tells it to yield (`beat`): it stops at its next item, lets go of its
+tenants' locks and goes back to the queue (`requeue_yielded`), to resume after.
 Lag: `lag_seconds` (a generated column) is requested -> finished; `stats.publish_lag_s` is
 requested -> the last skill live with its ACL, the figure the publish-lag SLO is about.
 """
@@ -25,6 +32,7 @@ requested -> the last skill live with its ACL, the figure the publish-lag SLO is
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -42,8 +50,11 @@ __all__ = [
     "ACTIVE",
     "FINISHED",
     "MAX_RECORDED_ERRORS",
+    "PRIORITY_KILL_SWITCH",
+    "Beat",
     "ClaimedJob",
     "JobStatus",
+    "beat",
     "cancel",
     "claim",
     "claimed",
@@ -59,6 +70,7 @@ __all__ = [
     "prune",
     "requeue_lost",
     "requeue_stale",
+    "requeue_yielded",
     "retry",
     "scope_key",
     "split",
@@ -70,19 +82,59 @@ FINISHED = frozenset(
 )
 ACTIVE = frozenset({JobStatus.QUEUED, JobStatus.RUNNING})
 RETRYABLE = frozenset({JobStatus.PARTIAL, JobStatus.FAILED, JobStatus.CANCELLED})
+PRIORITY_KILL_SWITCH = 100
+"""A kill-switch job (publish/kill_switch.py): ahead of every other job, queued or running."""
 
+# `_OUTRANKED` (written out in `_CLAIM` and `_BEAT`: SQL text is never concatenated): a job `k`
+# of higher priority than job `a` is queued or running on some of `a`'s tenants: either covers
+# every tenant, or their tenants have the same root (a job covers its tenant's sub-tenants).
 # Statuses are bound parameters (`:queued`, `:running`: see `_STATUS`), never spliced in.
 _CLAIM = text("""
 UPDATE publish_job j SET status = :running, started_at = now(), heartbeat_at = now(),
        claimed_by = :worker
-  FROM (SELECT id FROM publish_job
-         WHERE status = :queued AND (CAST(:job_id AS bigint) IS NULL OR id = :job_id)
-           AND (CAST(:parent AS bigint) IS NULL OR parent_id = :parent)
-         ORDER BY requested_at, id
+  FROM (SELECT a.id FROM publish_job a
+         WHERE a.status = :queued AND (CAST(:job_id AS bigint) IS NULL OR a.id = :job_id)
+           AND NOT EXISTS (
+               SELECT 1 FROM publish_job k
+                WHERE k.priority > a.priority AND k.status IN (:queued, :running)
+                  AND (k.tenant_id IS NULL OR a.tenant_id IS NULL
+                       OR (SELECT coalesce(t.parent_id, t.id) FROM tenant t
+                             WHERE t.id = k.tenant_id)
+                        = (SELECT coalesce(t.parent_id, t.id) FROM tenant t
+                             WHERE t.id = a.tenant_id)))
+           AND (CAST(:parent AS bigint) IS NULL OR a.parent_id = :parent)
+         ORDER BY a.priority DESC, a.requested_at, a.id
          LIMIT 1
-         FOR UPDATE SKIP LOCKED) q
+         FOR UPDATE OF a SKIP LOCKED) q
  WHERE j.id = q.id
 RETURNING j.id, j.tenant_id, j.force, j.requested_at, j.parent_id
+""")
+_BEAT = text("""
+UPDATE publish_job a SET heartbeat_at = now(),
+       stats = coalesce(CAST(:progress AS jsonb), a.stats)
+ WHERE a.id = :job_id AND a.status = :running
+RETURNING a.cancel_requested_at IS NOT NULL AS cancel,
+          EXISTS (
+              SELECT 1 FROM publish_job k
+               WHERE k.priority > a.priority AND k.status IN (:queued, :running)
+                 AND (k.tenant_id IS NULL OR a.tenant_id IS NULL
+                      OR (SELECT coalesce(t.parent_id, t.id) FROM tenant t
+                            WHERE t.id = k.tenant_id)
+                       = (SELECT coalesce(t.parent_id, t.id) FROM tenant t
+                            WHERE t.id = a.tenant_id))
+          ) AS must_yield
+""")
+
+# Back to the queue, keeping its place (requested_at); a queued job of the same dedupe key
+# already does its work, so the key goes (the key is unique among queued jobs).
+_REQUEUE_YIELDED = text("""
+UPDATE publish_job a SET status = :queued, claimed_by = NULL, started_at = NULL,
+       stats = jsonb_build_object('yielded', coalesce(CAST(a.stats->>'yielded' AS int), 0) + 1),
+       dedupe_key = CASE WHEN EXISTS (SELECT 1 FROM publish_job o
+                                       WHERE o.dedupe_key = a.dedupe_key AND o.status = :queued)
+                         THEN NULL ELSE a.dedupe_key END
+ WHERE a.id = :job_id AND a.status = :running
+RETURNING a.id
 """)
 _REQUEUE_STALE = text("""
 UPDATE publish_job j SET status = :queued, claimed_by = NULL, started_at = NULL
@@ -141,6 +193,7 @@ def enqueue(
     claimed_by: str | None = None,
     retry_of: int | None = None,
     dedupe_key: str | None = None,
+    priority: int = 0,
     requested_by: str | None = None,
 ) -> int:
     """Queue a job (in the caller's transaction: commit to make it visible); its id.
@@ -148,11 +201,12 @@ def enqueue(
     With `claimed_by` the job is born running and claimed by that worker, so that no daemon can
     take it between the insert and the caller's own run (`republish` runs its job in-process).
     With `dedupe_key`, the id of the job already queued with that key if there is one.
-    `requested_by` names who asked (default: the database user)."""
+    `requested_by` names who asked (default: the database user). `priority` above 0 puts it
+    ahead of the queue and makes running jobs of its tenants yield."""
     tenant_id = None if tenant_slug is None else _tenant_id(session, tenant_slug)
     if dedupe_key is not None:
         return _enqueue_keyed(session, tenant_id, force, dedupe_key, requested_by)[0]
-    job = PublishJob(tenant_id=tenant_id, force=force, retry_of=retry_of)
+    job = PublishJob(tenant_id=tenant_id, force=force, retry_of=retry_of, priority=priority)
     if requested_by is not None:
         job.requested_by = requested_by
     if claimed_by is not None:
@@ -239,23 +293,39 @@ def mark_started(engine: Engine, job_id: int) -> None:
         )
 
 
-def heartbeat(engine: Engine, job_id: int, progress: tuple[int, int] | None = None) -> bool:
-    """Refresh a running job's heartbeat; True if a cancel of it was requested.
+@dataclass(frozen=True)
+class Beat:
+    """What a heartbeat tells a running job: stop for good (`cancel`), or give way to a job of
+    higher priority on its tenants and go back to the queue (`must_yield`)."""
+
+    cancel: bool = False
+    must_yield: bool = False
+
+
+def beat(engine: Engine, job_id: int, progress: tuple[int, int] | None = None) -> Beat:
+    """Refresh a running job's heartbeat; whether it must stop or yield (`Beat`).
 
     `progress` (skills done, skills known so far) goes into the running job's `stats` as
     `{"progress": {"done": ..., "total": ...}}`, for `jobs show` and the console; `finish`
     replaces it with the final counts."""
-    values: dict[str, Any] = {"heartbeat_at": func.now()}
+    stats = None
     if progress is not None:
-        values["stats"] = {"progress": {"done": progress[0], "total": progress[1]}}
+        stats = json.dumps({"progress": {"done": progress[0], "total": progress[1]}})
     with engine.begin() as conn:
-        requested = conn.execute(
-            update(PublishJob)
-            .where(PublishJob.id == job_id, PublishJob.status == JobStatus.RUNNING)
-            .values(**values)
-            .returning(PublishJob.cancel_requested_at)
-        ).scalar_one_or_none()
-    return requested is not None
+        row = conn.execute(_BEAT, {**_STATUS, "job_id": job_id, "progress": stats}).one_or_none()
+    return Beat() if row is None else Beat(bool(row.cancel), bool(row.must_yield))
+
+
+def heartbeat(engine: Engine, job_id: int, progress: tuple[int, int] | None = None) -> bool:
+    """Refresh a running job's heartbeat; True if a cancel of it was requested (`beat`)."""
+    return beat(engine, job_id, progress).cancel
+
+
+def requeue_yielded(engine: Engine, job_id: int) -> bool:
+    """Put a running job that yielded (`Beat.must_yield`) back in the queue, in its place; False
+    if it was no longer running (cancelled or taken over meanwhile)."""
+    with engine.begin() as conn:
+        return conn.execute(_REQUEUE_YIELDED, {**_STATUS, "job_id": job_id}).first() is not None
 
 
 def requeue_stale(
@@ -428,6 +498,8 @@ class JobView:
         counts["ended"] = sum(counts.get(str(s), 0) for s in FINISHED)
         return counts
 
+    priority: int = 0
+
     def as_json(self) -> dict[str, Any]:
         def iso(t: dt.datetime | None) -> str | None:
             return None if t is None else t.isoformat()
@@ -446,6 +518,7 @@ class JobView:
             "retry_of": self.retry_of,
             "parent_id": self.parent_id,
             "units": self.units,
+            "priority": self.priority,
             "stats": self.stats,
             "errors": self.errors,
         }
@@ -468,6 +541,7 @@ def _view(job: PublishJob, tenant: str | None) -> JobView:
         errors=job.errors,
         parent_id=job.parent_id,
         units=job.units,
+        priority=job.priority,
     )
 
 

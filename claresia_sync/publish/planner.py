@@ -310,7 +310,9 @@ def _set(item: PlanItem, op: Op, reason: str) -> PlanItem:
     return item
 
 
-def _why_gone(org: OrgDesired, skill_id: str | None) -> str:
+def _why_gone(org: OrgDesired, skill_id: str | None, tenant: str | None = None) -> str:
+    if skill_id is not None and (tenant, skill_id) in org.disabled:
+        return "disabled (kill switch)"
     return (
         "deprecated" if skill_id is not None and skill_id in org.deprecated else "no longer granted"
     )
@@ -324,7 +326,7 @@ def _plan_gone(org: OrgDesired, p: LivePublication, remote: Remote | None) -> Pl
         org.org_id,
         p.tenant_slug,
         p.name,
-        reason=_why_gone(org, p.skill_id),
+        reason=_why_gone(org, p.skill_id, p.tenant_slug),
         tenant_id=p.tenant_id,
         skill_id=p.skill_id,
         live=live,
@@ -401,7 +403,7 @@ def _plan_twins(
 def _stray_reason(org: OrgDesired, r: LiveSkill) -> str | None:
     owner = r.owner_tenant
     if owner in org.scope:
-        return _why_gone(org, r.owner_skill)
+        return _why_gone(org, r.owner_skill, owner)
     if owner and org.whole_org and owner not in set(org.tenants) | org.other_tenants:
         return "tenant removed"
     return None

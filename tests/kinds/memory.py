@@ -145,6 +145,10 @@ class MemoryKind:
     def desired_access(self, grant: Grant) -> ShelfAccess:
         return ShelfAccess(tuple(sorted(grant.rbac_group_ids)))
 
+    def disabled_access(self) -> ShelfAccess:
+        """Kept on the shelf, with no group."""
+        return ShelfAccess(())
+
     def access_from_json(self, data: Mapping[str, Any]) -> ShelfAccess:
         return ShelfAccess(tuple(data.get("groups", ())))
 

@@ -179,6 +179,11 @@ class TargetKind(Protocol):
         """The tenant configuration's grant in this target's terms."""
         ...
 
+    def disabled_access(self) -> Access | None:
+        """How a skill disabled by the kill switch stays here: an access nobody has (the skill
+        kept, taken back by giving the access again), or None: it is deleted."""
+        ...
+
     def access_from_json(self, data: Mapping[str, Any]) -> Access:
         """An access as stored by `Access.to_json` (an empty mapping: no access)."""
         ...

@@ -455,6 +455,10 @@ class ClaudeApiKind:
     def desired_access(self, grant: Grant) -> WorkspaceAccess:
         return WorkspaceAccess()
 
+    def disabled_access(self) -> WorkspaceAccess | None:
+        """Deleted: the workspace is the access, nothing narrower exists."""
+        return None
+
     def access_from_json(self, data: Mapping[str, Any]) -> WorkspaceAccess:
         return WorkspaceAccess()
 

@@ -557,6 +557,11 @@ class ClaudeEnterpriseKind:
             strongest[group] = pref if held is None else max(held, pref, key=PREFERENCES.index)
         return Installation(ORG_SETTING, tuple(sorted(strongest.items())))
 
+    def disabled_access(self) -> Installation:
+        """The plugin stays, `not_available` to the organisation and with no group setting: the
+        Plugins API's own reversible way out of use (docs/releases.md, "Switch a skill off")."""
+        return Installation(ORG_SETTING, ())
+
     def access_from_json(self, data: Mapping[str, Any]) -> Installation:
         if not data or "organization" not in data:
             return Installation(None)

@@ -238,6 +238,10 @@ class OrgSkillsKind:
     def desired_access(self, grant: Grant) -> Acl:
         return Acl.of(grant.workspace_ids, grant.rbac_group_ids)
 
+    def disabled_access(self) -> Acl | None:
+        """Deleted, as a revoked grant is: the kill switch leaves nothing to see."""
+        return None
+
     def access_from_json(self, data: Mapping[str, Any]) -> Acl:
         return Acl.of(data.get("workspace_ids", []), data.get("rbac_group_ids", []))
 
