@@ -166,6 +166,24 @@ class SkillQuery(Input):
     since: str = Field(default="30d", pattern=SINCE, description="the use's first UTC day")
 
 
+class DisableBody(Input):
+    tenant: str | None = Field(
+        default=None, pattern=SLUG, max_length=63, description="one tenant; null: every tenant"
+    )
+    reason: str = Field(
+        min_length=1, max_length=1000, description="why it is taken away (audited, shown)"
+    )
+
+
+class EnableBody(Input):
+    tenant: str | None = Field(
+        default=None,
+        pattern=SLUG,
+        max_length=63,
+        description="one tenant; null: everywhere it is disabled",
+    )
+
+
 class ActionsQuery(Input):
     limit: int = Field(default=50, ge=1, le=1000)
 
@@ -366,6 +384,45 @@ async def _skill(call: Call) -> Any:
     )
 
 
+async def _disabled(call: Call) -> Any:
+    return await call.center.read(operations.disabled_skills, call.center.engine)
+
+
+async def _disable(call: Call) -> Any:
+    b: DisableBody = call.body
+    skill_id = call.path["skill_id"]
+    action = actions.Action("skill.disable", skill_id, {"tenant": b.tenant, "reason": b.reason})
+
+    async def work() -> dict[str, Any]:
+        return await call.center.read(
+            operations.disable_skill,
+            call.center.engine,
+            skill_id,
+            b.tenant,
+            reason=b.reason,
+            by=f"center:{call.who.name}",
+        )
+
+    return await call.center.act(call.who, action, work)
+
+
+async def _enable(call: Call) -> Any:
+    b: EnableBody = call.body
+    skill_id = call.path["skill_id"]
+    action = actions.Action("skill.enable", skill_id, {"tenant": b.tenant})
+
+    async def work() -> dict[str, Any]:
+        return await call.center.read(
+            operations.enable_skill,
+            call.center.engine,
+            skill_id,
+            b.tenant,
+            by=f"center:{call.who.name}",
+        )
+
+    return await call.center.act(call.who, action, work)
+
+
 async def _actions(call: Call) -> Any:
     q: ActionsQuery = call.query
     return await call.center.read(actions.recent, call.center.engine, q.limit)
@@ -433,6 +490,19 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "One skill: its SKILL.md as a tenant's users get it, where it is live on which target, "
         "its history, its use across sources",
         _skill, query=SkillQuery,
+    ),
+    Endpoint(
+        "POST", "/skills/{skill_id}/disable",
+        "Kill switch: take a skill away from every user now, ahead of all other jobs",
+        _disable, role=Role.OPERATOR, body=DisableBody, status=202, tag="act",
+    ),
+    Endpoint(
+        "POST", "/skills/{skill_id}/enable", "Give a disabled skill back (a publish job)",
+        _enable, role=Role.OPERATOR, body=EnableBody, status=202, tag="act",
+    ),
+    Endpoint(
+        "GET", "/kill-switch", "Skills the kill switch took away: scope, who, when, why",
+        _disabled,
     ),
     Endpoint(
         "GET", "/actions", "What was done through the Command Center, newest first", _actions,
@@ -588,7 +658,7 @@ _ERRORS = {
     "401": "no token, or not a configured one",
     "403": "the viewer role may not act (or the console's CSRF header is missing)",
     "404": "unknown tenant, job or skill",
-    "409": "the job is not in a state for this",
+    "409": "the job (or skill) is not in a state for this",
     "422": "bad input: the message and `field` name it",
     "503": "the database is unavailable (retry)",
 }
@@ -653,7 +723,7 @@ def openapi() -> dict[str, Any]:
             codes.append("403")
         if "{" in e.path or e.query is not NoInput:
             codes.append("404")
-        if "{job_id}/" in e.path:
+        if "{job_id}/" in e.path or e.path.endswith("/enable"):
             codes.append("409")
         for code in codes:
             responses[code] = {

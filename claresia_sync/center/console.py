@@ -48,6 +48,7 @@ NAV = [
     ("/jobs", "Jobs"),
     ("/drift", "Drift & quarantine"),
     ("/telemetry", "Telemetry"),
+    ("/kill-switch", "Kill switch"),
     ("/actions", "Actions"),
 ]
 _env.globals["nav"] = NAV
@@ -351,6 +352,51 @@ def console_routes(center: Center) -> list[Route]:
             chart_url=chart_url(since=since, tenant=tenant, skill=skill_id),
         )
 
+    async def kill_switch_page(request: Request, page: _Page) -> Response:
+        disabled = await center.read(operations.disabled_skills, engine)
+        skills = await center.read(operations.catalog_skill_ids, engine)
+        status = await center.read(operations.tenants, engine)
+        tenants = [t["slug"] for t in status["tenants"]]
+        return _render(
+            "kill_switch.html", page=page, disabled=disabled, skills=skills, tenants=tenants
+        )
+
+    async def switch_off(request: Request, page: _Page) -> Response:
+        form = await request.form()
+        skill = _valid(str(form.get("skill", "")), "skill id")
+        tenant = _optional(form.get("tenant"), "tenant slug")
+        reason = str(form.get("reason", "")).strip()
+        action = actions.Action(
+            "skill.disable", skill, {"tenant": tenant, "reason": reason, "via": "console"}
+        )
+
+        async def work() -> dict[str, Any]:
+            return await center.read(
+                operations.disable_skill,
+                engine,
+                skill,
+                tenant,
+                reason=reason,
+                by=f"center:{page.who.name}",
+            )
+
+        await center.act(page.who, action, work)
+        return RedirectResponse("/kill-switch", status_code=303)
+
+    async def switch_on(request: Request, page: _Page) -> Response:
+        form = await request.form()
+        skill = _valid(str(form.get("skill", "")), "skill id")
+        tenant = _optional(form.get("tenant"), "tenant slug")
+        action = actions.Action("skill.enable", skill, {"tenant": tenant, "via": "console"})
+
+        async def work() -> dict[str, Any]:
+            return await center.read(
+                operations.enable_skill, engine, skill, tenant, by=f"center:{page.who.name}"
+            )
+
+        await center.act(page.who, action, work)
+        return RedirectResponse("/kill-switch", status_code=303)
+
     async def actions_page(request: Request, page: _Page) -> Response:
         found = await center.read(actions.recent, engine, 100)
         return _render("actions.html", page=page, actions=found)
@@ -380,5 +426,8 @@ def console_routes(center: Center) -> list[Route]:
         Route("/quarantine/replay", _form(center, replay), methods=["POST"]),
         Route("/telemetry", _page(center, telemetry_page), methods=["GET"]),
         Route("/skills/{skill_id}", _page(center, skill_page), methods=["GET"]),
+        Route("/kill-switch", _page(center, kill_switch_page), methods=["GET"]),
+        Route("/kill-switch", _form(center, switch_off), methods=["POST"]),
+        Route("/kill-switch/enable", _form(center, switch_on), methods=["POST"]),
         Route("/actions", _page(center, actions_page), methods=["GET"]),
     ]

@@ -28,7 +28,7 @@ from claresia_sync.db.models import (
     WorkspaceMapping,
 )
 from claresia_sync.errors import UserError
-from claresia_sync.publish import jobs
+from claresia_sync.publish import jobs, kill_switch
 from claresia_sync.publish.planner import Op, Plan, PlanItem
 from claresia_sync.publish.reconcile import reconcile
 from claresia_sync.publish.report import plan_counts
@@ -324,6 +324,49 @@ def publish(
         )
         session.commit()
     return _job(engine, job_id)
+
+
+def disable_skill(
+    engine: Engine, skill_id: str, tenant_slug: str | None, *, reason: str, by: str
+) -> dict[str, Any]:
+    """`skill disable SKILL [--tenant T] --reason R`: queue the kill-switch job (the daemon
+    runs it ahead of everything); the job, with `disabled` (False: it already was)."""
+    if tenant_slug is not None:
+        check_tenant(engine, tenant_slug)
+    try:
+        with Session(engine) as session, session.begin():
+            done = kill_switch.disable(session, skill_id, tenant_slug, reason=reason, by=by)
+    except kill_switch.UnknownSkill as exc:
+        raise NotFound(str(exc)) from None
+    return {**_job(engine, done.job_id), "disabled": done.changed}
+
+
+def enable_skill(
+    engine: Engine, skill_id: str, tenant_slug: str | None, *, by: str
+) -> dict[str, Any]:
+    """`skill enable SKILL [--tenant T]`: queue the publish that gives it back; the job."""
+    if tenant_slug is not None:
+        check_tenant(engine, tenant_slug)
+    try:
+        with Session(engine) as session, session.begin():
+            done = kill_switch.enable(session, skill_id, tenant_slug, by=by)
+    except kill_switch.UnknownSkill as exc:
+        raise NotFound(str(exc)) from None
+    except kill_switch.NotDisabled as exc:
+        raise Conflict(str(exc)) from None
+    return _job(engine, done.job_id)
+
+
+def catalog_skill_ids(engine: Engine) -> list[str]:
+    """Every catalog skill id (the kill switch's choice)."""
+    with Session(engine) as session:
+        return list(session.scalars(select(CatalogSkill.skill_id).order_by(CatalogSkill.skill_id)))
+
+
+def disabled_skills(engine: Engine) -> list[dict[str, Any]]:
+    """`skill list-disabled --json`."""
+    with Session(engine) as session:
+        return [d.as_json() for d in kill_switch.list_disabled(session)]
 
 
 def retry(engine: Engine, job_id: int) -> dict[str, Any]:
