@@ -171,7 +171,10 @@ class DisableBody(Input):
         default=None, pattern=SLUG, max_length=63, description="one tenant; null: every tenant"
     )
     reason: str = Field(
-        min_length=1, max_length=1000, description="why it is taken away (audited, shown)"
+        min_length=1,
+        max_length=1000,
+        pattern=r"^[^\x00-\x1f\x7f]+$",
+        description="why it is taken away (audited, shown): one line of text",
     )
 
 

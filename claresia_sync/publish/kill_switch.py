@@ -93,6 +93,8 @@ def disable(
     reason = reason.strip()
     if not reason:
         raise UserError("--reason is required: say why the skill is taken away (it is audited)")
+    if any(ord(c) < 32 or ord(c) == 127 for c in reason):
+        raise UserError("--reason must be one line of text, without control characters")
     if len(reason) > MAX_REASON:
         raise UserError(f"--reason is {len(reason)} characters long; at most {MAX_REASON}")
     _require_skill(session, skill_id)

@@ -43,6 +43,8 @@ def test_the_api_disables_on_every_target_and_enables(
     assert refused.status_code == 403
     no_reason = c.api("POST", path, c.operator_token, json={})
     assert no_reason.status_code == 422 and no_reason.json()["error"]["field"] == "reason"
+    nul = c.api("POST", path, c.operator_token, json={"reason": "a\u0000b"})
+    assert nul.status_code == 422 and nul.json()["error"]["field"] == "reason"  # not a 500
     unknown = c.api("POST", "/skills/no-such-skill/disable", c.operator_token, json={"reason": "x"})
     assert unknown.status_code == 404 and "catalog list" in unknown.json()["error"]["message"]
 
