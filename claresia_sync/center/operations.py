@@ -13,7 +13,7 @@ from dataclasses import asdict
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine, select, text, update
+from sqlalchemy import Engine, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from claresia_sync.center.access_words import Names, describe, preference
@@ -119,7 +119,8 @@ def publications(
     skill: str | None = None,
 ) -> list[dict[str, Any]]:
     """The `publication` rows of a tenant, of a skill, or those a job wrote last (its per-skill
-    results), each with its access in words (`access_words`)."""
+    results: a job split into units, such as a republish-all, wrote them through its units),
+    each with its access in words (`access_words`)."""
     query = (
         select(Publication, Tenant.slug)
         .join(Tenant, Tenant.id == Publication.tenant_id)
@@ -128,7 +129,10 @@ def publications(
     if tenant is not None:
         query = query.where(Tenant.slug == tenant)
     if job_id is not None:
-        query = query.where(Publication.last_job_id == job_id)
+        by_job = select(PublishJob.id).where(
+            or_(PublishJob.id == job_id, PublishJob.parent_id == job_id)
+        )
+        query = query.where(Publication.last_job_id.in_(by_job))
     if skill is not None:
         query = query.where(Publication.skill_id == skill)
     with Session(engine) as session:

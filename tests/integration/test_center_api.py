@@ -81,6 +81,7 @@ def test_api_reads_publishes_and_records(
         "done": None,
         "total": None,
         "finished": True,
+        "of": "skill(s)",
     }
     assert job["id"] in [j["id"] for j in c.api("GET", "/jobs", viewer).json()]
     detail = c.api("GET", "/tenants/dainese", viewer).json()
