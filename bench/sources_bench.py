@@ -293,7 +293,7 @@ def bench_otlp_phases(requests: int, prompts: int) -> None:
         with engine.begin() as conn:  # the same exports again, through the receiver's writer
             conn.execute(
                 text(
-                    "TRUNCATE telemetry_event_id, claude_code_prompt, claude_code_request, "
+                    "TRUNCATE telemetry_event_id, claude_code_prompt, "
                     "claude_code_activation CASCADE"
                 )
             )

@@ -55,7 +55,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSON, JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSON, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 # Constraint names are fixed so that migrations can refer to them.
@@ -876,18 +876,10 @@ class ClaudeCodePrompt(Base):
     """The model of its latest request (`model_at`)."""
     model_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     first_seen_at: Mapped[dt.datetime] = _now()
-
-
-class ClaudeCodeRequest(Base):
-    """The `api_request` records counted into `claude_code_prompt` lately: a retried export
-    adds nothing. Kept for the usage wait (`CLARESIA_OTLP_USAGE_WAIT_HOURS`)."""
-
-    __tablename__ = "claude_code_request"
-    __table_args__ = (Index("ix_claude_code_request_received_at", "received_at"),)
-
-    tenant_slug: Mapped[str] = mapped_column(Text, primary_key=True)
-    session_id: Mapped[str] = mapped_column(Text, primary_key=True)
-    prompt_id: Mapped[str] = mapped_column(Text, primary_key=True)
-    request_key: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    """The record's identity (`otlp.request_key`)."""
-    received_at: Mapped[dt.datetime] = _now()
+    request_keys: Mapped[list[int]] = mapped_column(
+        ARRAY(BigInteger), server_default=text("'{}'::bigint[]")
+    )
+    """The `api_request` records counted into it (`otlp.request_key`): a retried export adds
+    nothing. Emptied after the usage wait (`CLARESIA_OTLP_USAGE_WAIT_HOURS`, migration 0022)."""
+    counted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    """When a request was last counted into it (the wait runs from there)."""

@@ -10,21 +10,23 @@ activation's row. Tables of their own hold it, keyed by the root tenant (the tok
 - `claude_code_prompt`: per prompt, its usage so far (requests, tokens, cost and duration summed,
   the latest request's model) and `first_event_id`, the smallest event id of its activations:
   the one activation analysts see the usage on, so a prompt that activates two skills counts its
-  cost once, whatever the arrival order;
-- `claude_code_request`: the `api_request` records already counted (`otlp.request_key`), so a
-  retried export adds nothing;
+  cost once, whatever the arrival order; and `request_keys`, the `api_request` records counted
+  into it (`otlp.request_key`), so a retried export adds nothing (`claude_code_request`, a view
+  since migration 0022, lists them);
 - `claude_code_activation`: per stored activation, its session, prompt and the ids that join
   its user to the analytics rows (`user.account_uuid`, `user.account_id`).
 
 `store` writes them set-wise in the export's own transaction, before it is answered: one
-statement for the activations, one that inserts the new requests and adds only those to their
-prompts. The analysts' views join `claude_code_prompt` on `first_event_id` (migration 0014).
+statement writes the activations and adds each prompt's requests with their keys (a second,
+only when a prompt had counted some of them already, adds the others). An activation's
+export writes its activation row and its prompt's row: no row per request (issue 23). The
+analysts' views join `claude_code_prompt` on `first_event_id` (migration 0014).
 
 What waits unmatched is bounded (`sweep`, with the daily retention): a prompt with no activation
 `wait_hours` after it was first seen (`CLARESIA_OTLP_USAGE_WAIT_HOURS`, 24) is deleted (most
-prompts activate no skill of ours), and so are the counted requests older than that (an export
-retried later than that would count again: Claude Code retries within minutes); prompts and
-activations before the retention bound go too.
+prompts activate no skill of ours), and the counted request keys of a prompt last counted into
+before that are emptied (an export retried later than that would count again: Claude Code
+retries within minutes); prompts and activations before the retention bound go too.
 """
 
 from __future__ import annotations
@@ -37,52 +39,50 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, text
 
-_ACTIVATIONS = """
-INSERT INTO claude_code_activation
-    (event_id, tenant_slug, session_id, prompt_id, occurred_at, account_uuid, account_id)
-SELECT * FROM unnest(%(event_id)b::text[], %(tenant_slug)b::text[], %(session_id)b::text[],
-                     %(prompt_id)b::text[], %(occurred_at)b::timestamptz[],
-                     %(account_uuid)b::text[], %(account_id)b::text[])
-ON CONFLICT (event_id) DO NOTHING
-"""
-# One statement: the requests not counted yet (`new`) are added to their prompts, and the
-# activations make their prompt's first event id the smaller one. Rows in key order: writers
-# with overlapping exports wait for one another, they do not deadlock.
-_PROMPTS = """
-WITH usage AS (
-    SELECT * FROM unnest(%(u_tenant)b::text[], %(u_session)b::text[], %(u_prompt)b::text[],
-                         %(u_key)b::bigint[], %(u_at)b::timestamptz[], %(u_model)b::text[],
-                         %(u_in)b::bigint[], %(u_out)b::bigint[], %(u_cost)b::numeric[],
-                         %(u_ms)b::bigint[])
-        AS u(tenant_slug, session_id, prompt_id, request_key, occurred_at, model, input_tokens,
-             output_tokens, cost_usd, duration_ms)
-), new AS (
-    INSERT INTO claude_code_request (tenant_slug, session_id, prompt_id, request_key)
-    SELECT tenant_slug, session_id, prompt_id, request_key FROM usage ORDER BY 1, 2, 3, 4
-    ON CONFLICT DO NOTHING
-    RETURNING tenant_slug, session_id, prompt_id, request_key
+# One statement per export: the activations' rows (`activations`), then each prompt's upsert
+# with the usage of its requests in this export and their keys, unless the prompt has counted
+# one of them already (a retry): such a prompt is left as it is (but locked: ON CONFLICT DO
+# UPDATE locks the rows its WHERE refuses) and `store` adds only its uncounted requests in a
+# second pass. The activation arrays serve the activation rows and the prompts' first event
+# ids. Rows in key order: writers with overlapping exports wait for one another, they do not
+# deadlock.
+_STORE = """
+WITH activations AS (
+    INSERT INTO claude_code_activation
+        (event_id, tenant_slug, session_id, prompt_id, occurred_at, account_uuid, account_id)
+    SELECT * FROM unnest(%(event_id)b::text[], %(tenant_slug)b::text[], %(session_id)b::text[],
+                         %(prompt_id)b::text[], %(occurred_at)b::timestamptz[],
+                         %(account_uuid)b::text[], %(account_id)b::text[])
+    ON CONFLICT (event_id) DO NOTHING
 ), sums AS (
-    SELECT u.tenant_slug, u.session_id, u.prompt_id, count(*) AS requests,
-           sum(u.input_tokens) AS input_tokens, sum(u.output_tokens) AS output_tokens,
-           sum(u.cost_usd) AS cost_usd, sum(u.duration_ms) AS duration_ms,
-           (array_agg(u.model ORDER BY u.occurred_at DESC) FILTER (WHERE u.model IS NOT NULL))[1]
+    SELECT tenant_slug, session_id, prompt_id, count(*) AS requests,
+           array_agg(request_key) AS request_keys,
+           sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
+           sum(cost_usd) AS cost_usd, sum(duration_ms) AS duration_ms,
+           (array_agg(model ORDER BY occurred_at DESC) FILTER (WHERE model IS NOT NULL))[1]
                AS model,
-           max(u.occurred_at) FILTER (WHERE u.model IS NOT NULL) AS model_at
-      FROM new JOIN usage u USING (tenant_slug, session_id, prompt_id, request_key)
+           max(occurred_at) FILTER (WHERE model IS NOT NULL) AS model_at
+      FROM unnest(%(u_tenant)b::text[], %(u_session)b::text[], %(u_prompt)b::text[],
+                  %(u_key)b::bigint[], %(u_at)b::timestamptz[], %(u_model)b::text[],
+                  %(u_in)b::bigint[], %(u_out)b::bigint[], %(u_cost)b::numeric[],
+                  %(u_ms)b::bigint[])
+           AS u(tenant_slug, session_id, prompt_id, request_key, occurred_at, model,
+                input_tokens, output_tokens, cost_usd, duration_ms)
      GROUP BY 1, 2, 3
 ), firsts AS (
     SELECT tenant_slug, session_id, prompt_id, min(event_id) AS first_event_id
-      FROM unnest(%(a_tenant)b::text[], %(a_session)b::text[], %(a_prompt)b::text[],
-                  %(a_event)b::text[])
+      FROM unnest(%(tenant_slug)b::text[], %(session_id)b::text[], %(prompt_id)b::text[],
+                  %(event_id)b::text[])
            AS f(tenant_slug, session_id, prompt_id, event_id)
      GROUP BY 1, 2, 3
 )
 INSERT INTO claude_code_prompt AS p
     (tenant_slug, session_id, prompt_id, first_event_id, requests, input_tokens,
-     output_tokens, cost_usd, duration_ms, model, model_at)
+     output_tokens, cost_usd, duration_ms, model, model_at, request_keys, counted_at)
 SELECT tenant_slug, session_id, prompt_id, f.first_event_id, coalesce(s.requests, 0),
        coalesce(s.input_tokens, 0), coalesce(s.output_tokens, 0), coalesce(s.cost_usd, 0),
-       coalesce(s.duration_ms, 0), s.model, s.model_at
+       coalesce(s.duration_ms, 0), s.model, s.model_at,
+       coalesce(s.request_keys, '{}'), CASE WHEN s.requests > 0 THEN now() END
   FROM sums s FULL JOIN firsts f USING (tenant_slug, session_id, prompt_id)
  ORDER BY 1, 2, 3
 ON CONFLICT (tenant_slug, session_id, prompt_id) DO UPDATE SET
@@ -94,7 +94,17 @@ ON CONFLICT (tenant_slug, session_id, prompt_id) DO UPDATE SET
     duration_ms = p.duration_ms + EXCLUDED.duration_ms,
     model = CASE WHEN p.model_at IS NULL OR EXCLUDED.model_at >= p.model_at
                  THEN coalesce(EXCLUDED.model, p.model) ELSE p.model END,
-    model_at = greatest(p.model_at, EXCLUDED.model_at)
+    model_at = greatest(p.model_at, EXCLUDED.model_at),
+    request_keys = p.request_keys || EXCLUDED.request_keys,
+    counted_at = coalesce(EXCLUDED.counted_at, p.counted_at)
+ WHERE NOT p.request_keys && EXCLUDED.request_keys
+"""
+# The keys counted so far of these prompts (the second pass; they are locked by the first).
+_COUNTED = """
+SELECT p.tenant_slug, p.session_id, p.prompt_id, p.request_keys
+  FROM claude_code_prompt p
+  JOIN unnest(%(u_tenant)b::text[], %(u_session)b::text[], %(u_prompt)b::text[])
+       AS u(tenant_slug, session_id, prompt_id) USING (tenant_slug, session_id, prompt_id)
 """
 ACTIVATION_COLUMNS = (
     "event_id",
@@ -105,6 +115,7 @@ ACTIVATION_COLUMNS = (
     "account_uuid",
     "account_id",
 )
+_ACTIVATION_PARAMS = {c: c for c in ACTIVATION_COLUMNS}
 _USAGE_PARAMS = {
     "u_tenant": "tenant_slug",
     "u_session": "session_id",
@@ -117,17 +128,25 @@ _USAGE_PARAMS = {
     "u_cost": "cost_usd",
     "u_ms": "duration_ms",
 }
+_COUNTED_PARAMS = {"u_tenant": "tenant_slug", "u_session": "session_id", "u_prompt": "prompt_id"}
+_PROMPT = itemgetter("tenant_slug", "session_id", "prompt_id")
 _REQUEST = itemgetter("tenant_slug", "session_id", "prompt_id", "request_key")
-_FIRST_PARAMS = {
-    "a_tenant": "tenant_slug",
-    "a_session": "session_id",
-    "a_prompt": "prompt_id",
-    "a_event": "event_id",
-}
 
 _SWEEP = (
-    # counted requests past the wait: a retry is no longer expected
-    text("DELETE FROM claude_code_request WHERE received_at < :waited"),
+    # counted requests past the wait: a retry is no longer expected (how many keys emptied)
+    text(
+        """
+        WITH swept AS (
+            UPDATE claude_code_prompt p SET request_keys = '{}'
+              FROM claude_code_prompt o
+             WHERE (o.tenant_slug, o.session_id, o.prompt_id)
+                 = (p.tenant_slug, p.session_id, p.prompt_id)
+               AND p.counted_at < :waited AND cardinality(p.request_keys) > 0
+            RETURNING cardinality(o.request_keys) AS n
+        )
+        SELECT coalesce(sum(n), 0) FROM swept
+        """
+    ),
     # prompts that found no activation of ours within the wait
     text("DELETE FROM claude_code_prompt WHERE first_event_id IS NULL AND first_seen_at < :waited"),
     text("DELETE FROM claude_code_prompt WHERE first_seen_at < :bound"),
@@ -148,14 +167,19 @@ def store(
         return
     dbapi = conn.connection.driver_connection
     assert dbapi is not None
+    activations = sorted(activations, key=itemgetter("event_id"))
+    usage = list({_REQUEST(u): u for u in usage}.values())  # a retry in the same batch
+    prompts = {_PROMPT(r) for r in activations} | {_PROMPT(u) for u in usage}
     with dbapi.cursor() as cur:
-        if activations:
-            ordered = sorted(activations, key=itemgetter("event_id"))
-            cur.execute(_ACTIVATIONS, _columns(ordered, {c: c for c in ACTIVATION_COLUMNS}))
-        usage = list({_REQUEST(u): u for u in usage}.values())  # a retry in the same batch
-        cur.execute(
-            _PROMPTS, {**_columns(usage, _USAGE_PARAMS), **_columns(activations, _FIRST_PARAMS)}
-        )
+        params = _columns(activations, _ACTIVATION_PARAMS)
+        cur.execute(_STORE, {**params, **_columns(usage, _USAGE_PARAMS)})
+        if cur.rowcount == len(prompts):
+            return  # every prompt inserted or updated: none had counted any of these already
+        # A retry: some prompt counted some of these requests already. Add only the others.
+        cur.execute(_COUNTED, _columns(usage, _COUNTED_PARAMS))
+        counted = {(t, s, p, k) for t, s, p, keys in cur.fetchall() for k in keys}
+        fresh = [u for u in usage if _REQUEST(u) not in counted]
+        cur.execute(_STORE, {**params, **_columns(fresh, _USAGE_PARAMS)})
 
 
 @dataclass
@@ -177,5 +201,6 @@ def sweep(
         "bound": bound,
     }
     with engine.begin() as conn:
-        counts = [conn.execute(statement, params).rowcount for statement in _SWEEP]
-    return Swept(counts[0], counts[1], counts[2] + counts[3])
+        requests = int(conn.execute(_SWEEP[0], params).scalar_one())
+        counts = [conn.execute(statement, params).rowcount for statement in _SWEEP[1:]]
+    return Swept(requests, counts[0], counts[1] + counts[2])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 
 from alembic.autogenerate import compare_metadata
@@ -72,5 +73,50 @@ def test_up_down_up_and_models_match(make_database: Callable[[], str]) -> None:
         assert again.after == head_revision()
         with engine.connect() as conn:
             assert current_revision(conn) == head_revision()
+    finally:
+        engine.dispose()
+
+
+def test_0022_moves_counted_requests_onto_their_prompts_and_back(
+    make_database: Callable[[], str],
+) -> None:
+    engine = make_engine(make_database())
+    try:
+        upgrade(engine, "0021")
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO claude_code_prompt (tenant_slug, session_id, prompt_id, requests) "
+                    "VALUES ('t', 's', 'p-1', 2), ('t', 's', 'p-2', 0)"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO claude_code_request "
+                    "(tenant_slug, session_id, prompt_id, request_key, received_at) VALUES "
+                    "('t', 's', 'p-1', 7, '2026-12-01T10:00Z'), "
+                    "('t', 's', 'p-1', -3, '2026-12-01T11:00Z')"
+                )
+            )
+        assert upgrade(engine).applied[0].id == "0022"
+        keys = "SELECT prompt_id, request_keys, counted_at FROM claude_code_prompt ORDER BY 1"
+        listed = "SELECT prompt_id, request_key, received_at FROM claude_code_request ORDER BY 1, 2"
+        eleven = dt.datetime(2026, 12, 1, 11, tzinfo=dt.UTC)
+        with engine.connect() as conn:
+            assert [tuple(r) for r in conn.execute(text(keys))] == [
+                ("p-1", [-3, 7], eleven),
+                ("p-2", [], None),
+            ]
+            # the view lists what the table held (the latest receipt per prompt)
+            assert [tuple(r) for r in conn.execute(text(listed))] == [
+                ("p-1", -3, eleven),
+                ("p-1", 7, eleven),
+            ]
+        downgrade(engine, "0021")
+        with engine.connect() as conn:
+            assert [tuple(r) for r in conn.execute(text(listed))] == [
+                ("p-1", -3, eleven),
+                ("p-1", 7, eleven),
+            ]
     finally:
         engine.dispose()

@@ -321,3 +321,46 @@ def test_a_request_twice_in_one_transaction_counts_once(engine: Engine) -> None:
     with engine.begin() as conn:
         otlp_usage.store(conn, [], [request])  # and a retry later
     assert _scalar(engine, "SELECT requests || ' ' || cost_usd FROM claude_code_prompt") == "1 0.5"
+
+
+def test_an_export_with_a_counted_request_and_a_new_one_adds_only_the_new_one(
+    engine: Engine,
+) -> None:
+    """A prompt's upsert skips a prompt that counted one of the export's requests already;
+    the second pass adds the others (and the activation's first event id) to it."""
+    from claresia_sync.telemetry import otlp_usage
+
+    def request(key: int, cost: str) -> dict[str, Any]:
+        return {
+            "tenant_slug": "ferretti",
+            "session_id": "s",
+            "prompt_id": "p-1",
+            "request_key": key,
+            "occurred_at": dt.datetime.now(dt.UTC),
+            "model": f"m{key}",
+            "input_tokens": 5,
+            "output_tokens": 6,
+            "cost_usd": Decimal(cost),
+            "duration_ms": 700,
+        }
+
+    activation = {
+        "event_id": "otlp_01",
+        "tenant_slug": "ferretti",
+        "session_id": "s",
+        "prompt_id": "p-1",
+        "occurred_at": dt.datetime.now(dt.UTC),
+        "account_uuid": None,
+        "account_id": None,
+    }
+    other = {**request(9, "0.25"), "prompt_id": "p-2"}
+    with engine.begin() as conn:
+        otlp_usage.store(conn, [], [request(1, "0.5")])
+    with engine.begin() as conn:  # p-1: request 1 again, request 2 new; p-2 new
+        otlp_usage.store(conn, [activation], [request(1, "0.5"), request(2, "0.75"), other])
+    with engine.begin() as conn:  # and all of it once more
+        otlp_usage.store(conn, [activation], [request(1, "0.5"), request(2, "0.75"), other])
+    got = "SELECT string_agg(concat_ws(' ', prompt_id, requests, cost_usd, first_event_id, model, "
+    got += "array_to_string(request_keys, ',')), '; ' ORDER BY prompt_id) FROM claude_code_prompt"
+    assert _scalar(engine, got) == "p-1 2 1.25 otlp_01 m2 1,2; p-2 1 0.25 m9 9"
+    assert _scalar(engine, "SELECT count(*) FROM claude_code_request") == 3
