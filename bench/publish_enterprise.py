@@ -38,6 +38,7 @@ from claresia_sync.db.models import (
     ZeroRetentionAttestation,
 )
 from claresia_sync.publish import DEFAULT_CONCURRENCY, run_next_job
+from claresia_sync.release_store import cut_release
 
 
 def key_of(i: int) -> str:
@@ -72,6 +73,7 @@ def build_world(engine: Engine, base_url: str, tenants: int, skills: int) -> Non
     with Session(engine) as s:
         s.add_all(rows)
         s.flush()
+        cut_release(s, by="bench", note="bench catalog")
         for i in range(tenants):
             os.environ[f"CLARESIA_BENCH_ENT_KEY_{i}"] = key_of(i)
             t = Tenant(slug=f"et{i}", display_name=f"Enterprise tenant {i}")
