@@ -10,6 +10,7 @@ rbac groups the key can see.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Collection, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -129,6 +130,10 @@ class Reach:
         return "; ".join(problems) or None
 
 
+async def _nothing() -> None:
+    return None
+
+
 class OrgSkillsTarget:
     """One organisation of the org-skills API, through one admin key."""
 
@@ -136,6 +141,8 @@ class OrgSkillsTarget:
         self.client = client
         self.connection = connection
         self._org_name = ""
+        self._read: tuple[frozenset[str], frozenset[str]] | BaseException | None = None
+        """The gate's reading of the workspaces and groups, for the pre-flight."""
 
     def __repr__(self) -> str:
         return f"OrgSkillsTarget({self.connection.org_id}, {self.client!r})"
@@ -146,10 +153,18 @@ class OrgSkillsTarget:
 
     async def gate(self, *, checks_access: bool = True) -> str | None:
         conn = self.connection
-        try:
-            info = await self.client.get_organization()
-        except APIError as exc:
-            return f"organisation {conn.org_id}: {exc} — {exc.hint}"
+        # One round trip, not three: the pre-flight's lists are read beside the organisation
+        # (used only if it passes), as the claude-enterprise gate reads its groups.
+        answers = await asyncio.gather(
+            self.client.get_organization(),
+            self._lists() if checks_access else _nothing(),
+            return_exceptions=True,
+        )
+        info, lists = answers
+        if isinstance(info, APIError):
+            return f"organisation {conn.org_id}: {info} — {info.hint}"
+        if isinstance(info, BaseException):
+            raise info
         if info.id != conn.org_id:
             return (
                 f"the admin key of tenant {conn.root_slug!r} belongs to organisation {info.id}, "
@@ -158,20 +173,31 @@ class OrgSkillsTarget:
         self._org_name = info.name
         if not info.zero_data_retention:
             return zero_retention_refusal(conn.org_id, info.name)
+        self._read = lists
         return None
 
-    async def reach(self) -> Reach:
-        """What the key can see of the organisation (needs `workspaces:read`)."""
-        if not self._org_name:
-            self._org_name = (await self.client.get_organization()).name
-        workspaces = await collect(self.client.list_workspaces(page_size=1000))
-        groups = await collect(self.client.list_rbac_groups(page_size=1000))
-        return Reach(
-            self._org_id,
-            self._org_name,
+    async def _lists(self) -> tuple[frozenset[str], frozenset[str]]:
+        """The ids of the usable workspaces and of the rbac groups, read at once."""
+        workspaces, groups = await asyncio.gather(
+            collect(self.client.list_workspaces(page_size=1000)),
+            collect(self.client.list_rbac_groups(page_size=1000)),
+        )
+        return (
             frozenset(w.id for w in workspaces if not w.archived_at),
             frozenset(g.id for g in groups),
         )
+
+    async def reach(self) -> Reach:
+        """What the key can see of the organisation (needs `workspaces:read`); the gate's
+        reading if it made one."""
+        read, self._read = self._read, None
+        if not self._org_name:
+            self._org_name = (await self.client.get_organization()).name
+        if read is None:
+            read = await self._lists()
+        elif isinstance(read, BaseException):
+            raise read
+        return Reach(self._org_id, self._org_name, *read)
 
     async def access_check(self) -> AccessCheck:
         try:
