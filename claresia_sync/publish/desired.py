@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from claresia_sync.api.connect import TenantConnection
@@ -305,20 +305,30 @@ def _catalog(session: Session, release: int, needed: set[str]) -> tuple[Catalog,
     deprecated: set[str] = set()
     if not needed:
         return catalog, deprecated
-    for row, gone in session.execute(
-        select(CatalogIR, CatalogReleaseSkill.deprecated)
+    rows = session.execute(
+        select(CatalogIR.skill_id, CatalogIR.ir_hash, CatalogReleaseSkill.deprecated)
         .join(
             CatalogReleaseSkill,
             (CatalogReleaseSkill.skill_id == CatalogIR.skill_id)
             & (CatalogReleaseSkill.ir_hash == CatalogIR.ir_hash),
         )
         .where(CatalogReleaseSkill.release == release, CatalogReleaseSkill.skill_id.in_(needed))
-    ).all():
-        parsed = None if gone else _parse_catalog_ir(row)
-        if parsed is None or (not isinstance(parsed, str) and parsed.deprecated):
-            deprecated.add(row.skill_id)
+    ).all()
+    # The IR itself is read only where this process has not parsed it yet: reading and decoding
+    # every needed skill's JSON on each run was most of a small job's desired state.
+    parsed = {key: _PARSED[key] for key in {(s, h) for s, h, _ in rows} if key in _PARSED}
+    unread = [(s, h) for s, h, gone in rows if not gone and (s, h) not in parsed]
+    if unread:
+        for row in session.scalars(
+            select(CatalogIR).where(tuple_(CatalogIR.skill_id, CatalogIR.ir_hash).in_(unread))
+        ):
+            parsed[(row.skill_id, row.ir_hash)] = _parse_catalog_ir(row)
+    for skill_id, ir_hash, gone in rows:
+        ir = None if gone else parsed[(skill_id, ir_hash)]
+        if ir is None or (not isinstance(ir, str) and ir.deprecated):
+            deprecated.add(skill_id)
         else:
-            catalog[row.skill_id] = parsed if isinstance(parsed, str) else (row.ir_hash, parsed)
+            catalog[skill_id] = ir if isinstance(ir, str) else (ir_hash, ir)
     return catalog, deprecated
 
 
