@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+import time
 from typing import Any
 
 from sqlalchemy import Engine
@@ -105,3 +106,26 @@ def test_connection_test_json(
     assert bad.returncode == ExitCode.FAILURES
     failed = json.loads(bad.stdout)
     assert failed["ok"] is False and UNREACHABLE in failed["problems"][0]
+
+
+def test_the_org_skills_gate_reads_the_preflight_in_the_same_round_trip(
+    engine: Engine,
+    emulator: EmulatorServer,
+    world: dict[str, Any],  # noqa: F811
+) -> None:
+    """The gate's three reads (organisation, workspaces, rbac groups) go at once: a dry run at
+    1 s on each of them takes one latency, not three (3.9 s before)."""
+    gate_reads = [
+        "GET /v1/organizations/me",
+        "GET /v1/organizations/workspaces",
+        "GET /v1/organizations/rbac_groups",
+    ]
+    emulator.set_faults(latency_ms=1000, routes=gate_reads)
+    emulator.stats.reset()
+    started = time.perf_counter()
+    run = asyncio.run(reconcile(engine, "dainese", dry_run=True))
+    took = time.perf_counter() - started
+    assert not run.refused and run.plan.orgs
+    assert 1.0 <= took < 2.5, took
+    assert emulator.stats.count("GET", "/v1/organizations/me") == 1
+    assert emulator.stats.writes() == 0
