@@ -65,6 +65,7 @@ from claresia_sync.telemetry.sources import (
 log = logging.getLogger(__name__)
 
 REASONS_LOGGED = 5  # the first reasons of a partial or failed job go into its warning
+READS_AT_ONCE = 4  # telemetry polls and source reads one replica runs at once (see LiveWork)
 
 _CHECKPOINT_AGES = text("""
 SELECT c.org_id, EXTRACT(EPOCH FROM now() - coalesce(cp.last_polled_at, cp.updated_at))
@@ -109,6 +110,11 @@ class LiveWork:
         # Held from a claim until its job is in `_running`, and while lost jobs are requeued, so
         # that a job just claimed is never taken for a lost one.
         self._claiming = asyncio.Lock()
+        # Telemetry reads under way at once. At start every organisation's poll is due at once,
+        # and each holds two database connections (its lock's and its page's): unbounded, a
+        # thousand of them took the whole pool, and every read and publish job of the replica
+        # timed out waiting for a connection (30 s) and took it for a database outage.
+        self._reads = asyncio.Semaphore(READS_AT_ONCE)
 
     # --- polling ------------------------------------------------------------------------------
 
@@ -117,7 +123,10 @@ class LiveWork:
             return sorted({t.org_id for t in poll_targets(session)})
 
     async def poll(self, org_id: str) -> None:
-        async with advisory_locks(self.engine, "poll-org", [org_id], wait=False) as held:
+        async with (
+            self._reads,
+            advisory_locks(self.engine, "poll-org", [org_id], wait=False) as held,
+        ):
             if not held:
                 log.debug("poll of %s skipped: another replica is polling it", org_id)
                 return
@@ -166,7 +175,10 @@ class LiveWork:
     async def ingest(self, source: str, org_id: str) -> None:
         """One run of `source` for `org_id` on this replica alone (an advisory lock each)."""
         lock = f"{source}:{org_id}"
-        async with advisory_locks(self.engine, "telemetry-source", [lock], wait=False) as held:
+        async with (
+            self._reads,
+            advisory_locks(self.engine, "telemetry-source", [lock], wait=False) as held,
+        ):
             if not held:
                 log.debug("%s of %s skipped: another replica reads it", source, org_id)
                 return
