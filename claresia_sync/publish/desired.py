@@ -181,7 +181,10 @@ def desired_state(session: Session, tenant_slug: str | None = None) -> list[OrgD
     """
     tenants = {t.id: t for t in session.scalars(select(Tenant))}
     scope_ids = _scope(session, tenants, tenant_slug)
-    orgs = _organisations(session, tenants, scope_ids)
+    # One tenant's run (a republish-all's unit) builds its own organisation's targets only: a
+    # run of each of a thousand organisations must not build all thousand every time.
+    roots = None if tenant_slug is None else {tenants[i].parent_id or i for i in scope_ids}
+    orgs = _organisations(session, tenants, scope_ids, roots)
     grants = _grants(session, scope_ids)
     off = disabled_pairs(session, {i: tenants[i] for i in scope_ids})
     on_release = _releases(session, tenants, {tenant_id for tenant_id, _ in grants})
@@ -201,7 +204,8 @@ def desired_state(session: Session, tenant_slug: str | None = None) -> list[OrgD
     _add_skills(entries, releases, off)
     every_slug = {t.slug for t in tenants.values()}
     every_org = [org for targets in orgs.values() for org in targets]
-    for org in every_org:
+    in_scope = sorted((o for o in every_org if o.scope), key=lambda o: (o.root_slug, o.key))
+    for org in in_scope:  # only those returned (each is O(tenants): not once per organisation)
         _fail_name_collisions(org)
         org.deprecated = {
             skill_id
@@ -209,7 +213,6 @@ def desired_state(session: Session, tenant_slug: str | None = None) -> list[OrgD
             for skill_id in releases[number][1]
         }
         org.other_tenants = every_slug - set(org.tenants)
-    in_scope = sorted((o for o in every_org if o.scope), key=lambda o: (o.root_slug, o.key))
     if tenant_slug is not None and not in_scope:
         raise UserError(
             f"tenant {tenant_slug!r} has no organisation connection (nor has its parent): add "
@@ -231,13 +234,16 @@ def _orgs_of(orgs: dict[int, list[OrgDesired]], tenant: Tenant) -> list[OrgDesir
 
 
 def _organisations(
-    session: Session, tenants: dict[int, Tenant], scope_ids: set[int]
+    session: Session,
+    tenants: dict[int, Tenant],
+    scope_ids: set[int],
+    roots: set[int] | None = None,
 ) -> dict[int, list[OrgDesired]]:
-    """One entry per target of each root tenant (by root id), with its tenants and scope; a
-    root tenant without a target has nothing that can be published."""
+    """One entry per target of each root tenant (of `roots`, or all; by root id), with its
+    tenants and scope; a root tenant without a target has nothing that can be published."""
     orgs = {
         root_id: [OrgDesired(c, KINDS[c.target]) for c in conns if c.target in KINDS]
-        for root_id, conns in target_connections(session).items()
+        for root_id, conns in target_connections(session, roots).items()
     }
     for t in tenants.values():
         for org in _orgs_of(orgs, t):

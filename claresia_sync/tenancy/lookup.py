@@ -105,13 +105,17 @@ def target_connections(
         for a in session.scalars(select(ZeroRetentionAttestation))
     }
     out: dict[int, list[TenantConnection]] = defaultdict(list)
-    for conn in session.scalars(select(OrgConnection)):
+    connections, targets = select(OrgConnection), select(TenantTarget)
+    if root_ids is not None:  # read only theirs (one organisation's run among a thousand)
+        connections = connections.where(OrgConnection.tenant_id.in_(root_ids))
+        targets = targets.where(TenantTarget.tenant_id.in_(root_ids))
+    for conn in session.scalars(connections):
         slug = slugs[conn.tenant_id]
         out[conn.tenant_id].append(
             replace(_connection(conn, slug, slug), zero_retention=attested.get(conn.tenant_id))
         )
     order = list(KINDS)
-    rows = session.scalars(select(TenantTarget).order_by(TenantTarget.tenant_id, TenantTarget.kind))
+    rows = session.scalars(targets.order_by(TenantTarget.tenant_id, TenantTarget.kind))
     for t in sorted(rows, key=lambda t: order.index(t.kind) if t.kind in KINDS else len(order)):
         slug = slugs[t.tenant_id]
         kind = KINDS.get(t.kind)
