@@ -600,7 +600,7 @@ class _FaultsAndStats:
         finally:
             self.stats.add(method, route, status)
             if org is not None:
-                self.stats.leave(org)
+                self.stats.leave(org, wrote=method != "GET" and 200 <= status < 300)
 
     async def corrupt(
         self, mode: CorruptMode, scope: Scope, route: str, receive: Receive, send: Send

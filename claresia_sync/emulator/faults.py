@@ -352,6 +352,9 @@ class CallStats:
         # what a client's bound of calls per organisation (its rate limit) is judged by.
         self._in_flight: Counter[str] = Counter()
         self._peak: Counter[str] = Counter()
+        # When each organisation's latest successful write was answered (epoch seconds): when a
+        # change reached it, for benchmarks (bench/kill_switch.py).
+        self._last_write: dict[str, float] = {}
 
     def add(self, method: str, route: str, status: int) -> None:
         with self._lock:
@@ -362,9 +365,11 @@ class CallStats:
             self._in_flight[org_id] += 1
             self._peak[org_id] = max(self._peak[org_id], self._in_flight[org_id])
 
-    def leave(self, org_id: str) -> None:
+    def leave(self, org_id: str, *, wrote: bool = False) -> None:
         with self._lock:
             self._in_flight[org_id] -= 1
+            if wrote:
+                self._last_write[org_id] = time.time()
 
     def peak_in_flight(self) -> dict[str, int]:
         """The most API calls of each organisation under way at once since the last reset."""
@@ -375,6 +380,7 @@ class CallStats:
         with self._lock:
             self._counts.clear()
             self._peak = Counter({org: n for org, n in self._in_flight.items() if n})
+            self._last_write.clear()
 
     def count(
         self, method: str | None = None, route: str | None = None, status: int | None = None
@@ -404,4 +410,10 @@ class CallStats:
             "total": sum(c["count"] for c in calls),  # type: ignore[misc]
             "writes": sum(c["count"] for c in calls if c["method"] != "GET"),  # type: ignore[misc]
             "peak_in_flight": self.peak_in_flight(),
+            "last_write_at": self.last_write_at(),
         }
+
+    def last_write_at(self) -> dict[str, float]:
+        """Each organisation's latest successful write since the reset, as epoch seconds."""
+        with self._lock:
+            return dict(self._last_write)

@@ -107,7 +107,7 @@ UPDATE publish_job j SET status = :running, started_at = now(), heartbeat_at = n
          LIMIT 1
          FOR UPDATE OF a SKIP LOCKED) q
  WHERE j.id = q.id
-RETURNING j.id, j.tenant_id, j.force, j.requested_at, j.parent_id
+RETURNING j.id, j.tenant_id, j.force, j.requested_at, j.parent_id, j.priority
 """)
 _BEAT = text("""
 UPDATE publish_job a SET heartbeat_at = now(),
@@ -165,11 +165,14 @@ class ClaimedJob:
     requested_at: dt.datetime
     parent_id: int | None = None
     """The split job this one is a unit of."""
+    priority: int = 0
 
     @property
     def splits(self) -> bool:
-        """A job over every tenant runs as units (`split`), not as one run."""
-        return self.tenant_slug is None and self.parent_id is None
+        """A job over every tenant runs as units (`split`), not as one run; but a kill switch's
+        (a delete or two per organisation, in a hurry) runs as one: its calls are spread over
+        every organisation at once, not a few units at a time (bench/RESULTS.md, Kill switch)."""
+        return self.tenant_slug is None and self.parent_id is None and self.priority == 0
 
 
 class JobStateError(UserError):
@@ -268,7 +271,7 @@ def claim(
         if row is None:
             return None
         slug = session.scalar(select(Tenant.slug).where(Tenant.id == row.tenant_id))
-        return ClaimedJob(row.id, slug, row.force, row.requested_at, row.parent_id)
+        return ClaimedJob(row.id, slug, row.force, row.requested_at, row.parent_id, row.priority)
 
 
 def claimed(engine: Engine, job_id: int) -> ClaimedJob:
@@ -279,7 +282,12 @@ def claimed(engine: Engine, job_id: int) -> ClaimedJob:
             raise JobStateError(f"publish job {job_id} does not exist")
         slug = None if job.tenant_id is None else session.get(Tenant, job.tenant_id)
         return ClaimedJob(
-            job.id, slug.slug if slug else None, job.force, job.requested_at, job.parent_id
+            job.id,
+            slug.slug if slug else None,
+            job.force,
+            job.requested_at,
+            job.parent_id,
+            job.priority,
         )
 
 

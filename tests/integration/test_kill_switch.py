@@ -99,12 +99,14 @@ def test_disable_takes_the_skill_away_on_every_target_until_enabled(
     assert unknown.returncode == 1
     assert "unknown skill 'no-such-skill'" in unknown.stderr and "catalog list" in unknown.stderr
 
+    emulator.stats.reset()
     off = _cli(
         db_settings, "skill", "disable", SKILL, "--reason", "leaks a draft", "--by", "ops-anna"
     )
     assert off.returncode == 0, off.stderr
     assert f"skill {SKILL} disabled for every tenant: kill-switch job" in off.stdout
     assert _seen_anywhere(emulator) == dict.fromkeys(_seen_anywhere(emulator), False)
+    assert {"org_dainese", "org_acme"} <= set(emulator.stats.last_write_at())  # bench's measure
     # org-skills and claude-api: deleted; claude-enterprise: the same plugin, not_available to
     # the organisation and no group setting left (the Plugins API's reversible way out of use).
     assert not any(SKILL in n for n in _org_skills(emulator, "org_dainese"))
@@ -270,3 +272,6 @@ def test_priority_claims_first_and_holds_back_lower_jobs_of_the_same_tenants(
     assert jobs.requeue_yielded(engine, normal)
     view = jobs.get_job(engine, normal)
     assert (view.status, view.claimed_by, view.stats) == ("queued", None, {"yielded": 1})
+    # A kill switch over every tenant runs as one run (not split into units): claimed first.
+    kill = jobs.claim(engine, "w")
+    assert kill is not None and kill.priority == jobs.PRIORITY_KILL_SWITCH and not kill.splits
