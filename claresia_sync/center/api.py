@@ -26,6 +26,7 @@ from starlette.routing import Route
 
 from claresia_sync import __version__
 from claresia_sync.center import actions, operations, skill_view
+from claresia_sync.center import rollouts as rollout_ops
 from claresia_sync.center.auth import Identity
 from claresia_sync.center.context import Center, Forbidden
 from claresia_sync.center.operations import Conflict, NotFound
@@ -193,6 +194,22 @@ class ActionsQuery(Input):
 
 class NoInput(Input):
     pass
+
+
+class RolloutBody(Input):
+    # Checked in the handler, after the role: a viewer is refused (and recorded) whatever it sent.
+    release: int | None = Field(
+        default=None, ge=1, le=2**31 - 1, description="the release to roll out (required)"
+    )
+    plan: str | None = Field(
+        default=None,
+        max_length=20_000,
+        description="the plan as YAML (docs/releases.md); null: the default plan",
+    )
+
+
+class HaltBody(Input):
+    reason: str | None = Field(default=None, max_length=1000, description="why (kept with it)")
 
 
 @dataclass
@@ -426,6 +443,55 @@ async def _enable(call: Call) -> Any:
     return await call.center.act(call.who, action, work)
 
 
+async def _releases(call: Call) -> Any:
+    return await call.center.read(rollout_ops.releases, call.center.engine)
+
+
+async def _rollouts(call: Call) -> Any:
+    return await call.center.read(rollout_ops.rollouts, call.center.engine)
+
+
+async def _rollout(call: Call) -> Any:
+    return await call.center.read(
+        rollout_ops.rollout, call.center.engine, int(call.path["rollout_id"])
+    )
+
+
+async def _rollout_start(call: Call) -> Any:
+    b: RolloutBody = call.body
+    action = actions.Action("rollout.start", str(b.release), {"default_plan": b.plan is None})
+
+    async def work() -> dict[str, Any]:
+        if b.release is None:
+            raise UserError("body release: required (the release to roll out)")
+        return await call.center.read(
+            rollout_ops.start, call.center.engine, b.release, b.plan, f"center:{call.who.name}"
+        )
+
+    return await call.center.act(call.who, action, work)
+
+
+def _rollout_verb(name: str) -> Handler:
+    async def handler(call: Call) -> Any:
+        rollout_id = int(call.path["rollout_id"])
+        reason = call.body.reason if isinstance(call.body, HaltBody) else None
+        verb = {
+            "promote": rollout_ops.promote,
+            "rollback": rollout_ops.rollback,
+            "halt": rollout_ops.halter(reason),
+        }[name]
+        action = actions.Action(f"rollout.{name}", str(rollout_id), {"reason": reason})
+
+        async def work() -> dict[str, Any]:
+            return await call.center.read(
+                rollout_ops.act, call.center.engine, rollout_id, verb, f"center:{call.who.name}"
+            )
+
+        return await call.center.act(call.who, action, work)
+
+    return handler
+
+
 async def _actions(call: Call) -> Any:
     q: ActionsQuery = call.query
     return await call.center.read(actions.recent, call.center.engine, q.limit)
@@ -511,6 +577,30 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "GET", "/actions", "What was done through the Command Center, newest first", _actions,
         query=ActionsQuery,
     ),
+    Endpoint("GET", "/releases", "Catalog releases: who, when, current, pinned tenants", _releases),
+    Endpoint("GET", "/rollouts", "Rollouts, newest first", _rollouts),
+    Endpoint(
+        "GET", "/rollouts/{rollout_id}",
+        "One rollout: waves, tenants and their jobs, guardrail readings, next step", _rollout,
+    ),
+    Endpoint(
+        "POST", "/rollouts", "Start rolling a release out in waves (its first wave moves now)",
+        _rollout_start, role=Role.OPERATOR, body=RolloutBody, status=202, tag="act",
+    ),
+    Endpoint(
+        "POST", "/rollouts/{rollout_id}/promote",
+        "Pass the current wave now and move the next one", _rollout_verb("promote"),
+        role=Role.OPERATOR, tag="act",
+    ),
+    Endpoint(
+        "POST", "/rollouts/{rollout_id}/halt", "Stop advancing the rollout",
+        _rollout_verb("halt"), role=Role.OPERATOR, body=HaltBody, tag="act",
+    ),
+    Endpoint(
+        "POST", "/rollouts/{rollout_id}/rollback",
+        "Every tenant of the rollout back on its previous release, republished",
+        _rollout_verb("rollback"), role=Role.OPERATOR, status=202, tag="act",
+    ),
 )  # fmt: skip
 
 
@@ -579,13 +669,12 @@ async def _body(request: Request, model: type[Input] | None) -> Input | None:
 
 def _path(request: Request) -> dict[str, Any]:
     params = dict(request.path_params)
-    if "job_id" in params:
-        value = str(params["job_id"])
-        if not value.isdigit() or not 1 <= int(value) <= MAX_ID:
-            raise ApiError(
-                422, "invalid_input", "path job_id: must be a positive integer", "job_id"
-            )
-        params["job_id"] = int(value)
+    for key in ("job_id", "rollout_id"):
+        if key in params:
+            value = str(params[key])
+            if not value.isdigit() or not 1 <= int(value) <= MAX_ID:
+                raise ApiError(422, "invalid_input", f"path {key}: must be a positive integer", key)
+            params[key] = int(value)
     if "skill_id" in params:
         value = str(params["skill_id"])
         if len(value) > 64 or not re.match(SLUG, value):
@@ -669,15 +758,16 @@ _ERRORS = {
 
 def _parameters(endpoint: Endpoint) -> list[dict[str, Any]]:
     params: list[dict[str, Any]] = []
-    if "{job_id}" in endpoint.path:
-        params.append(
-            {
-                "name": "job_id",
-                "in": "path",
-                "required": True,
-                "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
-            }
-        )
+    for key in ("job_id", "rollout_id"):
+        if f"{{{key}}}" in endpoint.path:
+            params.append(
+                {
+                    "name": key,
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+                }
+            )
     if "{skill_id}" in endpoint.path:
         params.append(
             {
@@ -758,7 +848,8 @@ def openapi() -> dict[str, Any]:
             "title": "claresia-sync Command Center",
             "version": __version__,
             "description": "The operator API of claresia-sync: tenants, plans, publish jobs, "
-            "quarantine and telemetry. `viewer` tokens read; `operator` tokens also act.",
+            "quarantine, telemetry, releases and rollouts. `viewer` tokens read; `operator` "
+            "tokens also act.",
         },
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],

@@ -21,6 +21,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from claresia_sync.center import actions, operations, skill_view
+from claresia_sync.center import rollouts as rollout_ops
 from claresia_sync.center.api import SESSION_COOKIE, SINCE, SLUG, unavailable
 from claresia_sync.center.auth import SESSION_SECONDS, Identity
 from claresia_sync.center.context import Center, Forbidden
@@ -49,6 +50,7 @@ NAV = [
     ("/drift", "Drift & quarantine"),
     ("/telemetry", "Telemetry"),
     ("/kill-switch", "Kill switch"),
+    ("/rollouts", "Releases & rollouts"),
     ("/actions", "Actions"),
 ]
 _env.globals["nav"] = NAV
@@ -397,6 +399,51 @@ def console_routes(center: Center) -> list[Route]:
         await center.act(page.who, action, work)
         return RedirectResponse("/kill-switch", status_code=303)
 
+    def _rollout_id(request: Request) -> int:
+        value = str(request.path_params["rollout_id"])
+        if not value.isdigit() or not 1 <= int(value) < 2**63:
+            raise NotFound(f"no rollout {value[:64]!r}")
+        return int(value)
+
+    async def rollouts_page(request: Request, page: _Page) -> Response:
+        found = await center.read(rollout_ops.rollouts, engine)
+        shown = None
+        if "rollout_id" in request.path_params:
+            shown = await center.read(rollout_ops.rollout, engine, _rollout_id(request))
+        elif found:
+            shown = await center.read(rollout_ops.rollout, engine, found[0]["id"])
+        return _render(
+            "rollouts.html",
+            page=page,
+            releases=await center.read(rollout_ops.releases, engine),
+            rollouts=found,
+            rollout=shown,
+        )
+
+    def rollout_verb(name: str) -> PageFn:
+        async def verb(request: Request, page: _Page) -> Response:
+            rollout_id = _rollout_id(request)
+            form = await request.form()
+            reason = str(form.get("reason") or "")[:1000] or None
+            fn = {
+                "promote": rollout_ops.promote,
+                "rollback": rollout_ops.rollback,
+                "halt": rollout_ops.halter(reason),
+            }[name]
+            action = actions.Action(
+                f"rollout.{name}", str(rollout_id), {"reason": reason, "via": "console"}
+            )
+
+            async def work() -> dict[str, Any]:
+                return await center.read(
+                    rollout_ops.act, engine, rollout_id, fn, f"center:{page.who.name}"
+                )
+
+            await center.act(page.who, action, work)
+            return RedirectResponse(f"/rollouts/{rollout_id}", status_code=303)
+
+        return verb
+
     async def actions_page(request: Request, page: _Page) -> Response:
         found = await center.read(actions.recent, engine, 100)
         return _render("actions.html", page=page, actions=found)
@@ -429,5 +476,15 @@ def console_routes(center: Center) -> list[Route]:
         Route("/kill-switch", _page(center, kill_switch_page), methods=["GET"]),
         Route("/kill-switch", _form(center, switch_off), methods=["POST"]),
         Route("/kill-switch/enable", _form(center, switch_on), methods=["POST"]),
+        Route("/rollouts", _page(center, rollouts_page), methods=["GET"]),
+        Route("/rollouts/{rollout_id}", _page(center, rollouts_page), methods=["GET"]),
+        *(
+            Route(
+                f"/rollouts/{{rollout_id}}/{verb}",
+                _form(center, rollout_verb(verb)),
+                methods=["POST"],
+            )
+            for verb in ("promote", "halt", "rollback")
+        ),
         Route("/actions", _page(center, actions_page), methods=["GET"]),
     ]

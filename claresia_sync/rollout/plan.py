@@ -59,7 +59,7 @@ def _fraction(value: Any) -> Any:
     return value
 
 
-Seconds = Annotated[float, BeforeValidator(_seconds), Field(ge=0)]
+Seconds = Annotated[float, BeforeValidator(_seconds), Field(ge=0, le=366 * 86400)]
 Fraction = Annotated[float, BeforeValidator(_fraction), Field(ge=0, le=1)]
 
 
@@ -156,6 +156,8 @@ def parse_plan(text: str, source: str) -> Plan:
     """The plan in `text` (YAML), or a UserError naming `source` and each bad field."""
     try:
         data = yaml.safe_load(text)
+    except RecursionError:
+        raise UserError(f"{source}: nested too deeply to be a plan") from None
     except yaml.YAMLError as exc:
         raise UserError(f"{source}: not valid YAML: {exc}".replace("\n", " ")) from exc
     if not isinstance(data, dict):

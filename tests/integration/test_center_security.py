@@ -25,6 +25,7 @@ def _path(template: str) -> str:
         template.replace("{job_id}", "1")
         .replace("{slug}", "dainese")
         .replace("{skill_id}", "prd-review")
+        .replace("{rollout_id}", "1")
     )
 
 
@@ -76,7 +77,14 @@ def test_every_operator_route_refuses_no_token_a_wrong_token_and_a_viewer(
 
 
 def _verb(path: str) -> str:
-    return "quarantine.replay" if "replay" in path else "job." + path.rsplit("/", 1)[-1]
+    if "replay" in path:
+        return "quarantine.replay"
+    if path == "/rollouts":
+        return "rollout.start"
+    kind = {"/rollouts/": "rollout.", "/skills/": "skill."}.get(
+        path[: path.find("/", 1) + 1], "job."
+    )
+    return kind + path.rsplit("/", 1)[-1]
 
 
 def test_console_forms_need_the_csrf_token_and_a_viewer_sees_no_buttons(

@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from claresia_sync.emulator import EmulatorServer
 from claresia_sync.ir import SkillIR
 from claresia_sync.transpile import transpile
 from tests.cli import run_cli
+from tests.fixtures.center import CenterProcess
 from tests.fixtures.daemon import DaemonProcess, wait_until
 from tests.fixtures.world import snapshot
 
@@ -38,6 +40,8 @@ PLACES = {
     "ferretti": ("org_ferretti", "claude-enterprise"),
     "vespucci": ("org_vespucci", "claude-api:wrkspc_vespucci_support"),
 }
+# The emulator dates an audit event up to 3 s back: later than that, all are the new content's.
+EVENT_SKEW_S = 3.5
 FAST = {"CLARESIA_ROLLOUT_INTERVAL": "0.5", "CLARESIA_JOB_STALE_AFTER_S": "3"}
 
 
@@ -169,6 +173,7 @@ def test_first_wave_failing_trips_the_guardrail_and_the_second_wave_is_untouched
     wait_until(lambda: status(daemon_env)["waves"][0]["status"] == "soaking", 90, "acme live")
     assert recorded(engine)["acme"] == content_hash("acme", NEW_SUMMARY)
     assert NEW_SUMMARY in remote_skill_md(emulator, "acme")
+    time.sleep(EVENT_SKEW_S)
 
     # The new content fails 60% of the time at acme; the old one 5% at dainese, same window.
     emulator.state.generate_invocations(
@@ -322,3 +327,76 @@ def test_sigkill_in_the_middle_of_a_wave_resumes_without_twins_or_skipped_tenant
     assert per_tenant == dict.fromkeys(ROOTS, 1)  # one job each: none queued twice
     world = snapshot(engine, emulator)
     assert not world.twins, world.twins
+
+
+def test_the_operator_api_starts_watches_halts_and_rolls_back(
+    center: Callable[..., CenterProcess],
+    daemon_env: dict[str, str],
+    engine: Engine,
+    emulator: EmulatorServer,
+    tmp_path: Path,
+) -> None:
+    release_two(daemon_env, tmp_path)
+    c = center(env=FAST)
+    op, viewer = c.operator_token, c.viewer_token
+    releases = c.api("GET", "/releases", viewer).json()
+    assert [(r["number"], r["current"]) for r in releases] == [(1, True), (2, False)]
+
+    bad = c.api(
+        "POST", "/rollouts", op, json={"release": 2, "plan": "waves: [{share: 2%, count: 1}]"}
+    )
+    assert bad.status_code == 422
+    assert "plan: waves[0]: a wave names its tenants" in bad.json()["error"]["message"]
+    refused = c.api("POST", "/rollouts", viewer, json={"release": 2})
+    assert refused.status_code == 403
+    plan = (
+        "guardrails: {min_invocations: 20, max_failure_rate_increase: 10%}\n"
+        "waves: [{name: canary, tenants: [acme], soak: 1h}, {name: rest, share: 100%}]\n"
+    )
+    answer = c.api("POST", "/rollouts", op, json={"release": 2, "plan": plan})
+    assert answer.status_code == 202, answer.text
+    rollout_id = answer.json()["rollout"]["id"]
+    again = c.api("POST", "/rollouts", op, json={"release": 2})
+    assert again.status_code == 409 and "one rollout at a time" in again.json()["error"]["message"]
+
+    def view() -> dict[str, Any]:
+        found: dict[str, Any] = c.api("GET", f"/rollouts/{rollout_id}", viewer).json()
+        return found
+
+    wait_until(lambda: view()["waves"][0]["status"] == "soaking", 90, "acme live")
+    assert "waiting for 20 new-content invocations" in view()["next_step"]
+    time.sleep(EVENT_SKEW_S)
+    emulator.state.generate_invocations(
+        "org_acme", 60, failure_rate=0.7, skill=f"claresia-acme-{SKILL}", seed=3
+    )
+    emulator.state.generate_invocations(
+        "org_dainese", 60, failure_rate=0.0, skill=f"claresia-dainese-{SKILL}", seed=4
+    )
+    wait_until(lambda: view()["status"] == "halted", 90, "the rollout halted")
+    halted = view()
+    assert halted["halt_reason"].startswith("wave 1 (canary): meeting-summary: the new content")
+    assert halted["next_step"].startswith("halted: ")
+    assert [t["job_id"] for t in halted["waves"][1]["tenants"]] == [None, None, None]
+    assert [r["id"] for r in c.api("GET", "/rollouts", viewer).json()] == [rollout_id]
+
+    assert c.api("POST", f"/rollouts/{rollout_id}/rollback", viewer).status_code == 403
+    back = c.api("POST", f"/rollouts/{rollout_id}/rollback", op)
+    assert back.status_code == 202, back.text
+    assert back.json()["rollout"]["status"] == "rolled_back"
+
+    def rolled_back() -> bool:
+        [acme] = view()["waves"][0]["tenants"]
+        return bool(acme["rollback_job_status"] == "succeeded")
+
+    wait_until(rolled_back, 90, "acme's rollback job")
+    assert recorded(engine)["acme"] == content_hash("acme", OLD_SUMMARY)
+    assert NEW_SUMMARY not in remote_skill_md(emulator, "acme")
+    # Every verb is in the action log, the refused ones too.
+    log = [(a["action"], a["outcome"]) for a in c.api("GET", "/actions", viewer).json()]
+    assert log[:3] == [
+        ("rollout.rollback", "ok"),
+        ("rollout.rollback", "refused"),
+        ("rollout.start", "refused"),
+    ]
+    assert c.api("POST", f"/rollouts/{rollout_id}/promote", op).status_code == 409
+    assert c.api("GET", "/rollouts/999", viewer).status_code == 404
