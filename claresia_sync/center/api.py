@@ -171,11 +171,14 @@ class DisableBody(Input):
     tenant: str | None = Field(
         default=None, pattern=SLUG, max_length=63, description="one tenant; null: every tenant"
     )
-    reason: str = Field(
+    # Optional here, required in the handler after the role (as RolloutBody's release): a viewer
+    # is refused (403, recorded) whatever it sent.
+    reason: str | None = Field(
+        default=None,
         min_length=1,
         max_length=1000,
         pattern=r"^[^\x00-\x1f\x7f]+$",
-        description="why it is taken away (audited, shown): one line of text",
+        description="why it is taken away (audited, shown): one line of text (required)",
     )
 
 
@@ -411,9 +414,12 @@ async def _disabled(call: Call) -> Any:
 async def _disable(call: Call) -> Any:
     b: DisableBody = call.body
     skill_id = call.path["skill_id"]
+    if b.reason is None and call.who.can_act:
+        raise ApiError(422, "invalid_input", "body reason: Field required", "reason")
     action = actions.Action("skill.disable", skill_id, {"tenant": b.tenant, "reason": b.reason})
 
     async def work() -> dict[str, Any]:
+        assert b.reason is not None  # checked above for every caller that may act
         return await call.center.read(
             operations.disable_skill,
             call.center.engine,
