@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from claresia_sync.db.models import CatalogSkill, SkillDisabled, Tenant
@@ -114,13 +115,20 @@ def disable(
     held = session.scalar(_in_force(session, skill_id).where(scope).with_for_update())
     if held is not None:
         return Switched(job_id, changed=False)
-    session.add(
-        SkillDisabled(
+    # Two disables of one scope at once both find none held: the in-force unique index
+    # (migration 0021) lets the first insert and the second wait for it and insert nothing.
+    inserted = session.scalar(
+        pg_insert(SkillDisabled)
+        .values(
             skill_id=skill_id, tenant_id=tenant_id, reason=reason, disabled_by=by, job_id=job_id
         )
+        .on_conflict_do_nothing(
+            index_elements=[SkillDisabled.skill_id, func.coalesce(SkillDisabled.tenant_id, 0)],
+            index_where=SkillDisabled.enabled_at.is_(None),
+        )
+        .returning(SkillDisabled.id)
     )
-    session.flush()
-    return Switched(job_id, changed=True)
+    return Switched(job_id, changed=inserted is not None)
 
 
 def enable(

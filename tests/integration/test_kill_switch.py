@@ -275,3 +275,34 @@ def test_priority_claims_first_and_holds_back_lower_jobs_of_the_same_tenants(
     # A kill switch over every tenant runs as one run (not split into units): claimed first.
     kill = jobs.claim(engine, "w")
     assert kill is not None and kill.priority == jobs.PRIORITY_KILL_SWITCH and not kill.splits
+
+
+def test_two_disables_of_one_scope_at_once_keep_one_and_fail_neither(
+    engine: Engine, world: dict[str, Any]
+) -> None:
+    """Both find nothing held; the second waits on the first's insert and inserts nothing (it
+    was an integrity error before)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from claresia_sync.db.models import SkillDisabled
+    from claresia_sync.publish import kill_switch
+
+    with Session(engine) as first:
+        one = kill_switch.disable(first, SKILL, None, reason="first", by="a")
+        with ThreadPoolExecutor(1) as pool:
+
+            def second() -> kill_switch.Switched:
+                with Session(engine) as s:
+                    done = kill_switch.disable(s, SKILL, None, reason="second", by="b")
+                    s.commit()
+                    return done
+
+            waiting = pool.submit(second)
+            time.sleep(0.5)  # the second is waiting on the first's uncommitted row
+            assert not waiting.done()
+            first.commit()
+            two = waiting.result(timeout=30)
+    assert one.changed and not two.changed
+    with Session(engine) as s:
+        rows = s.scalars(select(SkillDisabled).where(SkillDisabled.skill_id == SKILL)).all()
+    assert [(r.reason, r.disabled_by) for r in rows] == [("first", "a")]
