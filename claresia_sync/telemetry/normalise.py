@@ -463,6 +463,9 @@ def _lax_count(name: str, value: Any) -> int | None:
     raise _Bad(f"{name}: {_shown(value)} is {_a(value)}, not a whole number")
 
 
+_UNSTORABLE = " (an event with no id or no type cannot be told apart from another: kept here)"
+
+
 def _read(raw: Mapping[str, Any]) -> _Fields:
     """The one reading of an event's fields: each text field a string or null, each count a
     whole number (`_lax_count`), each sub-object an object or null; anything else makes the
@@ -470,10 +473,16 @@ def _read(raw: Mapping[str, Any]) -> _Fields:
     the API serves them pass the type checks of the first lines and nothing more is done."""
     ident, kind = raw.get("id"), raw.get("type")
     if type(ident) is not str or not ident:
-        raise _Bad("id: missing" if ident in (None, "") else f"id: {_shown(ident)} is not a string")
+        raise _Bad(
+            f"id: missing{_UNSTORABLE}"
+            if ident in (None, "")
+            else f"id: {_shown(ident)} is not a string"
+        )
     if type(kind) is not str or not kind:
         raise _Bad(
-            "type: missing" if kind in (None, "") else f"type: {_shown(kind)} is not a string"
+            f"type: missing{_UNSTORABLE}"
+            if kind in (None, "")
+            else f"type: {_shown(kind)} is not a string"
         )
     # An object as served is taken as it is; anything else is read by `_object`.
     actor, skill = raw.get("actor"), raw.get("skill")
@@ -510,9 +519,13 @@ def _read(raw: Mapping[str, Any]) -> _Fields:
         usage.get("output_tokens"),
     )
     if not {*map(type, texts), type(actor.get("type"))} <= _OPT_STR:
-        for name, value in zip(_TEXT_NAMES, (*texts, actor.get("type")), strict=True):
-            if type(value) not in _OPT_STR:
-                raise _Bad(f"{name}: {_shown(value)} is {_a(value)}, not a string")
+        raise _Bad(  # every wrong field at once, as the operator fixes them together
+            "; ".join(
+                f"{name}: {_shown(value)} is {_a(value)}, not a string"
+                for name, value in zip(_TEXT_NAMES, (*texts, actor.get("type")), strict=True)
+                if type(value) not in _OPT_STR
+            )
+        )
     if not {*map(type, counts)} <= _OPT_INT:
         counts = tuple(map(_lax_count, _COUNT_NAMES, counts))
     duration, tokens_in, tokens_out = counts

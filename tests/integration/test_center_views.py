@@ -8,7 +8,7 @@ import json
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from claresia_sync.emulator import EmulatorServer
 from claresia_sync.telemetry import sources
@@ -114,12 +114,17 @@ def test_telemetry_by_source_is_the_reports_and_filters(center_module: CenterPro
     def keyed(rows: list[dict[str, Any]]) -> dict[tuple[str, str | None], dict[str, Any]]:
         return {(r["tenant_slug"], r["skill_id"]): r for r in rows}
 
-    everything = keyed(api("/telemetry/by-source"))
     env = {k: v for k, v in c.daemon.env.items() if k.startswith("CLARESIA_")}
-    done = run_cli("telemetry", "report", "--since", since, "--by-source", "--format", "json",
-                   env=clean_env(**env))  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    printed = keyed(json.loads(done.stdout))
+    # The module's daemon polls every second: read both sides again until no poll came between.
+    for _ in range(10):
+        everything = keyed(api("/telemetry/by-source"))
+        done = run_cli("telemetry", "report", "--since", since, "--by-source", "--format", "json",
+                       env=clean_env(**env))  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        printed = keyed(json.loads(done.stdout))
+        later = keyed(api("/telemetry/by-source"))
+        if later == everything:
+            break
     assert set(printed) == set(everything)
     for key, row in printed.items():
         for column, value in row.items():
@@ -135,7 +140,18 @@ def test_telemetry_by_source_is_the_reports_and_filters(center_module: CenterPro
         19,
         2,
     )
-    assert everything[("dainese-eng", "incident-postmortem")]["audit_runs"] == 5
+    # The audit log's runs as stored (the database may hold other tests' events of this tenant)
+    with c.engine.connect() as conn:
+        runs = conn.execute(
+            text(
+                "SELECT count(*) FROM telemetry_event WHERE tenant_slug = 'dainese-eng' "
+                "AND skill_id = 'incident-postmortem' AND event_type LIKE 'skill.%' "
+                "AND occurred_at >= :since"
+            ),
+            {"since": SINCE},
+        ).scalar_one()
+    assert runs >= 5
+    assert everything[("dainese-eng", "incident-postmortem")]["audit_runs"] == runs
     only = keyed(api("/telemetry/by-source", source="skills-analytics"))
     assert set(only) == {("ferretti", "prd-review")}
     assert set(keyed(api("/telemetry/by-source", skill="sprint-planning"))) == {
