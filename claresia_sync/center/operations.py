@@ -104,9 +104,9 @@ def access_names(session: Session) -> Names:
     ):
         groups.setdefault(group, []).append(f"{tenant_slug}/{archetype}")
     workspaces = dict(
-        session.execute(select(WorkspaceMapping.workspace_id, WorkspaceMapping.workspace_name))
-        .tuples()
-        .all()
+        session.execute(
+            select(WorkspaceMapping.workspace_id, WorkspaceMapping.workspace_name)
+        ).all()
     )
     return Names(groups, workspaces)
 
