@@ -21,10 +21,11 @@ from typing import Any
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
-from bench.common import machine
+from bench.common import backends_cpu, machine
 from bench.publish_setup import (
     Emulator,
     catalog_rows,
+    libpq_of,
     measure_onboarding,
     median,
     percentile,
@@ -104,30 +105,46 @@ def onboarding(args: argparse.Namespace) -> None:
         build_world(engine, emu.base_url, args.runs, args.skills)
         emu.latency(args.latency_ms)
         slugs = [f"et{i}" for i in range(args.runs)]
-        lags, calls = measure_onboarding(engine, emu, slugs, args.skills, args.concurrency)
+        seen = measure_onboarding(engine, emu, slugs, args.skills, args.concurrency)
+    lags = seen.lags
     print(
         f"(a) claude-enterprise onboarding {args.skills} skills, latency {args.latency_ms:.0f} ms, "
         f"concurrency {args.concurrency}, {args.runs} runs: p50 {percentile(lags, 50):.2f} s, "
         f"p99 {percentile(lags, 99):.2f} s, min {min(lags):.2f} s, max {max(lags):.2f} s; "
-        f"{calls[0]} API calls per onboarding",
+        f"{seen.calls[0]} API calls per onboarding",
         flush=True,
     )
+    print(seen.cpu_line(), flush=True)
 
 
 def no_op(args: argparse.Namespace) -> None:
     with Emulator(args.tenants, seed(args.tenants)) as emu, scratch_database() as engine:
         build_world(engine, emu.base_url, args.tenants, args.skills)
 
-        def republish_all() -> tuple[Any, float, dict[str, int]]:
+        libpq = libpq_of(engine)
+
+        def republish_all() -> tuple[Any, float, dict[str, Any]]:
             emu.reset_stats()
             with engine.begin() as conn:
                 conn.execute(text("INSERT INTO publish_job DEFAULT VALUES"))
-            started = time.perf_counter()
+            backends, emulator = backends_cpu(libpq), emu.cpu_seconds()
+            started, cpu = time.perf_counter(), time.process_time()
             outcome = asyncio.run(run_next_job(engine, concurrency=args.concurrency))
-            wall = time.perf_counter() - started
+            wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+            after = backends_cpu(libpq)
             assert outcome is not None and outcome.status == "succeeded", outcome.errors[:3]
             stats = emu.stats()
-            return outcome, wall, {"total": stats["total"], "writes": stats["writes"]}
+            return (
+                outcome,
+                wall,
+                {
+                    "total": stats["total"],
+                    "writes": stats["writes"],
+                    "cpu": cpu,
+                    "emulator": emu.cpu_seconds() - emulator,
+                    "backends": sum(c - backends.get(pid, 0.0) for pid, c in after.items()),
+                },
+            )
 
         first, wall_first, calls_first = republish_all()  # creates every plugin, no latency
         emu.latency(args.noop_latency_ms)
@@ -138,7 +155,12 @@ def no_op(args: argparse.Namespace) -> None:
             second, wall, calls = republish_all()
             assert second.stats["unchanged"] == n and calls["writes"] == 0
             walls.append(wall)
-            print(f"    no-op run: wall {wall:.2f} s, load average {os.getloadavg()[0]:.1f}")
+            print(
+                f"    no-op run: wall {wall:.2f} s; CPU: publisher {calls['cpu']:.2f} s, "
+                f"emulator {calls['emulator']:.2f} s, PostgreSQL backends "
+                f"{calls['backends']:.2f} s; load average {os.getloadavg()[0]:.2f}",
+                flush=True,
+            )
     print(
         f"(c) claude-enterprise no-op republish-all of {n} plugins ({args.tenants} tenants x "
         f"{args.skills}), latency {args.noop_latency_ms:.0f} ms, in one process after the first "

@@ -34,14 +34,16 @@ def main() -> None:
         build_world(engine, emu.base_url, args.runs, args.skills)
         emu.latency(args.latency_ms)
         slugs = [f"bt{i}" for i in range(args.runs)]
-        lags, calls = measure_onboarding(engine, emu, slugs, args.skills, args.concurrency)
+        seen = measure_onboarding(engine, emu, slugs, args.skills, args.concurrency)
+    lags = seen.lags
     print(f"machine: {machine()}")
     print(
         f"onboarding {args.skills} skills, latency {args.latency_ms:.0f} ms, concurrency "
         f"{args.concurrency}, {args.runs} runs: p50 {percentile(lags, 50):.2f} s, "
         f"p99 {percentile(lags, 99):.2f} s, min {min(lags):.2f} s, max {max(lags):.2f} s; "
-        f"{calls[0]} API calls per onboarding"
+        f"{seen.calls[0]} API calls per onboarding"
     )
+    print(seen.cpu_line())
 
 
 if __name__ == "__main__":

@@ -12,8 +12,10 @@ import multiprocessing as mp
 import os
 import secrets
 import statistics
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +47,11 @@ SERVER = os.environ.get(
 
 def _libpq(url: str) -> str:
     return normalize_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def libpq_of(engine: Engine) -> str:
+    """The libpq URL of an engine's database (`bench.common.backends_cpu` takes it)."""
+    return _libpq(engine.url.render_as_string(hide_password=False))
 
 
 @contextmanager
@@ -195,28 +202,62 @@ def build_world(engine: Engine, base_url: str, tenants: int, skills: int) -> Non
         s.commit()
 
 
+@dataclass
+class Onboarding:
+    """What `measure_onboarding` saw, one entry per job: its publish lag, its API calls, and
+    the CPU seconds the job cost the publisher (this process), the emulator and the database's
+    backends (how the benchmark is compared on a shared machine, where walls are noise)."""
+
+    lags: list[float] = field(default_factory=list)
+    calls: list[int] = field(default_factory=list)
+    publisher_cpu: list[float] = field(default_factory=list)
+    emulator_cpu: list[float] = field(default_factory=list)
+    backends_cpu: list[float] = field(default_factory=list)
+
+    def cpu_line(self) -> str:
+        """Median CPU per job and per API call of each side, and the load average."""
+        per_call = median(self.calls) or 1
+        sides = [
+            ("publisher", self.publisher_cpu),
+            ("emulator", self.emulator_cpu),
+            ("PostgreSQL backends", self.backends_cpu),
+        ]
+        shown = ", ".join(
+            f"{name} {median(xs) * 1000:.0f} ms ({median(xs) / per_call * 1000:.2f} ms a call)"
+            for name, xs in sides
+        )
+        load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+        return f"CPU per job (median): {shown}; load average {load}"
+
+
 def measure_onboarding(
     engine: Engine, emu: Emulator, slugs: list[str], skills: int, concurrency: int
-) -> tuple[list[float], list[int]]:
+) -> Onboarding:
     """Queue and run one onboarding job per tenant in `slugs`, one after another: the publish
-    lag of each (requested -> last skill live) and the API calls it made."""
+    lag of each (requested -> last skill live), the API calls it made and the CPU it cost."""
     import asyncio
 
+    from bench.common import backends_cpu
     from claresia_sync.publish import enqueue, run_next_job
 
-    lags: list[float] = []
-    calls: list[int] = []
+    libpq = libpq_of(engine)
+    seen = Onboarding()
     for slug in slugs:
         emu.reset_stats()
         with Session(engine) as s:
             enqueue(s, slug)
             s.commit()
+        backends, emulator, cpu = backends_cpu(libpq), emu.cpu_seconds(), time.process_time()
         outcome = asyncio.run(run_next_job(engine, concurrency=concurrency))
+        seen.publisher_cpu.append(time.process_time() - cpu)
+        seen.emulator_cpu.append(emu.cpu_seconds() - emulator)
+        after = backends_cpu(libpq)
+        seen.backends_cpu.append(sum(c - backends.get(pid, 0.0) for pid, c in after.items()))
         assert outcome is not None and outcome.status == "succeeded", outcome
         assert outcome.stats["created"] == skills
-        lags.append(float(outcome.stats["publish_lag_s"]))
-        calls.append(int(emu.stats()["total"]))
-    return lags, calls
+        seen.lags.append(float(outcome.stats["publish_lag_s"]))
+        seen.calls.append(int(emu.stats()["total"]))
+    return seen
 
 
 def percentile(values: list[float], p: float) -> float:
