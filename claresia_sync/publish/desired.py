@@ -185,7 +185,7 @@ def desired_state(session: Session, tenant_slug: str | None = None) -> list[OrgD
     # run of each of a thousand organisations must not build all thousand every time.
     roots = None if tenant_slug is None else {tenants[i].parent_id or i for i in scope_ids}
     orgs = _organisations(session, tenants, scope_ids, roots)
-    grants = _grants(session, scope_ids)
+    grants = _grants(session, None if tenant_slug is None else scope_ids)
     off = disabled_pairs(session, {i: tenants[i] for i in scope_ids})
     on_release = _releases(session, tenants, {tenant_id for tenant_id, _ in grants})
     releases = {
@@ -253,24 +253,26 @@ def _organisations(
     return orgs
 
 
-def _grants(session: Session, scope_ids: set[int]) -> dict[tuple[int, str], Grant]:
-    """(tenant id, skill id) -> the tenant's workspaces and the groups granted the skill."""
+def _grants(session: Session, scope_ids: set[int] | None) -> dict[tuple[int, str], Grant]:
+    """(tenant id, skill id) -> the tenant's workspaces and the groups granted the skill, for
+    the tenants of `scope_ids` (None: every tenant). Only their rows are read: a unit of a
+    republish-all read every tenant's grants (10,000 rows for 200 organisations) to keep 50."""
+    mappings = select(WorkspaceMapping.tenant_id, WorkspaceMapping.workspace_id)
+    granted = select(
+        Archetype.tenant_id,
+        SkillGrant.skill_id,
+        Archetype.rbac_group_id,
+        Archetype.installation_preference,
+    ).join(SkillGrant, SkillGrant.archetype_id == Archetype.id)
+    if scope_ids is not None:
+        mappings = mappings.where(WorkspaceMapping.tenant_id.in_(scope_ids))
+        granted = granted.where(Archetype.tenant_id.in_(scope_ids))
     workspaces: dict[int, set[str]] = defaultdict(set)
-    for tenant_id, ws in session.execute(
-        select(WorkspaceMapping.tenant_id, WorkspaceMapping.workspace_id)
-    ):
+    for tenant_id, ws in session.execute(mappings):
         workspaces[tenant_id].add(ws)
     groups: dict[tuple[int, str], set[tuple[str, str]]] = defaultdict(set)
-    for tenant_id, skill_id, group, preference in session.execute(
-        select(
-            Archetype.tenant_id,
-            SkillGrant.skill_id,
-            Archetype.rbac_group_id,
-            Archetype.installation_preference,
-        ).join(SkillGrant, SkillGrant.archetype_id == Archetype.id)
-    ):
-        if tenant_id in scope_ids:
-            groups[(tenant_id, skill_id)].add((group, preference))
+    for tenant_id, skill_id, group, preference in session.execute(granted):
+        groups[(tenant_id, skill_id)].add((group, preference))
     # Equal grants are one object (a tenant grants most skills alike): 10,000 (tenant, skill)
     # pairs make a few hundred, and their access is computed once each (`_add_skills`).
     shared: dict[Grant, Grant] = {}

@@ -99,16 +99,21 @@ def target_connections(
     """Every target of every root tenant (or of `root_ids`), by root id: its org-skills
     `connection` first, then each target of `targets:` in the order of `targets.KINDS`, fanned
     out by its kind (claude-api: once per workspace key)."""
-    slugs: dict[int, str] = {i: s for i, s in session.execute(select(Tenant.id, Tenant.slug))}
-    attested = {
-        a.tenant_id: ZeroRetention(a.attested_by, a.attested_at)
-        for a in session.scalars(select(ZeroRetentionAttestation))
-    }
-    out: dict[int, list[TenantConnection]] = defaultdict(list)
+    tenants = select(Tenant.id, Tenant.slug)
+    attestations = select(
+        ZeroRetentionAttestation.tenant_id,
+        ZeroRetentionAttestation.attested_by,
+        ZeroRetentionAttestation.attested_at,
+    )
     connections, targets = select(OrgConnection), select(TenantTarget)
     if root_ids is not None:  # read only theirs (one organisation's run among a thousand)
+        tenants = tenants.where(Tenant.id.in_(root_ids))
+        attestations = attestations.where(ZeroRetentionAttestation.tenant_id.in_(root_ids))
         connections = connections.where(OrgConnection.tenant_id.in_(root_ids))
         targets = targets.where(TenantTarget.tenant_id.in_(root_ids))
+    slugs: dict[int, str] = {i: s for i, s in session.execute(tenants)}
+    attested = {i: ZeroRetention(by, at) for i, by, at in session.execute(attestations)}
+    out: dict[int, list[TenantConnection]] = defaultdict(list)
     for conn in session.scalars(connections):
         slug = slugs[conn.tenant_id]
         out[conn.tenant_id].append(
