@@ -1,9 +1,9 @@
 """Claude Code's OpenTelemetry logs as `telemetry_event` rows (issue 16, docs/interfaces.md
 section 6).
 
-An export request (`ExportLogsServiceRequest`, decoded with the `opentelemetry-proto` classes
-from protobuf or from the OTLP JSON mapping) comes from one tenant (its bearer token). Of its
-log records:
+An export request (`ExportLogsServiceRequest`, decoded from protobuf or from the OTLP JSON
+mapping, and read through `otlp_lean`: the same message with a record's attributes as a map)
+comes from one tenant (its bearer token). Of its log records:
 
 - `claude_code.skill_activated` of a `claresia-` skill (`skill.name`, present when Claude Code
   runs with `OTEL_LOG_TOOL_DETAILS=1`; `<plugin>:<skill>` for a plugin's skill, bare otherwise:
@@ -44,7 +44,6 @@ from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
@@ -57,6 +56,7 @@ from claresia_sync.telemetry.normalise import (
     render_footer,
     storable_raw,
 )
+from claresia_sync.telemetry.otlp_lean import Export, lean
 from claresia_sync.telemetry.settings import TelemetrySettings
 
 SKILL_ACTIVATED = "claude_code.skill_activated"
@@ -74,19 +74,21 @@ class TooLarge(Exception):
     """The body, or what it inflates to, is over the cap (413)."""
 
 
-def decode(body: bytes, content_type: str, encoding: str, cap: int) -> ExportLogsServiceRequest:
-    """The export request of a POST body (gzip or not, protobuf or JSON)."""
+def decode(body: bytes, content_type: str, encoding: str, cap: int) -> Any:
+    """The export request of a POST body (gzip or not, protobuf or JSON), as `otlp_lean`
+    reads it."""
     if encoding == "gzip":
         body = _gunzip(body, cap)
     elif encoding not in ("", "identity"):
         raise BadRequest(f"Content-Encoding {encoding!r} is not supported (use gzip or none)")
-    request = ExportLogsServiceRequest()
     kind = content_type.split(";", 1)[0].strip().lower()
     try:
         if kind == PROTOBUF:
-            request.ParseFromString(body)
-        elif kind == JSON:
+            return Export.FromString(body)
+        if kind == JSON:  # the JSON mapping names the generated classes' fields
+            request = ExportLogsServiceRequest()
             json_format.Parse(body.decode("utf-8"), request, ignore_unknown_fields=True)
+            return lean(request)
         else:
             raise BadRequest(
                 f"Content-Type {content_type!r} is not OTLP/HTTP: use {PROTOBUF} or {JSON}"
@@ -98,7 +100,6 @@ def decode(body: bytes, content_type: str, encoding: str, cap: int) -> ExportLog
         raise BadRequest(
             f"the body is not an OTLP JSON ExportLogsServiceRequest: {reason}"
         ) from None
-    return request
 
 
 def _gunzip(body: bytes, cap: int) -> bytes:
@@ -138,43 +139,44 @@ def value_of(v: AnyValue) -> Any:
     return getattr(v, kind)
 
 
-def attributes(kvs: Iterable[KeyValue], keys: frozenset[str] | None = None) -> dict[str, Any]:
-    """A record's attributes (those named in `keys` when given: an `api_request`'s usage reads
-    8 of its ~19, and converting only those takes it from ~11 to ~8 us)."""
-    out = {}
-    for kv in kvs:
-        key = kv.key  # read once: each read makes a new str
-        if keys is None or key in keys:
-            out[key] = value_of(kv.value)
-    return out
+def attributes(kvs: Iterable[KeyValue]) -> dict[str, Any]:
+    """A list of attributes (a resource's, a map value's) as a dict."""
+    return {kv.key: value_of(kv.value) for kv in kvs}
 
 
-def event_name(record: LogRecord) -> str | None:
+def record_attributes(record: Any, keys: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """A lean record's attributes (`otlp_lean`), those named in `keys` when given (an
+    `api_request`'s usage reads 8 of its ~19: looked up, the others are never made)."""
+    found = record.attributes
+    if keys is None:
+        return {key: value_of(value) for key, value in found.items()}
+    return {key: value_of(found[key]) for key in keys if key in found}
+
+
+def event_name(record: Any) -> str | None:
     """Read without converting the record's attributes: most records are of no interest."""
-    if record.event_name.startswith("claude_code."):  # OTLP 1.5+: the record's own field
-        return record.event_name
-    body = record.body.string_value
+    own: str = record.event_name
+    if own.startswith("claude_code."):  # OTLP 1.5+: the record's own field
+        return own
+    body: str = record.body.string_value
     if body.startswith("claude_code."):
         return body
-    for kv in record.attributes:
-        if kv.key == "event.name":
-            name = value_of(kv.value)
-            if isinstance(name, str) and name:
-                return name if name.startswith("claude_code.") else f"claude_code.{name}"
+    found = record.attributes.get("event.name")  # a lean record's (`otlp_lean`)
+    name = None if found is None else value_of(found)
+    if isinstance(name, str) and name:
+        return name if name.startswith("claude_code.") else f"claude_code.{name}"
     return None
 
 
-USAGE_KEYS = frozenset(
-    {
-        "session.id",
-        "prompt.id",
-        "event.sequence",
-        "model",
-        "input_tokens",
-        "output_tokens",
-        "cost_usd",
-        "duration_ms",
-    }
+USAGE_KEYS = (
+    "session.id",
+    "prompt.id",
+    "event.sequence",
+    "model",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "duration_ms",
 )
 
 
@@ -292,7 +294,7 @@ def request_key(tenant: str, nanos: int, attrs: Mapping[str, Any]) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-def _usage_row(record: LogRecord, attrs: Mapping[str, Any], tenant: str) -> dict[str, Any] | None:
+def _usage_row(record: Any, attrs: Mapping[str, Any], tenant: str) -> dict[str, Any] | None:
     """The usage entry of an `api_request` (`otlp_usage`), or None when it names no prompt or a
     number cannot be read or stored (it adds nothing; the activation still counts)."""
     prompt = attrs.get("prompt.id")
@@ -349,15 +351,16 @@ def published_skill(attrs: Mapping[str, Any]) -> str | None:
     return None
 
 
-def normalise_request(
-    request: ExportLogsServiceRequest, scope: TenantScope, settings: TelemetrySettings
-) -> Normalised:
-    """Rows, quarantine entries and rejections of one export request (see the module doc).
+def normalise_request(request: Any, scope: TenantScope, settings: TelemetrySettings) -> Normalised:
+    """Rows, quarantine entries and rejections of one export request (see the module doc):
+    as `decode` returns it (`otlp_lean`), or of the generated classes.
 
     One pass over the records gathers the activations and the requests' usage. Of an
     `api_request` only the attributes its usage row reads are converted."""
+    if isinstance(request, ExportLogsServiceRequest):
+        request = lean(request)
     out = Normalised()
-    activations: list[tuple[LogRecord, dict[str, Any]]] = []
+    activations: list[tuple[Any, dict[str, Any]]] = []
     for resource_logs in request.resource_logs:
         resource = attributes(resource_logs.resource.attributes)
         resource_usage = {k: v for k, v in resource.items() if k in USAGE_KEYS}
@@ -367,9 +370,9 @@ def normalise_request(
             for record in records:
                 name = event_name(record)
                 if name == SKILL_ACTIVATED:
-                    activations.append((record, {**resource, **attributes(record.attributes)}))
+                    activations.append((record, {**resource, **record_attributes(record)}))
                 elif name == API_REQUEST:
-                    used = attributes(record.attributes, USAGE_KEYS)
+                    used = record_attributes(record, USAGE_KEYS)
                     row = _usage_row(
                         record, {**resource_usage, **used} if resource_usage else used, scope.slug
                     )
@@ -430,9 +433,7 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _raw(
-    record: LogRecord, attrs: Mapping[str, Any], settings: TelemetrySettings
-) -> dict[str, Any]:
+def _raw(record: Any, attrs: Mapping[str, Any], settings: TelemetrySettings) -> dict[str, Any]:
     """What is stored of a record (the row's and the quarantine's `raw`): no email unless
     `store_emails`."""
     kept = attrs
@@ -462,8 +463,8 @@ def _holding_nul(raw: dict[str, Any]) -> list[str]:
         return False
 
     fields = [k for k in ("severity_text", "body") if has_nul(raw[k])]
-    fields += [storable_raw(k) for k, v in raw["attributes"].items() if has_nul(k) or has_nul(v)]
-    return fields
+    attrs = raw["attributes"]
+    return fields + sorted(storable_raw(k) for k, v in attrs.items() if has_nul(k) or has_nul(v))
 
 
 def _row(

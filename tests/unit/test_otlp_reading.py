@@ -97,17 +97,30 @@ def test_value_of_reads_the_oneof(v: AnyValue) -> None:
 
 
 @given(
-    st.dictionaries(st.text(max_size=8), _any_value, max_size=6), st.frozensets(st.text(max_size=8))
+    st.lists(st.tuples(st.text(max_size=8), _any_value), max_size=6),
+    st.frozensets(st.text(max_size=8)),
 )
-def test_attributes_of_some_keys_are_those_of_all(
-    values: dict[str, AnyValue], keys: frozenset[str]
+def test_a_records_attributes_read_through_the_map_are_those_of_the_list(
+    pairs: list[tuple[str, AnyValue]], keys: frozenset[str]
 ) -> None:
+    """`otlp_lean` reads a record's attributes as a map over the same bytes: the same dict as
+    the generated classes' list (the last of two entries with one key wins), and a lookup of
+    some keys the same as filtering all."""
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
     from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
-    kvs = [KeyValue(key=k, value=v) for k, v in values.items()]
-    every = otlp.attributes(kvs)
-    assert set(every) == set(values)
-    some = otlp.attributes(kvs, keys)
-    assert set(some) == set(values) & keys
-    for key, value in some.items():
+    from claresia_sync.telemetry.otlp_lean import lean
+
+    request = ExportLogsServiceRequest()
+    record = request.resource_logs.add().scope_logs.add().log_records.add()
+    record.attributes.extend(KeyValue(key=k, value=v) for k, v in pairs)
+    every = otlp.attributes(record.attributes)
+    assert list(every) == list(dict(pairs))
+    (read,) = lean(request).resource_logs[0].scope_logs[0].log_records
+    mapped = otlp.record_attributes(read)
+    some = otlp.record_attributes(read, tuple(keys))
+    assert set(mapped) == set(every) and set(some) == set(every) & keys
+    for key, value in mapped.items():
         assert value == every[key] or (value != value and every[key] != every[key])
+        if key in some:
+            assert some[key] == value or (value != value and some[key] != some[key])
