@@ -167,10 +167,8 @@ class Demo:
         text = re.sub(
             r"^( +)org_id: ",
             lambda m: f"{m[1]}base_url: {emulator.base_url}\n{m[1]}org_id: ",
-            text.replace(
-                "      # base_url: http://127.0.0.1:8765   # optional: the emulator, or a proxy\n",
-                "",
-            ).replace(  # ferretti's Claude Code exports to the receiver with its token
+            re.sub(r"^ +# base_url: .*\n", "", text, flags=re.MULTILINE).replace(
+                # ferretti's Claude Code exports to the receiver with its token
                 "    # otlp_token: env:CLARESIA_FERRETTI_OTLP_TOKEN\n",
                 "    otlp_token: env:CLARESIA_FERRETTI_OTLP_TOKEN\n",
             ),

@@ -10,11 +10,10 @@ from sqlalchemy import Connection, text
 
 from claresia_sync.errors import one_line
 from claresia_sync.publish.jobs import ACTIVE
+from claresia_sync.publish.targets import KINDS
 from claresia_sync.telemetry.sources import (
-    ACTIVITY_FEED,
     AUDIT_POLLER,
     CLAUDE_CODE_OTLP,
-    SKILLS_ANALYTICS,
     SourceState,
 )
 
@@ -176,14 +175,23 @@ def status_json(
 
 # --- every target's organisations and the freshness of each telemetry source -----------------
 
-# What each target kind's organisations report, read by claresia-sync (docs/analytics.md): the
-# audit log of org-skills organisations; the skills analytics and activity feed of Claude
-# Enterprise ones. Claude Code's OTLP export is per root tenant (its token), shown with the
-# tenant's Claude Enterprise organisation, else its first.
-EXPECTED_SOURCES = {
-    "org-skills": (AUDIT_POLLER,),
-    "claude-enterprise": (SKILLS_ANALYTICS, ACTIVITY_FEED),
-}
+# What each target kind's organisations report, read by claresia-sync (docs/analytics.md), is
+# the kind's `telemetry_sources`: the audit log of org-skills organisations; the skills
+# analytics and activity feed of Claude Enterprise ones. Claude Code's OTLP export is per root
+# tenant (its token), shown with the organisation of the tenant's target that takes Claude
+# Code's managed settings (claude-enterprise), else its first.
+
+
+def expected_sources(kind: str) -> tuple[str, ...]:
+    """The sources that should run for an organisation used through `kind` (none for a kind
+    not known here)."""
+    found = KINDS.get(kind)
+    return found.telemetry_sources if found is not None else ()
+
+
+def _takes_claude_code(kind: str) -> bool:
+    found = KINDS.get(kind)
+    return found is not None and found.claude_code_settings
 
 
 @dataclass(frozen=True)
@@ -249,16 +257,16 @@ def organisations(
         by_org.setdefault((org_id, tenant), []).append(target)
     audit = {o.org_id: _audit_freshness(o, now) for o in orgs}
     kept = {(x.source, x.org_id): _freshness(x) for x in sources}
-    otlp_home: dict[str, tuple[str, bool]] = {}  # root tenant -> (org, is Claude Enterprise)
+    otlp_home: dict[str, tuple[str, bool]] = {}  # root tenant -> (org, takes Claude Code's)
     for (org_id, tenant), kinds in sorted(by_org.items()):
-        enterprise = "claude-enterprise" in kinds
-        if tenant not in otlp_home or (enterprise and not otlp_home[tenant][1]):
-            otlp_home[tenant] = (org_id, enterprise)
+        settings = any(_takes_claude_code(k.partition(":")[0]) for k in kinds)
+        if tenant not in otlp_home or (settings and not otlp_home[tenant][1]):
+            otlp_home[tenant] = (org_id, settings)
     out = []
     for (org_id, tenant), kinds in sorted(by_org.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         found: list[SourceFreshness] = []
         for kind in dict.fromkeys(k.partition(":")[0] for k in kinds):
-            for name in EXPECTED_SOURCES.get(kind, ()):
+            for name in expected_sources(kind):
                 never = SourceFreshness(name, org_id, None, None, None, None)
                 found.append(audit.get(org_id, never) if name == AUDIT_POLLER else
                              kept.get((name, org_id), never))  # fmt: skip

@@ -26,12 +26,10 @@ from claresia_sync.secrets import (
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 
-# The targets a tenant can publish to (docs/interfaces.md section 6, docs/targets.md): the kinds
-# of `publish.targets.KINDS`. org-skills, the organisation API `OrgClient` speaks, is the
-# default of a connection; the other names are for the telemetry sources that read them.
+# The targets a tenant can publish to are the kinds of `publish.targets.KINDS` (docs/targets.md),
+# each named in its own module. org-skills, the organisation API `OrgClient` speaks, is named
+# here: it is the default of a connection (`connection test --key-ref`, the audit poller).
 ORG_SKILLS = "org-skills"
-CLAUDE_ENTERPRISE = "claude-enterprise"
-CLAUDE_API = "claude-api"
 KEY_FAMILIES: dict[str, KeyFamily] = {ORG_SKILLS: CONSOLE_ADMIN}
 """Target kind -> the key family of its connections: each kind's own, put here as it is
 registered (`publish.targets.register`), so that resolving a key needs no target module."""

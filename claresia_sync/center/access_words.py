@@ -66,9 +66,9 @@ def describe(target: str, acl: Mapping[str, Any] | None, names: Names) -> list[G
     """Who may use a skill published on `target` with access `acl`, one line each; an access
     of an unknown shape is shown as its JSON rather than guessed at."""
     acl = acl or {}
-    kind, _, workspace = target.partition(":")
+    workspace = target.partition(":")[2]
     lines: list[Grantee] = []
-    if kind == "claude-api" or (workspace and not acl):
+    if workspace and not acl:  # a target of one workspace, which is the access (claude-api)
         who = names.workspace(workspace) if workspace else "the workspace"
         lines.append(
             Grantee(who, "workspace", workspace or None, None, f"{who}: every API key of it")

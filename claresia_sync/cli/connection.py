@@ -40,13 +40,14 @@ def test(
     from claresia_sync.api.connect import TenantConnection
     from claresia_sync.cli.output import print_json
     from claresia_sync.connection_check import check_tenant_connection
+    from claresia_sync.publish.targets import ORG_SKILLS
 
     needs = None
     if tenant is not None:
         if base_url is not None or key_ref is not None:
             raise UserError("give either --tenant or --base-url/--key-ref, not both")
         targets, needs, groups = _tenant_targets(tenant)
-        if targets[0].target != "org-skills":
+        if targets[0].target != ORG_SKILLS.name:  # its check is `connection_check`'s
             _test_real_targets(targets, groups, as_json)
             return
         conn = targets[0]
@@ -106,6 +107,7 @@ def _test_real_targets(
     """Each target of a tenant on the real targets (and its org-skills connection, `also`)."""
     from claresia_sync.cli.output import print_json
     from claresia_sync.connection_check import check_tenant_connection
+    from claresia_sync.publish.targets import ORG_SKILLS
     from claresia_sync.target_check import check_targets
 
     async def run() -> tuple[Any, list[Any]]:
@@ -119,11 +121,11 @@ def _test_real_targets(
     if as_json:
         out = [r.to_json() for r in reports]
         if first is not None:
-            out.insert(0, {"target": "org-skills", **first.to_json()})
+            out.insert(0, {"target": ORG_SKILLS.name, **first.to_json()})
         print_json({"targets": out, "ok": not problems})
     else:
         if first is not None:
-            print("[org-skills]")
+            print(f"[{ORG_SKILLS.name}]")
             for line in first.lines():
                 print(f"  {line}")
         for r in reports:

@@ -30,6 +30,7 @@ from claresia_sync.api.connect import TenantConnection
 from claresia_sync.api.sdk import SdkCaller, SdkFailure
 from claresia_sync.db.models import ClaudeCodeSettings, OtlpToken, Tenant
 from claresia_sync.errors import UserError
+from claresia_sync.publish.targets import KINDS
 from claresia_sync.publish.targets.base import TargetError
 from claresia_sync.secrets import KeyReferenceError, resolve_token
 from claresia_sync.tenancy.lookup import require_tenant, tenant_targets, workspaces_and_groups
@@ -205,7 +206,8 @@ def _load(session: Session, slug: str) -> _Tenant:
             "{manage_claude_code_settings: true, endpoint: https://...}` and apply it"
         )
     token = session.get(OtlpToken, tenant.id)
-    targets = [c for c in tenant_targets(session, slug) if c.target == "claude-enterprise"]
+    # The target whose organisation takes Claude Code's managed settings (claude-enterprise).
+    targets = [c for c in tenant_targets(session, slug) if KINDS[c.target].claude_code_settings]
     owned = {g: o for g, raw in row.owned.items() if (o := Owned.from_json(raw)) is not None}
     return _Tenant(
         slug=slug,

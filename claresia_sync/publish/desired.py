@@ -216,7 +216,7 @@ def desired_state(session: Session, tenant_slug: str | None = None) -> list[OrgD
     if tenant_slug is not None and not in_scope:
         raise UserError(
             f"tenant {tenant_slug!r} has no organisation connection (nor has its parent): add "
-            "`connection:` to its entry in the tenant file and apply it"
+            f"`targets:` ({', '.join(KINDS)}) to its entry in the tenant file and apply it"
         )
     return in_scope
 

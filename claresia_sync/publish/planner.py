@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from claresia_sync.db.models import Publication
 from claresia_sync.publish.desired import DesiredSkill, OrgDesired
-from claresia_sync.publish.targets import Access, AccessCheck, LiveSkill
+from claresia_sync.publish.targets import ORG_SKILLS, Access, AccessCheck, LiveSkill
 
 
 class Op(StrEnum):
@@ -101,7 +101,7 @@ class PlanItem:
     tenant_id: int | None = None
     skill_id: str | None = None
     desired: DesiredSkill | None = None
-    target: str = "org-skills"
+    target: str = ORG_SKILLS.name
     """`publication.target` of the item (`TenantConnection.target_key`)."""
     twin_of: str | None = None
     """For the delete of a twin: the remote id of the copy that stays (or goes by its own

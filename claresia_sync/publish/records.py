@@ -14,7 +14,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from claresia_sync.db.models import EMPTY_ACL, Publication, PublicationHistory, Tenant
-from claresia_sync.publish.targets import Access
+from claresia_sync.publish.targets import ORG_SKILLS, Access
 
 NO_ACCESS: dict[str, Any] = json.loads(EMPTY_ACL)  # the column's own default
 
@@ -34,7 +34,7 @@ class PublicationState:
     """None: no access (an unpublished skill)."""
     last_error: str | None
     published_at: dt.datetime | None
-    target: str = "org-skills"
+    target: str = ORG_SKILLS.name
     """`TenantConnection.target_key`: one row per tenant, skill and target."""
     release: int | None = None
     """The catalog release of the live content (None: none live, or not this run's)."""

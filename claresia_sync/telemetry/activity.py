@@ -52,15 +52,16 @@ from sqlalchemy.orm import Session
 
 from claresia_sync import naming
 from claresia_sync.api.client import ActivityPage, OrgClient
-from claresia_sync.api.connect import CLAUDE_ENTERPRISE, TenantConnection, open_client
+from claresia_sync.api.connect import TenantConnection, open_client
 from claresia_sync.api.errors import UnexpectedResponseError
 from claresia_sync.api.sdk import SdkCaller, SdkFailure
 from claresia_sync.errors import one_line
 from claresia_sync.publish import jobs
+from claresia_sync.publish.targets import CLAUDE_ENTERPRISE_KIND
 from claresia_sync.publish.targets.base import TargetError
 from claresia_sync.telemetry import seam, sources
 from claresia_sync.telemetry.analytics import UsageContext
-from claresia_sync.telemetry.analytics_reader import enterprise_connections
+from claresia_sync.telemetry.analytics_reader import connections_offering
 
 log = logging.getLogger(__name__)
 
@@ -329,9 +330,9 @@ async def our_keys(engine: Engine, org_id: str, uploader: Uploader | None) -> se
 
     def read() -> tuple[list[tuple[str, str]], set[str]]:
         with engine.connect() as conn:
+            plugins = {"org": org_id, "kind": CLAUDE_ENTERPRISE_KIND.name}
             recorded = [
-                (r.remote_skill_id, r.remote_version)
-                for r in conn.execute(_RECORDED, {"org": org_id, "kind": CLAUDE_ENTERPRISE})
+                (r.remote_skill_id, r.remote_version) for r in conn.execute(_RECORDED, plugins)
             ]
             learnt = set(
                 conn.execute(_LEARNT, {"org": org_id, "key_actors": list(KEY_FIELDS)}).scalars()
@@ -535,8 +536,13 @@ async def _open(
         await caller.aclose()
 
 
+def _connections(session: Session) -> list[TenantConnection]:
+    """The targets whose kind offers the feed (claude-enterprise)."""
+    return connections_offering(session, SOURCE)
+
+
 KIND = seam.register(
-    seam.SourceKind(SOURCE, enterprise_connections, _open, interval_setting="activity_interval")
+    seam.SourceKind(SOURCE, _connections, _open, interval_setting="activity_interval")
 )
 
 

@@ -21,8 +21,9 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from claresia_sync.api.client import CallCounter
-from claresia_sync.api.connect import CLAUDE_ENTERPRISE, TenantConnection
+from claresia_sync.api.connect import TenantConnection
 from claresia_sync.api.sdk import SdkCaller, SdkFailure
+from claresia_sync.publish.targets import KINDS
 from claresia_sync.telemetry import seam, sources
 from claresia_sync.telemetry.analytics import (
     SOURCE,
@@ -100,14 +101,21 @@ class SdkAnalyticsReader:
         await self.caller.aclose()
 
 
-def enterprise_connections(session: Session) -> list[TenantConnection]:
-    """The claude-enterprise target of every root tenant (their admin key reads analytics)."""
+def connections_offering(session: Session, source: str) -> list[TenantConnection]:
+    """The target connections of every root tenant whose kind offers `source`
+    (`TargetKind.telemetry_sources`): the ones a run of the source reads."""
     return [
         c
         for conns in target_connections(session).values()
         for c in conns
-        if c.target == CLAUDE_ENTERPRISE
+        if source in KINDS[c.target].telemetry_sources
     ]
+
+
+def enterprise_connections(session: Session) -> list[TenantConnection]:
+    """The claude-enterprise target of every root tenant (the kind that offers the skills
+    analytics: its admin key reads them)."""
+    return connections_offering(session, SOURCE)
 
 
 @asynccontextmanager

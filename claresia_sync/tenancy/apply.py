@@ -26,11 +26,13 @@ from claresia_sync.db.models import (
     WorkspaceMapping,
     ZeroRetentionAttestation,
 )
+from claresia_sync.publish.targets import KINDS
 from claresia_sync.tenancy.schema import (
     SubTenantSpec,
     TenantConfigError,
     TenantsFile,
     TenantSpec,
+    organisation_connection,
 )
 
 
@@ -184,33 +186,38 @@ def _tenant(
 
 
 def _connection(session: Session, tenant: Tenant, root: TenantSpec | None) -> list[Change]:
-    """The root's organisation connection; a sub-tenant has none (it uses its parent's)."""
+    """The root's organisation connection (the section of the kind that is it, org-skills,
+    whichever spelling gave it); a sub-tenant has none (it uses its parent's)."""
     conn = session.get(OrgConnection, tenant.id)
     if root is None:
         if conn is None:
             return []
         session.delete(conn)
         return [Change("-", f"connection {tenant.slug} (now a sub-tenant)")]
-    want = root.connection
-    if want is None:  # not (or no longer) on org-skills
+    home = organisation_connection()
+    section = root.section(home.name) if home is not None else None
+    if home is None or section is None:  # not (or no longer) on org-skills
         if conn is None:
             return []
         session.delete(conn)
-        return [Change("-", f"connection {tenant.slug} (org-skills)")]
+        return [Change("-", f"connection {tenant.slug} ({home.name if home else 'none'})")]
+    want = section.stored()
     if conn is None:
         session.add(
             OrgConnection(
                 tenant_id=tenant.id,
                 org_id=want.org_id,
-                admin_key_ref=want.admin_key,
+                admin_key_ref=want.admin_key_ref,
                 base_url=want.base_url,
             )
         )
-        return [Change("+", f"connection {tenant.slug}: org {want.org_id}, key {want.admin_key}")]
+        return [
+            Change("+", f"connection {tenant.slug}: org {want.org_id}, key {want.admin_key_ref}")
+        ]
     changes = []
     for field, value in (
         ("org_id", want.org_id),
-        ("admin_key_ref", want.admin_key),
+        ("admin_key_ref", want.admin_key_ref),
         ("base_url", want.base_url),
     ):
         if getattr(conn, field) != value:
@@ -222,8 +229,8 @@ def _connection(session: Session, tenant: Tenant, root: TenantSpec | None) -> li
 
 
 def _targets(session: Session, tenant: Tenant, root: TenantSpec | None) -> list[Change]:
-    """The root's targets under `targets:`, one row per kind as its section stores it (keys by
-    reference); none for a sub-tenant."""
+    """The root's targets, one row per kind as its section stores it (keys by reference), but
+    the organisation connection (`_connection`); none for a sub-tenant."""
     have = {
         t.kind: t
         for t in session.scalars(select(TenantTarget).where(TenantTarget.tenant_id == tenant.id))
@@ -231,6 +238,7 @@ def _targets(session: Session, tenant: Tenant, root: TenantSpec | None) -> list[
     want: dict[str, dict[str, Any]] = {
         kind: asdict(section.stored())
         for kind, section in (root.target_sections() if root is not None else [])
+        if not KINDS[kind].organisation_connection
     }
     changes: list[Change] = []
     for kind, row in have.items():

@@ -58,8 +58,8 @@ def root_slugs(session: Session, tenant_slug: str | None) -> list[str]:
 
 def no_connection_error(root_slug: str) -> UserError:
     return UserError(
-        f"tenant {root_slug!r} has no organisation connection: add `connection:` (org-skills) "
-        "or `targets:` to its entry in the tenant file and apply it"
+        f"tenant {root_slug!r} has no organisation connection: add `targets:` "
+        f"({', '.join(KINDS)}) to its entry in the tenant file and apply it"
     )
 
 
@@ -96,9 +96,9 @@ def org_connections(session: Session) -> dict[int, TenantConnection]:
 def target_connections(
     session: Session, root_ids: set[int] | None = None
 ) -> dict[int, list[TenantConnection]]:
-    """Every target of every root tenant (or of `root_ids`), by root id: its org-skills
-    `connection` first, then each target of `targets:` in the order of `targets.KINDS`, fanned
-    out by its kind (claude-api: once per workspace key)."""
+    """Every target of every root tenant (or of `root_ids`), by root id: its organisation
+    connection (org-skills, `org_connection`) first, then each target of `tenant_target` in the
+    order of `targets.KINDS`, fanned out by its kind (claude-api: once per workspace key)."""
     tenants = select(Tenant.id, Tenant.slug)
     attestations = select(
         ZeroRetentionAttestation.tenant_id,

@@ -5,7 +5,8 @@ version: 1
 tenants:
   - slug: dainese                      # root tenant: owns the Anthropic organisation connection
     display_name: Dainese S.p.A.
-    connection: {org_id: org_dainese, admin_key: env:CLARESIA_DAINESE_ADMIN_KEY}   # org-skills
+    targets:                           # one section per target kind (docs/targets.md)
+      org-skills: {org_id: org_dainese, admin_key: env:CLARESIA_DAINESE_ADMIN_KEY}
     workspaces: [{id: wrkspc_dainese_sales, name: dainese-sales}]
     archetypes:
       - {slug: account-exec, rbac_group: rbac_group_dainese_sales, grants: [meeting-summary]}
@@ -31,7 +32,10 @@ tenants:
 ```
 
 Every key is a reference; which key family a reference must resolve to is the target's
-(`claresia_sync.secrets.KeyFamily`), checked when the key is read.
+(`claresia_sync.secrets.KeyFamily`), checked when the key is read. Each section under
+`targets:` is its kind's (`TargetKind.section`, composed here from `targets.KINDS`). A root
+tenant's `connection:` is the older spelling of the organisation connection's section
+(`targets.org-skills`), read with the same meaning; a tenant giving both is refused.
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from claresia_sync import naming
 from claresia_sync.errors import UserError
-from claresia_sync.publish.targets import KINDS
+from claresia_sync.publish.targets import KINDS, TargetKind
 from claresia_sync.publish.targets.section import (
     AnthropicId,
     BaseUrl,
@@ -104,14 +108,6 @@ class ArchetypeSpec(_Spec):
     """claude-enterprise only: the installation preference of its group on each granted plugin."""
 
 
-class ConnectionSpec(_Spec):
-    """The `org-skills` target (docs/interfaces.md section 3): a Console admin key."""
-
-    org_id: AnthropicId
-    admin_key: KeyRef
-    base_url: BaseUrl | None = None
-
-
 class TargetsSpec(_Spec):
     """A root tenant's `targets:`: one optional section per target kind that has one
     (`TargetKind.section`), keyed by the kind's name; the model the file is read with is composed
@@ -128,6 +124,11 @@ class TargetsSpec(_Spec):
 
     def section(self, kind: str) -> TargetSection | None:
         return dict(self.sections()).get(kind)
+
+
+def organisation_connection() -> TargetKind | None:
+    """The kind whose section a root tenant's `connection:` also spells (org-skills)."""
+    return next((k for k in KINDS.values() if k.organisation_connection), None)
 
 
 class ZeroRetentionSpec(_Spec):
@@ -160,7 +161,9 @@ class SubTenantSpec(_Spec):
 
 
 class TenantSpec(SubTenantSpec):
-    connection: ConnectionSpec | None = None
+    connection: TargetSection | None = None
+    """The older spelling of `targets.<the organisation connection's kind>` (org-skills); the
+    model the file is read with types it as that kind's section."""
     targets: TargetsSpec | None = None
     zero_retention: ZeroRetentionSpec | None = None
     otlp_token: KeyRef | None = None
@@ -169,15 +172,28 @@ class TenantSpec(SubTenantSpec):
     sub_tenants: list[SubTenantSpec] = []
 
     def org_ids(self) -> list[tuple[str, str]]:
-        """(path under the tenant, org id) of every target, org-skills' `connection` first."""
-        out = [("connection.org_id", self.connection.org_id)] if self.connection else []
-        for kind, section in self.target_sections():
-            out.append((f"targets.{kind}.org_id", section.org_id))
+        """(path under the tenant, org id) of every target, as `placed_sections`."""
+        return [(f"{where}.org_id", section.org_id) for where, _, section in self.placed_sections()]
+
+    def placed_sections(self) -> list[tuple[str, str, TargetSection]]:
+        """(path under the tenant, kind, section) of each target: `connection:` (the
+        organisation connection's older spelling) first, then `targets:` in the order of
+        `targets.KINDS`."""
+        out: list[tuple[str, str, TargetSection]] = []
+        home = organisation_connection()
+        if self.connection is not None and home is not None:
+            out.append(("connection", home.name, self.connection))
+        for kind, section in self.targets.sections() if self.targets else []:
+            out.append((f"targets.{kind}", kind, section))
         return out
 
     def target_sections(self) -> list[tuple[str, TargetSection]]:
-        """(kind, section) of each target under `targets:`."""
-        return self.targets.sections() if self.targets else []
+        """(kind, section) of each target, whichever spelling gave it."""
+        return [(kind, section) for _, kind, section in self.placed_sections()]
+
+    def section(self, kind: str) -> TargetSection | None:
+        """The section of `kind` (None: the tenant has no such target)."""
+        return dict(self.target_sections()).get(kind)
 
     @property
     def org_id(self) -> str:
@@ -199,19 +215,29 @@ class TenantsFile(_Spec):
 
 
 def tenants_file_model() -> type[TenantsFile]:
-    """`TenantsFile` with `targets:` composed from the kinds registered now."""
-    return _composed(tuple((name, kind.section) for name, kind in KINDS.items()))
+    """`TenantsFile` with `targets:` (and `connection:`) composed from the kinds registered
+    now."""
+    home = organisation_connection()
+    return _composed(
+        tuple((name, kind.section) for name, kind in KINDS.items()),
+        home.section if home is not None else None,
+    )
 
 
 @functools.cache
-def _composed(sections: tuple[tuple[str, type[TargetSection] | None], ...]) -> type[TenantsFile]:
+def _composed(
+    sections: tuple[tuple[str, type[TargetSection]], ...],
+    connection: type[TargetSection] | None,
+) -> type[TenantsFile]:
     fields: dict[str, Any] = {
         name.replace("-", "_"): (section | None, Field(None, alias=name))
         for name, section in sections
-        if section is not None
     }
     targets = create_model("TargetsSpec", __base__=TargetsSpec, **fields)
-    tenant = create_model("TenantSpec", __base__=TenantSpec, targets=(targets | None, None))
+    tenant_fields: dict[str, Any] = {"targets": (targets | None, None)}
+    if connection is not None:
+        tenant_fields["connection"] = (connection | None, None)
+    tenant = create_model("TenantSpec", __base__=TenantSpec, **tenant_fields)
     return create_model("TenantsFile", __base__=TenantsFile, tenants=(list[tenant], ...))
 
 
@@ -343,7 +369,7 @@ def check_consistency(config: TenantsFile) -> list[str]:
         org = root.org_id
         if spec is root:
             problems += _check_targets(path, root)
-            where = root.org_ids()[0][0] if root.org_ids() else "connection.org_id"
+            where = root.org_ids()[0][0] if root.org_ids() else "targets"
             if org and org in org_at:
                 problems.append(
                     f"{path}.{where}: organisation {org!r} is already connected at "
@@ -387,12 +413,20 @@ def _check_targets(path: str, root: TenantSpec) -> list[str]:
     checks itself against the workspaces mapped to the tenant or its sub-tenants."""
     orgs = root.org_ids()
     if not orgs:
-        sectioned = ", ".join(name for name, kind in KINDS.items() if kind.section is not None)
         return [
-            f"{path}: no target: give `connection:` (org-skills) or `targets:` "
-            f"({sectioned}) with the organisation and key references"
+            f"{path}: no target: give `targets:` ({', '.join(KINDS)}) with the organisation "
+            "and key references"
         ]
-    problems = [
+    problems: list[str] = []
+    given = [(where, kind) for where, kind, _ in root.placed_sections()]
+    for where, kind in given:
+        if where == "connection" and (f"targets.{kind}", kind) in given:
+            problems.append(
+                f"{path}: tenant {root.slug!r} gives its {kind} target twice, at "
+                f"{path}.connection and {path}.targets.{kind}: keep one (`targets.{kind}` is "
+                "the preferred spelling)"
+            )
+    problems += [
         f"{path}.{where}: organisation {org!r} differs from {orgs[0][1]!r} at {path}."
         f"{orgs[0][0]}: a root tenant's targets are in one organisation"
         for where, org in orgs[1:]
@@ -404,8 +438,8 @@ def _check_targets(path: str, root: TenantSpec) -> list[str]:
         for j, spec in enumerate([root, *root.sub_tenants])
         for w, ws in enumerate(spec.workspaces)
     }
-    for kind, section in root.target_sections():
-        problems += section.problems(f"{path}.targets.{kind}", mapped)
+    for where, _, section in root.placed_sections():
+        problems += section.problems(f"{path}.{where}", mapped)
     return problems
 
 
@@ -431,9 +465,11 @@ def _check_otlp(path: str, root: TenantSpec) -> list[str]:
             f"{here}.manage_claude_code_settings: needs `otlp_token: env:NAME` on the tenant "
             "(the token Claude Code sends to the receiver)"
         )
-    if root.targets is None or root.targets.section("claude-enterprise") is None:
+    carriers = [name for name, kind in KINDS.items() if kind.claude_code_settings]
+    if not any(KINDS[kind].claude_code_settings for kind, _ in root.target_sections()):
         problems.append(
-            f"{here}.manage_claude_code_settings: needs the claude-enterprise target (the "
-            "managed-settings API is Claude Enterprise's): add targets.claude-enterprise"
+            f"{here}.manage_claude_code_settings: needs the {' or '.join(carriers)} target (the "
+            "managed-settings API is Claude Enterprise's): add "
+            + " or ".join(f"targets.{name}" for name in carriers)
         )
     return problems

@@ -393,18 +393,14 @@ def test_compose_setup_runs_real_commands_on_an_emulator_tenant_file() -> None:
 
 
 def _places(tenant: Any) -> list[tuple[str | None, str]]:
-    """(base_url, key reference) of each place a root tenant publishes to: its org-skills
-    connection and each real target (claude-api: one key per workspace)."""
+    """(base_url, key reference) of each place a root tenant publishes to: each target, as its
+    section stores it (claude-api: one key per workspace)."""
     places: list[tuple[str | None, str]] = []
-    if tenant.connection is not None:
-        places.append((tenant.connection.base_url, tenant.connection.admin_key))
-    targets = tenant.targets
-    if targets is not None and targets.claude_enterprise is not None:
-        ce = targets.claude_enterprise
-        places.append((ce.base_url, ce.admin_key))
-    if targets is not None and targets.claude_api is not None:
-        api = targets.claude_api
-        places += [(api.base_url, ref) for ref in api.workspace_keys.values()]
+    for _, section in tenant.target_sections():
+        stored = section.stored()
+        if stored.admin_key_ref is not None:
+            places.append((stored.base_url, stored.admin_key_ref))
+        places += [(stored.base_url, ref) for ref in stored.workspace_key_refs.values()]
     return places
 
 
@@ -525,8 +521,9 @@ def test_jobs_run_real_commands_and_the_configmap_tenants_reference_mounted_keys
             if m["name"] in secret_vols
         }
         for tenant in config.tenants:
-            assert tenant.connection is not None
-            kind, _, target = tenant.connection.admin_key.partition(":")
+            org_skills = tenant.section("org-skills")
+            assert org_skills is not None and tenant.connection is None  # the preferred spelling
+            kind, _, target = org_skills.admin_key.partition(":")
             assert kind == "file"
             secret = key_mounts[str(Path(target).parent)]
             _assert_example_secret_has(secret, Path(target).name)

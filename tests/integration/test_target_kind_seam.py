@@ -6,6 +6,7 @@ none of which names it (real PostgreSQL)."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,11 +17,22 @@ from sqlalchemy.orm import Session
 
 from claresia_sync.db.models import Publication, TenantTarget
 from claresia_sync.publish.targets import KINDS, registered
+from claresia_sync.status import organisations
 from claresia_sync.target_check import check_targets
+from claresia_sync.telemetry.analytics_reader import connections_offering
+from claresia_sync.telemetry.sources import CLAUDE_CODE_OTLP, SKILLS_ANALYTICS, SourceState
 from claresia_sync.tenancy import TenantConfigError, apply_tenants, parse_tenants
 from claresia_sync.tenancy.lookup import tenant_targets
 from tests.integration.test_publish_e2e import import_example_catalog, names, publish
-from tests.kinds.memory import MEMORY, OPENED, SHELF_KEY, SHELVES, MemorySection, ShelfAccess
+from tests.kinds.memory import (
+    MEMORY,
+    OPENED,
+    SHELF_KEY,
+    SHELVES,
+    MemoryKind,
+    MemorySection,
+    ShelfAccess,
+)
 
 LEMURIA = """
 version: 1
@@ -75,8 +87,8 @@ def _apply(engine: Engine, data: dict[str, Any]) -> list[str]:
 
 def test_the_tenants_file_knows_a_kind_only_once_it_is_registered() -> None:
     assert _problems(_data()) == [
-        "t.yaml: tenants[0].targets.memory: unknown key (allowed here: claude-enterprise, "
-        "claude-api)"
+        "t.yaml: tenants[0].targets.memory: unknown key (allowed here: org-skills, "
+        "claude-enterprise, claude-api)"
     ]
     with registered(MEMORY):
         config = parse_tenants(LEMURIA, "t.yaml")
@@ -102,8 +114,8 @@ def test_its_section_is_checked_like_the_others() -> None:
     data = _data()
     data["tenants"][0]["targets"]["memroy"] = data["tenants"][0]["targets"].pop("memory")
     assert _problems(data) == [
-        "t.yaml: tenants[0].targets.memroy: unknown key (allowed here: claude-enterprise, "
-        "claude-api, memory); did you mean 'memory'?"
+        "t.yaml: tenants[0].targets.memroy: unknown key (allowed here: org-skills, "
+        "claude-enterprise, claude-api, memory); did you mean 'memory'?"
     ]
     data = _data()
     data["tenants"][0]["targets"]["memory"]["shelves"] = {"shelf_main": "sk-mem-pasted-key"}
@@ -184,3 +196,47 @@ def test_applied_looked_up_checked_and_published_to(
     assert {s.name for s in main.values()} == names("lemuria", {"prd-review"})
     again = publish(engine)
     assert again.stats["created"] == again.stats["deleted"] == 0
+
+
+class DeclaringMemory(MemoryKind):
+    """The memory kind declaring the features a kind may own: its organisations take Claude
+    Code's managed settings and offer the skills analytics."""
+
+    claude_code_settings = True
+    telemetry_sources = (SKILLS_ANALYTICS,)
+
+
+def test_what_a_kind_declares_the_product_follows(engine: Engine) -> None:
+    """No product module changes: the `otlp:` opt-in, a telemetry source's connections and
+    `status` read what the kind declares."""
+    data = _data()
+    root = data["tenants"][0]
+    root["otlp_token"] = "env:LEMURIA_OTLP_TOKEN"
+    root["otlp"] = {"manage_claude_code_settings": True, "endpoint": "https://r.example:4318"}
+    with registered(MEMORY):  # declares neither
+        assert _problems(data) == [
+            "t.yaml: tenants[0].otlp.manage_claude_code_settings: needs the claude-enterprise "
+            "target (the managed-settings API is Claude Enterprise's): add "
+            "targets.claude-enterprise"
+        ]
+    with registered(DeclaringMemory()):
+        parse_tenants(yaml.safe_dump(data), "t.yaml")  # the opt-in has its target
+        import_example_catalog(engine)
+        _apply(engine, data)
+        with Session(engine) as s:
+            offered = [c.target_key for c in connections_offering(s, SKILLS_ANALYTICS)]
+        assert offered == ["memory:shelf_data", "memory:shelf_main"]
+
+        now = dt.datetime(2026, 12, 7, tzinfo=dt.UTC)
+        export = SourceState(CLAUDE_CODE_OTLP, "lemuria", now, now, None, 1.0, 0)
+        (org,) = organisations(
+            [("lemuria", "org_lemuria", "memory:shelf_main")], [], [export], now
+        )
+        assert [(f.source, f.last_run_at) for f in org.sources] == [
+            (SKILLS_ANALYTICS, None),  # expected, never ran: shown without a run
+            (CLAUDE_CODE_OTLP, now),  # the tenant's Claude Code export, with its organisation
+        ]
+    with registered(MEMORY), Session(engine) as s:
+        assert connections_offering(s, SKILLS_ANALYTICS) == []
+    (org,) = organisations([("lemuria", "org_lemuria", "memory:shelf_main")], [], [], now)
+    assert org.sources == ()

@@ -136,7 +136,7 @@ def test_targets_problems_name_file_and_path() -> None:
     )
     assert _problems(data) == [
         "t.yaml: tenants[0].targets.claude-enterprize: unknown key (allowed here: "
-        "claude-enterprise, claude-api); did you mean 'claude-enterprise'?"
+        "org-skills, claude-enterprise, claude-api); did you mean 'claude-enterprise'?"
     ]
 
 

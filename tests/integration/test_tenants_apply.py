@@ -105,6 +105,33 @@ def test_apply_twice_changes_nothing(session: Session) -> None:
     assert len(_grants(session)) == 27
 
 
+def test_org_skills_in_either_spelling_is_one_organisation_connection(applied: Session) -> None:
+    """`targets.org-skills` (the example's) and the older `connection:` store the same
+    `org_connection` row: switching spellings changes nothing; a changed field or a removed
+    section changes that row."""
+    older = _example()
+    for root in older["tenants"][:2]:  # dainese, acme
+        root["connection"] = root.pop("targets")["org-skills"]
+    assert _apply(applied, older) == []
+    older["tenants"][1]["connection"]["base_url"] = "http://127.0.0.1:8765"
+    assert _apply(applied, older) == [
+        "~ connection acme base_url: None -> http://127.0.0.1:8765"
+    ]
+    assert get_connection(applied, "acme").base_url == "http://127.0.0.1:8765"
+    preferred = _example()
+    preferred["tenants"][1]["targets"]["org-skills"]["base_url"] = "http://127.0.0.1:8765"
+    assert _apply(applied, preferred) == []
+    del preferred["tenants"][1]["targets"]["org-skills"]
+    preferred["tenants"][1]["targets"]["claude-api"] = {
+        "org_id": "org_acme",
+        "workspace_keys": {"wrkspc_acme_default": "env:CLARESIA_ACME_API_KEY"},
+    }
+    changes = _apply(applied, preferred)
+    assert "- connection acme (org-skills)" in changes, changes
+    acme = applied.scalars(select(Tenant.id).where(Tenant.slug == "acme")).one()
+    assert applied.get(OrgConnection, acme) is None
+
+
 def test_removing_a_grant_removes_it(applied: Session) -> None:
     data = _example()
     eng = data["tenants"][0]["sub_tenants"][0]

@@ -2,8 +2,10 @@
 
 It is the proof that a kind is one module plus one line in the kinds table (here the test's
 `registered(MEMORY)`): its tenants-file section (`targets.memory: {org_id, shelves}`), its key
-family (`mem-` keys), its fan-out (one connection per shelf) and its connection check are all
-below, and no product module names it. `SHELVES` is what the targets hold, for the tests to read.
+family (`mem-` keys), its fan-out (one connection per shelf), its connection check and the
+features it declares (no organisation connection, no Claude Code settings, no telemetry source;
+a test may subclass it to declare them) are all below, and no product module names it.
+`SHELVES` is what the targets hold, for the tests to read.
 """
 
 from __future__ import annotations
@@ -123,6 +125,9 @@ class MemoryKind:
     name = NAME
     key_family = SHELF_KEY
     section = MemorySection
+    organisation_connection = False
+    claude_code_settings = False
+    telemetry_sources: tuple[str, ...] = ()
 
     def connections(self, base: TenantConnection, stored: StoredTarget) -> list[TenantConnection]:
         return [

@@ -15,7 +15,8 @@ BASE = """
 version: 1
 tenants:
   - slug: dainese
-    connection: {org_id: org_dainese, admin_key: env:CLARESIA_DAINESE_ADMIN_KEY}
+    targets:
+      org-skills: {org_id: org_dainese, admin_key: env:CLARESIA_DAINESE_ADMIN_KEY}
     workspaces: [{id: wrkspc_dainese_sales}]
     archetypes:
       - {slug: account-exec, rbac_group: rbac_group_dainese_sales, grants: [meeting-summary]}
@@ -47,8 +48,11 @@ def _edit(path: str, value: object) -> str:
 def test_example_file_has_the_demo_identities() -> None:
     config = load_tenants(EXAMPLE)
     dainese, acme, _ferretti, vespucci = config.tenants
-    assert (dainese.slug, dainese.connection.org_id) == ("dainese", "org_dainese")
-    assert dainese.connection.admin_key == "env:CLARESIA_DAINESE_ADMIN_KEY"
+    # org-skills in the preferred spelling, `targets.org-skills`.
+    org_skills = dainese.section("org-skills")
+    assert dainese.connection is None and org_skills is not None
+    assert (dainese.slug, dainese.org_id) == ("dainese", "org_dainese")
+    assert org_skills.stored().admin_key_ref == "env:CLARESIA_DAINESE_ADMIN_KEY"
     assert [s.slug for s in dainese.sub_tenants] == ["dainese-eng", "dainese-corp"]
     assert [w.id for w in dainese.workspaces] == ["wrkspc_dainese_sales"]
     eng, corp = dainese.sub_tenants
@@ -62,7 +66,7 @@ def test_example_file_has_the_demo_identities() -> None:
         "product-manager": "rbac_group_dainese_product"
     }
     assert {a.slug for a in dainese.archetypes} == {"account-exec"}
-    assert (acme.connection.org_id, [w.id for w in acme.workspaces]) == (
+    assert (acme.org_id, [w.id for w in acme.workspaces]) == (
         "org_acme",
         ["wrkspc_acme_default"],
     )
@@ -71,7 +75,7 @@ def test_example_file_has_the_demo_identities() -> None:
         "manager": "rbac_group_acme_managers",
     }
     # claude-api alone, its workspace key by reference (a demo key of the emulator's seed).
-    assert vespucci.connection is None and vespucci.targets is not None
+    assert vespucci.section("org-skills") is None and vespucci.targets is not None
     api = vespucci.targets.claude_api
     assert api is not None and api.org_id == "org_vespucci"
     assert api.workspace_keys == {
@@ -93,7 +97,8 @@ def test_unknown_key_is_named_with_its_path() -> None:
     [
         ("tenant", "(allowed here: version, tenants); did you mean 'tenants'?"),
         ("tenants.0.conection", "did you mean 'connection'?"),
-        ("tenants.0.connection.api_key", "(allowed here: org_id, admin_key, base_url)"),
+        ("tenants.0.targets.org-skills.api_key", "(allowed here: org_id, admin_key, base_url)"),
+        ("tenants.0.targets.org_skills", "did you mean 'org-skills'?"),
         ("tenants.0.workspaces.0.nme", "(allowed here: id, name); did you mean 'name'?"),
         ("tenants.0.archetypes.0.grant", "did you mean 'grants'?"),
         (
@@ -160,15 +165,15 @@ def test_two_roots_with_one_slug() -> None:
         ),
         ("tenants.0.slug", "Dainese", "tenants[0].slug", "not a valid slug"),
         (
-            "tenants.0.connection.admin_key",
+            "tenants.0.targets.org-skills.admin_key",
             "sk-ant-admin01-abc",
-            "tenants[0].connection.admin_key",
+            "tenants[0].targets.org-skills.admin_key",
             "given by value",
         ),
         (
-            "tenants.0.connection.admin_key",
+            "tenants.0.targets.org-skills.admin_key",
             "CLARESIA_KEY",
-            "tenants[0].connection.admin_key",
+            "tenants[0].targets.org-skills.admin_key",
             "env:NAME",
         ),
         ("tenants.0.workspaces.0.id", "has space", "tenants[0].workspaces[0].id", "pattern"),
@@ -181,16 +186,43 @@ def test_bad_values(path: str, value: object, where: str, says: str) -> None:
 
 
 def test_key_never_echoed() -> None:
-    problems = _problems(_edit("tenants.0.connection.admin_key", "sk-ant-admin01-SECRETSECRET"))
+    secret = "sk-ant-admin01-SECRETSECRET"
+    problems = _problems(_edit("tenants.0.targets.org-skills.admin_key", secret))
     assert not any("SECRETSECRET" in p for p in problems)
 
 
 def test_missing_connection() -> None:
     data = yaml.safe_load(BASE)
-    del data["tenants"][0]["connection"]
+    del data["tenants"][0]["targets"]
     assert _problems(yaml.safe_dump(data)) == [
-        "tenants.yaml: tenants[0]: no target: give `connection:` (org-skills) or `targets:` "
-        "(claude-enterprise, claude-api) with the organisation and key references"
+        "tenants.yaml: tenants[0]: no target: give `targets:` (org-skills, claude-enterprise, "
+        "claude-api) with the organisation and key references"
+    ]
+
+
+def test_connection_is_the_older_spelling_of_targets_org_skills() -> None:
+    """A file written before `targets.org-skills` is read with the same meaning: the same
+    section, at its own path in messages; giving both is refused, naming tenant and paths."""
+    older = yaml.safe_load(BASE)
+    older["tenants"][0]["connection"] = older["tenants"][0].pop("targets")["org-skills"]
+    read, preferred = (
+        parse_tenants(yaml.safe_dump(d), "tenants.yaml").tenants[0]
+        for d in (older, yaml.safe_load(BASE))
+    )
+    assert read.target_sections() == preferred.target_sections()
+    assert read.connection is not None and preferred.connection is None
+    assert (read.org_id, read.org_ids()) == ("org_dainese", [("connection.org_id", "org_dainese")])
+    assert preferred.org_ids() == [("targets.org-skills.org_id", "org_dainese")]
+    older["tenants"][0]["connection"]["admin_key"] = "CLARESIA_KEY"
+    (problem,) = _problems(yaml.safe_dump(older))
+    assert problem.startswith("tenants.yaml: tenants[0].connection.admin_key: "), problem
+
+    both = yaml.safe_load(BASE)
+    both["tenants"][0]["connection"] = dict(both["tenants"][0]["targets"]["org-skills"])
+    assert _problems(yaml.safe_dump(both)) == [
+        "tenants.yaml: tenants[0]: tenant 'dainese' gives its org-skills target twice, at "
+        "tenants[0].connection and tenants[0].targets.org-skills: keep one "
+        "(`targets.org-skills` is the preferred spelling)"
     ]
 
 
@@ -216,11 +248,10 @@ def test_duplicates_are_errors() -> None:
 
 def test_one_root_per_organisation() -> None:
     data = yaml.safe_load(BASE)
-    data["tenants"].append(
-        {"slug": "other", "connection": {"org_id": "org_dainese", "admin_key": "env:K"}}
-    )
+    other = {"org-skills": {"org_id": "org_dainese", "admin_key": "env:K"}}
+    data["tenants"].append({"slug": "other", "targets": other})
     (problem,) = _problems(yaml.safe_dump(data))
-    assert problem.startswith("tenants.yaml: tenants[1].connection.org_id: organisation")
+    assert problem.startswith("tenants.yaml: tenants[1].targets.org-skills.org_id: organisation")
 
 
 def test_published_name_clash_between_tenant_and_sub_tenant() -> None:

@@ -4,7 +4,8 @@
 docs/interfaces.md section 3), `claude-enterprise` (the Plugins API) and `claude-api` (the Skills
 API, one target per workspace); see docs/targets.md. See `base` for the protocol. Adding a kind
 is its module and one `register` line below (docs/architecture.md, "Adding a target"): the
-tenants file, `tenants apply`, the lookup, `connection test` and publishing read this table.
+tenants file, `tenants apply`, the lookup, `connection test`, publishing, the Claude Code
+settings step, the telemetry sources and `status` read this table.
 """
 
 from collections.abc import Iterator
@@ -28,7 +29,12 @@ from claresia_sync.publish.targets.claude_enterprise import (
     ClaudeEnterpriseTarget,
     Installation,
 )
-from claresia_sync.publish.targets.org_skills import ORG_SKILLS, Acl, OrgSkillsTarget
+from claresia_sync.publish.targets.org_skills import (
+    ORG_SKILLS,
+    Acl,
+    OrgSkillsSection,
+    OrgSkillsTarget,
+)
 
 KINDS: dict[str, TargetKind] = {}
 """Every kind by name, in the order the tenants file lists them and a tenant's targets run."""
@@ -36,6 +42,9 @@ KINDS: dict[str, TargetKind] = {}
 
 def register(kind: TargetKind) -> None:
     """Make `kind` one a tenant can use (its key family with it)."""
+    held = [k.name for k in KINDS.values() if k.organisation_connection and k.name != kind.name]
+    if kind.organisation_connection and held:
+        raise ValueError(f"{kind.name}: {held[0]} is already the organisation connection")
     KINDS[kind.name] = kind
     KEY_FAMILIES[kind.name] = kind.key_family
 
@@ -68,6 +77,7 @@ __all__ = [
     "Installation",
     "LiveSkill",
     "NameTaken",
+    "OrgSkillsSection",
     "OrgSkillsTarget",
     "PublishTarget",
     "SkillGone",

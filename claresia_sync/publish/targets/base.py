@@ -17,8 +17,10 @@ stored in and read back from `publication.acl`, and how a target is opened for a
 `targets.KINDS`; `publication` rows carry the target (`TenantConnection.target_key`). A kind
 also owns its part of the tenants file (`section`, composed into `targets:` by
 `tenancy.schema`), its key family, its fan-out of a stored section into connections and its
-connection check: the tenants file, `tenants apply`, the lookup and `connection test` iterate
-`targets.KINDS` and name no kind (docs/architecture.md, "Adding a target").
+connection check, and declares the features that belong to it (the organisation connection,
+Claude Code's managed settings, the telemetry sources that read it): the tenants file,
+`tenants apply`, the lookup, `connection test`, the settings step, the telemetry sources and
+`status` iterate `targets.KINDS` and name no kind (docs/architecture.md, "Adding a target").
 
 Errors: every method raises `TargetError` (or a subclass) for what the API refused or could
 not answer, with `retryable` saying whether the same call may succeed later (429/5xx, timeouts)
@@ -160,9 +162,28 @@ class TargetKind(Protocol):
         ...
 
     @property
-    def section(self) -> type[TargetSection] | None:
-        """Its section under a root tenant's `targets:` (None: configured elsewhere, as
-        org-skills' `connection:`)."""
+    def section(self) -> type[TargetSection]:
+        """Its section under a root tenant's `targets:` (`targets.<name>`)."""
+        ...
+
+    @property
+    def organisation_connection(self) -> bool:
+        """Its section is the root tenant's organisation connection (org-skills): stored in
+        `org_connection`, which the audit poller reads too, rather than a `tenant_target` row,
+        and also read from the tenants file's older spelling, a root tenant's `connection:`.
+        At most one kind is."""
+        ...
+
+    @property
+    def claude_code_settings(self) -> bool:
+        """Its organisation takes Claude Code's managed settings (the `otlp:` opt-in,
+        docs/claude-code.md): the settings step writes through its connection."""
+        ...
+
+    @property
+    def telemetry_sources(self) -> tuple[str, ...]:
+        """The telemetry sources that read its organisations (`telemetry.sources` names): a
+        source reads the connections of the kinds that offer it, `status` expects its runs."""
         ...
 
     def connections(self, base: TenantConnection, stored: StoredTarget) -> list[TenantConnection]:
@@ -172,7 +193,8 @@ class TargetKind(Protocol):
 
     async def check(self, conn: TenantConnection, groups: Mapping[str, str]) -> TargetReport | None:
         """`connection test` of one connection, read-only (`groups`: archetype -> rbac group);
-        None: checked elsewhere (org-skills: `connection_check`)."""
+        None: checked elsewhere (org-skills: `connection_check`, which also tests a key given
+        on the command line)."""
         ...
 
     def desired_access(self, grant: Grant) -> Access:

@@ -39,7 +39,7 @@ from typing import Any
 import httpx2
 
 from claresia_sync.api.client import CallCounter
-from claresia_sync.api.connect import CLAUDE_API, TenantConnection
+from claresia_sync.api.connect import TenantConnection
 from claresia_sync.api.sdk import SdkCaller, SdkFailure
 from claresia_sync.naming import PREFIX
 from claresia_sync.publish.targets import claude_api_cache as cache
@@ -67,7 +67,7 @@ from claresia_sync.transpile import ClaudeSkill, bytes_hash
 
 log = logging.getLogger(__name__)
 
-NAME = CLAUDE_API
+NAME = "claude-api"
 ZDR_WARNING = (
     "the Skills API is not eligible for zero data retention (Anthropic's skills guide): skills "
     "uploaded to a Claude API workspace are kept under standard retention"
@@ -419,6 +419,9 @@ class ClaudeApiKind:
     name = NAME
     key_family = WORKSPACE_API_KEY
     section = ApiTargetSpec
+    organisation_connection = False
+    claude_code_settings = False
+    telemetry_sources: tuple[str, ...] = ()
 
     def connections(self, base: TenantConnection, stored: StoredTarget) -> list[TenantConnection]:
         """One per workspace key: each publishes into its workspace with that key."""

@@ -29,7 +29,7 @@ from typing import Any, Literal, cast
 import httpx2
 
 from claresia_sync.api.client import CallCounter
-from claresia_sync.api.connect import CLAUDE_ENTERPRISE, TenantConnection
+from claresia_sync.api.connect import TenantConnection
 from claresia_sync.api.errors import ZERO_RETENTION_HINT
 from claresia_sync.api.sdk import SdkCaller, SdkFailure
 from claresia_sync.naming import PREFIX
@@ -57,7 +57,7 @@ from claresia_sync.transpile import ClaudeSkill
 
 log = logging.getLogger(__name__)
 
-NAME = CLAUDE_ENTERPRISE
+NAME = "claude-enterprise"
 Preference = Literal["auto_install", "available", "not_available", "required"]
 MANIFEST = ".claude-plugin/plugin.json"
 ORG_SETTING = "not_available"
@@ -532,6 +532,9 @@ class ClaudeEnterpriseKind:
     name = NAME
     key_family = ENTERPRISE_ADMIN
     section = EnterpriseTargetSpec
+    organisation_connection = False
+    claude_code_settings = True
+    telemetry_sources = ("skills-analytics", "activity-feed")
 
     def connections(self, base: TenantConnection, stored: StoredTarget) -> list[TenantConnection]:
         return [base]

@@ -19,6 +19,7 @@ from typing import Any
 import httpx2
 
 from claresia_sync.api.client import CallCounter, OrgClient, collect
+from claresia_sync.api.connect import ORG_SKILLS as NAME
 from claresia_sync.api.connect import TenantConnection, open_client
 from claresia_sync.api.errors import (
     ZERO_RETENTION_HINT,
@@ -38,11 +39,15 @@ from claresia_sync.publish.targets.base import (
     TargetError,
     no_access_check,
 )
-from claresia_sync.publish.targets.section import StoredTarget
+from claresia_sync.publish.targets.section import (
+    AnthropicId,
+    BaseUrl,
+    KeyRef,
+    StoredTarget,
+    TargetSection,
+)
 from claresia_sync.secrets import CONSOLE_ADMIN
 from claresia_sync.transpile import ClaudeSkill
-
-NAME = "org-skills"
 
 
 @dataclass(frozen=True, order=True)
@@ -168,7 +173,7 @@ class OrgSkillsTarget:
         if info.id != conn.org_id:
             return (
                 f"the admin key of tenant {conn.root_slug!r} belongs to organisation {info.id}, "
-                f"not {conn.org_id}: fix `connection.org_id` or the key"
+                f"not {conn.org_id}: fix `targets.org-skills.org_id` or the key"
             )
         self._org_name = info.name
         if not info.zero_data_retention:
@@ -244,16 +249,32 @@ class OrgSkillsTarget:
         await self.client.aclose()
 
 
+class OrgSkillsSection(TargetSection):
+    """`targets.org-skills`: an organisation of the API of docs/interfaces.md section 3, through
+    a Console admin key. Also read as a root tenant's `connection:` (the older spelling, same
+    meaning; `targets.org-skills` is preferred, and a tenant giving both is refused)."""
+
+    org_id: AnthropicId
+    admin_key: KeyRef
+    """A Console admin key (`sk-ant-admin01-`)."""
+    base_url: BaseUrl | None = None
+
+    def stored(self) -> StoredTarget:
+        return StoredTarget(self.org_id, self.admin_key, self.base_url)
+
+
 class OrgSkillsKind:
     """The `org-skills` kind: a grant is an ACL of the tenant's workspaces and the groups.
 
-    Its part of the tenants file is the root tenant's `connection:` (the organisation
-    connection, stored in `org_connection`: the audit poller's too), not a `targets:` section;
-    `connection_check` tests it."""
+    Its section is the organisation connection (stored in `org_connection`: the audit poller
+    reads it too); `connection_check` tests it."""
 
     name = NAME
     key_family = CONSOLE_ADMIN
-    section = None
+    section = OrgSkillsSection
+    organisation_connection = True
+    claude_code_settings = False
+    telemetry_sources = ("audit-poller",)
 
     def connections(self, base: TenantConnection, stored: StoredTarget) -> list[TenantConnection]:
         return [base]
