@@ -15,6 +15,7 @@ from claresia_sync.cli.output import console, print_json
 from claresia_sync.config import load_settings
 from claresia_sync.db import open_database
 from claresia_sync.publish.release_diff import diff_for_tenant
+from claresia_sync.rollout import state as rollout_state
 
 app = typer.Typer(
     help="Catalog releases: list, show, diff, name the current one, pin a tenant.",
@@ -120,13 +121,19 @@ def current_cmd(
     ] = None,
 ) -> None:
     """Print the current release, or name another: tenants not pinned publish it at their next
-    publish (`claresia-sync publish` or the daemon's next job)."""
+    publish (`claresia-sync publish` or the daemon's next job). The tenants a completed rollout
+    pinned to it follow the current release again."""
+    following: list[str] = []
     with open_database(load_settings()) as engine, Session(engine) as session:
         if number is not None:
             release_store.set_current(session, number)
+            following = rollout_state.follow_current(session, number)
             session.commit()
         current = release_store.current_release(session)
     print(f"current release: {current if current is not None else 'none'}")
+    if following:
+        slugs = ", ".join(following)
+        print(f"pinned to it by its rollout, now following the current release: {slugs}")
 
 
 @app.command("pin")

@@ -88,11 +88,11 @@ def _advance(session: Session, rollout: Rollout) -> Step:
             wave.status, wave.passed_at, wave.passed_by = "passed", now, "guardrails"
             last = max(w.number for w in state.waves(session, rollout.id))
             if wave.number == last:
-                state.complete(rollout)
-                return step("completed", f"{label} passed; release {rollout.release} rolled out")
-            state.move_wave(session, rollout, wave.number + 1)
+                state.complete(session, rollout)
+            else:
+                state.move_wave(session, rollout, wave.number + 1)
             if rollout.status == "completed":
-                return step("completed", f"{label} passed; release {rollout.release} rolled out")
+                return step("completed", f"{label} passed; {state.completed(session, rollout)}")
             return step("passed", f"{label} passed; wave {rollout.wave} moves")
     if event == "started-soak":
         return step(event, f"{label} is live; soaking for {wave.soak_s:g}s")

@@ -16,7 +16,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
 from claresia_sync.db.models import Rollout, RolloutTenant, RolloutWave, Tenant
@@ -148,7 +148,7 @@ def move_wave(session: Session, rollout: Rollout, number: int) -> None:
             "empty",
         )
         if number == waves:
-            complete(rollout)
+            complete(session, rollout)
             return
         number += 1
     for member in members:
@@ -165,9 +165,50 @@ def move_wave(session: Session, rollout: Rollout, number: int) -> None:
     session.flush()
 
 
-def complete(rollout: Rollout) -> None:
+def complete(session: Session, rollout: Rollout) -> None:
+    """The last wave passed: its tenants follow the current release again if it is the one
+    rolled out (`follow_current`); else they stay pinned to it until it is made current."""
     rollout.status = "completed"
     rollout.finished_at = func.now()
+    session.flush()
+    follow_current(session, rollout.release)
+
+
+def completed(session: Session, rollout: Rollout) -> str:
+    """A completed rollout's tenants, in words: following the current release, or pinned."""
+    n = rollout.release
+    if current_release(session) == n:
+        return f"release {n} rolled out; its tenants follow the current release ({n})"
+    return (
+        f"release {n} rolled out; its tenants stay pinned to it until `release current {n}` "
+        "(then they follow the current release)"
+    )
+
+
+def follow_current(session: Session, release: int) -> list[str]:
+    """If `release` is the current release: the tenants a completed rollout of it moved, and
+    still pinned to it, follow the current release again (pinned, the next one made current
+    would not reach them); their slugs. One pinned to another release since is left alone.
+    When a rollout completes, and when `release current N` names a rolled-out release."""
+    if current_release(session) != release:
+        return []
+    moved = (
+        select(RolloutTenant.tenant_id)
+        .join(Rollout, Rollout.id == RolloutTenant.rollout_id)
+        .where(
+            Rollout.release == release,
+            Rollout.status == "completed",
+            RolloutTenant.moved_at.is_not(None),
+        )
+    )
+    unpinned = session.scalars(
+        update(Tenant)
+        .where(Tenant.release == release, Tenant.id.in_(moved))
+        .values(release=None)
+        .returning(Tenant.slug),
+        execution_options={"synchronize_session": "fetch"},
+    )
+    return sorted(unpinned)
 
 
 def halt(
@@ -205,8 +246,7 @@ def promote(session: Session, rollout: Rollout, by: str) -> int | None:
         select(func.max(RolloutWave.number)).where(RolloutWave.rollout_id == rollout.id)
     )
     if rollout.wave == last:
-        complete(rollout)
-        session.flush()
+        complete(session, rollout)
         return None
     move_wave(session, rollout, rollout.wave + 1)
     return None if rollout.status == "completed" else rollout.wave
@@ -245,13 +285,14 @@ def rollback(session: Session, rollout: Rollout, by: str) -> list[RolledBack]:
     )
     for member in members:
         tenant = session.get_one(Tenant, member.tenant_id)
-        if tenant.release != rollout.release:
+        on = tenant.release or current  # following the current one: a completed rollout's
+        if on != rollout.release:
             out.append(
                 RolledBack(
                     member.tenant_slug,
                     member.previous_release,
                     None,
-                    f"left on release {tenant.release or current}: pinned by hand since",
+                    f"left on release {on}: its release changed since the rollout moved it",
                 )
             )
             continue

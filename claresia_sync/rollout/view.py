@@ -57,7 +57,9 @@ def describe(session: Session, rollout_id: int | None = None) -> dict[str, Any]:
         "halt_readings": rollout.halt_readings,
         "finished_at": _iso(rollout.finished_at),
         "rolled_back_by": rollout.rolled_back_by,
-        "next_step": next_step(rollout, waves, members, statuses),
+        "next_step": next_step(
+            rollout, waves, members, statuses, state.completed(session, rollout)
+        ),
         "waves": [
             {
                 "number": w.number,
@@ -97,13 +99,11 @@ def next_step(
     waves: list[RolloutWave],
     members: list[RolloutTenant],
     statuses: dict[int, str],
+    completed: str,
 ) -> str:
-    """What happens next, in one sentence."""
+    """What happens next, in one sentence (`completed`: how `state.completed` words it)."""
     if rollout.status == "completed":
-        return (
-            f"completed: every tenant of the rollout is on release {rollout.release} "
-            f"(`release current {rollout.release}` puts new tenants on it too)"
-        )
+        return f"completed: {completed}"
     if rollout.status == "rolled_back":
         back = [m for m in members if m.rollback_job_id is not None]
         waiting = sum(

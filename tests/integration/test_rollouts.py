@@ -400,3 +400,49 @@ def test_the_operator_api_starts_watches_halts_and_rolls_back(
     ]
     assert c.api("POST", f"/rollouts/{rollout_id}/promote", op).status_code == 409
     assert c.api("GET", "/rollouts/999", viewer).status_code == 404
+
+
+def _import(env: dict[str, str], tmp_path: Path, summary: str, *flags: str) -> str:
+    """The example catalog with meeting-summary's summary changed, imported (a new release)."""
+    folder = tmp_path / f"catalog-{summary[:8]}"
+    shutil.copytree(CATALOG, folder)
+    path = folder / f"{SKILL}.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "summary": summary}))
+    return ok(env, "catalog", "import", str(folder), *flags)
+
+
+def test_a_completed_rollout_leaves_its_tenants_following_the_current_release(
+    daemon_env: dict[str, str], engine: Engine, tmp_path: Path
+) -> None:
+    """Pinned after the last wave, the next release made current would not reach them: they
+    follow the current release once the release rolled out is it (at the end, or when it is
+    made current later). No daemon: `promote` passes the waves, pins are what is judged."""
+    env = daemon_env
+    assert "release 2" in _import(env, tmp_path, NEW_SUMMARY, "--hold")
+    plan = write_plan(
+        tmp_path,
+        "waves:\n  - {name: canary, tenants: [acme], soak: 0s}\n  - {name: rest, share: 100%}\n",
+    )
+    ok(env, "rollout", "start", "2", "--plan", plan)
+    ok(env, "release", "current", "2")  # during the rollout: acme stays pinned until the end
+    assert pins(engine) == {"acme": 2, "dainese": None, "ferretti": None, "vespucci": None}
+    ok(env, "rollout", "promote")
+    assert pins(engine) == dict.fromkeys(ROOTS, 2)
+    done = json.loads(ok(env, "rollout", "promote", "--json"))
+    assert done["status"] == "completed"
+    assert pins(engine) == dict.fromkeys(ROOTS)
+    assert done["next_step"].endswith("its tenants follow the current release (2)")
+    # A rollback after that still finds them: back on release 1, pinned (2 is current).
+    back = json.loads(ok(env, "rollout", "rollback", "--json"))
+    assert back["status"] == "rolled_back" and pins(engine) == dict.fromkeys(ROOTS, 1)
+
+    # A held release rolled out: pinned to it at the end, until it is made current.
+    assert "release 3" in _import(env, tmp_path, "Third summary.", "--hold")
+    ok(env, "rollout", "start", "3", "--plan", write_plan(tmp_path, "waves: [{share: 100%}]\n"))
+    held = json.loads(ok(env, "rollout", "promote", "--json"))
+    assert held["status"] == "completed" and pins(engine) == dict.fromkeys(ROOTS, 3)
+    assert "stay pinned to it until `release current 3`" in held["next_step"]
+    named = ok(env, "release", "current", "3")
+    assert "now following the current release: acme, dainese, ferretti, vespucci" in named
+    assert pins(engine) == dict.fromkeys(ROOTS)
+    assert "release 4 (current)" in _import(env, tmp_path, "Fourth summary.")  # reaches all
