@@ -224,8 +224,8 @@ class Applier:
 
     async def _publish(self, target: PublishTarget, item: PlanItem, result: ItemResult) -> None:
         desired = item.desired
-        if desired is None or desired.skill is None:
-            raise _Failed(f"no transpiled skill for {item.name}")
+        if desired is None or (desired.skill is None and not desired.disabled):
+            raise _Failed(f"no transpiled skill for {item.name}")  # a disabled one needs none
         if item.op == Op.CREATE or item.live is None:
             changes = await self._create_or_adopt(target, desired, result)
         else:
@@ -236,6 +236,9 @@ class Applier:
                 await self._bring(target, desired, result, changes)
                 return
             except SkillGone:
+                if desired.disabled:  # gone: nothing left to take away, nor to create
+                    result.outcome, result.live = Outcome.DELETED, None
+                    return
                 # Deleted behind our back between plan and now: create it again, once.
                 changes = await self._create_or_adopt(target, desired, result)
         raise _Failed(f"{item.name} vanished twice while being published")
@@ -245,9 +248,10 @@ class Applier:
     ) -> None:
         """Upload a new version and/or set the access, as `changes` says."""
         skill = desired.skill
-        assert skill is not None and result.live is not None
+        assert result.live is not None
         remote_id, org = result.live.remote_id, result.item.org_id
         if changes.new_version:
+            assert skill is not None
             after = await self.call(lambda: target.new_version(remote_id, skill), org)
             result.live = replace(
                 result.live, version=after.version, content_hash=desired.content_hash
@@ -280,6 +284,8 @@ def _as_desired(live: LiveSkill | None, desired: DesiredSkill | None) -> LiveSki
     """An unchanged skill is live as desired (its row takes the desired hash and access)."""
     if live is None or desired is None:
         return live
-    if live.content_hash == desired.content_hash and live.access == desired.access:
+    # A disabled skill's content is not written (planner `_plan_disabled`): it stays the live one.
+    content = live.content_hash if desired.disabled else desired.content_hash
+    if live.content_hash == content and live.access == desired.access:
         return live  # as it nearly always is (one object less per skill of a no-op run)
-    return replace(live, content_hash=desired.content_hash, access=desired.access)
+    return replace(live, content_hash=content, access=desired.access)

@@ -6,7 +6,8 @@ archetypes (deprecated skills excluded), that release's IR transpiled for the te
 with the access its target kind makes of the grant (org-skills: an ACL of the workspaces mapped
 to the tenant + the rbac groups of the archetypes granted the skill). A skill disabled by the
 kill switch (kill_switch.py) is left out, or kept with the access nobody has where its kind
-says so (`TargetKind.disabled_access`: claude-enterprise). A tenant and its
+says so (`TargetKind.disabled_access`: claude-enterprise), marked `disabled`: the planner then
+writes its access only, never its content. A tenant and its
 sub-tenants share the root's organisation, so the state is grouped per organisation.
 """
 
@@ -54,6 +55,9 @@ class DesiredSkill:
     error: str | None = None
     release: int | None = None
     """The catalog release the content comes from."""
+    disabled: bool = False
+    """Kept by the kill switch with the access nobody has: its content is not written anywhere
+    (no create, no new version) until it is enabled (planner.py, `_plan_disabled`)."""
 
     def __repr__(self) -> str:  # short: the transpiled files can be large
         state = f"error={self.error!r}" if self.error else f"hash={self.content_hash}"
@@ -375,9 +379,10 @@ def _add_skills(
         access = accesses.get((org.kind.name, grant))
         if access is None:
             access = accesses[(org.kind.name, grant)] = org.kind.desired_access(grant)
+        wanted = _desired_skill(tenant, skill_id, access, ir_or_error, number)
         if (tenant.id, skill_id) in off:
-            access = org.kind.disabled_access() or access
-        org.skills.append(_desired_skill(tenant, skill_id, access, ir_or_error, number))
+            wanted = replace(wanted, access=org.kind.disabled_access() or access, disabled=True)
+        org.skills.append(wanted)
 
 
 def _desired_skill(

@@ -249,6 +249,8 @@ def _plan_desired(
         desired=d,
         live=pub.live if pub else None,
     )
+    if d.disabled:
+        return _plan_disabled(item, d, pub, remote)
     if d.error is not None:
         return _set(item, Op.FAILED, d.error)
     if remote is not None:
@@ -269,6 +271,30 @@ def needs_access_check(plan: OrgPlan) -> bool:
     return any(_writes_access(item) for item in plan.items)
 
 
+def _plan_disabled(
+    item: PlanItem, d: DesiredSkill, pub: LivePublication | None, remote: Remote | None
+) -> PlanItem:
+    """A skill the kill switch keeps (claude-enterprise): its access is taken away and nothing
+    else. Its content is not written, neither created nor given a new version, so a release
+    made while it is off reaches no organisation until `skill enable` (then it is compared as
+    any skill). Gone, it stays gone (the row says so)."""
+    recorded = pub.live if pub is not None and pub.status != "unpublished" else None
+    found = recorded if remote is None else remote.get(d.name)
+    live = None if found is None else _proven(found, pub)
+    item.live = live
+    if live is None:
+        item.desired = None  # nothing to write; a row that says otherwise is repaired
+        stale = pub is not None and pub.status != "unpublished"
+        return _set(item, Op.UNCHANGED, "already gone; record repaired" if stale else "")
+    settled = remote is not None or (pub is not None and pub.status == "published")
+    item.changes = Changes(set_access=not settled or live.access != d.access)
+    if item.changes.set_access:
+        return _set(item, Op.ACL, "disabled (kill switch)")
+    if pub is None or pub.remote_id != live.remote_id or pub.status != "published":
+        item.reason = "record repaired"
+    return item
+
+
 def _against_remote(
     item: PlanItem, d: DesiredSkill, pub: LivePublication | None, r: LiveSkill | None
 ) -> None:
@@ -277,11 +303,19 @@ def _against_remote(
         item.live = None
         _set(item, Op.CREATE, "missing remotely" if pub and pub.live else "new")
         return
-    if r.content_hash is None and pub is not None and pub.live and pub.remote_id == r.remote_id:
-        r = replace(r, content_hash=pub.live.content_hash)  # not provable there: the row's
+    r = _proven(r, pub)
     item.live = r
     found = "" if pub is not None and pub.remote_id == r.remote_id else "found remotely by name"
     _decide(item, changes_needed(r, d), pub, found)
+
+
+def _proven(r: LiveSkill, pub: LivePublication | None) -> LiveSkill:
+    """A live skill, with the row's hash where the target cannot prove one."""
+    if r.content_hash is not None or pub is None or pub.live is None:
+        return r
+    if pub.remote_id != r.remote_id:
+        return r
+    return replace(r, content_hash=pub.live.content_hash)  # not provable there: the row's
 
 
 def _against_record(item: PlanItem, d: DesiredSkill, pub: LivePublication | None) -> None:

@@ -6,18 +6,23 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
+from claresia_sync.catalog_store import import_catalog
 from claresia_sync.config import Settings
 from claresia_sync.db.models import PublishJob
 from claresia_sync.emulator import EmulatorServer
-from claresia_sync.publish import jobs
+from claresia_sync.ir import load_catalog
+from claresia_sync.publish import jobs, kill_switch
+from claresia_sync.publish.job_run import run_job
 from tests.cli import ROOT, clean_env, run_cli
 from tests.fixtures.emulator import (
     ACME_KEY,
@@ -27,8 +32,9 @@ from tests.fixtures.emulator import (
     api_client,
 )
 from tests.fixtures.real_api import client, picker
-from tests.integration.test_publish_e2e import publish, visible
+from tests.integration.test_publish_e2e import CATALOG, publish, visible
 from tests.integration.test_publish_e2e import world as world  # the fixture
+from tests.integration.test_rollouts import NEW_SUMMARY, remote_skill_md, versions
 
 SKILL = "meeting-summary"  # acme, dainese, dainese-corp (org-skills), ferretti, vespucci
 KEYS = {
@@ -306,3 +312,71 @@ def test_two_disables_of_one_scope_at_once_keep_one_and_fail_neither(
     with Session(engine) as s:
         rows = s.scalars(select(SkillDisabled).where(SkillDisabled.skill_id == SKILL)).all()
     assert [(r.reason, r.disabled_by) for r in rows] == [("first", "a")]
+
+
+def _switch(engine: Engine, verb: str) -> None:
+    """`skill disable|enable SKILL` for every tenant, its job run here."""
+    with Session(engine) as s:
+        if verb == "disable":
+            switched = kill_switch.disable(s, SKILL, None, reason="r", by="test")
+        else:
+            switched = kill_switch.enable(s, SKILL, None, by="test")
+        s.commit()
+    job = jobs.claim(engine, "test", switched.job_id)
+    assert job is not None
+    assert asyncio.run(run_job(engine, job, concurrency=4)).status == "succeeded"
+
+
+def _release_two(engine: Engine, tmp_path: Path) -> None:
+    """Release 2, current: meeting-summary's summary changed, nothing else."""
+    folder = tmp_path / "catalog-2"
+    shutil.copytree(CATALOG, folder)
+    path = folder / f"{SKILL}.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "summary": NEW_SUMMARY}))
+    with Session(engine) as s:
+        assert import_catalog(s, load_catalog([folder]).skills).release == 2
+        s.commit()
+
+
+def test_a_release_made_while_the_skill_is_off_reaches_no_organisation_until_enabled(
+    engine: Engine, emulator: EmulatorServer, world: dict[str, Any], tmp_path: Path
+) -> None:
+    """The claude-enterprise plugin kept `not_available` gets no new version of a release made
+    while it is off (its content would sit in the customer's organisation); `enable` gives
+    back the same plugin with the current release's content."""
+    assert publish(engine).status == "succeeded"
+    plugin_before, _ = _ferretti_plugin(emulator)
+    _switch(engine, "disable")
+    assert not any(_seen_anywhere(emulator).values())
+    _release_two(engine, tmp_path)
+
+    emulator.stats.reset()
+    assert publish(engine).status == "succeeded"
+    assert publish(engine, force=True).status == "succeeded"
+    assert emulator.stats.writes() == 0, emulator.stats.to_json()  # no upload, no create
+    assert versions(emulator, "ferretti") == 1
+    assert NEW_SUMMARY not in remote_skill_md(emulator, "ferretti")
+    assert not any(_seen_anywhere(emulator).values())
+
+    _switch(engine, "enable")
+    assert all(_seen_anywhere(emulator).values()), _seen_anywhere(emulator)
+    assert _ferretti_plugin(emulator)[0].id == plugin_before.id
+    assert versions(emulator, "ferretti") == 2
+    for tenant in ("acme", "dainese", "ferretti", "vespucci"):
+        assert NEW_SUMMARY in remote_skill_md(emulator, tenant), tenant
+
+
+def test_a_skill_off_before_it_was_ever_published_is_not_created_until_enabled(
+    engine: Engine, emulator: EmulatorServer, world: dict[str, Any]
+) -> None:
+    _switch(engine, "disable")
+    assert publish(engine).status == "succeeded"
+    assert publish(engine, force=True).status == "succeeded"
+    with client(emulator) as sdk:
+        plugins = {p.name for p in sdk.beta.organization.plugins.list(limit=100)}
+    assert plugins and f"claresia-ferretti-{SKILL}" not in plugins  # the others are there
+    assert not any(SKILL in n for n in _org_skills(emulator, "org_dainese"))
+    assert not any(_seen_anywhere(emulator).values())
+    _switch(engine, "enable")
+    assert all(_seen_anywhere(emulator).values()), _seen_anywhere(emulator)
+

@@ -373,3 +373,45 @@ def test_concurrency_is_at_least_one() -> None:
         Applier(0)
     assert run(MemoryTarget(), item(Op.CREATE)).outcome == "created"  # Applier(2)
     assert asyncio.run(Applier(1).apply(MemoryTarget(), item(Op.CREATE))).outcome == "created"
+
+
+def _disabled(op: Op, live: LiveSkill, changes: Changes = NO_CHANGES) -> PlanItem:
+    """An item of a skill the kill switch keeps, whose desired content (a later release) is
+    not the live one."""
+    it = item(op, live, changes)
+    assert it.desired is not None
+    it.desired = replace(it.desired, access=Acl(), disabled=True)
+    return it
+
+
+def test_a_disabled_skill_gone_behind_our_back_is_not_created_again() -> None:
+    target = MemoryTarget()
+    ghost = LiveSkill("id_ghost", "1", "sha256:old", ACL, desired().name)
+    result = run(target, _disabled(Op.ACL, ghost, Changes(set_access=True)))
+    assert (result.outcome, target.calls, target.skills) == ("deleted", ["set_access"], {})
+    state = result.state()
+    assert state is not None and (state.status, state.remote_skill_id) == ("unpublished", None)
+
+
+def test_a_disabled_skill_keeps_its_live_content_on_record() -> None:
+    target = MemoryTarget()
+    old = LiveSkill("id_old", "1", "sha256:old", ACL, desired().name)
+    target.skills[old.remote_id] = old
+    taken = run(target, _disabled(Op.ACL, old, Changes(set_access=True)))
+    assert taken.outcome == "acl" and target.calls == ["set_access"]
+    state = taken.state()
+    assert state is not None and (state.content_hash, state.release) == ("sha256:old", None)
+    repaired = _disabled(Op.UNCHANGED, replace(old, access=Acl()))
+    repaired.reason = "record repaired"
+    state = run(target, repaired).state()
+    assert state is not None and state.content_hash == "sha256:old" and state.access == Acl()
+
+
+def test_a_disabled_skill_needs_no_transpiled_bundle_to_lose_its_access() -> None:
+    target = MemoryTarget()
+    old = LiveSkill("id_old", "1", "sha256:old", ACL, desired().name)
+    target.skills[old.remote_id] = old
+    it = _disabled(Op.ACL, old, Changes(set_access=True))
+    assert it.desired is not None
+    it.desired = replace(it.desired, skill=None, error="invalid Skill IR")
+    assert run(target, it).outcome == "acl" and target.skills["id_old"].access == Acl()

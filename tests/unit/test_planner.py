@@ -192,6 +192,47 @@ def test_a_stale_row_of_an_unchanged_skill_is_repaired() -> None:
     assert only(org(desired()), [pub()], remote=[live()]).reason == ""
 
 
+# --- a skill the kill switch keeps (claude-enterprise): access only, never content --------
+
+NOBODY = Acl.of([], [])  # the access nobody has, as `disabled_access` gives it
+
+
+def off(h: str = "sha256:release-2") -> DesiredSkill:
+    """Disabled, with a release made since: its desired content differs from what is live."""
+    return replace(desired(h=h, acl=NOBODY), disabled=True)
+
+
+def test_a_disabled_skill_gets_its_access_taken_and_no_new_version() -> None:
+    for remote in (None, [live()]):
+        item = only(org(off()), [pub()], remote=remote)
+        assert (item.op, item.reason) == (Op.ACL, "disabled (kill switch)"), remote
+        assert item.changes == Changes(set_access=True) and item.live == live()
+
+
+def test_a_disabled_skill_already_without_access_is_left_as_it_is() -> None:
+    kept = pub(lv=live(h="sha256:release-1", acl=NOBODY))
+    for remote in (None, [live(h="sha256:release-1", acl=NOBODY)]):
+        item = only(org(off()), [kept], remote=remote)
+        assert (item.op, item.reason, item.changes) == (Op.UNCHANGED, "", Changes()), remote
+
+
+def test_a_disabled_skill_is_never_created() -> None:
+    for rows, remote in (([], None), ([], []), ([pub(status="unpublished")], None)):
+        item = only(org(off()), rows, remote=remote)
+        assert (item.op, item.reason, item.desired) == (Op.UNCHANGED, "", None), (rows, remote)
+    gone = only(org(off()), [pub()], remote=[])  # deleted behind our back: stays deleted
+    assert (gone.op, gone.reason, gone.desired) == (
+        Op.UNCHANGED,
+        "already gone; record repaired",
+        None,
+    )
+
+
+def test_a_disabled_skill_with_a_broken_release_still_loses_its_access() -> None:
+    broken = replace(off(), skill=None, error="invalid Skill IR: /steps: too short")
+    assert only(org(broken), [pub()]).op == Op.ACL
+
+
 # --- recorded skills that are no longer desired -------------------------------------------
 
 
