@@ -92,7 +92,9 @@ class OrgDesired:
     """Slugs of the tenants of other organisations (a remote skill naming a tenant that is in
     neither set belongs to a removed tenant)."""
     disabled: set[tuple[str, str]] = field(default_factory=set)
-    """(tenant slug, skill id) disabled by the kill switch (to tell why a skill is deleted)."""
+    """(tenant slug, skill id) disabled by the kill switch, of the tenants in scope, granted or
+    not: to tell why a skill is deleted, and what the kill-switch job does
+    (`planner.only_disabled`)."""
 
     def __repr__(self) -> str:
         return f"OrgDesired({self.org_id}, {len(self.skills)} skills, scope={sorted(self.scope)})"
@@ -209,8 +211,16 @@ def desired_state(session: Session, tenant_slug: str | None = None) -> list[OrgD
     every_slug = {t.slug for t in tenants.values()}
     every_org = [org for targets in orgs.values() for org in targets]
     in_scope = sorted((o for o in every_org if o.scope), key=lambda o: (o.root_slug, o.key))
+    off_by_tenant: dict[int, set[str]] = defaultdict(set)
+    for tenant_id, skill_id in off:
+        off_by_tenant[tenant_id].add(skill_id)
     for org in in_scope:  # only those returned (each is O(tenants): not once per organisation)
         _fail_name_collisions(org)
+        org.disabled = {
+            (slug, skill_id)
+            for slug in org.scope
+            for skill_id in off_by_tenant.get(org.tenants[slug], ())
+        }
         org.deprecated = {
             skill_id
             for number in {on_release[t] for t in org.tenants.values() if t in on_release}
@@ -361,7 +371,6 @@ def _add_skills(
         if (tenant.id, skill_id) not in off:
             kept.append(entry)
             continue
-        org.disabled.add((tenant.slug, skill_id))
         if org.kind.disabled_access() is not None:
             kept.append(entry)
     entries = kept

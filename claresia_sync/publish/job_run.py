@@ -8,7 +8,8 @@ another run of it, whoever started either:
    (`jobs.requeue_yielded`, outcome status `queued`), to resume once that job is done;
 2. the advisory locks of the job's root tenants (`db.locks`, sorted: no deadlock), waited for;
 3. `jobs.mark_started` (the wait is not work);
-4. reconcile rounds for the job's scope, then the Claude Code settings step;
+4. reconcile rounds for the job's scope, then the Claude Code settings step (the kill switch's
+   job: the items of its disabled skills only, `ClaimedJob.kill_only`);
 5. `jobs.finish` with the merged outcome.
 
 A job over every tenant is split into one unit per root tenant (`publish.job_units`): its
@@ -258,6 +259,7 @@ async def _rounds(
             progress=beat.tracking(progress),
             stop=beat.stop.is_set,
             bounds=bounds,
+            kill_only=job.kill_only,
         )
         rounds.add(run)
         pending = rounds.retryable()
@@ -348,9 +350,10 @@ async def run_job(
                     retry=retry or RetryPolicy(),
                     bounds=bounds,
                 )
-                # The opt-in of docs/claude-code.md, with the plugins: the command's function.
+                # The opt-in of docs/claude-code.md, with the plugins: the command's function
+                # (not the kill switch's job, which does the kill only).
                 claude_code = None
-                if not beat.stop.is_set():
+                if not beat.stop.is_set() and not job.kill_only:
                     claude_code = await configure_for_job(engine, job.tenant_slug, http=http)
             except Exception as exc:
                 if is_unavailable(exc):

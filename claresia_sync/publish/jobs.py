@@ -174,6 +174,13 @@ class ClaimedJob:
         every organisation at once, not a few units at a time (bench/RESULTS.md, Kill switch)."""
         return self.tenant_slug is None and self.parent_id is None and self.priority == 0
 
+    @property
+    def kill_only(self) -> bool:
+        """The kill switch's job does the kill and nothing else: it applies only the items of
+        skills disabled in its scope (`planner.only_disabled`); other pending changes of its
+        tenants wait for a job of their own."""
+        return self.priority >= PRIORITY_KILL_SWITCH
+
 
 class JobStateError(UserError):
     """An operator verb that does not apply to the job in its current state."""

@@ -261,6 +261,17 @@ def _plan_desired(
     return _set(item, Op.FAILED, refused) if refused else item
 
 
+def only_disabled(plan: OrgPlan) -> OrgPlan:
+    """The plan cut to the items of skills the kill switch disabled (`OrgDesired.disabled`):
+    what the kill-switch job does, and nothing else (`ClaimedJob.kill_only`)."""
+
+    def skill_of(item: PlanItem) -> str | None:
+        return item.skill_id or (item.live.owner_skill if item.live is not None else None)
+
+    plan.items = [i for i in plan.items if (i.tenant_slug, skill_of(i)) in plan.org.disabled]
+    return plan
+
+
 def _writes_access(item: PlanItem) -> bool:
     return item.op == Op.CREATE or item.changes.set_access
 

@@ -38,6 +38,7 @@ from claresia_sync.publish.planner import (
     PlanItem,
     load_live,
     needs_access_check,
+    only_disabled,
     plan_org,
 )
 from claresia_sync.publish.records import PublicationState, record_publications
@@ -140,10 +141,14 @@ async def _plan_one(
     target: PublishTarget,
     applier: Applier,
     check_remote: bool,
+    kill_only: bool = False,
 ) -> OrgPlan:
+    def cut(plan: OrgPlan) -> OrgPlan:
+        return only_disabled(plan) if kill_only else plan
+
     # Without the target's list the plan is known before any call: one that writes no access
     # (a no-op) needs no pre-flight, so the gate skips the reads only the pre-flight uses.
-    planned = None if check_remote else plan_org(org, live)
+    planned = None if check_remote else cut(plan_org(org, live))
     checks = planned is None or needs_access_check(planned)
     org_id = org.org_id
     refusal = await applier.call(lambda: target.gate(checks_access=checks), org_id)
@@ -158,7 +163,7 @@ async def _plan_one(
             remote = await applier.call(target.list_ours, org_id)
         except Exception as exc:  # an API error here stops this organisation only
             return OrgPlan(org, refused=f"organisation {org.label}: cannot list skills: {exc}")
-    return plan_org(org, live, remote, check)
+    return cut(plan_org(org, live, remote, check))
 
 
 async def reconcile(
@@ -174,6 +179,7 @@ async def reconcile(
     progress: ProgressFn | None = None,
     stop: Callable[[], bool] | None = None,
     bounds: CallBounds | None = None,
+    kill_only: bool = False,
 ) -> RunResult:
     """Plan (and unless `dry_run`, apply and record) every organisation in scope.
 
@@ -184,7 +190,9 @@ async def reconcile(
     already started finish and are recorded); the skipped ones are left out of the results.
 
     `bounds`: the API calls in flight at most, in all and per organisation, shared with other
-    runs (the replica's); without it, `concurrency` for this run alone."""
+    runs (the replica's); without it, `concurrency` for this run alone.
+
+    `kill_only`: only the items of skills the kill switch disabled (the kill-switch job's)."""
     orgs, live = await asyncio.to_thread(_desired_and_live, engine, tenant_slug)
     applier = Applier(bounds=bounds or CallBounds(concurrency))
     bounds = applier.bounds
@@ -249,7 +257,7 @@ async def reconcile(
 
     async def _planned(org: OrgDesired, target: PublishTarget) -> OrgPlan:
         try:
-            return await _plan_one(org, live[org.key], target, applier, check_remote)
+            return await _plan_one(org, live[org.key], target, applier, check_remote, kill_only)
         except Exception as exc:  # a bug must cost one organisation, not the run
             log.exception("planning organisation %s failed unexpectedly", org.org_id)
             return OrgPlan(org, refused=f"organisation {org.label}: unexpected {exc!r}")

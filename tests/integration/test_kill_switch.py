@@ -5,6 +5,7 @@ skill away from every user on all three targets, ahead of running work, and keep
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import shutil
 import subprocess
@@ -32,7 +33,7 @@ from tests.fixtures.emulator import (
     api_client,
 )
 from tests.fixtures.real_api import client, picker
-from tests.integration.test_publish_e2e import CATALOG, publish, visible
+from tests.integration.test_publish_e2e import CATALOG, apply, publish, visible
 from tests.integration.test_publish_e2e import world as world  # the fixture
 from tests.integration.test_rollouts import NEW_SUMMARY, remote_skill_md, versions
 
@@ -380,3 +381,24 @@ def test_a_skill_off_before_it_was_ever_published_is_not_created_until_enabled(
     _switch(engine, "enable")
     assert all(_seen_anywhere(emulator).values()), _seen_anywhere(emulator)
 
+
+def test_the_kill_switch_job_does_the_kill_and_nothing_else(
+    engine: Engine, emulator: EmulatorServer, world: dict[str, Any]
+) -> None:
+    """A change pending for the tenants (a revoked grant) waits for its own job."""
+    assert publish(engine).status == "succeeded"
+    data = copy.deepcopy(world)
+    data["tenants"][0]["sub_tenants"][0]["archetypes"][0]["grants"].remove("sql-query-helper")
+    apply(engine, data)  # only dainese-eng's engineers had it: pending, not yet published
+    revoked = "claresia-dainese-eng-sql-query-helper"
+
+    _switch(engine, "disable")
+    assert not any(_seen_anywhere(emulator).values())
+    assert revoked in _org_skills(emulator, "org_dainese")  # not the kill switch's business
+    with Session(engine) as s:
+        kill = s.scalars(select(PublishJob).order_by(PublishJob.id.desc())).first()
+    assert kill is not None and kill.priority == jobs.PRIORITY_KILL_SWITCH
+    assert kill.stats["deleted"] == 4 and kill.stats["acl"] == 1  # 3 org-skills, 1 workspace
+    assert publish(engine).status == "succeeded"
+    assert revoked not in _org_skills(emulator, "org_dainese")
+    assert not any(_seen_anywhere(emulator).values())

@@ -16,6 +16,7 @@ from claresia_sync.publish.planner import (
     Plan,
     PlanItem,
     changes_needed,
+    only_disabled,
     plan_org,
 )
 from claresia_sync.publish.report import plan_table
@@ -231,6 +232,28 @@ def test_a_disabled_skill_is_never_created() -> None:
 def test_a_disabled_skill_with_a_broken_release_still_loses_its_access() -> None:
     broken = replace(off(), skill=None, error="invalid Skill IR: /steps: too short")
     assert only(org(broken), [pub()]).op == Op.ACL
+
+
+def test_the_kill_switch_job_keeps_only_the_items_of_disabled_skills() -> None:
+    o = org(off(), desired("s2", h="sha256:newer"))  # s2: a new release, pending
+    o.disabled = {("d", "s1"), ("d", "gone")}
+    stray = live("skill_8", skill_id="gone")
+    plan = plan_org(
+        o,
+        [pub(), pub("s2"), pub("revoked")],
+        remote=[
+            live(),
+            live("skill_2", skill_id="s2", h="sha256:x"),
+            live("skill_3", skill_id="revoked"),
+            stray,
+        ],
+    )
+    assert {i.op for i in plan.items} >= {Op.ACL, Op.UPDATE, Op.DELETE}
+    kept = only_disabled(plan).items
+    assert [(i.op, i.name, i.reason) for i in kept] == [
+        (Op.ACL, "claresia-d-s1", "disabled (kill switch)"),
+        (Op.DELETE, "claresia-d-gone", "disabled (kill switch) (found remotely)"),
+    ]
 
 
 # --- recorded skills that are no longer desired -------------------------------------------
