@@ -185,11 +185,9 @@ def desired_state(session: Session, tenant_slug: str | None = None) -> list[OrgD
     (tenant, skill) pairs that give the same published name in one organisation become
     `DesiredSkill.error`, so the rest proceeds.
     """
-    tenants = {t.id: t for t in session.scalars(select(Tenant))}
-    scope_ids = _scope(session, tenants, tenant_slug)
-    # One tenant's run (a republish-all's unit) builds its own organisation's targets only: a
-    # run of each of a thousand organisations must not build all thousand every time.
-    roots = None if tenant_slug is None else {tenants[i].parent_id or i for i in scope_ids}
+    # One tenant's run (a republish-all's unit) reads and builds its own organisation only: a
+    # run of each of a thousand organisations must not read all thousand every time.
+    tenants, scope_ids, roots = _scope(session, tenant_slug)
     orgs = _organisations(session, tenants, scope_ids, roots)
     grants = _grants(session, None if tenant_slug is None else scope_ids)
     off = disabled_pairs(session, {i: tenants[i] for i in scope_ids})
@@ -208,7 +206,11 @@ def desired_state(session: Session, tenant_slug: str | None = None) -> list[OrgD
         if org.takes(grant)
     ]
     _add_skills(entries, releases, off)
-    every_slug = {t.slug for t in tenants.values()}
+    every_slug = (
+        {t.slug for t in tenants.values()}
+        if roots is None
+        else set(session.scalars(select(Tenant.slug)))
+    )
     every_org = [org for targets in orgs.values() for org in targets]
     in_scope = sorted((o for o in every_org if o.scope), key=lambda o: (o.root_slug, o.key))
     off_by_tenant: dict[int, set[str]] = defaultdict(set)
@@ -235,12 +237,25 @@ def desired_state(session: Session, tenant_slug: str | None = None) -> list[OrgD
     return in_scope
 
 
-def _scope(session: Session, tenants: dict[int, Tenant], tenant_slug: str | None) -> set[int]:
-    """The ids of the tenants this run reconciles: all, or one and its sub-tenants."""
+def _scope(
+    session: Session, tenant_slug: str | None
+) -> tuple[dict[int, Tenant], set[int], set[int] | None]:
+    """The tenants read (by id), the ids of those this run reconciles and its root tenants'
+    (None: every tenant). One tenant's run reads its organisation only: the root tenant and
+    its sub-tenants (the two levels a tenant has), and reconciles it and its sub-tenants."""
     if tenant_slug is None:
-        return set(tenants)
+        tenants = {t.id: t for t in session.scalars(select(Tenant))}
+        return tenants, set(tenants), None
     wanted = require_tenant(session, tenant_slug)
-    return {wanted.id} | {t.id for t in tenants.values() if t.parent_id == wanted.id}
+    root = wanted.parent_id or wanted.id
+    tenants = {
+        t.id: t
+        for t in session.scalars(
+            select(Tenant).where((Tenant.id == root) | (Tenant.parent_id == root))
+        )
+    }
+    scope = {wanted.id} | {t.id for t in tenants.values() if t.parent_id == wanted.id}
+    return tenants, scope, {root}
 
 
 def _orgs_of(orgs: dict[int, list[OrgDesired]], tenant: Tenant) -> list[OrgDesired]:

@@ -5,10 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, event, select, update
 from sqlalchemy.orm import Session
 
-from claresia_sync.db.models import Archetype, CatalogSkill, SkillGrant, Tenant
+from claresia_sync.db.models import (
+    Archetype,
+    CatalogSkill,
+    OrgConnection,
+    SkillGrant,
+    Tenant,
+    WorkspaceMapping,
+)
 from claresia_sync.emulator import EmulatorServer
 from claresia_sync.errors import UserError
 from claresia_sync.publish import Acl, desired_state
@@ -160,3 +167,44 @@ def test_stored_ir_is_parsed_once_per_process(
         s.commit()
         desired_state(s, "dainese")
     assert parsed[first:] == ["catalog skill 'prd-review'"]
+
+
+def test_one_tenants_desired_state_reads_its_organisation_only(
+    engine: Engine,
+    world: dict[str, Any],  # noqa: F811
+) -> None:
+    """issue 23: a republish-all's unit (one root tenant) read every tenant, grant and mapping
+    of every organisation: O(tenants) per unit, O(tenants^2) per republish-all. Twenty more
+    organisations with grants add one row each (the slug list a remote stray is judged by)."""
+    rows: list[int] = []
+
+    def counted(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            rows.append(max(cursor.rowcount, 0))
+
+    def read_by_one_unit() -> tuple[int, list[str]]:
+        rows.clear()
+        event.listen(engine, "after_cursor_execute", counted)
+        try:
+            with Session(engine) as s:
+                [org] = desired_state(s, "dainese")
+        finally:
+            event.remove(engine, "after_cursor_execute", counted)
+        return sum(rows), sorted(d.name for d in org.skills)
+
+    before, skills = read_by_one_unit()
+    with Session(engine) as s:
+        granted = list(s.scalars(select(CatalogSkill.skill_id)))
+        for i in range(20):
+            t = Tenant(slug=f"other{i}", display_name=f"Other {i}")
+            s.add(t)
+            s.flush()
+            s.add(OrgConnection(tenant_id=t.id, org_id=f"org_other{i}", admin_key_ref="env:X"))
+            s.add(WorkspaceMapping(org_id=f"org_other{i}", workspace_id=f"ws{i}", tenant_id=t.id))
+            arch = Archetype(tenant_id=t.id, slug="staff", rbac_group_id=f"rbac_group_o{i}")
+            arch.grants = [SkillGrant(skill_id=k) for k in granted]
+            s.add(arch)
+        s.commit()
+    after, same = read_by_one_unit()
+    assert same == skills and len(granted) > 1
+    assert after - before == 20
