@@ -16,6 +16,7 @@ shown (the diff masks it).
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import logging
 from collections.abc import Mapping
@@ -361,19 +362,11 @@ async def configure_for_job(
 ) -> ConfigureResult:
     """After a publish job: `configure_tenant` for each root tenant of its scope (all when
     None) whose opt-in is on or whose entries are still in some group; results merged."""
-    with Session(engine) as session:
-        query = select(Tenant.slug, Tenant.parent_id, ClaudeCodeSettings.manage).join(
-            ClaudeCodeSettings, ClaudeCodeSettings.tenant_id == Tenant.id
-        )
-        rows = session.execute(
-            query.where(ClaudeCodeSettings.manage | (ClaudeCodeSettings.owned != {}))
-        ).all()
-        if tenant_slug is not None:
-            asked = require_tenant(session, tenant_slug)
-            root = (asked.parent or asked).slug
-            rows = [r for r in rows if r.slug == root]
+    # In a thread: every publish job (each unit of a republish-all, 8 at once) ends here, and
+    # reading on the event loop stalled the other runs' calls for its round trips.
+    roots = await asyncio.to_thread(_managed_roots, engine, tenant_slug)
     merged = ConfigureResult()
-    for slug, _, _ in sorted(rows):
+    for slug in roots:
         try:
             done = await configure_tenant(engine, slug, http=http)
         except UserError as exc:
@@ -388,6 +381,21 @@ async def configure_for_job(
         merged.written += done.written
         merged.errors += done.errors
     return merged
+
+
+def _managed_roots(engine: Engine, tenant_slug: str | None) -> list[str]:
+    """The root tenants of the scope (`tenant_slug`'s root, or all) with settings to manage:
+    the opt-in on, or entries of ours still in some group; sorted."""
+    query = (
+        select(Tenant.slug)
+        .join(ClaudeCodeSettings, ClaudeCodeSettings.tenant_id == Tenant.id)
+        .where(ClaudeCodeSettings.manage | (ClaudeCodeSettings.owned != {}))
+    )
+    with Session(engine) as session:
+        if tenant_slug is not None:
+            asked = require_tenant(session, tenant_slug)
+            query = query.where(Tenant.id == (asked.parent_id or asked.id))
+        return sorted(session.scalars(query))
 
 
 def _verb(plan: GroupPlan, dry_run: bool) -> str:
