@@ -222,7 +222,8 @@ class ClaudeEnterpriseTarget:
                 "GET",
                 R_PLUGINS,
                 "GET /v1/organizations/plugins",
-                lambda: self._plugins.list(limit=1),
+                # Only its status matters: the raw answer, not parsed into a page of models.
+                lambda: self._plugins.with_raw_response.list(limit=1),
             ),
             _nothing() if proven else self.organization_name(),
             self.rbac_groups() if checks_access else _nothing(),
