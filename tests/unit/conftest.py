@@ -10,6 +10,9 @@ from typing import Any
 
 import pytest
 
+# Registers the `mutmut` Hypothesis profile before pytest's configure may load it.
+from tests.unit import hypothesis_profiles  # noqa: F401
+
 
 class NetworkUsed(AssertionError):
     pass

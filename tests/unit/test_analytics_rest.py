@@ -17,6 +17,7 @@ from claresia_sync.emulator.analytics import _Counts
 from claresia_sync.emulator.analytics import _row as emulator_row
 from claresia_sync.telemetry.analytics import FIELD_COLUMNS, UsageContext, normalise_row
 from claresia_sync.telemetry.normalise import AttributionContext, SkillRef
+from tests.unit.hypothesis_profiles import examples
 
 NAME = "claresia-ferretti-prd-review"
 
@@ -121,7 +122,7 @@ _METRICS = st.dictionaries(
 )
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(
     changes=st.dictionaries(
         st.sampled_from(

@@ -28,6 +28,7 @@ from claresia_sync.telemetry.normalise import (
     Verdict,
     fn_telemetry_event,
 )
+from tests.unit.hypothesis_profiles import examples
 
 CTX = AttributionContext(
     org_id="org_dainese",
@@ -201,7 +202,7 @@ def _without_raw(verdict: Verdict) -> Any:
     return verdict
 
 
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=examples(1000), deadline=None)
 @given(st.one_of(well_formed(), mutated(), coerced()))
 def test_the_reading_agrees_with_the_typed_view(raw: dict[str, Any]) -> None:
     assume(not _odd_zeros(raw))
@@ -225,7 +226,7 @@ def test_the_reading_agrees_with_the_typed_view(raw: dict[str, Any]) -> None:
     assert _without_raw(verdict) == _without_raw(fn_telemetry_event(as_read, CTX))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(well_formed())
 def test_well_formed_events_are_read_as_they_are(raw: dict[str, Any]) -> None:
     """An event as the API serves it is read without any conversion: each field is the very

@@ -24,6 +24,7 @@ from claresia_sync.telemetry.normalise import (
     render_footer,
 )
 from claresia_sync.telemetry.settings import TelemetrySettings
+from tests.unit.hypothesis_profiles import examples
 
 EVENT: dict[str, Any] = {
     "type": "skill.failed",
@@ -129,7 +130,7 @@ def test_footer_parts(cost: Decimal | None, ms: int | None, expected: str) -> No
     assert expected in footer
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(
     st.integers(0, 2**31 - 1) | st.sampled_from([0, 49, 50, 950, 59_949, 59_950, 59_999, 60_000])
 )
@@ -247,7 +248,7 @@ def test_record_id_is_deterministic() -> None:
     assert odd == record_id("weird id/with spaces") and odd.startswith("rec_h")
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(
     st.recursive(
         st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
