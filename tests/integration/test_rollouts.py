@@ -446,3 +446,42 @@ def test_a_completed_rollout_leaves_its_tenants_following_the_current_release(
     assert "now following the current release: acme, dainese, ferretti, vespucci" in named
     assert pins(engine) == dict.fromkeys(ROOTS)
     assert "release 4 (current)" in _import(env, tmp_path, "Fourth summary.")  # reaches all
+
+
+def test_a_long_soak_reads_its_guardrails_once_its_window_grew_by_a_48th(
+    daemon_env: dict[str, str], engine: Engine, tmp_path: Path
+) -> None:
+    """A reading costs the events of twice the window (bench/guardrails_read.py): a wave live
+    for two days is read again an hour (2 days / 48) after its last reading, not every step."""
+    from claresia_sync.rollout import advance
+
+    assert "release 2" in _import(daemon_env, tmp_path, NEW_SUMMARY, "--hold")
+    ok(
+        daemon_env,
+        "rollout",
+        "start",
+        "2",
+        "--plan",
+        write_plan(tmp_path, "waves: [{share: 100%, soak: 3d}]\n"),
+    )
+
+    def wave(sql: str = "") -> Any:
+        with engine.begin() as conn:
+            if sql:
+                conn.execute(text(f"UPDATE rollout_wave SET {sql}"))
+            return conn.execute(text("SELECT readings FROM rollout_wave")).scalar_one()
+
+    wave(
+        "status = 'soaking', started_at = now() - interval '2 days', "
+        "live_at = now() - interval '2 days', readings = NULL"
+    )
+    first = advance.advance(engine)
+    assert first is not None and first.event == "waiting", first
+    read = wave()["until"]
+    again = advance.advance(engine)
+    assert again is not None and "not due for a reading" in again.message
+    assert wave()["until"] == read
+    wave(
+        "readings = jsonb_set(readings, '{until}', to_jsonb((now() - interval '61 minutes')::text))"
+    )
+    assert advance.advance(engine) is not None and wave()["until"] > read
