@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 from decimal import Decimal
 from typing import Any
 
+import orjson
 import pytest
 
 from claresia_sync.telemetry import analytics
@@ -336,3 +338,27 @@ def test_a_name_no_publication_holds_yet_is_read_by_the_naming_rule() -> None:
         "helper",
         None,
     )
+
+
+def test_names_are_remembered_per_skill_name_within_one_run() -> None:
+    ctx = _ctx()
+    first = normalise_row(_answer(), org_id="org_1", day=DAY, breakdown="skill", ctx=ctx)
+    other = normalise_row(
+        _answer(skill_name="pdf"), org_id="org_1", day=DAY, breakdown="skill", ctx=ctx
+    )
+    assert first.row is not None and other == analytics.Verdict(None, None)
+
+
+def test_a_row_hash_is_signed_64_bit() -> None:
+    raw = next(
+        a
+        for a in (_answer(user_id=f"u{i}") for i in range(64))
+        if hashlib.sha256(orjson.dumps(a, option=orjson.OPT_SORT_KEYS)).digest()[0] >= 0x80
+    )
+    row = _row(raw, "user")
+    digest = hashlib.sha256(orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)).digest()
+    assert row["row_hash"] == int.from_bytes(digest[:8], "big", signed=True) < 0
+
+
+def test_a_row_missing_its_key_is_identified_without_one() -> None:
+    assert analytics._event_id(DAY, "user", {"skill_name": "s"}) == "analytics:2026-11-29:user:s:"

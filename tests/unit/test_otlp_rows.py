@@ -464,3 +464,10 @@ def test_a_body_that_inflates_past_the_cap_is_too_large() -> None:
     assert otlp._gunzip(otlp.gzip_body(b"\x00" * 1000), 1000) == b"\x00" * 1000
     with pytest.raises(otlp.TooLarge, match="the body inflates to more than 1000 bytes"):
         otlp.decode(data, otlp.PROTOBUF, "gzip", 1000)
+
+
+def test_ids_of_records_without_session_prompt_or_sequence_are_pinned_too() -> None:
+    (row,) = _normalise(_record({"skill.name": ROOT})).rows
+    assert row["event_id"] == "otlp_01KSR4923VK2EAR0XXRZ3PZERT"
+    # a request key is signed 64-bit (bigint): this one's digest is above 2^63
+    assert otlp.request_key("ferretti", NANOS, {"prompt.id": "p1"}) == -717196382686360863
