@@ -222,8 +222,14 @@ class LiveWork:
             if job.splits:  # its units are queued for every replica; the split job needs no run
                 units = await asyncio.to_thread(jobs.split, self.engine, job.id)
                 log.info("publish job %d (all tenants) split into %d unit(s)", job.id, units)
-                return True
-            self._running.add(job.id)
+            else:
+                self._running.add(job.id)
+        if job.splits:
+            if not job.force:  # those with nothing to do end at once, here (`unit_sweep`)
+                await job_run.sweep_logged(
+                    self.engine, job.id, worker=self.replica, http=self.http, bounds=self.bounds
+                )
+            return True
         # Every line logged for this job (here, in the publisher, in its threads) carries these.
         with log_context(job_id=job.id, tenant=job.tenant_slug):
             try:  # the whole protocol (locks of its tenants, heartbeat, rounds): job_run's

@@ -364,7 +364,7 @@ async def configure_for_job(
     None) whose opt-in is on or whose entries are still in some group; results merged."""
     # In a thread: every publish job (each unit of a republish-all, 8 at once) ends here, and
     # reading on the event loop stalled the other runs' calls for its round trips.
-    roots = await asyncio.to_thread(_managed_roots, engine, tenant_slug)
+    roots = await asyncio.to_thread(managed_roots, engine, tenant_slug)
     merged = ConfigureResult()
     for slug in roots:
         try:
@@ -383,7 +383,7 @@ async def configure_for_job(
     return merged
 
 
-def _managed_roots(engine: Engine, tenant_slug: str | None) -> list[str]:
+def managed_roots(engine: Engine, tenant_slug: str | None) -> list[str]:
     """The root tenants of the scope (`tenant_slug`'s root, or all) with settings to manage:
     the opt-in on, or entries of ours still in some group; sorted."""
     query = (

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -178,8 +178,11 @@ Catalog = dict[str, tuple[str, SkillIR] | str]
 """Granted catalog skills that are not deprecated: skill id -> (IR hash, IR), or why unusable."""
 
 
-def desired_state(session: Session, tenant_slug: str | None = None) -> list[OrgDesired]:
-    """Desired state of every organisation, or only of `tenant_slug` (and its sub-tenants).
+def desired_state(
+    session: Session, tenant_slug: str | None = None, *, roots: Collection[str] | None = None
+) -> list[OrgDesired]:
+    """Desired state of every organisation, or only of `tenant_slug` (and its sub-tenants), or
+    only of the root tenants named in `roots` (and their sub-tenants; unknown names are none).
 
     Never raises for one bad skill: an IR that does not load, a transpile error or two
     (tenant, skill) pairs that give the same published name in one organisation become
@@ -187,9 +190,9 @@ def desired_state(session: Session, tenant_slug: str | None = None) -> list[OrgD
     """
     # One tenant's run (a republish-all's unit) reads and builds its own organisation only: a
     # run of each of a thousand organisations must not read all thousand every time.
-    tenants, scope_ids, roots = _scope(session, tenant_slug)
-    orgs = _organisations(session, tenants, scope_ids, roots)
-    grants = _grants(session, None if tenant_slug is None else scope_ids)
+    tenants, scope_ids, root_ids = _scope(session, tenant_slug, roots)
+    orgs = _organisations(session, tenants, scope_ids, root_ids)
+    grants = _grants(session, None if root_ids is None else scope_ids)
     off = disabled_pairs(session, {i: tenants[i] for i in scope_ids})
     on_release = _releases(session, tenants, {tenant_id for tenant_id, _ in grants})
     releases = {
@@ -208,7 +211,7 @@ def desired_state(session: Session, tenant_slug: str | None = None) -> list[OrgD
     _add_skills(entries, releases, off)
     every_slug = (
         {t.slug for t in tenants.values()}
-        if roots is None
+        if root_ids is None
         else set(session.scalars(select(Tenant.slug)))
     )
     every_org = [org for targets in orgs.values() for org in targets]
@@ -238,11 +241,25 @@ def desired_state(session: Session, tenant_slug: str | None = None) -> list[OrgD
 
 
 def _scope(
-    session: Session, tenant_slug: str | None
+    session: Session, tenant_slug: str | None, roots: Collection[str] | None = None
 ) -> tuple[dict[int, Tenant], set[int], set[int] | None]:
     """The tenants read (by id), the ids of those this run reconciles and its root tenants'
     (None: every tenant). One tenant's run reads its organisation only: the root tenant and
-    its sub-tenants (the two levels a tenant has), and reconciles it and its sub-tenants."""
+    its sub-tenants (the two levels a tenant has), and reconciles it and its sub-tenants;
+    `roots` (a sweep of split units, `publish/unit_sweep.py`), those organisations whole."""
+    if roots is not None:
+        root_ids = set(
+            session.scalars(
+                select(Tenant.id).where(Tenant.slug.in_(roots), Tenant.parent_id.is_(None))
+            )
+        )
+        tenants = {
+            t.id: t
+            for t in session.scalars(
+                select(Tenant).where(Tenant.id.in_(root_ids) | Tenant.parent_id.in_(root_ids))
+            )
+        }
+        return tenants, set(tenants), root_ids
     if tenant_slug is None:
         tenants = {t.id: t for t in session.scalars(select(Tenant))}
         return tenants, set(tenants), None

@@ -34,7 +34,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx2
@@ -46,15 +46,15 @@ from claresia_sync.db.engine import is_unavailable
 from claresia_sync.db.locks import advisory_locks
 from claresia_sync.db.models import JobStatus
 from claresia_sync.logs import log_context
-from claresia_sync.publish import jobs
-from claresia_sync.publish.applier import DEFAULT_CONCURRENCY, CallBounds, ItemResult
+from claresia_sync.publish import jobs, unit_sweep
+from claresia_sync.publish.applier import DEFAULT_CONCURRENCY, CallBounds
 from claresia_sync.publish.claude_code_settings import ConfigureResult, configure_for_job
+from claresia_sync.publish.job_outcome import Rounds, status_of
 from claresia_sync.publish.reconcile import ProgressFn, RunResult, reconcile
 from claresia_sync.tenancy.lookup import root_slugs
 
 log = logging.getLogger(__name__)
 
-WRITE_METHODS = ("POST", "PUT", "DELETE", "PATCH")
 HEARTBEAT_EVERY = 1.0  # seconds; a beat also tells the run whether a cancel was asked
 UNITS_AT_ONCE = 8  # units of a split job one process runs at once (`run_units`)
 STALE_AFTER = 30.0  # seconds: CLARESIA_JOB_STALE_AFTER_S's default
@@ -83,101 +83,6 @@ class JobOutcome:
     run: RunResult | None
     split_ended: JobStatus | None = None
     """A unit's: the status its split job ended with, if this unit was its last."""
-
-
-Key = tuple[str, str, str, str, str]
-
-
-def _key(result: ItemResult) -> Key:
-    # The target too: one published name is a plugin and a skill per workspace (issue 15); and
-    # a twin's delete is its own item beside the one of the copy that stays (issue 21).
-    item = result.item
-    twin = item.remote_id or "" if item.twin_of is not None else ""
-    return (item.org_id, item.target, item.tenant_slug, item.name, twin)
-
-
-@dataclass
-class _Rounds:
-    """The merged view of a job's rounds: each skill's latest meaningful result."""
-
-    runs: list[RunResult] = field(default_factory=list)
-    latest: dict[Key, ItemResult] = field(default_factory=dict)
-    attempts: dict[Key, int] = field(default_factory=dict)
-
-    def add(self, run: RunResult) -> None:
-        self.runs.append(run)
-        for result in run.results:
-            key = _key(result)
-            before = self.latest.get(key)
-            # A later round that finds a skill unchanged keeps what the earlier round did to it.
-            if before is None or before.outcome == "failed" or result.outcome != "unchanged":
-                self.latest[key] = result
-            if result.item.op.value != "unchanged":
-                self.attempts[key] = self.attempts.get(key, 0) + 1
-
-    def retryable(self) -> list[ItemResult]:
-        return [r for r in self.latest.values() if r.outcome == "failed" and r.retryable]
-
-    def merged(self) -> RunResult:
-        last = self.runs[-1]
-        return RunResult(last.plan, list(self.latest.values()), dict(last.refused), last.calls)
-
-    def errors(self) -> list[dict[str, Any]]:
-        merged = self.merged()
-        out: list[dict[str, Any]] = []
-        for org_id, why in sorted(merged.refused.items()):
-            out.append(
-                {
-                    "org_id": org_id,
-                    "tenant": None,
-                    "skill_id": None,
-                    "name": None,
-                    "error": why,
-                    "retryable": False,
-                    "attempts": len(self.runs),
-                }
-            )
-        for r in sorted(merged.results, key=_key):
-            if r.error:
-                out.append(
-                    {
-                        "org_id": r.item.org_id,
-                        "tenant": r.item.tenant_slug,
-                        "skill_id": r.item.skill_id,
-                        "name": r.item.name,
-                        "error": r.error,
-                        "retryable": r.retryable,
-                        "attempts": self.attempts.get(_key(r), 1),
-                    }
-                )
-        return out
-
-    def stats(self, job: jobs.ClaimedJob) -> dict[str, Any]:
-        merged = self.merged()
-        stats: dict[str, Any] = dict(merged.counts())
-        stats["api_calls"] = sum(run.calls.total() for run in self.runs)
-        stats["api_writes"] = sum(
-            run.calls.total(method=m) for run in self.runs for m in WRITE_METHODS
-        )
-        stats["check_remote"] = merged.plan.check_remote
-        stats["rounds"] = len(self.runs)
-        stats["retried"] = sum(1 for n in self.attempts.values() if n > 1)
-        stats["still_failing"] = sum(1 for e in self.errors() if e["skill_id"] or e["name"])
-        last = merged.last_live_at
-        stats["publish_lag_s"] = (
-            round((last - job.requested_at).total_seconds(), 3) if last is not None else None
-        )
-        return stats
-
-
-def _status(run: RunResult, cancelled: bool) -> JobStatus:
-    if cancelled:
-        return JobStatus.CANCELLED
-    counts = run.counts()
-    if not counts["failed"]:
-        return JobStatus.SUCCEEDED
-    ok = sum(n for k, n in counts.items() if k != "failed")
-    return JobStatus.PARTIAL if ok else JobStatus.FAILED
 
 
 class _Beat:
@@ -245,8 +150,8 @@ async def _rounds(
     progress: ProgressFn | None,
     retry: RetryPolicy,
     bounds: CallBounds | None,
-) -> _Rounds:
-    rounds = _Rounds()
+) -> Rounds:
+    rounds = Rounds()
     while not beat.stop.is_set():
         run = await reconcile(
             engine,
@@ -313,6 +218,7 @@ async def run_job(
         return await run_units(
             engine,
             job.id,
+            sweep=not job.force,
             bounds=bounds or CallBounds(concurrency),
             units_at_once=units_at_once,
             worker=worker,
@@ -393,12 +299,12 @@ async def _finished(
 async def _record(
     engine: Engine,
     job: jobs.ClaimedJob,
-    rounds: _Rounds,
+    rounds: Rounds,
     cancelled: bool,
     claude_code: ConfigureResult | None,
 ) -> JobOutcome:
     merged = rounds.merged()
-    status, stats, errors = _status(merged, cancelled), rounds.stats(job), rounds.errors()
+    status, stats, errors = status_of(merged, cancelled), rounds.stats(job), rounds.errors()
     if claude_code is not None and (claude_code.lines or claude_code.errors):
         stats["claude_code_settings"] = {
             "written": claude_code.written,
@@ -415,6 +321,7 @@ async def run_units(
     job_id: int,
     *,
     bounds: CallBounds,
+    sweep: bool = True,
     units_at_once: int = UNITS_AT_ONCE,
     worker: str = "daemon",
     http: httpx2.AsyncClient | None = None,
@@ -427,11 +334,14 @@ async def run_units(
     """Run the units of split job `job_id` in this process, `units_at_once` at a time within
     `bounds`, beside any replica that claims some too; then wait for those still running
     elsewhere (queuing again, as a daemon would, the ones whose replica died); the split job's
-    outcome. `progress` gets (units ended, units)."""
+    outcome. `progress` gets (units ended, units). With `sweep` (not for a force job), the
+    units with nothing to do are first ended in bulk (`unit_sweep`)."""
     async with contextlib.AsyncExitStack() as stack:
         if http is None:
             pool = make_http_pool(max_connections=bounds.concurrency + 4, timeout=api_timeout)
             http = await stack.enter_async_context(pool)
+        if sweep:
+            await sweep_logged(engine, job_id, worker=worker, http=http, bounds=bounds)
 
         async def one_worker() -> None:
             while unit := await asyncio.to_thread(jobs.claim, engine, worker, parent=job_id):
@@ -457,6 +367,28 @@ async def run_units(
                 return JobOutcome(job_id, view.status, view.stats, view.errors, None)
             await asyncio.sleep(min(1.0, heartbeat_every))
             await asyncio.to_thread(jobs.requeue_stale, engine, stale_after, parent=job_id)
+
+
+async def sweep_logged(
+    engine: Engine, job_id: int, *, worker: str, http: httpx2.AsyncClient, bounds: CallBounds
+) -> None:
+    """`unit_sweep.sweep_units` of split job `job_id`, logged; a failure is logged and left to
+    the units' own runs (a unit it held is queued again when its heartbeat is stale)."""
+    try:
+        swept = await unit_sweep.sweep_units(
+            engine, job_id, worker=f"{worker}/sweep", http=http, bounds=bounds
+        )
+    except Exception as exc:
+        if is_unavailable(exc):
+            raise
+        log.exception("publish job %d: the sweep of its units failed; they run one by one", job_id)
+        return
+    log.info(
+        "publish job %d: %d unit(s) with nothing to do ended at once, %d to run",
+        job_id,
+        swept.ended,
+        swept.returned,
+    )
 
 
 async def run_next_job(

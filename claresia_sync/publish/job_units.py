@@ -91,6 +91,34 @@ UPDATE publish_job SET cancel_requested_at = now()
  WHERE parent_id = :job AND status = :running AND cancel_requested_at IS NULL
 """)
 
+# A sweep's claimed units (`publish/unit_sweep.py`): heartbeated together; those it found with
+# nothing to do end with their stats (cancelled if a cancel reached them meanwhile), the others
+# go back to the queue for a normal run (or end cancelled). Only while still the sweep's own.
+_BEAT_SWEPT = text("""
+UPDATE publish_job SET heartbeat_at = now()
+ WHERE id = ANY(CAST(:ids AS bigint[])) AND status = :running AND claimed_by = :worker
+""")
+_END_SWEPT = text("""
+UPDATE publish_job j
+   SET status = CASE WHEN j.cancel_requested_at IS NULL THEN :succeeded ELSE :cancelled END,
+       stats = e.stats, errors = CAST('[]' AS jsonb), finished_at = now(), heartbeat_at = now()
+  FROM jsonb_to_recordset(CAST(:ended AS jsonb)) AS e(id bigint, stats jsonb)
+ WHERE j.id = e.id AND j.status = :running AND j.claimed_by = :worker
+""")
+_RETURN_SWEPT = text("""
+UPDATE publish_job
+   SET status = CASE WHEN cancel_requested_at IS NULL THEN :queued ELSE :cancelled END,
+       finished_at = CASE WHEN cancel_requested_at IS NULL THEN NULL ELSE now() END,
+       claimed_by = NULL, started_at = NULL, heartbeat_at = NULL
+ WHERE id = ANY(CAST(:ids AS bigint[])) AND status = :running AND claimed_by = :worker
+""")
+_SWEPT_STATUS = {
+    "running": str(JobStatus.RUNNING),
+    "queued": str(JobStatus.QUEUED),
+    "succeeded": str(JobStatus.SUCCEEDED),
+    "cancelled": str(JobStatus.CANCELLED),
+}
+
 
 def _json(value: Any) -> str:
     return json.dumps(value)
@@ -190,3 +218,28 @@ def cancel(conn: Connection, job_id: int) -> JobStatus:
     settle(conn, job_id)
     status = conn.execute(text("SELECT status FROM publish_job WHERE id = :job"), {"job": job_id})
     return JobStatus(status.scalar_one())
+
+
+def beat_swept(conn: Connection, worker: str, ids: list[int]) -> None:
+    """Heartbeat the units a sweep holds (`worker`'s), all in one statement."""
+    conn.execute(_BEAT_SWEPT, {**_SWEPT_STATUS, "ids": ids, "worker": worker})
+
+
+def end_swept(
+    conn: Connection,
+    job_id: int,
+    worker: str,
+    ended: dict[int, dict[str, Any]],
+    returned: list[int],
+) -> JobStatus | None:
+    """A sweep's verdict on the units of split job `job_id` it holds: `ended` (id -> stats)
+    succeeded, `returned` queued again; then the split job recounted (the status it ended
+    with, if this ended it). The split job's row is locked first, as `finish` does."""
+    lock(conn, job_id)
+    rows = [{"id": unit, "stats": stats} for unit, stats in ended.items()]
+    params = {**_SWEPT_STATUS, "worker": worker}
+    if rows:
+        conn.execute(_END_SWEPT, {**params, "ended": _json(rows)})
+    if returned:
+        conn.execute(_RETURN_SWEPT, {**params, "ids": returned})
+    return settle(conn, job_id)

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,10 +55,13 @@ __all__ = [
     "ClaimedJob",
     "JobStatus",
     "beat",
+    "beat_swept",
     "cancel",
     "claim",
+    "claim_units",
     "claimed",
     "counts",
+    "end_swept",
     "enqueue",
     "enqueue_drift_check",
     "enqueue_once",
@@ -103,11 +106,13 @@ UPDATE publish_job j SET status = :running, started_at = now(), heartbeat_at = n
                         = (SELECT coalesce(t.parent_id, t.id) FROM tenant t
                              WHERE t.id = a.tenant_id)))
            AND (CAST(:parent AS bigint) IS NULL OR a.parent_id = :parent)
+           AND NOT (a.id = ANY(CAST(:skip AS bigint[])))
          ORDER BY a.priority DESC, a.requested_at, a.id
-         LIMIT 1
+         LIMIT :limit
          FOR UPDATE OF a SKIP LOCKED) q
  WHERE j.id = q.id
-RETURNING j.id, j.tenant_id, j.force, j.requested_at, j.parent_id, j.priority
+RETURNING j.id, (SELECT t.slug FROM tenant t WHERE t.id = j.tenant_id) AS slug, j.force,
+          j.requested_at, j.parent_id, j.priority
 """)
 _BEAT = text("""
 UPDATE publish_job a SET heartbeat_at = now(),
@@ -273,12 +278,25 @@ def claim(
     """Take the oldest queued job (or job `job_id` if still queued, or a unit of `parent`);
     None if there is none."""
     params = {**_STATUS, "worker": worker, "job_id": job_id, "parent": parent}
-    with Session(engine) as session, session.begin():
-        row = session.execute(_CLAIM, params).one_or_none()
-        if row is None:
-            return None
-        slug = session.scalar(select(Tenant.slug).where(Tenant.id == row.tenant_id))
-        return ClaimedJob(row.id, slug, row.force, row.requested_at, row.parent_id, row.priority)
+    with engine.begin() as conn:
+        row = conn.execute(_CLAIM, {**params, "limit": 1, "skip": []}).one_or_none()
+    return None if row is None else _claimed(row)
+
+
+def claim_units(
+    engine: Engine, worker: str, parent: int, limit: int, skip: Collection[int] = ()
+) -> list[ClaimedJob]:
+    """Take up to `limit` queued units of split job `parent` at once, in `claim`'s order and
+    under its rules (none outranked by a job of higher priority), leaving out the ids `skip`
+    (`publish/unit_sweep.py`)."""
+    params = {**_STATUS, "worker": worker, "job_id": None, "parent": parent}
+    with engine.begin() as conn:
+        rows = conn.execute(_CLAIM, {**params, "limit": limit, "skip": sorted(skip)}).all()
+    return [_claimed(row) for row in rows]
+
+
+def _claimed(row: Any) -> ClaimedJob:
+    return ClaimedJob(row.id, row.slug, row.force, row.requested_at, row.parent_id, row.priority)
 
 
 def claimed(engine: Engine, job_id: int) -> ClaimedJob:
@@ -399,6 +417,25 @@ def split(engine: Engine, job_id: int) -> int:
     then running, claimed by no one, and ends with its last unit. How many units it has."""
     with engine.begin() as conn:
         return units.split(conn, job_id)
+
+
+def beat_swept(engine: Engine, worker: str, ids: Sequence[int]) -> None:
+    """Heartbeat the units a sweep holds (`publish/unit_sweep.py`)."""
+    with engine.begin() as conn:
+        units.beat_swept(conn, worker, sorted(ids))
+
+
+def end_swept(
+    engine: Engine,
+    job_id: int,
+    worker: str,
+    ended: dict[int, dict[str, Any]],
+    returned: Sequence[int],
+) -> JobStatus | None:
+    """Record a sweep's verdict in one transaction (`job_units.end_swept`): units with nothing
+    to do succeeded with their stats, the others queued again for a run of their own."""
+    with engine.begin() as conn:
+        return units.end_swept(conn, job_id, worker, ended, sorted(returned))
 
 
 def parent_outcome(engine: Engine, job_id: int) -> JobView | None:
