@@ -253,6 +253,11 @@ class RetryTransport(httpx2.AsyncBaseTransport):
         before = call.policy.max_attempts - budget  # the call's attempts before this request
         method = request.method
         route = call.route or route_template(request.url.path)
+        if not isinstance(request.stream, httpx2.ByteStream):
+            # A multipart body (a plugin upload) streams as four chunks a file, and httpcore2
+            # writes each chunk on its own (a cancel scope and a loop turn each: a third of a
+            # create's CPU): read whole (uploads are at most 8 MiB), it is one write.
+            await request.aread()
         attempt = 0
         while True:
             attempt += 1
