@@ -112,6 +112,9 @@ UPDATE publish_job
        claimed_by = NULL, started_at = NULL, heartbeat_at = NULL
  WHERE id = ANY(CAST(:ids AS bigint[])) AND status = :running AND claimed_by = :worker
 """)
+# Units queued again wake the replicas' workers as a new job does (the channel of the insert
+# trigger, migrations 0001): they slept through the sweep, which held the units.
+_WAKE = text("SELECT pg_notify('claresia_publish_job', CAST(:job AS text))")
 _SWEPT_STATUS = {
     "running": str(JobStatus.RUNNING),
     "queued": str(JobStatus.QUEUED),
@@ -242,4 +245,5 @@ def end_swept(
         conn.execute(_END_SWEPT, {**params, "ended": _json(rows)})
     if returned:
         conn.execute(_RETURN_SWEPT, {**params, "ids": returned})
+        conn.execute(_WAKE, {"job": job_id})
     return settle(conn, job_id)

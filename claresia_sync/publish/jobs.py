@@ -107,6 +107,9 @@ UPDATE publish_job j SET status = :running, started_at = now(), heartbeat_at = n
                              WHERE t.id = a.tenant_id)))
            AND (CAST(:parent AS bigint) IS NULL OR a.parent_id = :parent)
            AND NOT (a.id = ANY(CAST(:skip AS bigint[])))
+           AND (NOT CAST(:published AS boolean)
+                OR EXISTS (SELECT 1 FROM publication p JOIN tenant t ON t.id = p.tenant_id
+                            WHERE a.tenant_id IN (t.id, t.parent_id)))
          ORDER BY a.priority DESC, a.requested_at, a.id
          LIMIT :limit
          FOR UPDATE OF a SKIP LOCKED) q
@@ -279,7 +282,9 @@ def claim(
     None if there is none."""
     params = {**_STATUS, "worker": worker, "job_id": job_id, "parent": parent}
     with engine.begin() as conn:
-        row = conn.execute(_CLAIM, {**params, "limit": 1, "skip": []}).one_or_none()
+        row = conn.execute(
+            _CLAIM, {**params, "limit": 1, "skip": [], "published": False}
+        ).one_or_none()
     return None if row is None else _claimed(row)
 
 
@@ -287,9 +292,9 @@ def claim_units(
     engine: Engine, worker: str, parent: int, limit: int, skip: Collection[int] = ()
 ) -> list[ClaimedJob]:
     """Take up to `limit` queued units of split job `parent` at once, in `claim`'s order and
-    under its rules (none outranked by a job of higher priority), leaving out the ids `skip`
-    (`publish/unit_sweep.py`)."""
-    params = {**_STATUS, "worker": worker, "job_id": None, "parent": parent}
+    under its rules (none outranked by a job of higher priority), leaving out the ids `skip` and
+    the organisations never published (a sweep's, `publish/unit_sweep.py`: those have work)."""
+    params = {**_STATUS, "worker": worker, "job_id": None, "parent": parent, "published": True}
     with engine.begin() as conn:
         rows = conn.execute(_CLAIM, {**params, "limit": limit, "skip": sorted(skip)}).all()
     return [_claimed(row) for row in rows]

@@ -7,7 +7,8 @@ splits a job (`job_run.run_units`, the daemon) therefore sweeps its units first,
 time (`CHUNK`):
 
 1. claim a chunk of queued units at once (`jobs.claim_units`, the queue's own rules: a unit
-   outranked by the kill switch is not taken), heartbeated together while the chunk lasts;
+   outranked by the kill switch is not taken; nor one of an organisation never published, which
+   has work), heartbeated together while the chunk lasts;
 2. one desired state and one read of the publication rows for the chunk's organisations, and
    each one's plan without the target's list (the plan a normal run makes first);
 3. an organisation whose plan writes nothing and records nothing still gets its gate (the

@@ -245,6 +245,14 @@ def test_two_daemons_share_the_units_of_a_republish_all(
     assert len({u.claimed_by for u in units}) == 2, [u.claimed_by for u in units]  # both worked
     assert view.stats["units"]["succeeded"] == 4 and view.stats["created"] == 25
     assert_exactly_once(snapshot(engine, emulator))  # every organisation published once
+    # Again with nothing changed: the replica that splits it sweeps the units with nothing to
+    # do (`unit_sweep`; the other may have taken one meanwhile), and nothing is written.
+    emulator.stats.reset()
+    again = _insert_all(engine)
+    wait_until(lambda: jobs.get_job(engine, again).status in jobs.FINISHED, 60, "the no-op")
+    assert jobs.get_job(engine, again).status == JobStatus.SUCCEEDED
+    swept = [u for u in _units(engine, again) if str(u.claimed_by).endswith("/sweep")]
+    assert len(swept) >= 3 and emulator.stats.writes() == 0, _units(engine, again)
     for d in (first, second):
         assert d.stop()[0] == 0
 
