@@ -190,6 +190,22 @@ def test_a_version_that_fails_the_content_scan_fails_its_skill(
     assert pub.status == "failed" and pub.last_error == error
 
 
+def test_a_create_whose_answer_is_unreadable_is_adopted_not_made_twice(
+    engine: Engine, emulator: EmulatorServer, world: dict[str, Any]
+) -> None:
+    """A plugin is stored but its create's answer is a proxy's HTML page: the skill fails for a
+    passing reason naming the call, and the job's next round adopts the stored plugin (409,
+    our marker) instead of making a twin."""
+    creates = ("POST", "/v1/organizations/plugins")
+    emulator.set_faults(script=["corrupt:not_json"], routes=[" ".join(creates)])
+    outcome = publish(engine, "ferretti")
+    assert outcome.status == "succeeded", outcome.errors
+    assert emulator.faults.corrupted[("not_json", creates[1])] == 1
+    assert emulator.stats.count(*creates, status=409) == 1  # the next round's create: adopted
+    assert len(plugins(emulator)) == 5
+    assert seen(emulator, "bruno") == names("ferretti", ENG | DESIGN)
+
+
 def test_registration_pending_is_never_retried_whatever_its_headers_say(
     engine: Engine, emulator: EmulatorServer, world: dict[str, Any]
 ) -> None:
