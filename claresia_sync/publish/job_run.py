@@ -340,8 +340,17 @@ async def run_units(
         if http is None:
             pool = make_http_pool(max_connections=bounds.concurrency + 4, timeout=api_timeout)
             http = await stack.enter_async_context(pool)
+
+        async def report() -> None:
+            if progress is not None:
+                counts = (await asyncio.to_thread(jobs.get_job, engine, job_id)).stats
+                units = counts.get("units") or {}
+                ended = sum(units.get(str(s), 0) for s in jobs.FINISHED)
+                progress(ended, int(units.get("total", 0)))
+
         if sweep:
             await sweep_logged(engine, job_id, worker=worker, http=http, bounds=bounds)
+            await report()
 
         async def one_worker() -> None:
             while unit := await asyncio.to_thread(jobs.claim, engine, worker, parent=job_id):
@@ -354,11 +363,7 @@ async def run_units(
                         retry=retry,
                         heartbeat_every=heartbeat_every,
                     )
-                if progress is not None:
-                    counts = (await asyncio.to_thread(jobs.get_job, engine, job_id)).stats
-                    units = counts.get("units") or {}
-                    ended = sum(units.get(str(s), 0) for s in jobs.FINISHED)
-                    progress(ended, int(units.get("total", 0)))
+                await report()
 
         while True:
             await asyncio.gather(*(one_worker() for _ in range(units_at_once)))

@@ -61,8 +61,10 @@ def test_a_no_op_republish_all_ends_every_unit_in_the_sweep_as_a_normal_run_woul
     engine: Engine, published: EmulatorServer
 ) -> None:
     swept = _insert_all(engine)
-    outcome = asyncio.run(run_next_job(engine, worker="here"))
+    seen: list[tuple[int, int]] = []
+    outcome = asyncio.run(run_next_job(engine, worker="here", progress=lambda *p: seen.append(p)))
     assert outcome is not None and outcome.status == JobStatus.SUCCEEDED, outcome.errors
+    assert seen[-1] == (4, 4)  # the command's progress bar: every unit ended in the sweep
     units = _units(engine, swept)
     assert [u.slug for u in units] == ROOTS
     assert {u.claimed_by for u in units} == {"here/sweep"} and {u.status for u in units} == {
