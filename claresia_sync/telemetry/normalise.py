@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import cache, lru_cache
 from hashlib import sha256
+from string import Formatter
 from typing import Any, NamedTuple
 
 import jinja2
@@ -172,6 +173,9 @@ class _Bad(Exception):
 def record_id(event_id: str) -> str:
     """`rec_` + the ULID part of `evt_<ULID>` (a redelivered event maps to the same record);
     other id shapes get a stable hash instead."""
+    tail = event_id[4:]
+    if 0 < len(tail) <= 60 and event_id.startswith("evt_") and tail.isascii() and tail.isalnum():
+        return "rec_" + tail  # what the pattern takes, without the regex engine per event
     match = _ULID_TAIL.match(event_id)
     if match:
         return f"rec_{match.group(1)}"
@@ -209,8 +213,14 @@ def format_duration(ms: int | None) -> str | None:
         return None
     if ms < 60_000:
         tenths = (ms + 50) // 100  # in integers: a Decimal per event was a third of the footer
-        return f"{tenths // 10}.{tenths % 10}s"
+        text = _TENTHS.get(tenths)  # at most 600 texts, made once each
+        if text is None:
+            text = _TENTHS[tenths] = f"{tenths // 10}.{tenths % 10}s"
+        return text
     return f"{ms // 60_000}m {ms % 60_000 // 1000}s"
+
+
+_TENTHS: dict[int, str] = {}
 
 
 _CENT, _TEN_THOUSANDTH = Decimal("0.01"), Decimal("0.0001")
@@ -228,7 +238,19 @@ def render_footer(
     """The footer from `templates/footer.md.j2`. The template is rendered once per shape (title,
     outcome, which parts are present) with markers, which are then replaced: the same text as a
     full render at a fraction of the cost per event (the poller renders thousands a second)."""
-    cost_text, duration_text = format_cost(cost), format_duration(duration_ms)
+    return _footer(
+        title, failed, error_type, format_cost(cost), format_duration(duration_ms), record_url
+    )
+
+
+def _footer(
+    title: str,
+    failed: bool,
+    error_type: str | None,
+    cost_text: str | None,
+    duration_text: str | None,
+    record_url: str,
+) -> str:
     shape = _footer_shape(
         title, failed, error_type or "error", cost_text is not None, duration_text is not None
     )
@@ -255,6 +277,65 @@ def _footer_shape(
         duration=_DURATION if has_duration else None,
         record_url=_URL,
     )
+
+
+# What depends only on a value the audit log repeats (a cost, a link's tenants),
+# made once per value rather than once per event: each was a microsecond or two of an event's
+# ~15 (bench/RESULTS.md, "Session 8: audit ingest"). Bounded: emptied when full.
+_MEMO_MAX = 4096
+_COST_TEXTS: dict[str, tuple[Decimal, str]] = {}
+_LINKS: dict[tuple[str, str, str], tuple[str, str] | None] = {}
+_LINK_FIELDS = frozenset({"parent_tenant", "tenant", "record_id"})
+_MARK = "\x00"
+
+
+def _remember(memo: dict[Any, Any], key: Any, value: Any) -> None:
+    if len(memo) >= _MEMO_MAX:
+        memo.clear()
+    memo[key] = value
+
+
+def _cost_texts(value: str) -> tuple[Decimal, str]:
+    """`_cost` of a given cost and its footer text; a bad cost is not remembered (it raises)."""
+    found = _COST_TEXTS.get(value)
+    if found is None:
+        cost = _cost(value)
+        text = format_cost(cost)
+        assert cost is not None and text is not None
+        found = (cost, text)
+        _remember(_COST_TEXTS, value, found)
+    return found
+
+
+def record_link(template: str, parent_tenant: str, tenant: str, rec: str) -> str:
+    """The "View record" link: `template` filled in. Where the record id goes in as it is
+    (one plain `{record_id}`, every field a plain placeholder), the text around it is made once
+    per tenant and the id put between; any other template is formatted in full."""
+    key = (template, parent_tenant, tenant)
+    around = _LINKS.get(key)
+    if around is None and key not in _LINKS:
+        around = _link_around(template, parent_tenant, tenant)
+        _remember(_LINKS, key, around)
+    if around is None:
+        return template.format(parent_tenant=parent_tenant, tenant=tenant, record_id=rec)
+    return around[0] + rec + around[1]
+
+
+def _link_around(template: str, parent_tenant: str, tenant: str) -> tuple[str, str] | None:
+    fields = [
+        (name, spec, conv)
+        for _, name, spec, conv in Formatter().parse(template)
+        if name is not None
+    ]
+    if not all(name in _LINK_FIELDS and not spec and conv is None for name, spec, conv in fields):
+        return None
+    if [name for name, _, _ in fields].count("record_id") != 1:
+        return None
+    marked = template.format(parent_tenant=parent_tenant, tenant=tenant, record_id=_MARK)
+    if marked.count(_MARK) != 1:
+        return None
+    head, _, tail = marked.partition(_MARK)
+    return head, tail
 
 
 def _timestamp(value: str | None) -> dt.datetime:
@@ -294,7 +375,7 @@ def _storable_json(raw: Any) -> str | None:
         data = orjson.dumps(raw)
     except (orjson.JSONEncodeError, TypeError):
         return None
-    if b"\\u0000" in data:
+    if b"\\" in data and b"\\u0000" in data:  # one memchr: most events have no escape
         return None
     return data.decode()
 
@@ -319,7 +400,10 @@ def without_email(raw: Any) -> Any:
     actor = raw.get("actor") if isinstance(raw, dict) else None
     if not isinstance(actor, dict) or "email" not in actor:
         return raw
-    return {**raw, "actor": {k: v for k, v in actor.items() if k != "email"}}
+    kept, kept_actor = dict(raw), dict(actor)  # copies in place of comprehensions: a third
+    del kept_actor["email"]
+    kept["actor"] = kept_actor
+    return kept
 
 
 def fn_telemetry_event(event: AuditEvent | Mapping[str, Any], ctx: AttributionContext) -> Verdict:
@@ -381,6 +465,7 @@ class _Fields(NamedTuple):
 
 
 _NO_OBJECT: dict[str, Any] = {}
+_new_tuple = tuple.__new__
 _OPT_STR = frozenset({str, type(None)})
 _OPT_INT = frozenset({int, type(None)})  # not bool: a bool is read by `_lax_count`
 # The text fields of `_Fields` in order, then actor.type (checked, not stored), by their path.
@@ -518,7 +603,8 @@ def _read(raw: Mapping[str, Any]) -> _Fields:
         usage.get("input_tokens"),
         usage.get("output_tokens"),
     )
-    if not {*map(type, texts), type(actor.get("type"))} <= _OPT_STR:
+    # `issuperset` of the types as they come: no set built per event
+    if not (_OPT_STR.issuperset(map(type, texts)) and type(actor.get("type")) in _OPT_STR):
         raise _Bad(  # every wrong field at once, as the operator fixes them together
             "; ".join(
                 f"{name}: {_shown(value)} is {_a(value)}, not a string"
@@ -526,7 +612,7 @@ def _read(raw: Mapping[str, Any]) -> _Fields:
                 if type(value) not in _OPT_STR
             )
         )
-    if not {*map(type, counts)} <= _OPT_INT:
+    if not _OPT_INT.issuperset(map(type, counts)):
         counts = tuple(map(_lax_count, _COUNT_NAMES, counts))
     duration, tokens_in, tokens_out = counts
     if not (
@@ -536,70 +622,88 @@ def _read(raw: Mapping[str, Any]) -> _Fields:
     ):
         for name, count in zip(_COUNT_NAMES, counts, strict=True):
             _count(name, count)  # int4 columns
-    return _Fields(ident, kind, *texts, *counts)
+    return _new_tuple(_Fields, (ident, kind, *texts, *counts))  # NamedTuple's __new__ is Python
 
 
 def _row(event: _Fields, ctx: AttributionContext) -> dict[str, Any]:
-    occurred = _timestamp(event.created_at)
-    if event.organization_id is not None and event.organization_id != ctx.org_id:
+    (
+        ident,
+        kind,
+        created_at,
+        organization_id,
+        workspace_id,
+        remote_skill_id,
+        skill_name,
+        skill_version,
+        actor_user_id,
+        actor_email,
+        invocation_id,
+        model,
+        cost_usd,
+        error_type,
+        error_message,
+        duration,
+        tokens_in,
+        tokens_out,
+    ) = event  # locals once, rather than a field lookup per use
+    occurred = _timestamp(created_at)
+    org_id = ctx.org_id
+    if organization_id is not None and organization_id != org_id:
         raise _Bad(
-            f"organization_id {event.organization_id!r} differs from the polled organisation "
-            f"{ctx.org_id!r}"
+            f"organization_id {organization_id!r} differs from the polled organisation {org_id!r}"
         )
-    if not event.workspace_id:
+    if not workspace_id:
         raise _Bad("workspace_id: missing (the event cannot be attributed to a tenant)")
-    owner = ctx.workspaces.get(event.workspace_id)
+    owner = ctx.workspaces.get(workspace_id)
     if owner is None:
         raise _Bad(
-            f"unknown workspace {event.workspace_id!r} of organisation {ctx.org_id}: map it to a "
+            f"unknown workspace {workspace_id!r} of organisation {org_id}: map it to a "
             "tenant or sub-tenant in the tenant file and apply it"
         )
-    if not event.skill_name:
+    if not skill_name:
         raise _Bad("skill.name: missing")
-    skill = ctx.skill_for(event.skill_name)
+    skill = ctx.skill_for(skill_name)
     if skill is None:
         raise _Bad(
-            f"skill {event.skill_name!r} is in the claresia- namespace but matches no "
+            f"skill {skill_name!r} is in the claresia- namespace but matches no "
             "publication and no known tenant"
         )
-    cost = _cost(event.cost_usd)
-    duration = event.duration_ms
-    failed = EVENT_STATUS[event.type] == "failed"
-    error_type = event.error_type
-    rec = record_id(event.id)
-    url = ctx.settings.hub_record_url.format(
-        parent_tenant=owner.root, tenant=owner.tenant_slug, record_id=rec
-    )
+    cost, cost_text = (None, None) if cost_usd is None else _cost_texts(cost_usd)
+    status = EVENT_STATUS[kind]
+    rec = record_id(ident)
+    tenant, parent = owner.tenant_slug, owner.parent_tenant_slug
+    settings = ctx.settings
+    url = record_link(settings.hub_record_url, parent or tenant, tenant, rec)
     return {
         "record_id": rec,
-        "event_id": event.id,
-        "event_type": event.type,
-        "status": EVENT_STATUS[event.type],
+        "event_id": ident,
+        "event_type": kind,
+        "status": status,
         "occurred_at": occurred,
-        "org_id": ctx.org_id,
-        "workspace_id": event.workspace_id,
-        "tenant_slug": owner.tenant_slug,
-        "parent_tenant_slug": owner.parent_tenant_slug,
+        "org_id": org_id,
+        "workspace_id": workspace_id,
+        "tenant_slug": tenant,
+        "parent_tenant_slug": parent,
         "skill_id": skill.skill_id,
-        "skill_name": event.skill_name,
-        "remote_skill_id": event.skill_id or skill.remote_skill_id,
-        "skill_version": event.skill_version,
-        "actor_user_id": event.actor_user_id,
-        "actor_email": event.actor_email if ctx.settings.store_emails else None,
-        "invocation_id": event.invocation_id,
-        "model": event.model,
-        "input_tokens": event.input_tokens,
-        "output_tokens": event.output_tokens,
+        "skill_name": skill_name,
+        "remote_skill_id": remote_skill_id or skill.remote_skill_id,
+        "skill_version": skill_version,
+        "actor_user_id": actor_user_id,
+        "actor_email": actor_email if settings.store_emails else None,
+        "invocation_id": invocation_id,
+        "model": model,
+        "input_tokens": tokens_in,
+        "output_tokens": tokens_out,
         "cost_usd": cost,
         "duration_ms": duration,
         "error_type": error_type,
-        "error_message": event.error_message,
-        "footer_md": render_footer(
-            title=ctx.title(skill.skill_id),
-            failed=failed,
-            error_type=error_type,
-            cost=cost,
-            duration_ms=duration,
-            record_url=url,
+        "error_message": error_message,
+        "footer_md": _footer(
+            ctx.title(skill.skill_id),
+            status == "failed",
+            error_type,
+            cost_text,
+            format_duration(duration),
+            url,
         ),
     }

@@ -312,3 +312,74 @@ def test_a_row_fills_every_column_of_telemetry_event_but_the_ingestion_time() ->
 
     columns = {c.name for c in TelemetryEvent.__table__.columns}
     assert set(row(EVENT)) == columns - {"ingested_at"}
+
+
+@settings(max_examples=examples(500), deadline=None)
+@given(
+    st.text(alphabet="0aZ9\n_٣éx", max_size=64).map(lambda t: "evt_" + t)
+    | st.text(max_size=8)
+    | st.integers(55, 65).map(lambda n: "evt_" + "A" * n)
+)
+def test_record_ids_follow_the_ulid_pattern_without_its_regex(event_id: str) -> None:
+    """The fast path of `record_id` takes exactly what `^evt_([0-9A-Za-z]{1,60})$` takes (the
+    `$` also before a final newline); anything else is hashed."""
+    import re
+
+    match = re.match(r"^evt_([0-9A-Za-z]{1,60})$", event_id)
+    got = record_id(event_id)
+    if match:
+        assert got == "rec_" + match.group(1)
+    else:
+        assert got.startswith("rec_h") and len(got) == len("rec_h") + 32
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "https://hub.{parent_tenant}.example/{tenant}/records/{record_id}",
+        "https://hub/{record_id}/{record_id}",
+        "https://hub/{record_id!r}",
+        "https://hub/{record_id:>40}",
+        "https://hub/{record_id:.6}",
+        "https://hub/{{record_id}}/{tenant}?r={record_id}",
+        "https://hub/{tenant}\x00/{record_id}",
+        "https://hub/{parent_tenant:>{tenant}}/{record_id}",
+    ],
+)
+def test_the_record_link_is_the_template_filled_in(template: str) -> None:
+    """Around the id, made once per tenant, or in full: the same text as `str.format`."""
+    from claresia_sync.telemetry.normalise import record_link
+
+    for rec in ("rec_01ABC", "rec_h" + "f" * 32, "rec_01ABC"):
+        try:
+            expected = template.format(parent_tenant="dainese", tenant="dainese-eng", record_id=rec)
+        except (ValueError, KeyError):
+            with pytest.raises((ValueError, KeyError)):
+                record_link(template, "dainese", "dainese-eng", rec)
+            continue
+        assert record_link(template, "dainese", "dainese-eng", rec) == expected
+
+
+def test_costs_remembered_by_their_text_stay_exact_past_the_memo_bound() -> None:
+    """The cost memo is emptied when full; every cost still reads and prints as the first time."""
+    from claresia_sync.telemetry import normalise
+
+    for cents in range(normalise._MEMO_MAX + 10):
+        value = f"{cents / 10_000:.4f}"
+        r = row(event(type="skill.invoked", error=None, invocation={"cost_usd": value}))
+        assert r["cost_usd"] == Decimal(value)
+        assert (
+            render_footer(
+                title="Incident Postmortem",
+                failed=False,
+                error_type=None,
+                cost=Decimal(value),
+                duration_ms=None,
+                record_url="u",
+            ).split(" · ")[2]
+            in r["footer_md"]
+        )
+    assert len(normalise._COST_TEXTS) <= normalise._MEMO_MAX
+    assert "lots" not in normalise._COST_TEXTS and quarantined(
+        event(invocation={"cost_usd": "lots"})
+    )
