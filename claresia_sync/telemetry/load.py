@@ -26,6 +26,8 @@ from sqlalchemy import Connection, DateTime, Integer, Numeric, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
+from claresia_sync.db import binary_arrays
+from claresia_sync.db.binary_arrays import text_array
 from claresia_sync.db.models import TelemetryEvent
 
 # Every column but `ingested_at`, which the database sets (now(): the writing transaction).
@@ -98,7 +100,8 @@ def insert_events(conn: Connection | Session, rows: Sequence[Mapping[str, Any]])
     assert dbapi is not None
     ids = sorted(unique)
     with dbapi.cursor() as cur:
-        cur.execute(_NEW_IDS, (ids, [unique[i]["occurred_at"] for i in ids]))
+        binary_arrays.register(cur)
+        cur.execute(_NEW_IDS, (text_array(ids), [unique[i]["occurred_at"] for i in ids]))
         new = {event_id for (event_id,) in cur.fetchall()}
         if not new:
             return 0

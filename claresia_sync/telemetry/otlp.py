@@ -148,9 +148,9 @@ def record_attributes(record: Any, keys: tuple[str, ...] | None = None) -> dict[
     """A lean record's attributes (`otlp_lean`), those named in `keys` when given (an
     `api_request`'s usage reads 8 of its ~19: looked up, the others are never made)."""
     found = record.attributes
-    if keys is None:
-        return {key: value_of(value) for key, value in found.items()}
-    return {key: value_of(found[key]) for key in keys if key in found}
+    if keys is None:  # `or`: `value_of`'s own first test, without a call for a string
+        return {key: value.string_value or value_of(value) for key, value in found.items()}
+    return {key: (v := found[key]).string_value or value_of(v) for key in keys if key in found}
 
 
 def event_name(record: Any) -> str | None:
@@ -272,8 +272,15 @@ def _number(attrs: Mapping[str, Any], key: str) -> Decimal | None:
     return number
 
 
+_ZERO = Decimal(0)
+
+
 def _count(attrs: Mapping[str, Any], key: str) -> int:
-    """`_number` as an int (tokens, milliseconds), 0 when absent."""
+    """`_number` as an int (tokens, milliseconds), 0 when absent. An OTLP int, as Claude Code
+    sends these, is taken as it is: no `Decimal` made only to come back to the same int."""
+    value = attrs.get(key)
+    if type(value) is int and value >= 0:
+        return value
     number = _number(attrs, key)
     return 0 if number is None else int(number)
 
@@ -304,7 +311,7 @@ def _usage_row(record: Any, attrs: Mapping[str, Any], tenant: str) -> dict[str, 
     try:
         tokens_in = _count(attrs, "input_tokens")
         tokens_out = _count(attrs, "output_tokens")
-        cost = _number(attrs, "cost_usd") or Decimal(0)
+        cost = _number(attrs, "cost_usd") or _ZERO
         duration = _count(attrs, "duration_ms")
     except ValueError:
         return None

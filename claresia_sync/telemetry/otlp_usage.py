@@ -32,12 +32,15 @@ retries within minutes); prompts and activations before the retention bound go t
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, Engine, text
+
+from claresia_sync.db import binary_arrays
+from claresia_sync.db.binary_arrays import TextArray, int8_array, text_array
 
 # One statement per export: the activations' rows (`activations`), then each prompt's upsert
 # with the usage of its requests in this export and their keys, unless the prompt has counted
@@ -64,7 +67,7 @@ WITH activations AS (
            max(occurred_at) FILTER (WHERE model IS NOT NULL) AS model_at
       FROM unnest(%(u_tenant)b::text[], %(u_session)b::text[], %(u_prompt)b::text[],
                   %(u_key)b::bigint[], %(u_at)b::timestamptz[], %(u_model)b::text[],
-                  %(u_in)b::bigint[], %(u_out)b::bigint[], %(u_cost)b::numeric[],
+                  %(u_in)b::bigint[], %(u_out)b::bigint[], %(u_cost)b::text[]::numeric[],
                   %(u_ms)b::bigint[])
            AS u(tenant_slug, session_id, prompt_id, request_key, occurred_at, model,
                 input_tokens, output_tokens, cost_usd, duration_ms)
@@ -106,29 +109,39 @@ SELECT p.tenant_slug, p.session_id, p.prompt_id, p.request_keys
   JOIN unnest(%(u_tenant)b::text[], %(u_session)b::text[], %(u_prompt)b::text[])
        AS u(tenant_slug, session_id, prompt_id) USING (tenant_slug, session_id, prompt_id)
 """
-ACTIVATION_COLUMNS = (
-    "event_id",
-    "tenant_slug",
-    "session_id",
-    "prompt_id",
-    "occurred_at",
-    "account_uuid",
-    "account_id",
-)
-_ACTIVATION_PARAMS = {c: c for c in ACTIVATION_COLUMNS}
-_USAGE_PARAMS = {
-    "u_tenant": "tenant_slug",
-    "u_session": "session_id",
-    "u_prompt": "prompt_id",
-    "u_key": "request_key",
-    "u_at": "occurred_at",
-    "u_model": "model",
-    "u_in": "input_tokens",
-    "u_out": "output_tokens",
-    "u_cost": "cost_usd",
-    "u_ms": "duration_ms",
+
+
+def _costs(values: list[Any]) -> TextArray:
+    """Decimals as text, which the statement reads as numeric: exactly the same value, and
+    their binary form is built in Python by psycopg (~2 us each)."""
+    return text_array(list(map(str, values)))
+
+
+# Each parameter: the column it reads, and how the column is sent (`binary_arrays`; a list
+# of datetimes goes through psycopg, whose dumping of them is as fast).
+_Column = tuple[str, Callable[[list[Any]], Any]]
+_ACTIVATION_PARAMS: dict[str, _Column] = {
+    "event_id": ("event_id", text_array),
+    "tenant_slug": ("tenant_slug", text_array),
+    "session_id": ("session_id", text_array),
+    "prompt_id": ("prompt_id", text_array),
+    "occurred_at": ("occurred_at", list),
+    "account_uuid": ("account_uuid", text_array),
+    "account_id": ("account_id", text_array),
 }
-_COUNTED_PARAMS = {"u_tenant": "tenant_slug", "u_session": "session_id", "u_prompt": "prompt_id"}
+_USAGE_PARAMS: dict[str, _Column] = {
+    "u_tenant": ("tenant_slug", text_array),
+    "u_session": ("session_id", text_array),
+    "u_prompt": ("prompt_id", text_array),
+    "u_key": ("request_key", int8_array),
+    "u_at": ("occurred_at", list),
+    "u_model": ("model", text_array),
+    "u_in": ("input_tokens", int8_array),
+    "u_out": ("output_tokens", int8_array),
+    "u_cost": ("cost_usd", _costs),
+    "u_ms": ("duration_ms", int8_array),
+}
+_COUNTED_PARAMS = {p: _USAGE_PARAMS[p] for p in ("u_tenant", "u_session", "u_prompt")}
 _PROMPT = itemgetter("tenant_slug", "session_id", "prompt_id")
 _REQUEST = itemgetter("tenant_slug", "session_id", "prompt_id", "request_key")
 
@@ -154,8 +167,8 @@ _SWEEP = (
 )
 
 
-def _columns(rows: Sequence[dict[str, Any]], names: Mapping[str, str]) -> dict[str, list[Any]]:
-    return {param: [r[name] for r in rows] for param, name in names.items()}
+def _columns(rows: Sequence[dict[str, Any]], names: Mapping[str, _Column]) -> dict[str, Any]:
+    return {param: send(list(map(itemgetter(name), rows))) for param, (name, send) in names.items()}
 
 
 def store(
@@ -171,6 +184,7 @@ def store(
     usage = list({_REQUEST(u): u for u in usage}.values())  # a retry in the same batch
     prompts = {_PROMPT(r) for r in activations} | {_PROMPT(u) for u in usage}
     with dbapi.cursor() as cur:
+        binary_arrays.register(cur)
         params = _columns(activations, _ACTIVATION_PARAMS)
         cur.execute(_STORE, {**params, **_columns(usage, _USAGE_PARAMS)})
         if cur.rowcount == len(prompts):
