@@ -191,12 +191,14 @@ class AuditSource:
     def normalise(self, verdict: Verdict, page: seam.Page) -> Any:
         """An event's verdict (`fn_telemetry_event`, made as its page arrived) for the seam."""
         if isinstance(verdict, TelemetryRow):
-            if self._seen[0] is not page:  # the page itself is kept: an id() may be reused
-                self._seen = (page, set())
-            if verdict.event_id in self._seen[1]:  # a page may repeat an event; keep one
-                return None
-            self._seen[1].add(verdict.event_id)
-            return verdict.values
+            values = verdict.values
+            seen = self._seen
+            if seen[0] is not page:  # the page itself is kept: an id() may be reused
+                seen = self._seen = (page, set())
+            ids = seen[1]
+            before = len(ids)
+            ids.add(values["event_id"])  # a page may repeat an event; keep one
+            return values if len(ids) > before else None
         if isinstance(verdict, Quarantined):
             # As the JSONB column would serialise it (stdlib json: any int, escaped text).
             return seam.Quarantine(verdict.event_id, verdict.reason, json.dumps(verdict.raw))

@@ -205,6 +205,23 @@ def test_event_id_unique_even_across_months(session: Session) -> None:
     assert list(ids) == ["evt_1", "evt_2", "evt_3"]
 
 
+def test_of_one_id_in_a_batch_the_first_row_is_written_once(session: Session) -> None:
+    """A batch that repeats an id, or holds one already stored, writes each new id once, the
+    first of its rows, and says how many were new."""
+    assert insert_events(session, [_event("evt_stored", AT)]) == 1
+    batch = [
+        _event("evt_twice", AT, model="first"),
+        _event("evt_stored", AT, model="again"),
+        _event("evt_once", AT),
+        _event("evt_twice", AT, model="second"),
+    ]
+    assert insert_events(session, batch) == 2
+    stored = dict(
+        session.execute(text("SELECT event_id, coalesce(model, '-') FROM telemetry_event")).all()
+    )
+    assert stored == {"evt_stored": "-", "evt_twice": "first", "evt_once": "-"}
+
+
 def test_rows_land_in_their_month_and_move_out_of_default(session: Session) -> None:
     old = dt.datetime(2019, 5, 17, 12, tzinfo=dt.UTC)
     # Bypass insert_events (which would make the partition first): the row goes to default.
