@@ -165,7 +165,13 @@ class AuditSource:
         page = await self.client.audit_events(
             self.ctx.org_id, after_id, self.page_size, SKILL_EVENT_TYPES
         )
-        return page, [fn_telemetry_event(event, self.ctx) for event in page.data]
+        # In a thread, not on the event loop: normalising a page takes the loop ~15 ms, and a
+        # loop held that long did not hand the page before to the writer until it was done, so
+        # PostgreSQL waited for the normaliser and the two ran one after the other.
+        return page, await asyncio.to_thread(self._verdicts, page.data)
+
+    def _verdicts(self, events: list[AuditEvent]) -> list[Verdict]:
+        return [fn_telemetry_event(event, self.ctx) for event in events]
 
     async def next_step(self, after: str | None) -> seam.Step | None:
         if self._next is not None and self._next[0] == after:
