@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import anthropic
 import httpx2
 
 from claresia_sync.api.call_metrics import CallCounter
@@ -36,6 +35,9 @@ from claresia_sync.api.retry import (
     calling,
     retry_after,
 )
+
+if TYPE_CHECKING:
+    import anthropic
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -82,6 +84,8 @@ def translate(
     exc: Exception, what: str, hints: Callable[[int, str | None, str], str]
 ) -> TargetError:
     """An SDK exception as the seam's error; `hints(status, code, message)` is the target's."""
+    import anthropic  # imported by the caller already (see SdkCaller)
+
     if isinstance(exc, anthropic.APIStatusError):
         message = exc.api_message or str(exc.message)
         code = exc.error_code
@@ -131,6 +135,10 @@ class SdkCaller:
         # point handed down), shared or this caller's own.
         self._owns_http = http is None
         http = http if http is not None else make_http_pool()
+        # The SDK's import costs ~1.7 s of CPU (its pydantic types): paid by the processes that
+        # call a real target, not by every command that only imports the publish package.
+        import anthropic
+
         self.sdk = anthropic.AsyncAnthropic(
             api_key=key.reveal(),
             base_url=conn.base_url,
@@ -153,6 +161,8 @@ class SdkCaller:
         """`fn()`, its requests retried by the pool's transport and each attempt counted as
         (method, `route`, status); an SDK error raised as the seam's `TargetError`. `method`
         names the call's own requests (the transport counts each under its real method)."""
+        import anthropic  # loaded by __init__: a lookup in sys.modules
+
         call = Call(route=route, counter=self.counter, policy=self.retry, sleep=self._sleep)
         with calling(call):
             try:
