@@ -16,9 +16,11 @@ from typing import Any
 import httpx2
 import pytest
 from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
 
 from claresia_sync.emulator import EmulatorServer
 from claresia_sync.ir import SkillIR
+from claresia_sync.rollout.view import describe
 from claresia_sync.transpile import transpile
 from tests.cli import run_cli
 from tests.fixtures.center import CenterProcess
@@ -59,6 +61,15 @@ def status(env: dict[str, str]) -> dict[str, Any]:
     done = cli(env, "rollout", "status", "--json")
     assert done.returncode in (0, 3), done.stderr
     result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def watch(engine: Engine) -> dict[str, Any]:
+    """What `rollout status --json` prints, read in this process: the waits poll this, as a
+    CLI process per poll cost seconds of CPU each beside the daemon (test_rollouts was 11% of
+    the suite); `status` is still read through the CLI once each wait is over."""
+    with Session(engine) as session:
+        result: dict[str, Any] = json.loads(json.dumps(describe(session, None), default=str))
     return result
 
 
@@ -170,7 +181,8 @@ def test_first_wave_failing_trips_the_guardrail_and_the_second_wave_is_untouched
         ["acme"],
         ["dainese", "ferretti", "vespucci"],
     ]
-    wait_until(lambda: status(daemon_env)["waves"][0]["status"] == "soaking", 90, "acme live")
+    wait_until(lambda: watch(engine)["waves"][0]["status"] == "soaking", 90, "acme live")
+    assert status(daemon_env)["waves"][0]["status"] == "soaking"
     assert recorded(engine)["acme"] == content_hash("acme", NEW_SUMMARY)
     assert NEW_SUMMARY in remote_skill_md(emulator, "acme")
     time.sleep(EVENT_SKEW_S)
@@ -182,7 +194,7 @@ def test_first_wave_failing_trips_the_guardrail_and_the_second_wave_is_untouched
     emulator.state.generate_invocations(
         "org_dainese", 60, failure_rate=0.05, skill=f"claresia-dainese-{SKILL}", seed=2
     )
-    wait_until(lambda: status(daemon_env)["status"] == "halted", 90, "the rollout halted")
+    wait_until(lambda: watch(engine)["status"] == "halted", 90, "the rollout halted")
 
     halted = cli(daemon_env, "rollout", "status")
     assert halted.returncode == 3  # scripts see a halted rollout
@@ -231,7 +243,8 @@ def test_rollback_restores_the_previous_content_on_all_three_targets(
     )
     start_daemon(env=FAST)
     ok(daemon_env, "rollout", "start", "2", "--plan", plan)
-    wait_until(lambda: status(daemon_env)["status"] == "completed", 120, "the rollout done")
+    wait_until(lambda: watch(engine)["status"] == "completed", 120, "the rollout done")
+    assert status(daemon_env)["status"] == "completed"
     assert recorded(engine) == {t: content_hash(t, NEW_SUMMARY) for t in ROOTS}
     for tenant in ROOTS:
         assert NEW_SUMMARY in remote_skill_md(emulator, tenant), tenant
@@ -241,10 +254,12 @@ def test_rollback_restores_the_previous_content_on_all_three_targets(
     assert pins(engine) == dict.fromkeys(ROOTS)  # following the current release (1) again
 
     def done() -> bool:
-        tenants = status(daemon_env)["waves"][0]["tenants"]
+        tenants = watch(engine)["waves"][0]["tenants"]
         return all(t["rollback_job_status"] == "succeeded" for t in tenants)
 
     wait_until(done, 120, "every rollback job succeeded")
+    tenants = status(daemon_env)["waves"][0]["tenants"]  # and the CLI says so
+    assert all(t["rollback_job_status"] == "succeeded" for t in tenants), tenants
     assert recorded(engine) == old
     for tenant in ROOTS:
         md = remote_skill_md(emulator, tenant)
@@ -307,10 +322,11 @@ def test_sigkill_in_the_middle_of_a_wave_resumes_without_twins_or_skipped_tenant
     assert left["status"] == "running" and left["wave"] == 2
     assert left["waves"][1]["status"] == "publishing"
     start_daemon(env=FAST)
-    wait_until(lambda: status(daemon_env)["status"] == "completed", 180, "the rollout done")
+    wait_until(lambda: watch(engine)["status"] == "completed", 180, "the rollout done")
     emulator.set_faults()
 
     view = status(daemon_env)
+    assert view["status"] == "completed"
     assert [w["status"] for w in view["waves"]] == ["passed", "passed"]
     assert sorted(t["tenant"] for w in view["waves"] for t in w["tenants"]) == list(ROOTS)
     assert pins(engine) == dict.fromkeys(ROOTS, 2)
