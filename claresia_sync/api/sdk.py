@@ -45,6 +45,12 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 5
 
 
+def preload() -> None:
+    """Import the SDK now: a long-lived process (the daemon) pays its ~1.7 s of CPU at start,
+    not in the middle of its first job (a republish-all's split waited 2 s behind it)."""
+    import anthropic  # noqa: F401
+
+
 class SdkFailure(TargetError):
     """A failed SDK call: `status`, `code` (`error.details.error_code`) and `details` kept."""
 

@@ -37,6 +37,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine
 
+from claresia_sync.api import sdk
 from claresia_sync.config import Settings
 from claresia_sync.daemon.metrics import Metrics
 from claresia_sync.daemon.ops import Health, ops_server
@@ -184,6 +185,7 @@ class Daemon:
         # What is loaded by now (modules, classes, settings) lives as long as the process: out of
         # the cyclic collector's way, its collections scan only what the work allocates (an
         # audit page is thousands of dicts: ~15% of the poller's CPU, bench/RESULTS.md).
+        sdk.preload()  # before readiness, and frozen with the rest
         gc.freeze()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
