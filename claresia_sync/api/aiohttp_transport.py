@@ -42,7 +42,11 @@ def _mapped() -> Iterator[None]:
         raise httpx2.ReadTimeout(str(exc) or "read timeout") from exc
     except aiohttp.ServerDisconnectedError as exc:  # sent, then the server hung up
         raise httpx2.RemoteProtocolError(str(exc) or "server disconnected") from exc
-    except (aiohttp.ClientPayloadError, aiohttp.ClientOSError) as exc:  # broken mid-exchange
+    except (
+        aiohttp.ClientPayloadError,
+        aiohttp.ClientOSError,
+        aiohttp.ClientConnectionResetError,
+    ) as exc:  # broken mid-exchange
         raise httpx2.ReadError(str(exc) or type(exc).__name__) from exc
     except aiohttp.InvalidURL as exc:
         raise httpx2.UnsupportedProtocol(str(exc)) from exc
