@@ -28,6 +28,7 @@ from claresia_sync.publish.applier import (
     Applier,
     CallBounds,
     ItemResult,
+    ItemStopped,
 )
 from claresia_sync.publish.desired import OrgDesired, desired_state
 from claresia_sync.publish.planner import (
@@ -186,8 +187,9 @@ async def reconcile(
     `http`: a shared pool (it carries its timeout); without one, a pool of this run with
     `api_timeout` (the entry point's CLARESIA_API_TIMEOUT_S).
 
-    `stop()` is asked before each item starts: once it says True, no further item starts (items
-    already started finish and are recorded); the skipped ones are left out of the results.
+    `stop()` is asked before each item starts and when its first call gets its slot: once it
+    says True, no further item calls (items that have called finish and are recorded); the
+    skipped ones are left out of the results.
 
     `bounds`: the API calls in flight at most, in all and per organisation, shared with other
     runs (the replica's); without it, `concurrency` for this run alone.
@@ -221,7 +223,10 @@ async def reconcile(
         async with bounds.start(item.org_id):
             if stop is not None and stop():
                 return
-            result = await applier.apply(target, item)
+            try:
+                result = await applier.apply(target, item, stop=stop)
+            except ItemStopped:
+                return
         run.results.append(result)
         recorder.add(result.state())
         done += 1

@@ -10,7 +10,13 @@ from dataclasses import replace
 import pytest
 
 from claresia_sync.api.connect import TenantConnection
-from claresia_sync.publish.applier import Applier, ItemResult
+from claresia_sync.publish.applier import (
+    STARTS_PER_SLOT,
+    Applier,
+    CallBounds,
+    ItemResult,
+    ItemStopped,
+)
 from claresia_sync.publish.planner import Changes, Op, PlanItem
 from claresia_sync.publish.targets import (
     Access,
@@ -113,6 +119,52 @@ def test_create_then_access() -> None:
     state = result.state()
     assert state is not None and state.status == "published" and state.access == ACL
     assert state.content_hash == "sha256:new" and state.remote_skill_id in target.skills
+
+
+def test_a_stop_is_asked_when_the_first_call_gets_its_slot_and_only_then() -> None:
+    """An item started but waiting for its first call's slot still sees a cancel (no call);
+    one that has called finishes its calls."""
+    target = MemoryTarget()
+    with pytest.raises(ItemStopped):
+        asyncio.run(Applier(2).apply(target, item(Op.CREATE), stop=lambda: True))
+    assert target.calls == []
+    asked: list[list[str]] = []
+
+    def stop_once_called() -> bool:
+        asked.append(list(target.calls))
+        return bool(target.calls)
+
+    result = asyncio.run(Applier(2).apply(target, item(Op.CREATE), stop=stop_once_called))
+    assert result.outcome == "created" and target.calls == ["create", "set_access"]
+    assert asked == [[]]  # once, before the create
+
+
+async def _under_way(bounds: CallBounds, org: str | None, holders: int) -> tuple[int, int]:
+    """How many of `holders` items (of `org`) start at once, and how many of them then call."""
+    release = asyncio.Event()
+    started = calling = 0
+
+    async def one() -> None:
+        nonlocal started, calling
+        async with bounds.start(org):
+            started += 1
+            async with bounds.slot(org):
+                calling += 1
+                await release.wait()
+
+    tasks = [asyncio.create_task(one()) for _ in range(holders)]
+    for _ in range(5):
+        await asyncio.sleep(0)
+    seen = (started, calling)
+    release.set()
+    await asyncio.gather(*tasks)
+    return seen
+
+
+def test_twice_as_many_items_start_as_can_call_in_all_and_per_organisation() -> None:
+    assert STARTS_PER_SLOT == 2
+    assert asyncio.run(_under_way(CallBounds(3), None, 10)) == (6, 3)
+    assert asyncio.run(_under_way(CallBounds(8, per_org=2), "org_a", 10)) == (4, 2)
 
 
 def test_a_taken_name_of_ours_is_adopted_and_brought_up_to_date() -> None:
