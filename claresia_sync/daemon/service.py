@@ -165,7 +165,7 @@ class Daemon:
         self.metrics = metrics
         self.health = Health(replica=self.config.replica)
         self._stopping = asyncio.Event()
-        self._wake = asyncio.Event()
+        self._wake = _Wakes()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._scheduler: AsyncIOScheduler | None = None
         self.ops_port: int | None = None
@@ -484,7 +484,11 @@ class Daemon:
     async def _job_worker(self, index: int) -> None:
         """Run queued jobs until none is left, then sleep until NOTIFY or the fallback tick."""
         backoff = 1.0
+        wake = self._wake.new()
         while not self._stopping.is_set():
+            # Cleared before the queue is read, not after: a NOTIFY that arrives while a claim
+            # finds nothing (a split's units, committed a moment later) must not be lost.
+            wake.clear()
             try:
                 while not self._stopping.is_set() and await self.work.run_next_job():
                     pass
@@ -502,9 +506,8 @@ class Daemon:
                 continue
             if self._stopping.is_set():
                 break
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.config.job_fallback_interval)
+                await asyncio.wait_for(wake.wait(), self.config.job_fallback_interval)
 
     async def _listen(self) -> None:
         """LISTEN for new jobs; reconnect with backoff when the database goes away."""
@@ -531,6 +534,23 @@ class Daemon:
                     log.warning("job listener: %s; retrying in %.0fs", _oneline(exc), backoff)
                 await self._pause(backoff)
                 backoff = min(backoff * 2, 30.0)
+
+
+class _Wakes:
+    """One event per job worker: a NOTIFY (or a requeue, or stop) wakes every worker, and each
+    clears only its own, before it reads the queue, so none loses a wake another consumed."""
+
+    def __init__(self) -> None:
+        self._events: list[asyncio.Event] = []
+
+    def new(self) -> asyncio.Event:
+        event = asyncio.Event()
+        self._events.append(event)
+        return event
+
+    def set(self) -> None:
+        for event in self._events:
+            event.set()
 
 
 def bind_port(host: str, port: int, what: str, remedy: str) -> socket.socket:
