@@ -31,6 +31,7 @@ from bench.publish_setup import (
     percentile,
     scratch_database,
 )
+from claresia_sync.api import sdk
 from claresia_sync.db.models import (
     Archetype,
     SkillGrant,
@@ -101,6 +102,7 @@ def build_world(engine: Engine, base_url: str, tenants: int, skills: int) -> Non
 
 
 def onboarding(args: argparse.Namespace) -> None:
+    sdk.preload()  # as the daemon does at start: the first run must not pay the SDK's import
     with Emulator(args.runs, seed(args.runs)) as emu, scratch_database() as engine:
         build_world(engine, emu.base_url, args.runs, args.skills)
         emu.latency(args.latency_ms)
