@@ -158,8 +158,11 @@ _YAML_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff]")
 
 def yaml_str(value: str) -> str:
     """A YAML double-quoted scalar. JSON string syntax is valid YAML; '---' is escaped because
-    frontmatter readers split the file on it before parsing the YAML."""
-    quoted = json.dumps(value, ensure_ascii=False).replace("---", "-\\u002d-")
+    frontmatter readers split the file on it before parsing the YAML. Again until none is left:
+    one pass over '-----' leaves '-\\u002d---' (runs of 3 and 4 come out as they always did)."""
+    quoted = json.dumps(value, ensure_ascii=False)
+    while "---" in quoted:
+        quoted = quoted.replace("---", "-\\u002d-")
     return _YAML_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", quoted)
 
 
