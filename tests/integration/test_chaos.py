@@ -193,8 +193,12 @@ def test_sigkill_during_a_large_ingest_loses_nothing_and_counts_nothing_twice(
     emulator.set_faults(duplicate_rate=0.3, duplicate_count=50, seed=13)
     at_kill = []
     for _ in range(KILLS):
+        before = stored(engine)
         daemon = start_daemon(env=CHAOS_ENV)
-        time.sleep(rng.uniform(0.1, 2.0))
+        # Killed once its ingestion has resumed, not at a time from its start: a start (imports,
+        # the SDK) takes longer than the faster poller now needs for the rest of the backlog.
+        wait_until(lambda: stored(engine) > before, 60, "ingestion to resume")  # noqa: B023
+        time.sleep(rng.uniform(0.0, 0.5))
         daemon.kill()
         at_kill.append(stored(engine))
         if at_kill[-1] == BACKLOG:
