@@ -222,7 +222,8 @@ def test_daemon_recovers_by_itself_from_postgres_restarts_during_work(
         outages = [r for r in logs if str(r["event"]).startswith("database unavailable")]
         assert len(outages) == len(recoveries), outages
         tracebacks = [r for r in logs if "exception" in r]
-        assert not tracebacks, tracebacks[0]
+        # The traceback in full when it fails (a poll's escaped once in ~14 runs, session 8).
+        assert not tracebacks, "\n".join(f"{r['event']}\n{r['exception']}" for r in tracebacks)
 
         world = snapshot(engine, emulator)
         assert_exactly_once(world)
