@@ -254,9 +254,9 @@ class RetryTransport(httpx2.AsyncBaseTransport):
         method = request.method
         route = call.route or route_template(request.url.path)
         if not isinstance(request.stream, httpx2.ByteStream):
-            # A multipart body (a plugin upload) streams as four chunks a file, and httpcore2
-            # writes each chunk on its own (a cancel scope and a loop turn each: a third of a
-            # create's CPU): read whole (uploads are at most 8 MiB), it is one write.
+            # A multipart body (a plugin upload) is read whole once, here (uploads are at most
+            # 8 MiB): every attempt sends the same bytes, in one write (the pool's transport,
+            # `aiohttp_transport`, sends a body whole; httpcore2 wrote its chunks one by one).
             await request.aread()
         attempt = 0
         while True:

@@ -105,7 +105,6 @@ async def _gate(
 async def _chunk(
     engine: Engine,
     units: list[jobs.ClaimedJob],
-    worker: str,
     http: httpx2.AsyncClient,
     bounds: CallBounds,
 ) -> dict[int, dict[str, object]]:
@@ -168,7 +167,7 @@ async def sweep_units(
         seen.update(ids)
         beat = asyncio.create_task(_beating(engine, worker, ids, heartbeat_every))
         try:
-            ended = await _chunk(engine, units, worker, http, bounds)
+            ended = await _chunk(engine, units, http, bounds)
         except Exception:
             log.exception("publish job %d: sweep of %d unit(s) failed; they run", job_id, len(ids))
             ended = {}
